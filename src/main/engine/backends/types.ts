@@ -1,0 +1,129 @@
+// The storage backend contract. Every target (S3-compatible bucket, mounted folder) implements it;
+// retry and bandwidth limits are wrappers around any backend (restic's backend wrappers); one
+// conformance suite (test/backends/conformance.test.ts) runs against every implementation.
+import type { Readable } from 'node:stream';
+
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  /** Our own SHA-256 (hex) from the object metadata; undefined when the object has none. */
+  sha256?: string;
+  /** Source file mtime (ms) from the object metadata. */
+  mtimeMs?: number;
+  /** Last-Modified on the target, ms. */
+  lastModified?: number;
+  etag?: string;
+  contentType?: string;
+}
+
+/** A body that can be opened more than once (retries re-open it from the start). */
+export interface BodySource {
+  size: number;
+  open(): Readable;
+}
+
+export interface PutOptions {
+  sha256: string;
+  mtimeMs: number;
+  contentType?: string;
+  signal?: AbortSignal;
+  /** Called with the cumulative bytes sent. */
+  onProgress?: (sentBytes: number) => void;
+}
+
+export interface ByteRange {
+  start: number;
+  /** inclusive; undefined = to the end */
+  end?: number;
+}
+
+export interface GetOptions {
+  range?: ByteRange;
+  signal?: AbortSignal;
+}
+
+export interface GetResult {
+  body: Readable;
+  /** Bytes in `body` (the range length for a range read). */
+  contentLength: number;
+  /** Size of the whole object. */
+  totalSize: number;
+  info: ObjectInfo;
+}
+
+export interface ListOptions {
+  signal?: AbortSignal;
+  /** Only keys after this one (resume a listing). */
+  startAfter?: string;
+}
+
+export interface StorageBackend {
+  readonly id: string;
+  readonly kind: 's3' | 'folder';
+  /** Human description for messages: "the NAS (http://nas:9000, bucket media)". */
+  readonly description: string;
+  put(key: string, body: BodySource, opts: PutOptions): Promise<ObjectInfo>;
+  /** Throws StorageError kind 'not_found' when the key is absent. */
+  get(key: string, opts?: GetOptions): Promise<GetResult>;
+  /** null when the key is absent. */
+  head(key: string, signal?: AbortSignal): Promise<ObjectInfo | null>;
+  /** Every object whose key starts with prefix, in key order. */
+  list(prefix: string, opts?: ListOptions): AsyncIterable<ObjectInfo>;
+  /** Deleting an absent key is not an error. */
+  delete(key: string, signal?: AbortSignal): Promise<void>;
+  /** Server-side copy, metadata included. */
+  copy(srcKey: string, dstKey: string, signal?: AbortSignal): Promise<void>;
+  /** Abort multipart uploads this process left behind (after a crash); returns how many. */
+  cleanupIncomplete?(prefix: string, olderThanMs: number, signal?: AbortSignal): Promise<number>;
+  /** Release sockets and timers. */
+  close?(): void;
+}
+
+/**
+ * What went wrong, classified so the engine knows whether to blame one file or the whole target.
+ * Target-level kinds put the target into backoff (every file waits, no attempts are charged);
+ * file-level kinds charge the one copy an attempt.
+ */
+export type StorageErrorKind =
+  | 'not_found'
+  | 'auth' // wrong key or secret, clock skew, access denied: target-level
+  | 'no_bucket' // bucket missing: target-level
+  | 'network' // refused, reset, DNS, TLS: target-level
+  | 'timeout' // target-level
+  | 'server' // 5xx: target-level
+  | 'throttled' // 429/503 SlowDown: target-level
+  | 'no_space' // disk full on a folder target, quota: target-level
+  | 'integrity' // size or sha256 did not match after upload: file-level
+  | 'invalid' // the request itself is bad for this object (key too long, entity too large): file-level
+  | 'local' // reading the local file failed: file-level
+  | 'aborted' // our own AbortSignal
+  | 'unknown';
+
+const TARGET_LEVEL: ReadonlySet<StorageErrorKind> = new Set(['auth', 'no_bucket', 'network', 'timeout', 'server', 'throttled', 'no_space']);
+
+export class StorageError extends Error {
+  readonly kind: StorageErrorKind;
+  /** Technical detail (SDK error name, HTTP status, errno): shown one click away, safe to log. */
+  readonly detail: string;
+  constructor(kind: StorageErrorKind, message: string, detail = '', options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StorageError';
+    this.kind = kind;
+    this.detail = detail;
+  }
+  get targetLevel(): boolean {
+    return TARGET_LEVEL.has(this.kind);
+  }
+  /** Worth retrying the same call right away (a wrapper does, a few times, with jitter). */
+  get transient(): boolean {
+    return this.kind === 'network' || this.kind === 'timeout' || this.kind === 'server' || this.kind === 'throttled';
+  }
+}
+
+export function isStorageError(e: unknown): e is StorageError {
+  return e instanceof StorageError;
+}
+
+export function abortError(): StorageError {
+  return new StorageError('aborted', 'The operation was cancelled.', 'AbortError');
+}

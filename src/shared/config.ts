@@ -1,0 +1,247 @@
+// The config schema: one JSON file in the data dir (`<data dir>/config.json`).
+// Pure TypeScript + zod: no Node or DOM APIs, so the UI validates forms with the same rules.
+import { z } from 'zod';
+
+export const CONFIG_VERSION = 1;
+
+/** Ids appear in object keys and URLs: keep them boring. */
+export const idSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,39}$/, 'use 1-40 lower-case letters, digits, "-" or "_", starting with a letter or digit');
+
+export const PROVIDER_PRESETS = ['r2', 'minio', 'rustfs', 'aws', 'b2', 'wasabi', 'other'] as const;
+export type ProviderPreset = (typeof PROVIDER_PRESETS)[number];
+
+const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
+export type Weekday = (typeof DAYS)[number];
+
+const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'use 24-hour HH:MM, for example 08:00');
+
+/** One window of a weekly bandwidth schedule, local time. `end` may be "24:00"? No: use 00:00 for midnight (wraps). */
+export const bandwidthWindowSchema = z
+  .object({
+    days: z.array(z.enum(DAYS)).min(1, 'name at least one day'),
+    start: hhmm,
+    end: hhmm,
+    /** bytes per second inside this window; 0 means unlimited */
+    bytesPerSecond: z.number().int().nonnegative(),
+  })
+  .strict();
+export type BandwidthWindow = z.infer<typeof bandwidthWindowSchema>;
+
+export const bandwidthSchema = z
+  .object({
+    /** bytes per second outside every window; 0 means unlimited */
+    defaultBytesPerSecond: z.number().int().nonnegative().default(0),
+    schedule: z.array(bandwidthWindowSchema).default([]),
+  })
+  .strict();
+export type BandwidthConfig = z.infer<typeof bandwidthSchema>;
+
+export const s3CredentialsSchema = z
+  .object({
+    accessKeyId: z.string().min(1, 'the access key id is empty'),
+    secretAccessKey: z.string().min(1, 'the secret access key is empty'),
+  })
+  .strict();
+
+const targetBase = {
+  id: idSchema,
+  label: z.string().min(1).max(80),
+  priority: z.number().int().min(0).max(1000).default(10),
+  enabled: z.boolean().default(true),
+  /** Parallel uploads to this target. */
+  concurrency: z.number().int().min(1).max(64).default(4),
+  bandwidth: bandwidthSchema.optional(),
+  /** Where previous contents of changed or deleted files go, under the target prefix. */
+  versionsPrefix: z.string().default('.triplicate/versions/'),
+};
+
+export const s3TargetSchema = z
+  .object({
+    ...targetBase,
+    kind: z.literal('s3'),
+    preset: z.enum(PROVIDER_PRESETS).default('other'),
+    endpoint: z
+      .string()
+      .url('the endpoint must be a full URL such as https://<account>.r2.cloudflarestorage.com or http://nas.local:9000')
+      .optional(),
+    region: z.string().min(1).default('auto'),
+    bucket: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'bucket names are 3-63 lower-case letters, digits, dots or dashes'),
+    /** Key prefix inside the bucket, "" or ending in "/". */
+    prefix: z
+      .string()
+      .default('')
+      .refine((p) => p === '' || (p.endsWith('/') && !p.startsWith('/')), 'the prefix must be empty or end with "/" (and not start with "/")'),
+    pathStyle: z.boolean().optional(),
+    credentials: s3CredentialsSchema,
+    /** Multipart cutoff and part size in bytes (equal part sizes: R2 requires it). */
+    multipartThreshold: z.number().int().min(5 * 1024 * 1024).optional(),
+    partSize: z.number().int().min(5 * 1024 * 1024).optional(),
+  })
+  .strict();
+export type S3TargetConfig = z.infer<typeof s3TargetSchema>;
+
+export const folderTargetSchema = z
+  .object({
+    ...targetBase,
+    kind: z.literal('folder'),
+    /** A mounted NAS share or USB disk. */
+    path: z.string().min(1, 'the folder path is empty'),
+    prefix: z.string().default(''),
+  })
+  .strict();
+export type FolderTargetConfig = z.infer<typeof folderTargetSchema>;
+
+export const targetSchema = z.discriminatedUnion('kind', [s3TargetSchema, folderTargetSchema]);
+export type TargetConfig = z.infer<typeof targetSchema>;
+
+export const rootSchema = z
+  .object({
+    id: idSchema,
+    label: z.string().min(1).max(80),
+    path: z.string().min(1, 'the folder path is empty'),
+    include: z.array(z.string().min(1)).default([]),
+    exclude: z.array(z.string().min(1)).default([]),
+    enabled: z.boolean().default(true),
+    /** Replace a video original by its MP4 once the MP4 is verified on every target. */
+    replaceOriginalAfterTranscode: z.boolean().default(false),
+  })
+  .strict();
+export type RootConfig = z.infer<typeof rootSchema>;
+
+export const syncSettingsSchema = z
+  .object({
+    /** A file is stable once size and mtime stop changing for this long. */
+    stabilityMs: z.number().int().min(0).default(2000),
+    /** Periodic rescan to catch what watchers miss (network shares). 0 disables. */
+    rescanIntervalMinutes: z.number().min(0).default(60),
+    /** Per-copy and per-target backoff, seconds. After the last step a copy is failed. */
+    backoffSeconds: z.array(z.number().positive()).min(1).default([30, 60, 300, 900, 3600]),
+    /** Job lease; a crashed worker's job comes back after this. */
+    leaseSeconds: z.number().int().min(5).default(120),
+    /** Use chokidar polling (for network shares that send no events). */
+    usePolling: z.boolean().default(false),
+    /** Hash workers. */
+    hashConcurrency: z.number().int().min(1).max(16).default(2),
+  })
+  .strict();
+export type SyncSettings = z.infer<typeof syncSettingsSchema>;
+
+export const mediaSettingsSchema = z
+  .object({
+    transcode: z.boolean().default(true),
+    crf: z.number().int().min(0).max(51).default(23),
+    preset: z
+      .enum(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow', 'slower', 'veryslow'])
+      .default('veryfast'),
+    maxHeight: z.number().int().min(144).max(4320).default(1080),
+    concurrency: z.number().int().min(1).max(8).default(1),
+    ffmpegPath: z.string().optional(),
+    ffprobePath: z.string().optional(),
+  })
+  .strict();
+export type MediaSettings = z.infer<typeof mediaSettingsSchema>;
+
+export const serverSettingsSchema = z
+  .object({
+    adminHost: z.string().default('127.0.0.1'),
+    /** 0 means any free port. */
+    adminPort: z.number().int().min(0).max(65535).default(8765),
+    /** Required when adminHost is not loopback (web console on the LAN): scrypt hash, set via the API. */
+    adminPasswordHash: z.string().optional(),
+    downloadHost: z.string().default('0.0.0.0'),
+    downloadPort: z.number().int().min(0).max(65535).default(8766),
+    /** Public URL for links when no tunnel is up, e.g. http://192.168.1.20:8766 */
+    publicBaseUrl: z.string().url().optional(),
+    maxConcurrentDownloads: z.number().int().min(1).max(1024).default(64),
+  })
+  .strict();
+export type ServerSettings = z.infer<typeof serverSettingsSchema>;
+
+export const tunnelSettingsSchema = z
+  .object({
+    mode: z.enum(['off', 'quick', 'named']).default('off'),
+    cloudflaredPath: z.string().optional(),
+    token: z.string().optional(),
+    /** Public hostname of a named tunnel, e.g. https://files.example.org */
+    hostname: z.string().optional(),
+  })
+  .strict();
+
+export const notificationSettingsSchema = z
+  .object({
+    desktop: z.boolean().default(true),
+    webhookUrl: z.string().url().optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    version: z.literal(CONFIG_VERSION).default(CONFIG_VERSION),
+    siteName: z.string().max(80).default('Triplicate'),
+    roots: z.array(rootSchema).default([]),
+    targets: z.array(targetSchema).default([]),
+    sync: syncSettingsSchema.default(syncSettingsSchema.parse({})),
+    media: mediaSettingsSchema.default(mediaSettingsSchema.parse({})),
+    server: serverSettingsSchema.default(serverSettingsSchema.parse({})),
+    tunnel: tunnelSettingsSchema.default(tunnelSettingsSchema.parse({})),
+    notifications: notificationSettingsSchema.default(notificationSettingsSchema.parse({})),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    const seen = new Set<string>();
+    cfg.roots.forEach((r, i) => {
+      if (seen.has(r.id)) ctx.addIssue({ code: 'custom', path: ['roots', i, 'id'], message: `the folder id "${r.id}" is used twice` });
+      seen.add(r.id);
+    });
+    const tseen = new Set<string>();
+    cfg.targets.forEach((t, i) => {
+      if (tseen.has(t.id)) ctx.addIssue({ code: 'custom', path: ['targets', i, 'id'], message: `the destination id "${t.id}" is used twice` });
+      tseen.add(t.id);
+      if (t.kind === 's3' && !t.endpoint && t.preset !== 'aws') {
+        ctx.addIssue({ code: 'custom', path: ['targets', i, 'endpoint'], message: 'an endpoint URL is needed for every provider but AWS' });
+      }
+    });
+  });
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+
+/** Turn zod issues into sentences that name the field: `targets[1].endpoint: ...`. */
+export function describeIssues(issues: readonly { path: readonly PropertyKey[]; message: string }[]): string[] {
+  return issues.map((i) => `${formatPath(i.path)}: ${i.message}`);
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return '(the whole file)';
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out ? `.${String(p)}` : String(p);
+  }
+  return out;
+}
+
+export const SECRET_MASK = '••••••••';
+
+/** A copy of the config safe to show or log: secrets replaced by a mask (last 4 chars of key ids kept). */
+export function redactConfig(cfg: Config): Config {
+  return {
+    ...cfg,
+    server: { ...cfg.server, adminPasswordHash: cfg.server.adminPasswordHash ? SECRET_MASK : undefined },
+    tunnel: { ...cfg.tunnel, token: cfg.tunnel.token ? SECRET_MASK : undefined },
+    targets: cfg.targets.map((t) => (t.kind === 's3' ? { ...t, credentials: redactCredentials(t.credentials) } : t)),
+  };
+}
+
+export function redactCredentials(c: { accessKeyId: string; secretAccessKey: string }) {
+  const tail = c.accessKeyId.length > 8 ? c.accessKeyId.slice(-4) : '';
+  return { accessKeyId: tail ? `${SECRET_MASK}${tail}` : SECRET_MASK, secretAccessKey: SECRET_MASK };
+}
+
+/** True when a value coming back from a form is the mask, i.e. "keep the stored secret". */
+export function isMasked(v: string | undefined): boolean {
+  return v !== undefined && v.startsWith(SECRET_MASK);
+}
