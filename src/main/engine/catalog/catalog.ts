@@ -1,0 +1,407 @@
+// The catalog: an index of files, their copies on each target, the durable job queue and the
+// operator-visible event log. Every query is a prepared statement; nothing awaits inside a
+// transaction (better-sqlite3 is synchronous). The files on disk and the objects on the targets are
+// the truth: a rescan plus HEAD requests rebuild all of this.
+import type { CopyState, EventRecord } from '../../../shared/api';
+import type { MediaKind } from '../../../shared/keys';
+import { openCatalog, type DB } from './db';
+
+export interface FileRow {
+  id: number;
+  root_id: string;
+  rel_path: string;
+  size: number;
+  mtime_ms: number;
+  sha256: string | null;
+  kind: MediaKind;
+  local_state: 'present' | 'missing';
+  derived_from: number | null;
+  first_seen: number;
+  last_seen: number;
+}
+
+export interface CopyRow {
+  file_id: number;
+  target_id: string;
+  state: CopyState;
+  sha256: string | null;
+  size: number | null;
+  attempts: number;
+  last_error: string | null;
+  error_detail: string | null;
+  next_attempt_at: number | null;
+  synced_at: number | null;
+  verified_at: number | null;
+  updated_at: number;
+}
+
+export interface JobRow {
+  id: number;
+  lane: string;
+  kind: string;
+  file_id: number;
+  state: 'queued' | 'running';
+  priority: number;
+  run_after: number;
+  attempts: number;
+  rerun: number;
+  lease_owner: string | null;
+  lease_until: number | null;
+  fence: number;
+  payload: string | null;
+  last_error: string | null;
+  created_at: number;
+}
+
+export interface TargetStateRow {
+  target_id: string;
+  paused: number;
+  offline_since: number | null;
+  failures: number;
+  next_try_at: number | null;
+  reason: string | null;
+  detail: string | null;
+  updated_at: number;
+}
+
+export type ScanChange = 'new' | 'changed' | 'same' | 'reappeared';
+
+export interface EnqueueOptions {
+  priority?: number;
+  runAfter?: number;
+  payload?: unknown;
+}
+
+/** Max rows kept in the event log (oldest pruned). */
+const EVENTS_KEEP = 50_000;
+
+export class Catalog {
+  readonly db: DB;
+  private readonly s;
+
+  constructor(pathOrDb: string | DB) {
+    this.db = typeof pathOrDb === 'string' ? openCatalog(pathOrDb) : pathOrDb;
+    const db = this.db;
+    this.s = {
+      fileByPath: db.prepare<[string, string], FileRow>('SELECT * FROM files WHERE root_id = ? AND rel_path = ?'),
+      fileById: db.prepare<[number], FileRow>('SELECT * FROM files WHERE id = ?'),
+      filesOfRoot: db.prepare<[string], Pick<FileRow, 'id' | 'rel_path' | 'size' | 'mtime_ms' | 'sha256' | 'local_state'>>(
+        'SELECT id, rel_path, size, mtime_ms, sha256, local_state FROM files WHERE root_id = ?',
+      ),
+      insertFile: db.prepare(
+        `INSERT INTO files (root_id, rel_path, size, mtime_ms, sha256, kind, local_state, derived_from, first_seen, last_seen)
+         VALUES (@root_id, @rel_path, @size, @mtime_ms, @sha256, @kind, 'present', @derived_from, @now, @now)`,
+      ),
+      updateFile: db.prepare(
+        `UPDATE files SET size = @size, mtime_ms = @mtime_ms, sha256 = @sha256, local_state = 'present', last_seen = @now WHERE id = @id`,
+      ),
+      setLocalState: db.prepare<[string, number, number]>('UPDATE files SET local_state = ?, last_seen = ? WHERE id = ?'),
+      setDerived: db.prepare<[number | null, number]>('UPDATE files SET derived_from = ? WHERE id = ?'),
+
+      copy: db.prepare<[number, string], CopyRow>('SELECT * FROM copies WHERE file_id = ? AND target_id = ?'),
+      copiesOfFile: db.prepare<[number], CopyRow>('SELECT * FROM copies WHERE file_id = ? ORDER BY target_id'),
+      upsertPendingCopy: db.prepare(
+        `INSERT INTO copies (file_id, target_id, state, size, attempts, updated_at) VALUES (@file_id, @target_id, 'pending', @size, 0, @now)
+         ON CONFLICT (file_id, target_id) DO UPDATE SET state = 'pending', size = @size, attempts = 0, last_error = NULL,
+           error_detail = NULL, next_attempt_at = NULL, updated_at = @now`,
+      ),
+      setCopy: db.prepare(
+        `UPDATE copies SET state = @state, last_error = @last_error, error_detail = @error_detail, next_attempt_at = @next_attempt_at,
+           attempts = @attempts, updated_at = @now WHERE file_id = @file_id AND target_id = @target_id`,
+      ),
+      setCopySynced: db.prepare(
+        `INSERT INTO copies (file_id, target_id, state, sha256, size, attempts, synced_at, verified_at, updated_at)
+         VALUES (@file_id, @target_id, 'synced', @sha256, @size, 0, @now, @now, @now)
+         ON CONFLICT (file_id, target_id) DO UPDATE SET state = 'synced', sha256 = @sha256, size = @size, last_error = NULL,
+           error_detail = NULL, next_attempt_at = NULL, synced_at = @now, verified_at = @now, updated_at = @now`,
+      ),
+      failedCopies: db.prepare<[string | null, string | null], { file_id: number; target_id: string; size: number | null }>(
+        `SELECT file_id, target_id, size FROM copies WHERE state = 'failed' AND (? IS NULL OR target_id = ?)`,
+      ),
+      copyCounts: db.prepare<[], { target_id: string; state: CopyState; n: number; bytes: number | null }>(
+        'SELECT target_id, state, count(*) AS n, sum(size) AS bytes FROM copies GROUP BY target_id, state',
+      ),
+
+      enqueue: db.prepare(
+        `INSERT INTO jobs (lane, kind, file_id, state, priority, run_after, payload, created_at)
+         VALUES (@lane, @kind, @file_id, 'queued', @priority, @run_after, @payload, @now)
+         ON CONFLICT (lane, kind, file_id) DO UPDATE SET
+           rerun = CASE WHEN state = 'running' THEN 1 ELSE rerun END,
+           run_after = CASE WHEN state = 'queued' THEN min(run_after, excluded.run_after) ELSE run_after END,
+           priority = max(priority, excluded.priority),
+           payload = coalesce(excluded.payload, payload)`,
+      ),
+      claim: db.prepare<{ lane: string; owner: string; now: number; lease_until: number }, JobRow>(
+        `UPDATE jobs SET state = 'running', lease_owner = @owner, lease_until = @lease_until, fence = fence + 1, rerun = 0
+         WHERE id = (SELECT id FROM jobs WHERE lane = @lane AND state = 'queued' AND run_after <= @now
+                     ORDER BY priority DESC, run_after, id LIMIT 1)
+         RETURNING *`,
+      ),
+      heartbeat: db.prepare<[number, number, number]>(`UPDATE jobs SET lease_until = ? WHERE id = ? AND fence = ? AND state = 'running'`),
+      completeDelete: db.prepare<[number, number]>(`DELETE FROM jobs WHERE id = ? AND fence = ? AND state = 'running' AND rerun = 0`),
+      completeRerun: db.prepare<[number, number]>(
+        `UPDATE jobs SET state = 'queued', rerun = 0, attempts = 0, lease_owner = NULL, lease_until = NULL, run_after = 0, last_error = NULL
+         WHERE id = ? AND fence = ? AND state = 'running'`,
+      ),
+      release: db.prepare(
+        `UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL, run_after = @run_after,
+           attempts = attempts + @charge, last_error = @error
+         WHERE id = @id AND fence = @fence AND state = 'running'`,
+      ),
+      dropJob: db.prepare<[number, number]>(`DELETE FROM jobs WHERE id = ? AND fence = ? AND state = 'running'`),
+      reap: db.prepare<[number]>(`UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL WHERE state = 'running' AND lease_until < ?`),
+      resetRunning: db.prepare(`UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL, fence = fence + 1 WHERE state = 'running'`),
+      deleteJobsOfLane: db.prepare<[string]>(`DELETE FROM jobs WHERE lane = ?`),
+      deleteJob: db.prepare<[string, string, number]>(`DELETE FROM jobs WHERE lane = ? AND kind = ? AND file_id = ? AND state = 'queued'`),
+      jobFor: db.prepare<[string, string, number], JobRow>('SELECT * FROM jobs WHERE lane = ? AND kind = ? AND file_id = ?'),
+      laneCounts: db.prepare<[], { lane: string; state: string; n: number }>('SELECT lane, state, count(*) AS n FROM jobs GROUP BY lane, state'),
+      nextRunAfter: db.prepare<[string], { t: number | null }>(`SELECT min(run_after) AS t FROM jobs WHERE lane = ? AND state = 'queued'`),
+
+      addEvent: db.prepare(
+        `INSERT INTO events (ts, level, kind, message, file_key, target_id, detail) VALUES (@ts, @level, @kind, @message, @file_key, @target_id, @detail)`,
+      ),
+      eventsAfter: db.prepare<[number, number], EventRecordRow>('SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?'),
+      eventsLatest: db.prepare<[number], EventRecordRow>('SELECT * FROM events ORDER BY id DESC LIMIT ?'),
+      pruneEvents: db.prepare<[number]>('DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?'),
+
+      targetState: db.prepare<[string], TargetStateRow>('SELECT * FROM target_state WHERE target_id = ?'),
+      upsertTargetState: db.prepare(
+        `INSERT INTO target_state (target_id, paused, offline_since, failures, next_try_at, reason, detail, updated_at)
+         VALUES (@target_id, @paused, @offline_since, @failures, @next_try_at, @reason, @detail, @updated_at)
+         ON CONFLICT (target_id) DO UPDATE SET paused = @paused, offline_since = @offline_since, failures = @failures,
+           next_try_at = @next_try_at, reason = @reason, detail = @detail, updated_at = @updated_at`,
+      ),
+
+      kvGet: db.prepare<[string], { value: string }>('SELECT value FROM kv WHERE key = ?'),
+      kvSet: db.prepare<[string, string]>('INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+    };
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  // ---- files -------------------------------------------------------------------------------
+
+  fileByPath(rootId: string, relPath: string): FileRow | undefined {
+    return this.s.fileByPath.get(rootId, relPath);
+  }
+
+  fileById(id: number): FileRow | undefined {
+    return this.s.fileById.get(id);
+  }
+
+  /** (rel_path -> row) for one root: what the scanner compares the disk against. */
+  filesOfRoot(rootId: string): Map<string, Pick<FileRow, 'id' | 'rel_path' | 'size' | 'mtime_ms' | 'sha256' | 'local_state'>> {
+    const m = new Map<string, Pick<FileRow, 'id' | 'rel_path' | 'size' | 'mtime_ms' | 'sha256' | 'local_state'>>();
+    for (const r of this.s.filesOfRoot.iterate(rootId)) m.set(r.rel_path, r);
+    return m;
+  }
+
+  /**
+   * Record a file as seen on disk with its hash. Returns its id and what changed:
+   * new, changed (different content), reappeared (was missing, same content) or same.
+   */
+  recordFile(f: { root_id: string; rel_path: string; size: number; mtime_ms: number; sha256: string; kind: MediaKind; derived_from?: number | null }, now = Date.now()): { id: number; change: ScanChange; previous?: FileRow } {
+    const prev = this.s.fileByPath.get(f.root_id, f.rel_path);
+    if (!prev) {
+      const info = this.s.insertFile.run({ ...f, derived_from: f.derived_from ?? null, now });
+      return { id: Number(info.lastInsertRowid), change: 'new' };
+    }
+    const same = prev.sha256 === f.sha256 && prev.size === f.size;
+    if (same && prev.mtime_ms === f.mtime_ms && prev.local_state === 'present') return { id: prev.id, change: 'same', previous: prev };
+    this.s.updateFile.run({ id: prev.id, size: f.size, mtime_ms: f.mtime_ms, sha256: f.sha256, now });
+    if (f.derived_from !== undefined) this.s.setDerived.run(f.derived_from, prev.id);
+    if (same) return { id: prev.id, change: prev.local_state === 'missing' ? 'reappeared' : 'same', previous: prev };
+    return { id: prev.id, change: 'changed', previous: prev };
+  }
+
+  setLocalState(fileId: number, state: 'present' | 'missing', now = Date.now()): void {
+    this.s.setLocalState.run(state, now, fileId);
+  }
+
+  // ---- copies ------------------------------------------------------------------------------
+
+  copy(fileId: number, targetId: string): CopyRow | undefined {
+    return this.s.copy.get(fileId, targetId);
+  }
+
+  copiesOfFile(fileId: number): CopyRow[] {
+    return this.s.copiesOfFile.all(fileId);
+  }
+
+  /** Mark a copy pending and queue its upload job (one transaction). */
+  queueUpload(fileId: number, targetId: string, size: number, opts: EnqueueOptions = {}, now = Date.now()): void {
+    this.transaction(() => {
+      this.s.upsertPendingCopy.run({ file_id: fileId, target_id: targetId, size, now });
+      this.enqueue(uploadLane(targetId), 'upload', fileId, opts, now);
+    });
+  }
+
+  setCopyState(
+    fileId: number,
+    targetId: string,
+    state: CopyState,
+    f: { attempts?: number; last_error?: string | null; error_detail?: string | null; next_attempt_at?: number | null } = {},
+    now = Date.now(),
+  ): void {
+    const cur = this.s.copy.get(fileId, targetId);
+    this.s.setCopy.run({
+      file_id: fileId,
+      target_id: targetId,
+      state,
+      attempts: f.attempts ?? cur?.attempts ?? 0,
+      last_error: f.last_error === undefined ? (cur?.last_error ?? null) : f.last_error,
+      error_detail: f.error_detail === undefined ? (cur?.error_detail ?? null) : f.error_detail,
+      next_attempt_at: f.next_attempt_at === undefined ? null : f.next_attempt_at,
+      now,
+    });
+  }
+
+  markCopySynced(fileId: number, targetId: string, sha256: string, size: number, now = Date.now()): void {
+    this.s.setCopySynced.run({ file_id: fileId, target_id: targetId, sha256, size, now });
+  }
+
+  failedCopies(targetId?: string): { file_id: number; target_id: string; size: number | null }[] {
+    return this.s.failedCopies.all(targetId ?? null, targetId ?? null);
+  }
+
+  copyCounts(): { target_id: string; state: CopyState; n: number; bytes: number }[] {
+    return this.s.copyCounts.all().map((r) => ({ ...r, bytes: r.bytes ?? 0 }));
+  }
+
+  // ---- job queue ---------------------------------------------------------------------------
+
+  /** Queue a job; if the same (lane, kind, file) is running, it runs once more after it finishes. */
+  enqueue(lane: string, kind: string, fileId: number, opts: EnqueueOptions = {}, now = Date.now()): void {
+    this.s.enqueue.run({
+      lane,
+      kind,
+      file_id: fileId,
+      priority: opts.priority ?? 0,
+      run_after: opts.runAfter ?? 0,
+      payload: opts.payload === undefined ? null : JSON.stringify(opts.payload),
+      now,
+    });
+  }
+
+  /** Claim the next runnable job of a lane with a lease; the returned fence must accompany every later call. */
+  claim(lane: string, owner: string, leaseMs: number, now = Date.now()): JobRow | undefined {
+    return this.s.claim.get({ lane, owner, now, lease_until: now + leaseMs });
+  }
+
+  /** Extend a lease; false when the job is no longer ours (fenced off). */
+  heartbeat(job: Pick<JobRow, 'id' | 'fence'>, leaseMs: number, now = Date.now()): boolean {
+    return this.s.heartbeat.run(now + leaseMs, job.id, job.fence).changes === 1;
+  }
+
+  /**
+   * Finish a job. False when the fence no longer matches (a stale worker): the caller must not
+   * record its result. A job re-queued while it ran goes back to the queue instead of away.
+   */
+  complete(job: Pick<JobRow, 'id' | 'fence'>): boolean {
+    if (this.s.completeDelete.run(job.id, job.fence).changes === 1) return true;
+    return this.s.completeRerun.run(job.id, job.fence).changes === 1;
+  }
+
+  /** Put a claimed job back for later. chargeAttempt: count it against the job's retries. */
+  release(job: Pick<JobRow, 'id' | 'fence'>, runAfter: number, error: string | null, chargeAttempt: boolean): boolean {
+    return this.s.release.run({ id: job.id, fence: job.fence, run_after: runAfter, error, charge: chargeAttempt ? 1 : 0 }).changes === 1;
+  }
+
+  /** Remove a claimed job without doing it (gave up, or nothing to do). */
+  drop(job: Pick<JobRow, 'id' | 'fence'>): boolean {
+    return this.s.dropJob.run(job.id, job.fence).changes === 1;
+  }
+
+  /** Jobs whose lease ran out go back to the queue (their fence makes the old worker's result void). */
+  reapExpiredLeases(now = Date.now()): number {
+    return this.s.reap.run(now).changes;
+  }
+
+  /** At start, with the data-dir lock held: every running job belonged to a dead process. */
+  resetRunningJobs(): number {
+    return this.s.resetRunning.run().changes;
+  }
+
+  cancelQueued(lane: string, kind: string, fileId: number): boolean {
+    return this.s.deleteJob.run(lane, kind, fileId).changes === 1;
+  }
+
+  deleteLane(lane: string): number {
+    return this.s.deleteJobsOfLane.run(lane).changes;
+  }
+
+  jobFor(lane: string, kind: string, fileId: number): JobRow | undefined {
+    return this.s.jobFor.get(lane, kind, fileId);
+  }
+
+  laneCounts(): { lane: string; state: string; n: number }[] {
+    return this.s.laneCounts.all();
+  }
+
+  nextRunAfter(lane: string): number | null {
+    return this.s.nextRunAfter.get(lane)?.t ?? null;
+  }
+
+  // ---- events ------------------------------------------------------------------------------
+
+  addEvent(e: Omit<EventRecord, 'id' | 'ts'> & { ts?: number }): EventRecord {
+    const row = { ts: e.ts ?? Date.now(), level: e.level, kind: e.kind, message: e.message, file_key: e.file_key ?? null, target_id: e.target_id ?? null, detail: e.detail ?? null };
+    const id = Number(this.s.addEvent.run(row).lastInsertRowid);
+    if (id % 1000 === 0) this.s.pruneEvents.run(EVENTS_KEEP);
+    return toEvent({ id, ...row });
+  }
+
+  events(after = 0, limit = 200): EventRecord[] {
+    if (after <= 0) return this.s.eventsLatest.all(limit).reverse().map(toEvent);
+    return this.s.eventsAfter.all(after, limit).map(toEvent);
+  }
+
+  // ---- target state ------------------------------------------------------------------------
+
+  targetState(targetId: string): TargetStateRow | undefined {
+    return this.s.targetState.get(targetId);
+  }
+
+  saveTargetState(row: TargetStateRow): void {
+    this.s.upsertTargetState.run(row);
+  }
+
+  // ---- kv ----------------------------------------------------------------------------------
+
+  kvGet(key: string): string | undefined {
+    return this.s.kvGet.get(key)?.value;
+  }
+
+  kvSet(key: string, value: string): void {
+    this.s.kvSet.run(key, value);
+  }
+}
+
+interface EventRecordRow {
+  id: number;
+  ts: number;
+  level: string;
+  kind: string;
+  message: string;
+  file_key: string | null;
+  target_id: string | null;
+  detail: string | null;
+}
+
+function toEvent(r: EventRecordRow): EventRecord {
+  const e: EventRecord = { id: r.id, ts: r.ts, level: r.level as EventRecord['level'], kind: r.kind, message: r.message };
+  if (r.file_key) e.file_key = r.file_key;
+  if (r.target_id) e.target_id = r.target_id;
+  if (r.detail) e.detail = r.detail;
+  return e;
+}
+
+export function uploadLane(targetId: string): string {
+  return `upload:${targetId}`;
+}
