@@ -118,6 +118,8 @@ export interface QueueQuery {
   root?: string;
   /** substring of the relative path */
   q?: string;
+  /** only files present on / missing from local disk (the Restore page lists what is missing) */
+  local?: 'present' | 'missing';
   offset?: number;
   limit?: number;
 }
@@ -220,6 +222,123 @@ export interface TunnelStatus {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Types of the routes the operator's app uses (issue 6) and of the features of issues 3, 4, 5
+// as the UI calls them. A route the engine does not implement yet answers 404; the UI then shows
+// "not available yet".
+
+/** `PATCH /api/admin/settings`: change engine-wide settings; answers the redacted config. */
+export interface SettingsPatch {
+  siteName?: string;
+  sync?: Partial<Config['sync']>;
+  media?: Partial<Config['media']>;
+  /** `webhookUrl: null` removes the webhook. */
+  notifications?: { desktop?: boolean; webhookUrl?: string | null };
+}
+
+/** Electron: files and folders dropped on the window, copied by the engine into a storage root. */
+export interface ImportRequest {
+  root: string;
+  /** Absolute paths on the engine's machine; folders are copied with their contents. */
+  paths: string[];
+  /** Sub-folder of the root to copy into ("" or absent: the root itself). */
+  dest_dir?: string;
+}
+export interface ImportResult {
+  copied: number;
+  bytes: number;
+  /** What was not copied and why, in plain words (exists with other content, unreadable, ...). */
+  skipped: { path: string; reason: string }[];
+}
+
+/** Answer of the streamed upload `PUT /api/admin/upload?root=<id>&path=<rel path>[&mtime=<ms>]`. */
+export interface UploadResult {
+  key: string;
+  size: number;
+}
+
+/** A folder listing on the engine's machine, for choosing a storage root in the web console. */
+export interface DirListing {
+  path: string;
+  parent?: string;
+  dirs: string[];
+}
+
+export interface BrowseObject {
+  key: string;
+  /** last path segment */
+  name: string;
+  size: number;
+  last_modified?: number;
+  sha256?: string;
+  /** catalog key when the object is a cataloged file */
+  file_key?: string;
+}
+export interface BrowseResult {
+  target_id: string;
+  prefix: string;
+  /** immediate sub-folders, full prefixes ending in "/" */
+  folders: string[];
+  objects: BrowseObject[];
+  next_cursor?: string;
+}
+
+export interface RestoreRequest {
+  keys?: string[];
+  /** a folder: `<root id>/<sub/folder/>` */
+  prefix?: string;
+  /** files whose key contains this text */
+  q?: string;
+  /** restore into this folder instead of the original place */
+  to?: string;
+  /** replace a different local file at the destination (default false: such files are skipped) */
+  overwrite?: boolean;
+  /** restore the content as it was at this time (ms); default: the newest copy */
+  at?: number;
+  /** read from this target only */
+  from?: string;
+}
+
+export interface VersionInfo {
+  id: string;
+  saved_at: number;
+  size: number;
+  sha256: string;
+  target_id: string;
+  /** the file was deleted locally after this version */
+  deleted: boolean;
+  /** this is the current content */
+  current: boolean;
+}
+
+export interface LinkInfo {
+  id: string;
+  /** a file key, or a prefix ending in "/" */
+  key: string;
+  url: string;
+  created_at: number;
+  expires_at: number;
+  revoked_at?: number;
+  note?: string;
+  downloads?: number;
+}
+
+export interface CreateLinkRequest {
+  key: string;
+  ttl_seconds: number;
+  disposition?: 'inline' | 'attachment';
+  note?: string;
+}
+
+export interface MediaQuery {
+  kind?: 'image' | 'video';
+  q?: string;
+  root?: string;
+  sort?: 'captured' | 'mtime' | 'name';
+  offset?: number;
+  limit?: number;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Routes
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -260,6 +379,38 @@ export interface ApiTypes {
   file: { query: { key: string }; res: FileRecord };
   retryFile: { body: { key: string; target?: string }; res: { requeued: number } };
   events: { query: { after?: number; limit?: number }; res: EventRecord[] };
+
+  // operator's app (issue 6)
+  login: { body: { password: string }; res: { token: string } };
+  setAdminPassword: { body: { password: string }; res: { ok: true } };
+  updateSettings: { body: SettingsPatch; res: Config };
+  logs: { query: { limit?: number }; res: { file: string; lines: string[] } };
+  importFiles: { body: ImportRequest; res: ImportResult };
+  listDirs: { query: { path?: string }; res: DirListing };
+
+  // browse a target like a folder (issue 6)
+  browseTarget: { params: { id: string }; query: { prefix?: string; cursor?: string; limit?: number }; res: BrowseResult };
+  deleteObject: { params: { id: string }; body: { key: string }; res: { deleted: true } };
+  copyObject: { params: { id: string }; body: { key: string; to: string }; res: { copied: true; key: string } };
+
+  // restore and versions (issue 5)
+  restoreMissing: { body?: { root?: string; prefix?: string }; res: RestoreProgress };
+  restoreFiles: { body: RestoreRequest; res: RestoreProgress };
+  restoreStatus: { res: { current?: RestoreProgress; recent: RestoreProgress[] } };
+  cancelRestore: { params: { id: string }; res: RestoreProgress };
+  listVersions: { query: { key: string }; res: { key: string; versions: VersionInfo[] } };
+  restoreVersion: { body: { key: string; version_id: string; to?: string }; res: RestoreProgress };
+
+  // links and tunnel (issue 3)
+  createLink: { body: CreateLinkRequest; res: LinkInfo };
+  listLinks: { query: { include_expired?: boolean }; res: LinkInfo[] };
+  revokeLink: { params: { id: string }; res: LinkInfo };
+  rotateLinkSecret: { res: { revoked: number } };
+  tunnelStatus: { res: TunnelStatus };
+  setTunnel: { body: { mode: TunnelStatus['mode']; token?: string; hostname?: string }; res: TunnelStatus };
+
+  // media (issue 4)
+  mediaList: { query: MediaQuery; res: Page<FileRecord> };
 }
 
 export type RouteName = keyof ApiTypes;
@@ -293,6 +444,33 @@ export const routes = {
   file: { method: 'GET', path: '/api/admin/file' },
   retryFile: { method: 'POST', path: '/api/admin/file/retry' },
   events: { method: 'GET', path: '/api/admin/events' },
+
+  login: { method: 'POST', path: '/api/login' },
+  setAdminPassword: { method: 'POST', path: '/api/admin/password' },
+  updateSettings: { method: 'PATCH', path: '/api/admin/settings' },
+  logs: { method: 'GET', path: '/api/admin/logs' },
+  importFiles: { method: 'POST', path: '/api/admin/import' },
+  listDirs: { method: 'GET', path: '/api/admin/fs/dirs' },
+
+  browseTarget: { method: 'GET', path: '/api/admin/targets/:id/browse' },
+  deleteObject: { method: 'POST', path: '/api/admin/targets/:id/delete-object' },
+  copyObject: { method: 'POST', path: '/api/admin/targets/:id/copy-object' },
+
+  restoreMissing: { method: 'POST', path: '/api/admin/restore/missing' },
+  restoreFiles: { method: 'POST', path: '/api/admin/restore' },
+  restoreStatus: { method: 'GET', path: '/api/admin/restore/status' },
+  cancelRestore: { method: 'POST', path: '/api/admin/restore/:id/cancel' },
+  listVersions: { method: 'GET', path: '/api/admin/versions' },
+  restoreVersion: { method: 'POST', path: '/api/admin/versions/restore' },
+
+  createLink: { method: 'POST', path: '/api/admin/links' },
+  listLinks: { method: 'GET', path: '/api/admin/links' },
+  revokeLink: { method: 'POST', path: '/api/admin/links/:id/revoke' },
+  rotateLinkSecret: { method: 'POST', path: '/api/admin/links/rotate-secret' },
+  tunnelStatus: { method: 'GET', path: '/api/admin/tunnel' },
+  setTunnel: { method: 'POST', path: '/api/admin/tunnel' },
+
+  mediaList: { method: 'GET', path: '/api/admin/media' },
 } as const satisfies { [K in RouteName]: RouteDef };
 
 /** Not in the typed table because they are not JSON: */
@@ -302,7 +480,25 @@ export const STREAM_ROUTES = {
   /** Prometheus text format */
   metrics: '/metrics',
   health: '/api/health',
+  /**
+   * Streamed upload from the web console: `PUT ?root=<id>&path=<rel path>[&mtime=<ms>]`, raw body,
+   * answers `UploadResult` JSON. Never overwrites a different existing file (409).
+   */
+  uploadFile: '/api/admin/upload',
+  /** `GET ?key=<file key>`: the file through the source chain (local, then targets), Range supported. */
+  download: '/api/admin/download',
+  /** `GET ?key=<file key>&size=<px>`: a JPEG thumbnail (image or video poster); 404 when none. */
+  thumbnail: '/api/admin/thumbnail',
+  /** `GET /api/admin/targets/<id>/object?key=<object key>`: one object straight from a target. */
+  targetObject: '/api/admin/targets/:id/object',
+  /** `GET`: a zip of the logs and the redacted config. */
+  diagnostics: '/api/admin/diagnostics',
 } as const;
+/**
+ * GET stream routes used as <img>/<video>/<a>/EventSource URLs cannot send headers: like `/api/events`
+ * they accept `?access_token=<token>` as well as `Authorization: Bearer`.
+ */
+export const QUERY_TOKEN_ROUTES = ['events', 'download', 'thumbnail', 'targetObject', 'diagnostics'] as const;
 
 type Field<T, K extends string> = T extends Record<K, infer V> ? V : undefined;
 export type ParamsOf<N extends RouteName> = Field<ApiTypes[N], 'params'>;
