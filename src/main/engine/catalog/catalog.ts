@@ -10,6 +10,8 @@ export interface FileRow {
   id: number;
   root_id: string;
   rel_path: string;
+  /** Name on disk when it differs from rel_path (NFD names); use diskRel(). */
+  disk_rel: string | null;
   size: number;
   mtime_ms: number;
   sha256: string | null;
@@ -64,6 +66,8 @@ export interface TargetStateRow {
   updated_at: number;
 }
 
+export type KnownFile = Pick<FileRow, 'id' | 'rel_path' | 'disk_rel' | 'size' | 'mtime_ms' | 'sha256' | 'local_state'>;
+
 export type ScanChange = 'new' | 'changed' | 'same' | 'reappeared';
 
 export interface EnqueueOptions {
@@ -85,15 +89,15 @@ export class Catalog {
     this.s = {
       fileByPath: db.prepare<[string, string], FileRow>('SELECT * FROM files WHERE root_id = ? AND rel_path = ?'),
       fileById: db.prepare<[number], FileRow>('SELECT * FROM files WHERE id = ?'),
-      filesOfRoot: db.prepare<[string], Pick<FileRow, 'id' | 'rel_path' | 'size' | 'mtime_ms' | 'sha256' | 'local_state'>>(
-        'SELECT id, rel_path, size, mtime_ms, sha256, local_state FROM files WHERE root_id = ?',
+      filesOfRoot: db.prepare<[string], KnownFile>(
+        'SELECT id, rel_path, disk_rel, size, mtime_ms, sha256, local_state FROM files WHERE root_id = ?',
       ),
       insertFile: db.prepare(
-        `INSERT INTO files (root_id, rel_path, size, mtime_ms, sha256, kind, local_state, derived_from, first_seen, last_seen)
-         VALUES (@root_id, @rel_path, @size, @mtime_ms, @sha256, @kind, 'present', @derived_from, @now, @now)`,
+        `INSERT INTO files (root_id, rel_path, disk_rel, size, mtime_ms, sha256, kind, local_state, derived_from, first_seen, last_seen)
+         VALUES (@root_id, @rel_path, @disk_rel, @size, @mtime_ms, @sha256, @kind, 'present', @derived_from, @now, @now)`,
       ),
       updateFile: db.prepare(
-        `UPDATE files SET size = @size, mtime_ms = @mtime_ms, sha256 = @sha256, local_state = 'present', last_seen = @now WHERE id = @id`,
+        `UPDATE files SET size = @size, mtime_ms = @mtime_ms, sha256 = @sha256, disk_rel = @disk_rel, local_state = 'present', last_seen = @now WHERE id = @id`,
       ),
       setLocalState: db.prepare<[string, number, number]>('UPDATE files SET local_state = ?, last_seen = ? WHERE id = ?'),
       setDerived: db.prepare<[number | null, number]>('UPDATE files SET derived_from = ? WHERE id = ?'),
@@ -172,6 +176,24 @@ export class Catalog {
            next_try_at = @next_try_at, reason = @reason, detail = @detail, updated_at = @updated_at`,
       ),
 
+      missingCopies: db.prepare(
+        `INSERT INTO copies (file_id, target_id, state, size, attempts, updated_at)
+         SELECT f.id, @target, 'pending', f.size, 0, @now FROM files f
+         WHERE f.local_state = 'present' AND f.sha256 IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM copies c WHERE c.file_id = f.id AND c.target_id = @target)`,
+      ),
+      jobsForOrphanCopies: db.prepare(
+        `INSERT INTO jobs (lane, kind, file_id, state, priority, run_after, created_at)
+         SELECT 'upload:' || c.target_id, 'upload', c.file_id, 'queued', 0, coalesce(c.next_attempt_at, 0), @now FROM copies c
+         WHERE c.target_id = @target AND c.state IN ('pending', 'uploading')
+           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.lane = 'upload:' || c.target_id AND j.kind = 'upload' AND j.file_id = c.file_id)`,
+      ),
+      uploadingToPending: db.prepare(`UPDATE copies SET state = 'pending' WHERE state = 'uploading'`),
+      addVersion: db.prepare(
+        `INSERT INTO versions (target_id, root_id, rel_path, object_key, sha256, size, mtime_ms, saved_at, reason)
+         VALUES (@target_id, @root_id, @rel_path, @object_key, @sha256, @size, @mtime_ms, @saved_at, @reason)
+         ON CONFLICT (target_id, object_key) DO NOTHING`,
+      ),
       kvGet: db.prepare<[string], { value: string }>('SELECT value FROM kv WHERE key = ?'),
       kvSet: db.prepare<[string, string]>('INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
     };
@@ -196,8 +218,8 @@ export class Catalog {
   }
 
   /** (rel_path -> row) for one root: what the scanner compares the disk against. */
-  filesOfRoot(rootId: string): Map<string, Pick<FileRow, 'id' | 'rel_path' | 'size' | 'mtime_ms' | 'sha256' | 'local_state'>> {
-    const m = new Map<string, Pick<FileRow, 'id' | 'rel_path' | 'size' | 'mtime_ms' | 'sha256' | 'local_state'>>();
+  filesOfRoot(rootId: string): Map<string, KnownFile> {
+    const m = new Map<string, KnownFile>();
     for (const r of this.s.filesOfRoot.iterate(rootId)) m.set(r.rel_path, r);
     return m;
   }
@@ -206,15 +228,19 @@ export class Catalog {
    * Record a file as seen on disk with its hash. Returns its id and what changed:
    * new, changed (different content), reappeared (was missing, same content) or same.
    */
-  recordFile(f: { root_id: string; rel_path: string; size: number; mtime_ms: number; sha256: string; kind: MediaKind; derived_from?: number | null }, now = Date.now()): { id: number; change: ScanChange; previous?: FileRow } {
+  recordFile(
+    f: { root_id: string; rel_path: string; disk_rel?: string | null; size: number; mtime_ms: number; sha256: string; kind: MediaKind; derived_from?: number | null },
+    now = Date.now(),
+  ): { id: number; change: ScanChange; previous?: FileRow } {
     const prev = this.s.fileByPath.get(f.root_id, f.rel_path);
+    const disk_rel = f.disk_rel && f.disk_rel !== f.rel_path ? f.disk_rel : null;
     if (!prev) {
-      const info = this.s.insertFile.run({ ...f, derived_from: f.derived_from ?? null, now });
+      const info = this.s.insertFile.run({ ...f, disk_rel, derived_from: f.derived_from ?? null, now });
       return { id: Number(info.lastInsertRowid), change: 'new' };
     }
     const same = prev.sha256 === f.sha256 && prev.size === f.size;
-    if (same && prev.mtime_ms === f.mtime_ms && prev.local_state === 'present') return { id: prev.id, change: 'same', previous: prev };
-    this.s.updateFile.run({ id: prev.id, size: f.size, mtime_ms: f.mtime_ms, sha256: f.sha256, now });
+    if (same && prev.mtime_ms === f.mtime_ms && prev.local_state === 'present' && prev.disk_rel === disk_rel) return { id: prev.id, change: 'same', previous: prev };
+    this.s.updateFile.run({ id: prev.id, size: f.size, mtime_ms: f.mtime_ms, sha256: f.sha256, disk_rel, now });
     if (f.derived_from !== undefined) this.s.setDerived.run(f.derived_from, prev.id);
     if (same) return { id: prev.id, change: prev.local_state === 'missing' ? 'reappeared' : 'same', previous: prev };
     return { id: prev.id, change: 'changed', previous: prev };
@@ -328,6 +354,24 @@ export class Catalog {
     return this.s.resetRunning.run().changes;
   }
 
+  /**
+   * Make sure every present, hashed file has a copy on `targetId` and every pending copy has a job:
+   * covers a newly added target, a catalog rebuilt by a rescan, and any crash between steps.
+   * Returns how many copies were added and how many jobs were queued.
+   */
+  queueMissingCopies(targetId: string, now = Date.now()): { copies: number; jobs: number } {
+    return this.transaction(() => {
+      const copies = this.s.missingCopies.run({ target: targetId, now }).changes;
+      const jobs = this.s.jobsForOrphanCopies.run({ target: targetId, now }).changes;
+      return { copies, jobs };
+    });
+  }
+
+  /** At start: a copy shown as uploading belonged to a dead process. */
+  resetUploadingCopies(): number {
+    return this.s.uploadingToPending.run().changes;
+  }
+
   cancelQueued(lane: string, kind: string, fileId: number): boolean {
     return this.s.deleteJob.run(lane, kind, fileId).changes === 1;
   }
@@ -372,6 +416,12 @@ export class Catalog {
     this.s.upsertTargetState.run(row);
   }
 
+  // ---- versions ----------------------------------------------------------------------------
+
+  addVersion(v: { target_id: string; root_id: string; rel_path: string; object_key: string; sha256: string; size: number; mtime_ms: number | null; saved_at: number; reason: 'overwritten' | 'deleted' }): void {
+    this.s.addVersion.run(v);
+  }
+
   // ---- kv ----------------------------------------------------------------------------------
 
   kvGet(key: string): string | undefined {
@@ -400,6 +450,11 @@ function toEvent(r: EventRecordRow): EventRecord {
   if (r.target_id) e.target_id = r.target_id;
   if (r.detail) e.detail = r.detail;
   return e;
+}
+
+/** The relative path to open on disk (differs from rel_path for names stored in NFD). */
+export function diskRel(f: Pick<FileRow, 'rel_path' | 'disk_rel'>): string {
+  return f.disk_rel ?? f.rel_path;
 }
 
 export function uploadLane(targetId: string): string {

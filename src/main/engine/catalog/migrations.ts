@@ -18,6 +18,8 @@ export const migrations: Migration[] = [
           id INTEGER PRIMARY KEY,
           root_id TEXT NOT NULL,
           rel_path TEXT NOT NULL,
+          -- the name on disk when it differs from rel_path (an NFD name: rel_path is always NFC)
+          disk_rel TEXT,
           size INTEGER NOT NULL,
           mtime_ms INTEGER NOT NULL,
           sha256 TEXT,

@@ -1,0 +1,75 @@
+// Load, validate, migrate and save the config file (`<data dir>/config.json`, mode 0600).
+// Errors name the file, the field and what to do; secrets never reach a log or an error message.
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { configSchema, describeIssues, type Config, type ConfigInput } from '../../../shared/config';
+
+export class ConfigError extends Error {
+  constructor(
+    message: string,
+    public readonly fields: string[] = [],
+  ) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export function defaultConfigPath(dataDir: string): string {
+  return join(dataDir, 'config.json');
+}
+
+/** Validate an object as a config; throws ConfigError naming each bad field. */
+export function parseConfig(input: unknown, source = 'the config'): Config {
+  const res = configSchema.safeParse(migrateConfig(input));
+  if (!res.success) {
+    const fields = describeIssues(res.error.issues);
+    throw new ConfigError(`${source} has ${fields.length === 1 ? 'a problem' : `${fields.length} problems`}:\n  - ${fields.join('\n  - ')}\nFix ${fields.length === 1 ? 'it' : 'them'} and start Triplicate again (the file was not changed).`, fields);
+  }
+  return res.data;
+}
+
+/** Bring an older config shape up to date. Version 1 is the first; later versions add steps here. */
+export function migrateConfig(input: unknown): unknown {
+  if (input && typeof input === 'object' && !Array.isArray(input)) {
+    const o = input as Record<string, unknown>;
+    if (typeof o.version === 'number' && o.version > 1) {
+      throw new ConfigError(`The config is version ${o.version}, written by a newer Triplicate. Install the newer version, or restore an older config.json.`);
+    }
+  }
+  return input;
+}
+
+/** Read and validate the config; a missing file gives the default (empty) config. */
+export function loadConfig(path: string): Config {
+  if (!existsSync(path)) return configSchema.parse({});
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`Triplicate cannot read its config file ${path} (${(e as NodeJS.ErrnoException).code ?? 'error'}). Check that the file exists and that this user may read it.`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    const m = /position (\d+)/.exec(String((e as Error).message));
+    const where = m ? ` near line ${lineOf(text, Number(m[1]))}` : '';
+    throw new ConfigError(`The config file ${path} is not valid JSON${where}: ${(e as Error).message}. Fix the file (or move it aside to start with an empty config) and start Triplicate again.`);
+  }
+  return parseConfig(json, `The config file ${path}`);
+}
+
+function lineOf(text: string, pos: number): number {
+  return text.slice(0, pos).split('\n').length;
+}
+
+/** Write atomically with mode 0600 (it holds credentials). */
+export function saveConfig(path: string, cfg: ConfigInput | Config): Config {
+  const valid = parseConfig(cfg);
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, `${JSON.stringify(valid, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, path);
+  return valid;
+}

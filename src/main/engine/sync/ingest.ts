@@ -1,0 +1,163 @@
+// Ingest: the one path by which a file on disk enters the catalog and the queue, whether the
+// scanner found it, the watcher saw it settle, the UI dropped it or the transcoder wrote it.
+import { access, lstat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Config, RootConfig } from '../../../shared/config';
+import { KeyError, fileKey, mediaKindOf, normalizeRelPath, objectKey } from '../../../shared/keys';
+import type { Catalog } from '../catalog/catalog';
+import type { EventBus } from '../events';
+import { describeLocalError, errnoOf, errorText } from '../util';
+import { makeFilter, type PathFilter } from './filter';
+import { sha256File } from './hash';
+
+export interface SyncContext {
+  catalog: Catalog;
+  bus: EventBus;
+  config(): Config;
+  /** Enabled targets' ids. */
+  targetIds(): string[];
+  /** Called for a new or changed file (the media pipeline queues a transcode for videos). */
+  onFileChanged?(fileId: number, root: RootConfig, relPath: string): void;
+}
+
+export type IngestResult = 'new' | 'changed' | 'same' | 'reappeared' | 'excluded' | 'gone' | 'unstable' | 'error';
+
+export class Ingestor {
+  private readonly filters = new Map<string, { key: string; fn: PathFilter }>();
+  /** Files being hashed right now: a second ingest of the same path waits for the first. */
+  private readonly inflight = new Map<string, Promise<IngestResult>>();
+
+  constructor(private readonly ctx: SyncContext) {}
+
+  filterFor(root: RootConfig): PathFilter {
+    const key = JSON.stringify([root.include, root.exclude]);
+    const cached = this.filters.get(root.id);
+    if (cached && cached.key === key) return cached.fn;
+    const fn = makeFilter(root.include, root.exclude);
+    this.filters.set(root.id, { key, fn });
+    return fn;
+  }
+
+  /** Hash and record one file and queue its uploads. `relPath` uses "/" separators. */
+  ingest(root: RootConfig, relPath: string, opts: { signal?: AbortSignal; derivedFrom?: number } = {}): Promise<IngestResult> {
+    const id = `${root.id}\0${relPath}`;
+    const running = this.inflight.get(id);
+    // A change during hashing: hash again after the current run, so the newest content wins.
+    const p = (running ? running.then(() => this.doIngest(root, relPath, opts)) : this.doIngest(root, relPath, opts)).finally(() => {
+      if (this.inflight.get(id) === p) this.inflight.delete(id);
+    });
+    this.inflight.set(id, p);
+    return p;
+  }
+
+  private async doIngest(root: RootConfig, rawRel: string, opts: { signal?: AbortSignal; derivedFrom?: number }): Promise<IngestResult> {
+    const { catalog, bus } = this.ctx;
+    let rel: string;
+    try {
+      rel = normalizeRelPath(rawRel);
+      // The key must fit every target: check early so the reason is recorded once, on the file.
+      objectKey('', root.id, rel);
+    } catch (e) {
+      if (e instanceof KeyError) {
+        bus.record({ level: 'warn', kind: 'file-skipped', message: `${e.message} (${root.label}: ${rawRel})`, file_key: `${root.id}/${rawRel}` });
+        return 'error';
+      }
+      throw e;
+    }
+    if (!this.filterFor(root)(rel)) return 'excluded';
+    // Open by the name on disk: on Linux an NFD name cannot be opened by its NFC form.
+    const diskRelPath = rawRel.replace(/^\/+/, '');
+    const abs = join(root.path, ...diskRelPath.split('/'));
+    const key = fileKey(root.id, rel);
+    const known = catalog.fileByPath(root.id, rel);
+    if (known && (known.disk_rel ?? known.rel_path) !== diskRelPath && known.local_state === 'present' && (await exists(join(root.path, ...(known.disk_rel ?? known.rel_path).split('/'))))) {
+      bus.record({
+        level: 'warn',
+        kind: 'file-skipped',
+        message: `"${rel}" in ${root.label} exists twice with the same name written in two Unicode forms (NFC and NFD). Only one is backed up: rename one of them.`,
+        file_key: key,
+      });
+      return 'error';
+    }
+    let before;
+    try {
+      before = await lstat(abs);
+    } catch (e) {
+      if (errnoOf(e) === 'ENOENT') {
+        this.markMissing(root.id, rel);
+        return 'gone';
+      }
+      bus.record({ level: 'warn', kind: 'file-unreadable', message: describeLocalError(e, `"${rel}" in ${root.label}`), file_key: key, detail: errorText(e) });
+      return 'error';
+    }
+    if (!before.isFile()) return 'excluded';
+    let hashed;
+    try {
+      hashed = await sha256File(abs, opts.signal);
+    } catch (e) {
+      if (errnoOf(e) === 'ENOENT') {
+        this.markMissing(root.id, rel);
+        return 'gone';
+      }
+      if (opts.signal?.aborted) return 'error';
+      bus.record({ level: 'warn', kind: 'file-unreadable', message: describeLocalError(e, `"${rel}" in ${root.label}`), file_key: key, detail: errorText(e) });
+      return 'error';
+    }
+    let after;
+    try {
+      after = await lstat(abs);
+    } catch {
+      this.markMissing(root.id, rel);
+      return 'gone';
+    }
+    // Still being written: the hash may not match what is on disk now; the watcher comes back.
+    if (after.size !== before.size || after.mtimeMs !== before.mtimeMs || hashed.size !== after.size) return 'unstable';
+
+    const mtime = Math.trunc(after.mtimeMs);
+    const targets = this.ctx.targetIds();
+    const res = catalog.transaction(() => {
+      const r = catalog.recordFile({ root_id: root.id, rel_path: rel, disk_rel: diskRelPath, size: hashed.size, mtime_ms: mtime, sha256: hashed.sha256, kind: mediaKindOf(rel), derived_from: opts.derivedFrom });
+      if (r.change === 'new' || r.change === 'changed') {
+        for (const t of targets) catalog.queueUpload(r.id, t, hashed.size);
+      } else {
+        // same or reappeared: queue only the copies that are not already safe with this content
+        for (const t of targets) {
+          const c = catalog.copy(r.id, t);
+          if (!c || (c.state !== 'synced' && c.state !== 'pending' && c.state !== 'uploading') || (c.state === 'synced' && c.sha256 !== hashed.sha256)) {
+            catalog.queueUpload(r.id, t, hashed.size);
+          }
+        }
+      }
+      return r;
+    });
+    if (res.change === 'new' || res.change === 'changed' || res.change === 'reappeared') {
+      bus.emit({ type: 'file', file_key: key, change: res.change === 'new' ? 'added' : res.change === 'changed' ? 'changed' : 'restored' });
+    }
+    if (res.change === 'new' || res.change === 'changed') this.ctx.onFileChanged?.(res.id, root, rel);
+    return res.change;
+  }
+
+  /** A cataloged file is no longer on disk. Remote copies stay (deletes never cascade). */
+  markMissing(rootId: string, rawRel: string): boolean {
+    let rel: string;
+    try {
+      rel = normalizeRelPath(rawRel);
+    } catch {
+      return false;
+    }
+    const row = this.ctx.catalog.fileByPath(rootId, rel);
+    if (!row || row.local_state === 'missing') return false;
+    this.ctx.catalog.setLocalState(row.id, 'missing');
+    this.ctx.bus.emit({ type: 'file', file_key: fileKey(rootId, rel), change: 'missing' });
+    return true;
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await access(p);
+    return true;
+  } catch {
+    return false;
+  }
+}

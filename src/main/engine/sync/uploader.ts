@@ -1,0 +1,385 @@
+// Upload workers: one lane per target with its own pool, so a down NAS never delays the cloud copy.
+// A job is claimed with a lease and a fence; the file is streamed to the target with its SHA-256 in
+// the object metadata, then HEADed and compared (size + sha256) before the copy is marked synced.
+// A file that changed while uploading is re-queued, never marked synced.
+import { createReadStream } from 'node:fs';
+import { access, constants, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { RootConfig, TargetConfig } from '../../../shared/config';
+import { contentTypeOf, fileKey, objectKey, versionKey } from '../../../shared/keys';
+import { StorageError, type StorageBackend } from '../backends/types';
+import { diskRel, uploadLane, type Catalog, type FileRow, type JobRow } from '../catalog/catalog';
+import type { EventBus } from '../events';
+import { log } from '../log';
+import { clockTime, describeLocalError, errnoOf, errorText } from '../util';
+import type { TargetHealth } from './health';
+import { HashingStream } from './hash';
+import type { Ingestor } from './ingest';
+
+export interface LaneContext {
+  catalog: Catalog;
+  bus: EventBus;
+  health: TargetHealth;
+  ingestor: Ingestor;
+  root(id: string): RootConfig | undefined;
+  backoffSeconds(): number[];
+  leaseMs(): number;
+  /** Everything paused by the operator. */
+  globallyPaused(): boolean;
+}
+
+/** Outcome of one job, for tests and the benchmark. */
+export type JobOutcome = 'synced' | 'already-there' | 'requeued' | 'retry' | 'failed' | 'skipped' | 'target-down' | 'stale' | 'aborted';
+
+class RateMeter {
+  private samples: { t: number; bytes: number }[] = [];
+  add(bytes: number): void {
+    const t = Date.now();
+    this.samples.push({ t, bytes });
+    if (this.samples.length > 512) this.samples.splice(0, 256);
+  }
+  rate(windowMs = 5000): number {
+    const now = Date.now();
+    let sum = 0;
+    let first = now;
+    for (let i = this.samples.length - 1; i >= 0; i--) {
+      const s = this.samples[i]!;
+      if (now - s.t > windowMs) break;
+      sum += s.bytes;
+      first = s.t;
+    }
+    const span = Math.max(1000, now - first);
+    return Math.round((sum * 1000) / span);
+  }
+}
+
+export class TargetLane {
+  readonly lane: string;
+  private running = false;
+  private readonly abort = new AbortController();
+  private workers: Promise<void>[] = [];
+  private wakeResolvers: (() => void)[] = [];
+  private probeOut = false;
+  private readonly inflight = new Map<number, { job: JobRow; ac: AbortController }>();
+  readonly meter = new RateMeter();
+  /** Observers (tests, benchmark) see each job's outcome. */
+  onOutcome?: (fileId: number, outcome: JobOutcome) => void;
+
+  constructor(
+    readonly target: TargetConfig,
+    readonly backend: StorageBackend,
+    private readonly ctx: LaneContext,
+    private readonly owner: string,
+  ) {
+    this.lane = uploadLane(target.id);
+  }
+
+  get activeUploads(): number {
+    return this.inflight.size;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    const n = this.target.concurrency;
+    for (let i = 0; i < n; i++) this.workers.push(this.workerLoop(i));
+  }
+
+  /** Stop: abort in-flight uploads (multipart uploads are aborted on the server), release their jobs. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.abort.abort();
+    this.wake();
+    await Promise.allSettled(this.workers);
+    this.workers = [];
+    this.backend.close?.();
+  }
+
+  /** New work may be there. */
+  wake(): void {
+    const rs = this.wakeResolvers;
+    this.wakeResolvers = [];
+    for (const r of rs) r();
+  }
+
+  /** Cancel the in-flight upload of one file (the file changed on disk). */
+  cancelFile(fileId: number): void {
+    this.inflight.get(fileId)?.ac.abort();
+  }
+
+  private idle(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(done, Math.max(10, ms));
+      const done = () => {
+        clearTimeout(t);
+        resolve();
+      };
+      this.wakeResolvers.push(done);
+    });
+  }
+
+  private async workerLoop(_i: number): Promise<void> {
+    const { catalog, health } = this.ctx;
+    while (this.running) {
+      if (this.ctx.globallyPaused()) {
+        await this.idle(5000);
+        continue;
+      }
+      const may = health.mayRun(this.target.id);
+      if (!may.ok) {
+        await this.idle(may.wakeAt ? Math.min(may.wakeAt - Date.now(), 60_000) : 5000);
+        continue;
+      }
+      if (may.probe) {
+        // Offline target: one worker probes with a real job; the others wait for its verdict.
+        if (this.probeOut) {
+          await this.idle(1000);
+          continue;
+        }
+        this.probeOut = true;
+      }
+      let job: JobRow | undefined;
+      try {
+        job = catalog.claim(this.lane, this.owner, this.ctx.leaseMs());
+      } catch (e) {
+        log.error(`claim failed on ${this.lane}: ${errorText(e)}`);
+      }
+      if (!job) {
+        if (may.probe) this.probeOut = false;
+        const next = catalog.nextRunAfter(this.lane);
+        await this.idle(next ? Math.min(next - Date.now(), 10_000) : 10_000);
+        continue;
+      }
+      try {
+        const outcome = await this.runJob(job);
+        this.onOutcome?.(job.file_id, outcome);
+      } catch (e) {
+        log.error(`upload job ${job.id} on ${this.lane} crashed: ${errorText(e)}`);
+        catalog.release(job, Date.now() + 30_000, errorText(e), true);
+      } finally {
+        if (may.probe) this.probeOut = false;
+      }
+    }
+  }
+
+  private emitCopy(f: FileRow, state: 'pending' | 'uploading' | 'synced' | 'failed' | 'skipped', error?: string): void {
+    this.ctx.bus.emit({ type: 'copy', file_key: fileKey(f.root_id, f.rel_path), target_id: this.target.id, state, ...(error ? { error } : {}) });
+  }
+
+  private async runJob(job: JobRow): Promise<JobOutcome> {
+    const { catalog } = this.ctx;
+    const f = catalog.fileById(job.file_id);
+    if (!f || !f.sha256) {
+      catalog.drop(job);
+      return 'skipped';
+    }
+    const root = this.ctx.root(f.root_id);
+    const label = `"${f.rel_path}"`;
+    if (!root) {
+      catalog.transaction(() => {
+        if (catalog.drop(job)) catalog.setCopyState(f.id, this.target.id, 'skipped', { last_error: 'Its folder was removed from Triplicate, so it is no longer backed up.' });
+      });
+      return 'skipped';
+    }
+    const abs = join(root.path, ...diskRel(f).split('/'));
+
+    // Is the file still the one we hashed?
+    let st;
+    try {
+      st = await stat(abs);
+    } catch (e) {
+      if (errnoOf(e) === 'ENOENT') return this.fileGone(job, f, root);
+      return this.fileFailure(job, f, describeLocalError(e, label), errorText(e));
+    }
+    if (st.size !== f.size || Math.trunc(st.mtimeMs) !== f.mtime_ms) return this.fileChanged(job, f, root);
+    try {
+      await access(abs, constants.R_OK);
+    } catch (e) {
+      return this.fileFailure(job, f, describeLocalError(e, label), errorText(e));
+    }
+
+    const key = objectKey(this.target.kind === 's3' || this.target.kind === 'folder' ? this.target.prefix : '', f.root_id, f.rel_path);
+    const ac = new AbortController();
+    const onStop = () => ac.abort();
+    this.abort.signal.addEventListener('abort', onStop, { once: true });
+    this.inflight.set(f.id, { job, ac });
+    catalog.setCopyState(f.id, this.target.id, 'uploading', { next_attempt_at: null });
+    this.emitCopy(f, 'uploading');
+    const lease = this.ctx.leaseMs();
+    const hb = setInterval(() => {
+      if (!catalog.heartbeat(job, lease)) ac.abort(); // fenced off: someone else owns the job now
+    }, Math.max(1000, lease / 3));
+    try {
+      const existing = await this.backend.head(key, ac.signal);
+      if (existing && existing.size === f.size && existing.sha256 === f.sha256) {
+        return this.finish(job, f, 'already-there');
+      }
+      if (existing && existing.sha256 && existing.sha256 !== f.sha256) await this.preserveVersion(key, existing.sha256, existing.size, existing.mtimeMs, existing.lastModified, f, ac.signal);
+
+      let hasher: HashingStream | null = null;
+      let lastEmit = 0;
+      let lastBytes = 0;
+      await this.backend.put(
+        key,
+        {
+          size: f.size,
+          open: () => {
+            hasher = new HashingStream();
+            lastBytes = 0;
+            return createReadStream(abs, { highWaterMark: 1 << 20 }).on('error', (e) => hasher?.destroy(e)).pipe(hasher);
+          },
+        },
+        {
+          sha256: f.sha256,
+          mtimeMs: f.mtime_ms,
+          contentType: contentTypeOf(f.rel_path),
+          signal: ac.signal,
+          onProgress: (sent) => {
+            this.meter.add(Math.max(0, sent - lastBytes));
+            lastBytes = sent;
+            const now = Date.now();
+            if (now - lastEmit > 250) {
+              lastEmit = now;
+              this.ctx.bus.emit({ type: 'progress', target_id: this.target.id, file_key: fileKey(f.root_id, f.rel_path), bytes: sent, total: f.size });
+            }
+          },
+        },
+      );
+      // The bytes sent must be the bytes hashed, and the file must not have moved under us.
+      const h = hasher as HashingStream | null;
+      const after = await stat(abs).catch(() => null);
+      if (!h || h.sha256 !== f.sha256 || h.bytes !== f.size || !after || after.size !== f.size || Math.trunc(after.mtimeMs) !== f.mtime_ms) {
+        // What landed on the target does not match its metadata: remove it, then hash again.
+        await this.backend.delete(key).catch(() => undefined);
+        if (!after) return this.fileGone(job, f, root);
+        return this.fileChanged(job, f, root);
+      }
+      const check = await this.backend.head(key, ac.signal);
+      if (!check || check.size !== f.size || check.sha256 !== f.sha256) {
+        throw new StorageError(
+          'integrity',
+          `${this.target.label} stored "${f.rel_path}" but it does not match after upload (${check ? `size ${check.size} of ${f.size}, checksum ${check.sha256 ? 'differs' : 'missing'}` : 'object missing'}). Triplicate uploads it again.`,
+          'post-upload HEAD mismatch',
+        );
+      }
+      return this.finish(job, f, 'synced');
+    } catch (e) {
+      if (ac.signal.aborted || (e instanceof StorageError && e.kind === 'aborted')) {
+        // Stopping, or the job was fenced off: put it back untouched (a no-op when fenced).
+        catalog.transaction(() => {
+          if (catalog.release(job, 0, null, false)) catalog.setCopyState(f.id, this.target.id, 'pending');
+        });
+        return 'aborted';
+      }
+      if (e instanceof StorageError && e.kind === 'local') return this.fileFailure(job, f, e.message, e.detail);
+      if (!(e instanceof StorageError) && errnoOf(e)) {
+        // The local read failed mid-upload.
+        if (errnoOf(e) === 'ENOENT') return this.fileGone(job, f, root);
+        return this.fileFailure(job, f, describeLocalError(e, label), errorText(e));
+      }
+      const se = e instanceof StorageError ? e : new StorageError('unknown', `Copying "${f.rel_path}" to ${this.target.label} failed: ${errorText(e)}.`, errorText(e));
+      if (se.targetLevel) return this.targetDown(job, f, se);
+      return this.fileFailure(job, f, se.message, se.detail);
+    } finally {
+      clearInterval(hb);
+      this.inflight.delete(f.id);
+      this.abort.signal.removeEventListener('abort', onStop);
+    }
+  }
+
+  private finish(job: JobRow, f: FileRow, outcome: 'synced' | 'already-there'): JobOutcome {
+    const { catalog } = this.ctx;
+    const ok = catalog.transaction(() => {
+      if (!catalog.complete(job)) return false;
+      const cur = catalog.fileById(f.id);
+      if (cur && cur.sha256 === f.sha256) catalog.markCopySynced(f.id, this.target.id, f.sha256!, f.size);
+      else catalog.setCopyState(f.id, this.target.id, 'pending');
+      return true;
+    });
+    if (!ok) return 'stale';
+    this.ctx.health.reportSuccess(this.target.id);
+    this.emitCopy(f, 'synced');
+    return outcome;
+  }
+
+  /** Keep the previous content restorable before it is overwritten (server-side copy). */
+  private async preserveVersion(key: string, sha256: string, size: number, mtimeMs: number | undefined, lastModified: number | undefined, f: FileRow, signal: AbortSignal): Promise<void> {
+    const savedAt = Date.now();
+    const vkey = versionKey(this.target.prefix, this.target.versionsPrefix, f.root_id, f.rel_path, lastModified ?? savedAt, sha256);
+    await this.backend.copy(key, vkey, signal);
+    this.ctx.catalog.addVersion({ target_id: this.target.id, root_id: f.root_id, rel_path: f.rel_path, object_key: vkey, sha256, size, mtime_ms: mtimeMs ?? null, saved_at: savedAt, reason: 'overwritten' });
+  }
+
+  /** The file is no longer on disk. Copies already made stay; a copy never made is skipped. */
+  private fileGone(job: JobRow, f: FileRow, root: RootConfig): JobOutcome {
+    const { catalog } = this.ctx;
+    const reason = `It was deleted or moved from ${root.label} before it could be copied to ${this.target.label}.`;
+    const done = catalog.transaction(() => {
+      if (!catalog.drop(job)) return false;
+      catalog.setLocalState(f.id, 'missing');
+      const c = catalog.copy(f.id, this.target.id);
+      if (c && c.state !== 'synced') catalog.setCopyState(f.id, this.target.id, 'skipped', { last_error: reason });
+      return true;
+    });
+    if (!done) return 'stale';
+    this.ctx.bus.emit({ type: 'file', file_key: fileKey(f.root_id, f.rel_path), change: 'missing' });
+    this.emitCopy(f, 'skipped', reason);
+    return 'skipped';
+  }
+
+  /** The file changed since it was hashed: hash it again (which re-queues this job), never mark synced. */
+  private async fileChanged(job: JobRow, f: FileRow, root: RootConfig): Promise<JobOutcome> {
+    const { catalog } = this.ctx;
+    const r = await this.ctx.ingestor.ingest(root, diskRel(f));
+    if (r === 'same' || r === 'reappeared') {
+      // Only the mtime moved: nothing new to hash; run the job again right away.
+      catalog.release(job, 0, null, false);
+    } else if (r === 'unstable' || r === 'error') {
+      catalog.transaction(() => {
+        if (catalog.release(job, Date.now() + 5_000, 'The file is still changing.', false)) catalog.setCopyState(f.id, this.target.id, 'pending');
+      });
+    } else if (!catalog.complete(job)) {
+      return 'stale';
+    }
+    this.emitCopy(f, 'pending');
+    return 'requeued';
+  }
+
+  private fileFailure(job: JobRow, f: FileRow, message: string, detail: string): JobOutcome {
+    const { catalog, bus } = this.ctx;
+    const steps = this.ctx.backoffSeconds();
+    const attempts = job.attempts + 1;
+    if (attempts > steps.length) {
+      const reason = `${message} Triplicate gave up after ${attempts} tries; press Retry when it is fixed.`;
+      const ok = catalog.transaction(() => {
+        if (!catalog.drop(job)) return false;
+        catalog.setCopyState(f.id, this.target.id, 'failed', { attempts, last_error: reason, error_detail: detail });
+        return true;
+      });
+      if (!ok) return 'stale';
+      bus.record({ level: 'error', kind: 'copy-failed', message: reason, file_key: fileKey(f.root_id, f.rel_path), target_id: this.target.id, detail });
+      this.emitCopy(f, 'failed', reason);
+      return 'failed';
+    }
+    const next = Date.now() + steps[attempts - 1]! * 1000;
+    const ok = catalog.transaction(() => {
+      if (!catalog.release(job, next, message, true)) return false;
+      catalog.setCopyState(f.id, this.target.id, 'pending', { attempts, last_error: `${message} Next try at ${clockTime(next)}.`, error_detail: detail, next_attempt_at: next });
+      return true;
+    });
+    if (!ok) return 'stale';
+    this.emitCopy(f, 'pending', message);
+    return 'retry';
+  }
+
+  private targetDown(job: JobRow, f: FileRow, e: StorageError): JobOutcome {
+    const { catalog } = this.ctx;
+    const next = this.ctx.health.reportFailure(this.target.id, e);
+    catalog.transaction(() => {
+      if (catalog.release(job, next, e.message, false)) catalog.setCopyState(f.id, this.target.id, 'pending', { last_error: `Waiting for ${this.target.label}: ${e.message}`, error_detail: e.detail, next_attempt_at: next });
+    });
+    this.emitCopy(f, 'pending', e.message);
+    return 'target-down';
+  }
+}
