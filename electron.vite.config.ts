@@ -1,0 +1,61 @@
+// electron-vite: three builds from one config.
+// - main:     src/main/desktop/index.ts -> out/main/index.js (ESM; dependencies stay external, so
+//             better-sqlite3's native binding and sharp are loaded from node_modules / app.asar.unpacked)
+// - preload:  src/preload/index.ts -> out/preload/index.cjs (CommonJS: a sandboxed preload cannot be
+//             an ES module; everything it imports is bundled in, only 'electron' stays external)
+// - renderer: src/renderer (index.html, src/main.tsx) -> out/renderer with a relative base, so the
+//             same build loads in the Electron window and when `triplicate serve` serves it at `/`.
+import { resolve } from 'node:path';
+import { defineConfig } from 'electron-vite';
+import react from '@vitejs/plugin-react';
+
+const root = import.meta.dirname;
+
+/** The engine's admin port in `npm run dev` (the dev server proxies /api to it). */
+const devEnginePort = Number(process.env.TRIPLICATE_DEV_ADMIN_PORT ?? 8765);
+
+export default defineConfig({
+  main: {
+    build: {
+      outDir: resolve(root, 'out/main'),
+      externalizeDeps: true,
+      lib: {
+        entry: resolve(root, 'src/main/desktop/index.ts'),
+        formats: ['es'],
+        fileName: () => 'index.js',
+      },
+      rolldownOptions: {
+        external: ['better-sqlite3', 'sharp', /^@ffmpeg-installer\//, /^@ffprobe-installer\//, 'fluent-ffmpeg'],
+      },
+    },
+  },
+  preload: {
+    build: {
+      outDir: resolve(root, 'out/preload'),
+      // Sandboxed preloads can require nothing but 'electron': bundle everything else.
+      externalizeDeps: false,
+      lib: {
+        entry: resolve(root, 'src/preload/index.ts'),
+        formats: ['cjs'],
+        fileName: () => 'index.cjs',
+      },
+    },
+  },
+  renderer: {
+    root: resolve(root, 'src/renderer'),
+    base: './',
+    plugins: [react()],
+    build: {
+      outDir: resolve(root, 'out/renderer'),
+      emptyOutDir: true,
+      rolldownOptions: {
+        input: resolve(root, 'src/renderer/index.html'),
+      },
+    },
+    server: {
+      proxy: {
+        '/api': { target: `http://127.0.0.1:${devEnginePort}`, changeOrigin: false, ws: false },
+      },
+    },
+  },
+});

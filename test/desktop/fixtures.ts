@@ -1,0 +1,28 @@
+import type { SyncStatus, TargetStatus } from '../../src/shared/api';
+
+export function target(over: Partial<TargetStatus> = {}): TargetStatus {
+  return { synced_count: 10, synced_bytes: 1000, pending: 0, uploading: 0, failed: 0, skipped: 0, state: 'online', label: 'NAS', rate_bps: 0, ...over };
+}
+
+export function status(over: Partial<SyncStatus> = {}): SyncStatus {
+  return {
+    pending: 0,
+    uploading: 0,
+    synced: 20,
+    failed: 0,
+    skipped: 0,
+    total_files: 10,
+    total_size_bytes: 1000,
+    synced_size_bytes: 1000,
+    safe_files: 10,
+    missing_local_files: 0,
+    targets: { nas: target({ label: 'NAS' }), cloud: target({ label: 'Cloud' }) },
+    scanning: false,
+    paused: false,
+    summary: 'All 10 files are safe in 3 places',
+    health: 'green',
+    started_at: 0,
+    now: 0,
+    ...over,
+  };
+}

@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import { iconFor, menuModel, TOOLTIP_MAX, trayState, truncate, type MenuItemModel } from '../../src/main/desktop/logic/tray';
+import { status, target } from './fixtures';
+
+const actions = (items: MenuItemModel[]) => items.filter((i): i is Extract<MenuItemModel, { kind: 'action' }> => i.kind === 'action');
+
+describe('tray state', () => {
+  it('is green with the summary as tooltip when everything is safe', () => {
+    const t = trayState(status(), { state: 'connected' });
+    expect(t.icon).toBe('green');
+    expect(t.tooltip).toBe('Triplicate: All 10 files are safe in 3 places');
+  });
+
+  it('follows each health the engine reports', () => {
+    expect(iconFor(status({ health: 'syncing', pending: 3 }))).toBe('syncing');
+    expect(iconFor(status({ health: 'behind', targets: { nas: target({ state: 'offline' }) } }))).toBe('behind');
+    expect(iconFor(status({ health: 'failing', failed: 2 }))).toBe('failing');
+    expect(iconFor(status({ health: 'paused', paused: true }))).toBe('paused');
+  });
+
+  it('never shows green when the counts disagree with the health', () => {
+    expect(iconFor(status({ health: 'green', failed: 1 }))).toBe('failing');
+    expect(iconFor(status({ health: 'green', targets: { nas: target({ state: 'offline' }) } }))).toBe('behind');
+    expect(iconFor(status({ health: 'green', pending: 5 }))).toBe('syncing');
+    expect(iconFor(status({ health: 'green', scanning: true }))).toBe('syncing');
+    // paused wins over everything else
+    expect(iconFor(status({ health: 'failing', failed: 3, paused: true }))).toBe('paused');
+    // files given up are worse than a target being behind
+    expect(iconFor(status({ health: 'behind', failed: 1, targets: { nas: target({ state: 'offline' }) } }))).toBe('failing');
+  });
+
+  it('shows offline when the engine does not answer, whatever the last status said', () => {
+    const t = trayState(status(), { state: 'lost', since: 1 });
+    expect(t.icon).toBe('offline');
+    expect(t.tooltip).toMatch(/does not answer/);
+    expect(trayState(null, { state: 'connecting' }).title).toBe('Starting…');
+    expect(trayState(null, { state: 'connected' }).icon).toBe('offline');
+  });
+
+  it('keeps the tooltip within the Windows limit', () => {
+    const t = trayState(status({ summary: 'x'.repeat(400) }), { state: 'connected' });
+    expect(t.tooltip.length).toBeLessThanOrEqual(TOOLTIP_MAX);
+    expect(t.tooltip.endsWith('…')).toBe(true);
+    expect(truncate('short', 10)).toBe('short');
+  });
+});
+
+describe('tray menu', () => {
+  it('offers pause when running and resume when paused', () => {
+    const running = actions(menuModel(status(), { state: 'connected' })).map((a) => a.id);
+    expect(running).toEqual(['open', 'pause', 'sync-now', 'restore-missing', 'quit']);
+    const paused = actions(menuModel(status({ paused: true, health: 'paused' }), { state: 'connected' }));
+    expect(paused.map((a) => a.id)).toContain('resume');
+    expect(paused.find((a) => a.id === 'sync-now')?.enabled).toBe(false);
+  });
+
+  it('names the missing files and disables restore when none are missing', () => {
+    const none = actions(menuModel(status(), { state: 'connected' })).find((a) => a.id === 'restore-missing')!;
+    expect(none.enabled).toBe(false);
+    const some = actions(menuModel(status({ missing_local_files: 1234 }), { state: 'connected' })).find((a) => a.id === 'restore-missing')!;
+    expect(some.enabled).toBe(true);
+    expect(some.label).toBe('Bring back 1,234 missing files');
+    const one = actions(menuModel(status({ missing_local_files: 1 }), { state: 'connected' })).find((a) => a.id === 'restore-missing')!;
+    expect(one.label).toBe('Bring back 1 missing file');
+  });
+
+  it('disables engine commands while disconnected but keeps open and quit', () => {
+    const items = actions(menuModel(status(), { state: 'lost', since: 0 }));
+    expect(items.filter((a) => a.enabled).map((a) => a.id)).toEqual(['open', 'quit']);
+  });
+
+  it('warns that quitting stops an embedded engine', () => {
+    const quit = actions(menuModel(status(), { state: 'connected' }, { embedded: true })).find((a) => a.id === 'quit')!;
+    expect(quit.label).toMatch(/backups stop/);
+    const quitSvc = actions(menuModel(status(), { state: 'connected' })).find((a) => a.id === 'quit')!;
+    expect(quitSvc.label).toBe('Quit Triplicate');
+  });
+
+  it('puts the title and summary first as disabled labels', () => {
+    const m = menuModel(status({ health: 'syncing', pending: 2, summary: '2 files are waiting' }), { state: 'connected' });
+    expect(m[0]).toEqual({ kind: 'label', label: 'Backing up' });
+    expect(m[1]).toEqual({ kind: 'label', label: '2 files are waiting' });
+  });
+});
