@@ -62,6 +62,11 @@ export interface StorageBackend {
   readonly kind: 's3' | 'folder';
   /** Human description for messages: "the NAS (http://nas:9000, bucket media)". */
   readonly description: string;
+  /**
+   * The target's key prefix ("" or ending in "/"), for the connection probe. Informational only:
+   * keys given to every method are full keys, prefix included.
+   */
+  readonly prefix?: string;
   put(key: string, body: BodySource, opts: PutOptions): Promise<ObjectInfo>;
   /** Throws StorageError kind 'not_found' when the key is absent. */
   get(key: string, opts?: GetOptions): Promise<GetResult>;

@@ -1,0 +1,184 @@
+// Per-provider quirks of S3-compatible services, in one place (DESIGN.md: "S3-compatible servers
+// are not AWS"). The UI lists `PRESETS` (route `presets`); the S3 backend asks
+// `resolveS3Settings()` for the effective client settings of a target.
+import type { ProviderPresetInfo } from '../../../shared/api';
+import type { ProviderPreset, S3TargetConfig } from '../../../shared/config';
+
+const MiB = 1024 * 1024;
+
+/**
+ * Below this size a file goes up in one PutObject; above it, multipart.
+ * 16 MiB: photos (JPEG, HEIC, most RAW files) stay a single request, which is one round trip and
+ * one billed "class A" operation on R2/B2, while videos use parallel parts. The AWS CLI uses 8 MiB,
+ * rclone 200 MiB; 16 MiB sits between: a single PUT this size that fails costs little to resend.
+ */
+export const DEFAULT_MULTIPART_THRESHOLD = 16 * MiB;
+/**
+ * Part size of multipart uploads. Every part but the last has exactly this size (R2 rejects
+ * uneven parts; lib-storage's `Upload` slices at a fixed size). 8 MiB x 4 parts in flight bounds
+ * the memory of one upload to 32 MiB, and 10,000 parts x 8 MiB allows 78 GiB before
+ * `partSizeFor()` grows the part size for a bigger file.
+ */
+export const DEFAULT_PART_SIZE = 8 * MiB;
+/** Parts of one multipart upload in flight at once. */
+export const DEFAULT_QUEUE_SIZE = 4;
+export const MIN_PART_SIZE = 5 * MiB;
+export const MAX_PARTS = 10_000;
+
+export interface PresetQuirks extends ProviderPresetInfo {
+  /** All parts of a multipart upload except the last must have the same size. */
+  equalPartSizes: boolean;
+  /** Whether an empty endpoint is allowed (AWS derives it from the region). */
+  endpointOptional: boolean;
+  /** One short sentence for the destination form. */
+  note: string;
+}
+
+export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
+  r2: {
+    id: 'r2',
+    label: 'Cloudflare R2',
+    pathStyle: true,
+    region: 'auto',
+    endpointHint: 'https://<account id>.r2.cloudflarestorage.com',
+    storageUsdPerGbMonth: 0.015,
+    versioning: false,
+    equalPartSizes: true,
+    endpointOptional: false,
+    note: 'Region is always "auto". R2 has no object versioning; Triplicate keeps old versions itself.',
+  },
+  minio: {
+    id: 'minio',
+    label: 'MinIO',
+    pathStyle: true,
+    region: 'us-east-1',
+    endpointHint: 'http://nas.local:9000 (the S3 API port, not the console port 9001)',
+    versioning: true,
+    equalPartSizes: false,
+    endpointOptional: false,
+    note: 'Use the S3 API port (usually 9000), not the web console port.',
+  },
+  rustfs: {
+    id: 'rustfs',
+    label: 'RustFS',
+    pathStyle: true,
+    region: 'us-east-1',
+    endpointHint: 'http://nas.local:9000',
+    versioning: true,
+    equalPartSizes: false,
+    endpointOptional: false,
+    note: 'Use the S3 API port (usually 9000).',
+  },
+  aws: {
+    id: 'aws',
+    label: 'Amazon S3',
+    pathStyle: false,
+    region: 'us-east-1',
+    endpointHint: 'leave empty: the region chooses the endpoint',
+    storageUsdPerGbMonth: 0.023,
+    versioning: true,
+    equalPartSizes: false,
+    endpointOptional: true,
+    note: 'Pick the region the bucket was created in.',
+  },
+  b2: {
+    id: 'b2',
+    label: 'Backblaze B2',
+    pathStyle: false,
+    region: 'us-west-004',
+    endpointHint: 'https://s3.<region>.backblazeb2.com, for example https://s3.us-west-004.backblazeb2.com',
+    storageUsdPerGbMonth: 0.006,
+    versioning: true,
+    equalPartSizes: false,
+    endpointOptional: false,
+    note: 'The region is the part after "s3." in the endpoint shown on the bucket page.',
+  },
+  wasabi: {
+    id: 'wasabi',
+    label: 'Wasabi',
+    pathStyle: false,
+    region: 'us-east-1',
+    endpointHint: 'https://s3.<region>.wasabisys.com, for example https://s3.eu-central-1.wasabisys.com',
+    storageUsdPerGbMonth: 0.007,
+    versioning: true,
+    equalPartSizes: false,
+    endpointOptional: false,
+    note: 'Wasabi bills every object for at least 90 days, deleted or not.',
+  },
+  other: {
+    id: 'other',
+    label: 'Other S3-compatible service',
+    // Self-hosted servers (Garage, SeaweedFS, TrueNAS apps) rarely have wildcard DNS for
+    // virtual-hosted buckets; path-style works nearly everywhere.
+    pathStyle: true,
+    region: 'us-east-1',
+    endpointHint: 'https://s3.example.com',
+    versioning: false,
+    // Unknown provider: behave like the strictest one.
+    equalPartSizes: true,
+    endpointOptional: false,
+    note: 'Path-style addressing is the safe default; turn it off only if the provider asks.',
+  },
+  folder: {
+    id: 'folder',
+    label: 'Folder (NAS share or USB disk)',
+    pathStyle: false,
+    region: '',
+    endpointHint: '/mnt/nas/backup or D:\\Backup',
+    versioning: false,
+    equalPartSizes: false,
+    endpointOptional: true,
+    note: 'A mounted network share or a USB disk.',
+  },
+};
+
+/** The preset list for the UI, in display order. */
+export function listPresets(): ProviderPresetInfo[] {
+  const order: (ProviderPreset | 'folder')[] = ['minio', 'rustfs', 'r2', 'aws', 'b2', 'wasabi', 'other', 'folder'];
+  return order.map((id) => {
+    const { id: pid, label, pathStyle, region, endpointHint, storageUsdPerGbMonth, versioning } = PRESETS[id];
+    return { id: pid, label, pathStyle, region, endpointHint, storageUsdPerGbMonth, versioning };
+  });
+}
+
+export interface EffectiveS3Settings {
+  /** undefined: let the SDK derive it (AWS only). */
+  endpoint?: string;
+  region: string;
+  forcePathStyle: boolean;
+  bucket: string;
+  multipartThreshold: number;
+  /** Base part size; `partSizeFor()` grows it for huge files. */
+  partSize: number;
+  queueSize: number;
+  equalPartSizes: boolean;
+}
+
+/** Effective client settings of a target: explicit config wins over the preset's defaults. */
+export function resolveS3Settings(target: S3TargetConfig): EffectiveS3Settings {
+  const preset = PRESETS[target.preset];
+  // The config schema defaults region to "auto", which only R2 understands; other providers get
+  // their preset's region unless the operator typed one.
+  const region = target.preset === 'r2' ? 'auto' : target.region && target.region !== 'auto' ? target.region : preset.region;
+  const partSize = Math.max(MIN_PART_SIZE, target.partSize ?? DEFAULT_PART_SIZE);
+  return {
+    endpoint: target.endpoint || undefined,
+    region,
+    forcePathStyle: target.pathStyle ?? preset.pathStyle,
+    bucket: target.bucket,
+    multipartThreshold: Math.max(MIN_PART_SIZE, target.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD),
+    partSize,
+    queueSize: DEFAULT_QUEUE_SIZE,
+    equalPartSizes: preset.equalPartSizes,
+  };
+}
+
+/**
+ * Part size for one object: the base size, grown in whole MiB so that the object fits in 10,000
+ * parts. Constant for the whole upload, so every part but the last has the same size.
+ */
+export function partSizeFor(size: number, base: number): number {
+  const needed = Math.ceil(size / MAX_PARTS);
+  if (needed <= base) return base;
+  return Math.ceil(needed / MiB) * MiB;
+}

@@ -1,0 +1,673 @@
+// S3-compatible backend: AWS S3, Cloudflare R2, Backblaze B2, Wasabi, MinIO, RustFS, s3rver.
+//
+// Choices that matter (DESIGN.md, "S3-compatible servers are not AWS"):
+// - checksums only WHEN_REQUIRED: many servers reject or mishandle the SDK's default CRC32
+//   trailers; we verify with our own SHA-256 in the metadata instead of trusting ETags;
+// - maxAttempts 1: retries are the job of retry.ts, which re-opens the body from the start;
+// - small files go up in one streamed PutObject with a Content-Length; bigger ones use
+//   lib-storage's Upload with a fixed part size (R2 needs equal parts) and 4 parts in flight;
+// - an abort (or any failure) of a multipart upload aborts it on the server before put() returns,
+//   so no orphaned parts keep costing money. What a crash leaves behind, cleanupIncomplete() removes.
+import http from 'node:http';
+import https from 'node:https';
+import type { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCopyCommand,
+  type CompletedPart,
+  type HeadObjectCommandOutput,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import type { S3TargetConfig } from '../../../shared/config';
+import { MAX_KEY_BYTES, utf8Length } from '../../../shared/keys';
+import { isNotFound, mapS3Error, sdkErrorName, type S3ErrorContext } from './s3-errors';
+import { partSizeFor, resolveS3Settings, type EffectiveS3Settings } from './presets';
+import { localBodyError, meterBody, throwIfAborted, wrapBody } from './streams';
+import {
+  abortError,
+  StorageError,
+  type BodySource,
+  type GetOptions,
+  type GetResult,
+  type ListOptions,
+  type ObjectInfo,
+  type PutOptions,
+  type StorageBackend,
+} from './types';
+
+const GiB = 1024 * 1024 * 1024;
+/** CopyObject's limit; bigger objects are copied part by part with UploadPartCopy. */
+const MAX_SINGLE_COPY = 5 * GiB;
+/** Part size of a multipart copy (server-side, so large parts cost nothing locally). */
+const COPY_PART_SIZE = 512 * 1024 * 1024;
+/** Upper bound on listing pages, so a misbehaving server cannot loop us forever (10^9 keys). */
+const MAX_LIST_PAGES = 1_000_000;
+
+export interface S3BackendOptions {
+  /** TCP connect timeout. Default 10 s. */
+  connectTimeoutMs?: number;
+  /** A socket idle this long fails the request (a stalled server). Default 60 s. */
+  idleTimeoutMs?: number;
+  /** Keys per ListObjectsV2 page (1..1000). Default 1000; tests use small pages. */
+  listPageSize?: number;
+  /** Objects above this are copied with UploadPartCopy. Default 5 GiB (the CopyObject limit). */
+  multipartCopyThreshold?: number;
+  /** Part size of a multipart copy. Default 512 MiB. */
+  copyPartSize?: number;
+  /** How long a successful "bucket exists" check is trusted, for head() 404s. Default 60 s. */
+  bucketCheckTtlMs?: number;
+  /** Problems that did not fail the call (an abort the server refused). Never contains secrets. */
+  onWarning?: (message: string, detail: string) => void;
+}
+
+export class S3Backend implements StorageBackend {
+  readonly id: string;
+  readonly kind = 's3' as const;
+  readonly description: string;
+  readonly prefix: string;
+  readonly settings: EffectiveS3Settings;
+  readonly client: S3Client;
+  private readonly httpAgent: http.Agent;
+  private readonly httpsAgent: https.Agent;
+  private readonly opts: Required<Omit<S3BackendOptions, 'onWarning'>> & Pick<S3BackendOptions, 'onWarning'>;
+  private readonly host: string;
+  private bucketOkUntil = 0;
+
+  constructor(target: S3TargetConfig, opts: S3BackendOptions = {}) {
+    this.id = target.id;
+    this.prefix = target.prefix;
+    this.settings = resolveS3Settings(target);
+    this.opts = {
+      connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
+      idleTimeoutMs: opts.idleTimeoutMs ?? 60_000,
+      listPageSize: Math.min(1000, Math.max(1, opts.listPageSize ?? 1000)),
+      multipartCopyThreshold: opts.multipartCopyThreshold ?? MAX_SINGLE_COPY,
+      copyPartSize: opts.copyPartSize ?? COPY_PART_SIZE,
+      bucketCheckTtlMs: opts.bucketCheckTtlMs ?? 60_000,
+      onWarning: opts.onWarning,
+    };
+    const where = this.settings.endpoint ?? `AWS ${this.settings.region}`;
+    this.host = hostOf(this.settings.endpoint) ?? `s3.${this.settings.region}.amazonaws.com`;
+    this.description = `${target.label} (${where}, bucket ${this.settings.bucket})`;
+
+    // Sockets: every upload of this target may have `queueSize` parts in flight, plus heads,
+    // lists and downloads next to them.
+    const maxSockets = Math.max(target.concurrency * 2, target.concurrency * this.settings.queueSize) + 8;
+    const agentOptions = { keepAlive: true, keepAliveMsecs: 15_000, maxSockets, maxFreeSockets: Math.min(maxSockets, 16) };
+    this.httpAgent = new http.Agent(agentOptions);
+    this.httpsAgent = new https.Agent(agentOptions);
+    this.client = new S3Client({
+      region: this.settings.region,
+      endpoint: this.settings.endpoint,
+      forcePathStyle: this.settings.forcePathStyle,
+      credentials: { accessKeyId: target.credentials.accessKeyId, secretAccessKey: target.credentials.secretAccessKey },
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      maxAttempts: 1,
+      logger: sdkLogger(opts.onWarning),
+      // Constructor options of the SDK's NodeHttpHandler (it builds the handler from them).
+      requestHandler: {
+        httpAgent: this.httpAgent,
+        httpsAgent: this.httpsAgent,
+        connectionTimeout: this.opts.connectTimeoutMs,
+        // Idle timeout, not a total: a multi-GB PutObject may take hours but never stalls a minute.
+        socketTimeout: this.opts.idleTimeoutMs,
+      },
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // put
+
+  async put(key: string, body: BodySource, opts: PutOptions): Promise<ObjectInfo> {
+    this.checkKey(key);
+    throwIfAborted(opts.signal);
+    const ctl = linkedController(opts.signal);
+    const metadata = { sha256: opts.sha256, mtime: String(Math.round(opts.mtimeMs)) };
+    const multipart = body.size > this.settings.multipartThreshold;
+    let src: Readable;
+    try {
+      src = body.open();
+    } catch (e) {
+      ctl.dispose();
+      throw localBodyError(e as Error, key);
+    }
+    // The SDK pipes the body into the request and does not see stream errors: abort the request
+    // ourselves when the local read fails, or it would wait for bytes that never come.
+    const metered = meterBody(src, body.size, multipart ? undefined : opts.onProgress, () => ctl.controller.abort());
+    const mpu: MultipartState = {};
+    let etag: string | undefined;
+    try {
+      if (!multipart) {
+        const out = await this.client.send(
+          new PutObjectCommand({
+            Bucket: this.settings.bucket,
+            Key: key,
+            Body: metered.stream,
+            ContentLength: body.size,
+            ContentType: opts.contentType ?? 'application/octet-stream',
+            Metadata: metadata,
+          }),
+          { abortSignal: ctl.controller.signal },
+        );
+        etag = out.ETag;
+      } else {
+        const upload = new Upload({
+          client: this.multipartClient(mpu, ctl.controller),
+          params: {
+            Bucket: this.settings.bucket,
+            Key: key,
+            Body: metered.stream,
+            ContentLength: body.size,
+            ContentType: opts.contentType ?? 'application/octet-stream',
+            Metadata: metadata,
+          },
+          partSize: partSizeFor(body.size, this.settings.partSize),
+          queueSize: this.settings.queueSize,
+          leavePartsOnError: false,
+          abortController: ctl.controller,
+        });
+        if (opts.onProgress) {
+          const onProgress = opts.onProgress;
+          upload.on('httpUploadProgress', (p) => {
+            if (typeof p.loaded === 'number') onProgress(p.loaded);
+          });
+        }
+        const out = await upload.done();
+        etag = out.ETag;
+      }
+    } catch (e) {
+      metered.stream.destroy();
+      ctl.controller.abort();
+      if (mpu.creating || mpu.uploadId) await this.abortMultipart(key, mpu);
+      if (opts.signal?.aborted) throw abortError();
+      const local = metered.localError();
+      if (local) throw localBodyError(local, key);
+      throw this.mapError(mpu.firstError ?? e, 'put', key);
+    } finally {
+      ctl.dispose();
+    }
+    return {
+      key,
+      size: body.size,
+      sha256: opts.sha256,
+      mtimeMs: Math.round(opts.mtimeMs),
+      etag: stripQuotes(etag),
+      contentType: opts.contentType ?? 'application/octet-stream',
+    };
+  }
+
+  /**
+   * The client lib-storage talks to: our client, with three changes.
+   * - Every part upload carries our AbortSignal (lib-storage sends none, so a cancelled upload
+   *   would keep sending the parts in flight), and the first failure aborts the rest.
+   * - CreateMultipartUpload is not cancellable and its UploadId is recorded, so that we can
+   *   always abort what the server created.
+   * - lib-storage's own AbortMultipartUpload is swallowed: put() aborts once, awaited, after
+   *   lib-storage gave up; lib-storage's would otherwise race with ours or mask the real error.
+   */
+  private multipartClient(state: MultipartState, ctl: AbortController): S3Client {
+    const real = this.client;
+    const proxy = {
+      config: real.config,
+      send: async (command: unknown, options?: Record<string, unknown>) => {
+        if (command instanceof AbortMultipartUploadCommand) return {};
+        if (command instanceof CreateMultipartUploadCommand) {
+          if (ctl.signal.aborted) throw Object.assign(new Error('Upload aborted.'), { name: 'AbortError' });
+          const p = real.send(command);
+          state.creating = p.then(
+            (r) => {
+              state.uploadId = r.UploadId;
+            },
+            () => {},
+          );
+          return p;
+        }
+        try {
+          // eslint-disable-next-line @typescript-eslint/no-explicit-any
+          return await real.send(command as any, { ...options, abortSignal: ctl.signal });
+        } catch (e) {
+          if (!ctl.signal.aborted) state.firstError ??= e;
+          ctl.abort();
+          throw e;
+        }
+      },
+    };
+    return proxy as unknown as S3Client;
+  }
+
+  /** Abort a multipart upload on the server; failures become warnings (cleanupIncomplete retries). */
+  private async abortMultipart(key: string, state: MultipartState): Promise<void> {
+    if (state.creating) {
+      // The create request is not cancellable; wait for it, but not forever.
+      await Promise.race([state.creating, delay(this.opts.connectTimeoutMs)]);
+    }
+    if (!state.uploadId) return;
+    try {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.settings.bucket, Key: key, UploadId: state.uploadId }));
+    } catch (e) {
+      if (sdkErrorName(e) === 'NoSuchUpload') return;
+      // s3rver answers AbortMultipartUpload with MethodNotAllowed (it does not implement it).
+      const err = this.mapError(e, 'abort-multipart', key);
+      this.opts.onWarning?.(
+        `The unfinished upload of "${key}" could not be removed from ${this.description}; Triplicate removes it at the next cleanup.`,
+        `${err.detail}; upload id ${state.uploadId}`,
+      );
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // get / head
+
+  async get(key: string, opts: GetOptions = {}): Promise<GetResult> {
+    this.checkKey(key);
+    throwIfAborted(opts.signal);
+    const range = opts.range;
+    if (range && (!Number.isSafeInteger(range.start) || range.start < 0 || (range.end !== undefined && range.end < range.start))) {
+      throw new StorageError('invalid', `The byte range ${range.start}-${range.end ?? ''} is not valid.`, 'bad range');
+    }
+    let out;
+    try {
+      out = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.settings.bucket,
+          Key: key,
+          Range: range ? `bytes=${range.start}-${range.end ?? ''}` : undefined,
+        }),
+        { abortSignal: opts.signal },
+      );
+    } catch (e) {
+      throw this.mapError(e, 'get', key, opts.signal);
+    }
+    const raw = out.Body as Readable | undefined;
+    const contentLength = out.ContentLength ?? 0;
+    const totalSize = parseContentRangeTotal(out.ContentRange) ?? contentLength;
+    const body = wrapBody(raw, (e) => this.mapError(e, 'get', key, opts.signal), opts.signal);
+    return {
+      body,
+      contentLength,
+      totalSize,
+      info: { ...infoFromHead(key, out), size: totalSize },
+    };
+  }
+
+  async head(key: string, signal?: AbortSignal): Promise<ObjectInfo | null> {
+    this.checkKey(key);
+    throwIfAborted(signal);
+    try {
+      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.settings.bucket, Key: key }), { abortSignal: signal });
+      return infoFromHead(key, out);
+    } catch (e) {
+      if (isNotFound(e)) {
+        // A HEAD 404 has no body: "no such key" and "no such bucket" look the same. Make sure
+        // the bucket is there, or a deleted bucket would look like "nothing uploaded yet".
+        await this.assertBucket(signal);
+        return null;
+      }
+      throw this.mapError(e, 'head', key, signal);
+    }
+  }
+
+  private async assertBucket(signal?: AbortSignal): Promise<void> {
+    if (Date.now() < this.bucketOkUntil) return;
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.settings.bucket }), { abortSignal: signal });
+      this.bucketOkUntil = Date.now() + this.opts.bucketCheckTtlMs;
+    } catch (e) {
+      if (isNotFound(e)) {
+        throw new StorageError(
+          'no_bucket',
+          `The bucket "${this.settings.bucket}" does not exist on ${this.description}. Create it or fix the bucket name in Destinations.`,
+          `head-bucket; ${sdkErrorName(e)}; HTTP 404`,
+          { cause: e },
+        );
+      }
+      throw this.mapError(e, 'head-bucket', undefined, signal);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // list / delete / copy
+
+  async *list(prefix: string, opts: ListOptions = {}): AsyncGenerator<ObjectInfo> {
+    let token: string | undefined;
+    for (let page = 0; page < MAX_LIST_PAGES; page++) {
+      throwIfAborted(opts.signal);
+      let out;
+      try {
+        out = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.settings.bucket,
+            Prefix: prefix || undefined,
+            MaxKeys: this.opts.listPageSize,
+            ContinuationToken: token,
+            // StartAfter is ignored by S3 once a continuation token is given; send it once.
+            StartAfter: token ? undefined : opts.startAfter,
+          }),
+          { abortSignal: opts.signal },
+        );
+      } catch (e) {
+        throw this.mapError(e, 'list', prefix, opts.signal);
+      }
+      for (const o of out.Contents ?? []) {
+        if (o.Key === undefined) continue;
+        // The listing carries no user metadata: sha256 and mtimeMs stay undefined (HEAD for them).
+        yield {
+          key: o.Key,
+          size: o.Size ?? 0,
+          lastModified: o.LastModified?.getTime(),
+          etag: stripQuotes(o.ETag),
+        };
+      }
+      if (!out.IsTruncated || !out.NextContinuationToken) return;
+      token = out.NextContinuationToken;
+    }
+  }
+
+  async delete(key: string, signal?: AbortSignal): Promise<void> {
+    this.checkKey(key);
+    throwIfAborted(signal);
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: key }), { abortSignal: signal });
+    } catch (e) {
+      if (isNotFound(e)) return; // S3 answers 204 for absent keys; some servers say 404.
+      throw this.mapError(e, 'delete', key, signal);
+    }
+  }
+
+  async copy(srcKey: string, dstKey: string, signal?: AbortSignal): Promise<void> {
+    this.checkKey(srcKey);
+    this.checkKey(dstKey);
+    throwIfAborted(signal);
+    // HEAD first: a clear not_found, and the size decides between CopyObject and a part copy.
+    let src: HeadObjectCommandOutput;
+    try {
+      src = await this.client.send(new HeadObjectCommand({ Bucket: this.settings.bucket, Key: srcKey }), { abortSignal: signal });
+    } catch (e) {
+      if (isNotFound(e)) {
+        await this.assertBucket(signal);
+        throw new StorageError('not_found', `The object "${srcKey}" is not on ${this.description}.`, `copy: head "${srcKey}": 404`);
+      }
+      throw this.mapError(e, 'copy', srcKey, signal);
+    }
+    const size = src.ContentLength ?? 0;
+    const copySource = copySourceOf(this.settings.bucket, srcKey);
+    if (size <= this.opts.multipartCopyThreshold) {
+      try {
+        await this.client.send(
+          new CopyObjectCommand({ Bucket: this.settings.bucket, Key: dstKey, CopySource: copySource, MetadataDirective: 'COPY' }),
+          { abortSignal: signal },
+        );
+      } catch (e) {
+        throw this.mapError(e, 'copy', `${srcKey} -> ${dstKey}`, signal);
+      }
+      return;
+    }
+    await this.copyMultipart(src, size, copySource, dstKey, signal);
+  }
+
+  /** Server-side copy of a big object in equal parts (UploadPartCopy), metadata carried over. */
+  private async copyMultipart(src: HeadObjectCommandOutput, size: number, copySource: string, dstKey: string, signal?: AbortSignal): Promise<void> {
+    const partSize = partSizeFor(size, this.opts.copyPartSize);
+    const state: MultipartState = {};
+    try {
+      const created = await this.client.send(
+        new CreateMultipartUploadCommand({
+          Bucket: this.settings.bucket,
+          Key: dstKey,
+          ContentType: src.ContentType,
+          Metadata: src.Metadata,
+        }),
+      );
+      state.uploadId = created.UploadId;
+      throwIfAborted(signal);
+      const count = Math.ceil(size / partSize);
+      const parts: CompletedPart[] = new Array(count);
+      let next = 0;
+      // Up to 4 part copies at once; each worker takes the next part number.
+      const worker = async () => {
+        while (next < count) {
+          const i = next++;
+          const start = i * partSize;
+          const end = Math.min(size, start + partSize) - 1;
+          const out = await this.client.send(
+            new UploadPartCopyCommand({
+              Bucket: this.settings.bucket,
+              Key: dstKey,
+              UploadId: state.uploadId,
+              PartNumber: i + 1,
+              CopySource: copySource,
+              CopySourceRange: `bytes=${start}-${end}`,
+              // Copy only what we looked at: fail rather than mix two versions of the source.
+              CopySourceIfMatch: src.ETag,
+            }),
+            { abortSignal: signal },
+          );
+          parts[i] = { PartNumber: i + 1, ETag: out.CopyPartResult?.ETag };
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(4, count) }, worker));
+      await this.client.send(
+        new CompleteMultipartUploadCommand({ Bucket: this.settings.bucket, Key: dstKey, UploadId: state.uploadId, MultipartUpload: { Parts: parts } }),
+        { abortSignal: signal },
+      );
+    } catch (e) {
+      await this.abortMultipart(dstKey, state);
+      throw this.mapError(e, 'copy', dstKey, signal);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // cleanup
+
+  /**
+   * Abort multipart uploads under `prefix` started more than `olderThanMs` ago (left by a crash or
+   * a failed abort). Needs ListMultipartUploads; servers without it (s3rver) get an 'invalid'
+   * StorageError whose sentence suggests a lifecycle rule instead.
+   */
+  async cleanupIncomplete(prefix: string, olderThanMs: number, signal?: AbortSignal): Promise<number> {
+    const cutoff = Date.now() - olderThanMs;
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    let aborted = 0;
+    for (let page = 0; page < MAX_LIST_PAGES; page++) {
+      throwIfAborted(signal);
+      let out;
+      try {
+        out = await this.client.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.settings.bucket,
+            Prefix: prefix || undefined,
+            KeyMarker: keyMarker,
+            UploadIdMarker: uploadIdMarker,
+          }),
+          { abortSignal: signal },
+        );
+      } catch (e) {
+        const name = sdkErrorName(e);
+        if (name === 'NotImplemented' || name === 'MethodNotAllowed') {
+          throw new StorageError(
+            'invalid',
+            `${this.description} cannot list unfinished uploads, so Triplicate cannot clean them up. Add a lifecycle rule on the bucket that removes incomplete multipart uploads after a day.`,
+            `cleanup: ListMultipartUploads; ${name}`,
+            { cause: e },
+          );
+        }
+        throw this.mapError(e, 'cleanup', prefix, signal);
+      }
+      for (const u of out.Uploads ?? []) {
+        if (!u.Key || !u.UploadId) continue;
+        if (u.Initiated && u.Initiated.getTime() > cutoff) continue;
+        try {
+          await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.settings.bucket, Key: u.Key, UploadId: u.UploadId }), {
+            abortSignal: signal,
+          });
+          aborted++;
+        } catch (e) {
+          if (sdkErrorName(e) === 'NoSuchUpload') continue;
+          throw this.mapError(e, 'cleanup', u.Key, signal);
+        }
+      }
+      if (!out.IsTruncated) break;
+      keyMarker = out.NextKeyMarker;
+      uploadIdMarker = out.NextUploadIdMarker;
+      if (!keyMarker && !uploadIdMarker) break;
+    }
+    return aborted;
+  }
+
+  /** Unfinished multipart uploads under a prefix (tests and diagnostics). Same caveat as cleanup. */
+  async listIncomplete(prefix: string, signal?: AbortSignal): Promise<{ key: string; uploadId: string; initiated?: number }[]> {
+    const out: { key: string; uploadId: string; initiated?: number }[] = [];
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    for (let page = 0; page < MAX_LIST_PAGES; page++) {
+      let res;
+      try {
+        res = await this.client.send(
+          new ListMultipartUploadsCommand({ Bucket: this.settings.bucket, Prefix: prefix || undefined, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+          { abortSignal: signal },
+        );
+      } catch (e) {
+        throw this.mapError(e, 'list-multipart', prefix, signal);
+      }
+      for (const u of res.Uploads ?? []) if (u.Key && u.UploadId) out.push({ key: u.Key, uploadId: u.UploadId, initiated: u.Initiated?.getTime() });
+      if (!res.IsTruncated || (!res.NextKeyMarker && !res.NextUploadIdMarker)) break;
+      keyMarker = res.NextKeyMarker;
+      uploadIdMarker = res.NextUploadIdMarker;
+    }
+    return out;
+  }
+
+  close(): void {
+    this.client.destroy();
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private checkKey(key: string): void {
+    if (typeof key !== 'string' || key.length === 0) throw new StorageError('invalid', 'An object name is empty.', 'empty key');
+    const bytes = utf8Length(key);
+    if (bytes > MAX_KEY_BYTES) {
+      throw new StorageError(
+        'invalid',
+        `The name "${key.slice(0, 80)}…" is too long for object storage (${bytes} bytes, the limit is ${MAX_KEY_BYTES}). Shorten the folder or file name.`,
+        `key of ${bytes} bytes`,
+      );
+    }
+  }
+
+  private mapError(e: unknown, op: string, key?: string, signal?: AbortSignal): StorageError {
+    const ctx: S3ErrorContext = {
+      target: this.description,
+      bucket: this.settings.bucket,
+      host: this.host,
+      op,
+      key,
+      idleTimeoutMs: this.opts.idleTimeoutMs,
+    };
+    return mapS3Error(e, ctx, signal?.aborted ?? false);
+  }
+}
+
+interface MultipartState {
+  uploadId?: string;
+  /** Settles (never rejects) when CreateMultipartUpload answered. */
+  creating?: Promise<void>;
+  /** The first real failure of a part, before our abort made the others fail too. */
+  firstError?: unknown;
+}
+
+/** An AbortController that follows the caller's signal; dispose() unhooks it. */
+function linkedController(signal?: AbortSignal): { controller: AbortController; dispose: () => void } {
+  const controller = new AbortController();
+  if (!signal) return { controller, dispose: () => {} };
+  const onAbort = () => controller.abort();
+  if (signal.aborted) controller.abort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  return { controller, dispose: () => signal.removeEventListener('abort', onAbort) };
+}
+
+/**
+ * The SDK logs to the console when it has no logger. Keep it quiet, and pass on its warnings
+ * (socket exhaustion) except the one it prints for every failed streamed upload, which we report.
+ */
+function sdkLogger(onWarning?: (message: string, detail: string) => void) {
+  const noop = () => {};
+  return {
+    trace: noop,
+    debug: noop,
+    info: noop,
+    error: noop,
+    warn: (...args: unknown[]) => {
+      const text = args.map(String).join(' ');
+      if (/non-retryable streaming request/.test(text)) return;
+      onWarning?.('The S3 client reported a problem.', text.slice(0, 500));
+    },
+  };
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+function infoFromHead(
+  key: string,
+  out: { ContentLength?: number; Metadata?: Record<string, string>; LastModified?: Date; ETag?: string; ContentType?: string },
+): ObjectInfo {
+  const meta = out.Metadata ?? {};
+  const sha = meta.sha256?.trim().toLowerCase();
+  const mtime = meta.mtime !== undefined ? Number(meta.mtime) : NaN;
+  return {
+    key,
+    size: out.ContentLength ?? 0,
+    sha256: sha && /^[0-9a-f]{64}$/.test(sha) ? sha : undefined,
+    mtimeMs: Number.isFinite(mtime) ? mtime : undefined,
+    lastModified: out.LastModified?.getTime(),
+    etag: stripQuotes(out.ETag),
+    contentType: out.ContentType,
+  };
+}
+
+function stripQuotes(etag: string | undefined): string | undefined {
+  return etag?.replace(/^"+|"+$/g, '');
+}
+
+/** Total size from a Content-Range header ("bytes 0-9/100" gives 100); undefined when absent or "*". */
+export function parseContentRangeTotal(v: string | undefined): number | undefined {
+  if (!v) return undefined;
+  const m = /\/(\d+)\s*$/.exec(v);
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * x-amz-copy-source: "<bucket>/<key>", URL-encoded per path segment (spaces, unicode, emoji,
+ * "+", "?", "#"...), "/" kept. The SDK sends the header as given, so the encoding is ours.
+ * Note: s3rver decodes this header with decodeURI, so on s3rver only keys whose special
+ * characters decodeURI restores (unicode, spaces) copy correctly; "+", "#", "?" etc. do not.
+ */
+export function copySourceOf(bucket: string, key: string): string {
+  return `${bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
+}
+
+function hostOf(endpoint: string | undefined): string | undefined {
+  if (!endpoint) return undefined;
+  try {
+    return new URL(endpoint).host;
+  } catch {
+    return endpoint;
+  }
+}

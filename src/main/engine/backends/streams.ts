@@ -1,0 +1,135 @@
+// Stream helpers shared by the backends: a body meter that counts bytes, reports progress and
+// insists on the announced size, and a way to tell "reading the local file failed" apart from
+// "the target failed" when an upload breaks.
+import { PassThrough, pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
+import { abortError, StorageError } from './types';
+
+/**
+ * Thrown through the body stream when the source gave more or fewer bytes than announced: the
+ * local file changed while it was being uploaded (a copy still in progress, an edit).
+ */
+export class BodySizeError extends Error {
+  readonly expected: number;
+  readonly actual: number;
+  constructor(expected: number, actual: number) {
+    super(`the source gave ${actual > expected ? 'more than ' : ''}${actual} bytes, ${expected} were announced`);
+    this.name = 'BodySizeError';
+    this.expected = expected;
+    this.actual = actual;
+  }
+}
+
+export interface MeteredBody {
+  stream: Readable;
+  /** The error the source (or the size check) raised, if any: the upload failed on our side. */
+  localError(): Error | undefined;
+}
+
+/**
+ * Wrap a source stream: count bytes, call onProgress with the running total, and fail the stream
+ * with BodySizeError if the byte count differs from `size` (which would otherwise leave an S3
+ * request waiting for bytes that never come, or store a truncated file).
+ */
+export function meterBody(src: Readable, size: number, onProgress?: (sent: number) => void, onError?: (e: Error) => void): MeteredBody {
+  let sent = 0;
+  let local: Error | undefined;
+  const meter = new Transform({
+    transform(chunk: Buffer, _enc, cb: TransformCallback) {
+      sent += chunk.length;
+      if (sent > size) {
+        local = new BodySizeError(size, sent);
+        cb(local);
+        return;
+      }
+      onProgress?.(sent);
+      cb(null, chunk);
+    },
+    flush(cb: TransformCallback) {
+      if (sent !== size) {
+        local = new BodySizeError(size, sent);
+        cb(local);
+        return;
+      }
+      cb();
+    },
+  });
+  src.once('error', (e) => {
+    local ??= e;
+  });
+  // pipeline destroys both streams on failure, so an aborted request closes the local file.
+  pipeline(src, meter, (err) => {
+    if (err && local) onError?.(local);
+  });
+  return { stream: meter, localError: () => local };
+}
+
+/** The StorageError for a failed read of the local body. */
+export function localBodyError(e: Error, key: string): StorageError {
+  if (e instanceof BodySizeError) {
+    return new StorageError(
+      'local',
+      `The file for "${key}" changed while it was being uploaded (${e.message}). Triplicate uploads it again once it stops changing.`,
+      `BodySizeError: expected ${e.expected} bytes, got ${e.actual}`,
+      { cause: e },
+    );
+  }
+  const code = (e as NodeJS.ErrnoException).code;
+  return new StorageError(
+    'local',
+    code === 'ENOENT'
+      ? `The file for "${key}" disappeared before it was fully read. Nothing to do if it was deleted on purpose.`
+      : `Triplicate could not read the file for "${key}". Check that the disk is healthy and the file is readable.`,
+    `${e.name}${code ? ` ${code}` : ''}: ${e.message}`,
+    { cause: e },
+  );
+}
+
+/** Throw the 'aborted' StorageError if the signal has fired. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw abortError();
+}
+
+/** Sleep that ends early with an 'aborted' StorageError when the signal fires. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(abortError());
+      return;
+    }
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(abortError());
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Byte-order comparison of two keys as UTF-8 (S3's listing order), not UTF-16 code units. */
+export function compareKeys(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+/**
+ * Hand out a download body as a plain Readable whose errors are StorageErrors (a download that
+ * breaks mid-way says so in a sentence) and which stops when the caller's signal aborts.
+ * Destroying the returned stream destroys the source (frees the socket or file descriptor).
+ */
+export function wrapBody(raw: Readable | undefined, mapErr: (e: unknown) => StorageError, signal?: AbortSignal): Readable {
+  // Zero-byte object: some servers send no body stream at all.
+  if (!raw) return Readable.from([]);
+  const out = new PassThrough();
+  const onAbort = () => out.destroy(abortError());
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener('abort', onAbort, { once: true });
+  raw.on('error', (e) => out.destroy(e instanceof StorageError ? e : mapErr(e)));
+  out.once('close', () => {
+    signal?.removeEventListener('abort', onAbort);
+    if (!raw.destroyed) raw.destroy();
+  });
+  raw.pipe(out);
+  return out;
+}
