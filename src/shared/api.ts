@@ -500,7 +500,7 @@ export const STREAM_ROUTES = {
  */
 export const QUERY_TOKEN_ROUTES = ['events', 'download', 'thumbnail', 'targetObject', 'diagnostics'] as const;
 
-type Field<T, K extends string> = T extends Record<K, infer V> ? V : undefined;
+type Field<T, K extends string> = K extends keyof T ? NonNullable<T[K]> : undefined;
 export type ParamsOf<N extends RouteName> = Field<ApiTypes[N], 'params'>;
 export type QueryOf<N extends RouteName> = Field<ApiTypes[N], 'query'>;
 export type BodyOf<N extends RouteName> = Field<ApiTypes[N], 'body'>;

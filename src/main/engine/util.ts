@@ -56,7 +56,4 @@ export function describeLocalError(e: unknown, what: string): string {
 }
 
 /** Local clock time "10:47" for sentences. */
-export function clockTime(ms: number): string {
-  const d = new Date(ms);
-  return `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
-}
+export { formatClock as clockTime } from '../../shared/format';

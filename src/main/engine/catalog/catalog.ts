@@ -82,6 +82,7 @@ const EVENTS_KEEP = 50_000;
 export class Catalog {
   readonly db: DB;
   private readonly s;
+  private readonly safeStmts = new Map<string, import('better-sqlite3').Statement<string[], { n: number; bytes: number | null }>>();
 
   constructor(pathOrDb: string | DB) {
     this.db = typeof pathOrDb === 'string' ? openCatalog(pathOrDb) : pathOrDb;
@@ -193,6 +194,9 @@ export class Catalog {
         `INSERT INTO versions (target_id, root_id, rel_path, object_key, sha256, size, mtime_ms, saved_at, reason)
          VALUES (@target_id, @root_id, @rel_path, @object_key, @sha256, @size, @mtime_ms, @saved_at, @reason)
          ON CONFLICT (target_id, object_key) DO NOTHING`,
+      ),
+      fileTotals: db.prepare<[], { n: number; bytes: number | null; missing: number | null }>(
+        `SELECT count(*) AS n, sum(size) AS bytes, sum(local_state = 'missing') AS missing FROM files`,
       ),
       kvGet: db.prepare<[string], { value: string }>('SELECT value FROM kv WHERE key = ?'),
       kvSet: db.prepare<[string, string]>('INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
@@ -414,6 +418,66 @@ export class Catalog {
 
   saveTargetState(row: TargetStateRow): void {
     this.s.upsertTargetState.run(row);
+  }
+
+  fileTotals(): { files: number; bytes: number; missing: number } {
+    const r = this.s.fileTotals.get()!;
+    return { files: r.n, bytes: r.bytes ?? 0, missing: r.missing ?? 0 };
+  }
+
+  /** Files whose copy is synced on every one of `targetIds` (the "safe in 3 places" count). */
+  safeTotals(targetIds: string[]): { files: number; bytes: number } {
+    if (targetIds.length === 0) return { files: 0, bytes: 0 };
+    const key = targetIds.join('\0');
+    let stmt = this.safeStmts.get(key);
+    if (!stmt) {
+      const marks = targetIds.map(() => '?').join(',');
+      stmt = this.db.prepare<string[], { n: number; bytes: number | null }>(
+        `SELECT count(*) AS n, sum(s.size) AS bytes FROM (
+           SELECT c.file_id, max(c.size) AS size FROM copies c
+           WHERE c.target_id IN (${marks}) AND c.state = 'synced'
+           GROUP BY c.file_id HAVING count(*) = ${targetIds.length}) s`,
+      );
+      this.safeStmts.set(key, stmt);
+    }
+    const r = stmt.get(...targetIds)!;
+    return { files: r.n, bytes: r.bytes ?? 0 };
+  }
+
+  /** The Activity listing: files with their copies, filtered and paged, newest first. */
+  queryFiles(q: { state?: CopyState | 'all'; target?: string; root?: string; q?: string; local?: 'present' | 'missing'; offset?: number; limit?: number }): { rows: FileRow[]; total: number } {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (q.root) {
+      where.push('f.root_id = ?');
+      args.push(q.root);
+    }
+    if (q.local) {
+      where.push('f.local_state = ?');
+      args.push(q.local);
+    }
+    if (q.q) {
+      where.push("f.rel_path LIKE ? ESCAPE '\\'");
+      args.push(`%${q.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    }
+    if (q.state && q.state !== 'all') {
+      if (q.target) {
+        where.push('EXISTS (SELECT 1 FROM copies c WHERE c.file_id = f.id AND c.state = ? AND c.target_id = ?)');
+        args.push(q.state, q.target);
+      } else {
+        where.push('EXISTS (SELECT 1 FROM copies c WHERE c.file_id = f.id AND c.state = ?)');
+        args.push(q.state);
+      }
+    } else if (q.target) {
+      where.push('EXISTS (SELECT 1 FROM copies c WHERE c.file_id = f.id AND c.target_id = ?)');
+      args.push(q.target);
+    }
+    const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    const limit = Math.min(Math.max(q.limit ?? 100, 1), 1000);
+    const offset = Math.max(q.offset ?? 0, 0);
+    const total = (this.db.prepare(`SELECT count(*) AS n FROM files f ${w}`).get(...args) as { n: number }).n;
+    const rows = this.db.prepare(`SELECT f.* FROM files f ${w} ORDER BY f.id DESC LIMIT ? OFFSET ?`).all(...args, limit, offset) as FileRow[];
+    return { rows, total };
   }
 
   // ---- versions ----------------------------------------------------------------------------

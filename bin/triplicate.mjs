@@ -1,0 +1,12 @@
+#!/usr/bin/env node
+// The Triplicate command line. Runs the TypeScript engine directly through tsx (no build step);
+// the desktop app bundles the same engine with electron-vite.
+import { register } from 'tsx/esm/api';
+
+register();
+const { main } = await import('../src/main/engine/cli.ts');
+const code = await main(process.argv.slice(2));
+process.exitCode = code;
+// Timers of closed servers are unref'd; anything left would keep a finished command alive.
+if (process.argv[2] !== 'serve' && process.argv[2] !== 'demo') setTimeout(() => process.exit(code), 200).unref();
+else process.exit(code);

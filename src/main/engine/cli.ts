@@ -1,0 +1,204 @@
+// `triplicate serve | demo | status | link | restore | verify | password`
+// The engine's command line. Machine-readable output is JSON lines on stdout; messages for people
+// go to stderr.
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ApiClient, ApiError } from '../../shared/client';
+import { formatBytes } from '../../shared/format';
+import { ConfigError } from './config/config';
+import { EngineLockedError, createEngine, type Engine } from './engine';
+import { errorText } from './util';
+
+export const USAGE = `Triplicate: 3-2-1 backup of photos and videos (local folder, NAS, cloud).
+
+Usage:
+  triplicate serve  --data-dir DIR [--config FILE] [--admin-port N] [--dry-run] [--no-watch]
+  triplicate demo   [--data-dir DIR] [--admin-port N]      two embedded S3 servers + sample media
+  triplicate status [--data-dir DIR]                        the status JSON of the running engine
+  triplicate password --data-dir DIR                        set the web-console password (reads stdin)
+
+The data dir holds config.json, the catalog, logs and the admin token.
+Default data dir: $TRIPLICATE_DATA_DIR, else ~/.triplicate.
+`;
+
+export interface Command {
+  name: string;
+  run(argv: string[]): Promise<number>;
+}
+
+/** Commands added by feature modules (link, restore, verify). */
+export const extraCommands: Command[] = [];
+
+function defaultDataDir(): string {
+  return process.env.TRIPLICATE_DATA_DIR ?? join(homedir(), '.triplicate');
+}
+
+function out(obj: unknown): void {
+  process.stdout.write(`${JSON.stringify(obj)}\n`);
+}
+
+function say(text: string): void {
+  process.stderr.write(`${text}\n`);
+}
+
+export function runFile(dataDir: string): string {
+  return join(dataDir, 'engine.json');
+}
+
+/** Run an engine until SIGTERM/SIGINT; prints the ready line. Returns the exit code. */
+export async function serveEngine(engine: Engine, extra: Record<string, unknown> = {}): Promise<number> {
+  let stopping: Promise<void> | null = null;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    say(`triplicate: ${signal} received, stopping (in-flight uploads are aborted and resumed next start)…`);
+    stopping = engine.stop().then(() => {
+      rmSync(runFile(engine.dataDir), { force: true });
+      out({ event: 'stopped' });
+    });
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  const ep = await engine.start();
+  writeFileSync(runFile(engine.dataDir), JSON.stringify({ pid: process.pid, adminUrl: ep.adminUrl, downloadUrl: ep.downloadUrl }), { mode: 0o600 });
+  out({ event: 'ready', adminUrl: ep.adminUrl, downloadUrl: ep.downloadUrl ?? null, token: ep.token, dataDir: engine.dataDir, pid: process.pid, ...extra });
+  await new Promise<void>((resolveWait) => {
+    const t = setInterval(() => {
+      if (stopping) {
+        clearInterval(t);
+        void stopping.then(() => resolveWait());
+      }
+    }, 100);
+  });
+  return 0;
+}
+
+async function cmdServe(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'data-dir': { type: 'string' },
+      config: { type: 'string' },
+      'admin-port': { type: 'string' },
+      'admin-host': { type: 'string' },
+      'download-port': { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      'no-watch': { type: 'boolean' },
+      'no-scan': { type: 'boolean' },
+      verbose: { type: 'boolean' },
+    },
+    strict: true,
+  });
+  const dataDir = resolve(values['data-dir'] ?? defaultDataDir());
+  const port = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+  const engine = createEngine({
+    dataDir,
+    configFile: values.config,
+    adminPort: port(values['admin-port']),
+    adminHost: values['admin-host'],
+    downloadPort: port(values['download-port']),
+    watch: !values['no-watch'] && !values['dry-run'],
+    scanOnStart: !values['no-scan'],
+    logToConsole: values.verbose ?? false,
+  });
+  if (values['dry-run']) {
+    try {
+      const reports = await engine.scanAll({ dryRun: true });
+      for (const r of reports) out({ event: 'dry-run', ...r });
+      const files = reports.reduce((a, r) => a + (r.would_upload?.length ?? 0), 0);
+      const bytes = reports.reduce((a, r) => a + r.bytes_to_upload, 0);
+      out({ event: 'dry-run-summary', files, bytes });
+      say(`Dry run: ${files} files would be copied (${formatBytes(bytes)} in all, counting each destination). Nothing was uploaded.`);
+    } finally {
+      await engine.stop();
+    }
+    return 0;
+  }
+  return serveEngine(engine);
+}
+
+async function cmdStatus(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { 'data-dir': { type: 'string' }, url: { type: 'string' }, token: { type: 'string' } }, strict: true });
+  const dataDir = resolve(values['data-dir'] ?? defaultDataDir());
+  let url = values.url;
+  if (!url) {
+    if (!existsSync(runFile(dataDir))) {
+      say(`The Triplicate engine is not running for ${dataDir}. Start it with: triplicate serve --data-dir ${dataDir}`);
+      return 3;
+    }
+    url = (JSON.parse(readFileSync(runFile(dataDir), 'utf8')) as { adminUrl: string }).adminUrl;
+  }
+  const token = values.token ?? readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
+  const client = new ApiClient({ baseUrl: url, token });
+  const status = await client.call('status');
+  out(status);
+  say(status.summary);
+  return status.health === 'failing' ? 2 : 0;
+}
+
+async function cmdPassword(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { 'data-dir': { type: 'string' } }, strict: true });
+  const dataDir = resolve(values['data-dir'] ?? defaultDataDir());
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);
+  const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  if (password.length < 8) {
+    say('The console password needs at least 8 characters. Pipe it in: echo "…" | triplicate password --data-dir DIR');
+    return 1;
+  }
+  const { loadConfig, saveConfig, defaultConfigPath } = await import('./config/config');
+  const { hashPassword } = await import('./http/admin');
+  const path = defaultConfigPath(dataDir);
+  const cfg = loadConfig(path);
+  saveConfig(path, { ...cfg, server: { ...cfg.server, adminPasswordHash: hashPassword(password) } });
+  say('The web-console password is set. Restart the engine to use it.');
+  return 0;
+}
+
+export async function main(argv = process.argv.slice(2)): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'serve':
+        return await cmdServe(rest);
+      case 'status':
+        return await cmdStatus(rest);
+      case 'demo': {
+        const { cmdDemo } = await import('./demo');
+        return await cmdDemo(rest);
+      }
+      case 'password':
+        return await cmdPassword(rest);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(USAGE);
+        return cmd ? 0 : 1;
+      default: {
+        const extra = extraCommands.find((c) => c.name === cmd);
+        if (extra) return await extra.run(rest);
+        say(`Unknown command "${cmd}".\n\n${USAGE}`);
+        return 1;
+      }
+    }
+  } catch (e) {
+    if (e instanceof ConfigError || e instanceof EngineLockedError) {
+      say(`triplicate: ${e.message}`);
+      out({ event: 'error', error: e.message });
+      return 2;
+    }
+    if (e instanceof ApiError) {
+      say(`triplicate: ${e.message}${e.body.detail ? ` (${e.body.detail})` : ''}`);
+      return 2;
+    }
+    if (e instanceof Error && 'code' in e && (e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      say(`triplicate: ${e.message}\n\n${USAGE}`);
+      return 1;
+    }
+    say(`triplicate: ${errorText(e)}`);
+    out({ event: 'error', error: errorText(e) });
+    return 1;
+  }
+}

@@ -1,0 +1,646 @@
+// The composition root: builds everything from a config and a data dir; start() / stop().
+// Runs under plain Node (the CLI, a service) or inside Electron's main process; imports nothing
+// from 'electron'.
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync, writeSync, chmodSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { CopyInfo, FileRecord, Page, QueueQuery, ScanReport, SyncStatus, TargetStatus, TestConnectionResult } from '../../shared/api';
+import { configSchema, type Config, type RootConfig, type TargetConfig } from '../../shared/config';
+import { formatBytes, formatClock, formatCount, joinNames, plural } from '../../shared/format';
+import { fileKey, parseFileKey } from '../../shared/keys';
+import { createBackend } from './backends';
+import { testConnection } from './backends/probe';
+import type { StorageBackend } from './backends/types';
+import { Catalog, type FileRow } from './catalog/catalog';
+import { ConfigError, defaultConfigPath, loadConfig, saveConfig } from './config/config';
+import { EventBus } from './events';
+import { configureLogging, log } from './log';
+import { TargetHealth } from './sync/health';
+import { Ingestor } from './sync/ingest';
+import { RootProblem, scanRoot } from './sync/scanner';
+import { TargetLane } from './sync/uploader';
+import { RootWatcher, Stabilizer } from './sync/watcher';
+import { errorText } from './util';
+import { AdminServer } from './http/admin';
+import { coreHandlers } from './http/admin-handlers';
+
+export interface EngineOptions {
+  dataDir: string;
+  /** Config file; default `<data dir>/config.json`. */
+  configFile?: string;
+  /** Start watchers (default true). */
+  watch?: boolean;
+  /** Scan the roots at start (default true). */
+  scanOnStart?: boolean;
+  /** Log to the console too (default false: the CLI prints JSON lines). */
+  logToConsole?: boolean;
+  /** Override config server.adminPort / adminHost (tests use 0: any free port). */
+  adminPort?: number;
+  adminHost?: string;
+  downloadPort?: number;
+  /** Folder of the built web console (default: out/renderer of this package). */
+  webRoot?: string;
+}
+
+export interface EngineEndpoints {
+  adminUrl: string;
+  downloadUrl?: string;
+  token: string;
+}
+
+/** Something that plugs into the engine's lifecycle (admin API, download server, media, restore, tunnel). */
+export interface EngineService {
+  name: string;
+  start(engine: Engine): Promise<void> | void;
+  stop(): Promise<void> | void;
+}
+
+export class EngineLockedError extends Error {}
+
+const ENGINE_OWNER = `${hostname()}:${process.pid}`;
+
+export class Engine {
+  readonly dataDir: string;
+  readonly configPath: string;
+  cfg: Config;
+  readonly catalog: Catalog;
+  readonly bus: EventBus;
+  readonly health: TargetHealth;
+  readonly ingestor: Ingestor;
+  readonly stabilizer: Stabilizer;
+  readonly lanes = new Map<string, TargetLane>();
+  readonly backends = new Map<string, StorageBackend>();
+  private readonly watchers = new Map<string, RootWatcher>();
+  readonly rootProblems = new Map<string, string>();
+  private readonly services: EngineService[] = [];
+  private timers: NodeJS.Timeout[] = [];
+  private scanning = 0;
+  private statusCache: { at: number; value: SyncStatus } | null = null;
+  private statusTimer: NodeJS.Timeout | null = null;
+  private running = false;
+  private lockPath: string;
+  readonly startedAt = Date.now();
+  readonly token: string;
+  private readonly opts: EngineOptions;
+  /** Endpoints filled in by the services that listen (admin API, download server). */
+  endpoints: Partial<EngineEndpoints> = {};
+  private scanAbort = new AbortController();
+  /** The admin API + web console; services register their routes on it. */
+  readonly admin: AdminServer;
+  private scanPromise: Promise<unknown> | null = null;
+
+  constructor(opts: EngineOptions) {
+    this.opts = opts;
+    this.dataDir = resolve(opts.dataDir);
+    mkdirSync(this.dataDir, { recursive: true });
+    configureLogging(this.dataDir, { console: opts.logToConsole ?? false });
+    this.configPath = opts.configFile ? resolve(opts.configFile) : defaultConfigPath(this.dataDir);
+    this.cfg = loadConfig(this.configPath);
+    this.lockPath = join(this.dataDir, 'engine.lock');
+    this.acquireLock();
+    try {
+      this.catalog = new Catalog(join(this.dataDir, 'catalog.db'));
+    } catch (e) {
+      this.releaseLock();
+      throw e;
+    }
+    this.token = this.loadOrCreateToken();
+    this.bus = new EventBus(this.catalog);
+    this.health = new TargetHealth(this.catalog, this.bus, () => this.cfg.sync.backoffSeconds, (id) => this.targetLabel(id));
+    this.ingestor = new Ingestor({
+      catalog: this.catalog,
+      bus: this.bus,
+      config: () => this.cfg,
+      targetIds: () => this.enabledTargets().map((t) => t.id),
+      onFileChanged: (fileId, root, rel) => this.fileHooks.forEach((h) => h(fileId, root, rel)),
+    });
+    this.stabilizer = new Stabilizer(this.ingestor, () => this.cfg.sync.stabilityMs);
+    this.paused = this.catalog.kvGet('paused') === '1';
+    this.admin = new AdminServer({ port: opts.adminPort, host: opts.adminHost, webRoot: opts.webRoot });
+    this.admin.register(coreHandlers(this, this.admin));
+    this.services.push(this.admin);
+    this.bus.on((e) => {
+      if (e.type === 'status' || e.type === 'progress') return;
+      if (e.type === 'file' && e.change !== 'missing') this.wakeLanes();
+      this.scheduleStatus();
+    });
+  }
+
+  /** Hooks for new or changed files (the media pipeline registers one). */
+  readonly fileHooks: ((fileId: number, root: RootConfig, relPath: string) => void)[] = [];
+
+  // ---- lifecycle ---------------------------------------------------------------------------
+
+  private acquireLock(): void {
+    for (let i = 0; i < 2; i++) {
+      try {
+        const fd = openSync(this.lockPath, 'wx', 0o600);
+        writeSync(fd, String(process.pid));
+        closeSync(fd);
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        const pid = Number(readFileSync(this.lockPath, 'utf8').trim());
+        if (pid && pid !== process.pid && isAlive(pid)) {
+          throw new EngineLockedError(
+            `Another Triplicate engine (process ${pid}) is already running with the data folder ${this.dataDir}. ` +
+              'Stop it first, or use another data folder.',
+          );
+        }
+        rmSync(this.lockPath, { force: true }); // left by a crash
+      }
+    }
+  }
+
+  private releaseLock(): void {
+    try {
+      if (existsSync(this.lockPath) && readFileSync(this.lockPath, 'utf8').trim() === String(process.pid)) rmSync(this.lockPath);
+    } catch {}
+  }
+
+  private loadOrCreateToken(): string {
+    const p = join(this.dataDir, 'admin-token');
+    if (existsSync(p)) {
+      const t = readFileSync(p, 'utf8').trim();
+      if (t.length >= 32) return t;
+    }
+    const t = randomBytes(32).toString('base64url');
+    writeFileSync(p, `${t}\n`, { mode: 0o600 });
+    chmodSync(p, 0o600);
+    return t;
+  }
+
+  use(service: EngineService): this {
+    this.services.push(service);
+    return this;
+  }
+
+  service<T extends EngineService>(name: string): T | undefined {
+    return this.services.find((s) => s.name === name) as T | undefined;
+  }
+
+  async start(): Promise<EngineEndpoints> {
+    if (this.running) return this.endpoints as EngineEndpoints;
+    this.running = true;
+    const { catalog } = this;
+    const reclaimed = catalog.resetRunningJobs();
+    catalog.resetUploadingCopies();
+    if (reclaimed) log.info(`reclaimed ${reclaimed} jobs left running by a previous process`);
+    for (const t of this.enabledTargets()) this.openLane(t);
+    for (const s of this.services) await s.start(this);
+    for (const lane of this.lanes.values()) {
+      lane.start();
+      void this.cleanupIncomplete(lane.backend, lane.target);
+    }
+    this.timers.push(
+      setInterval(() => {
+        if (catalog.reapExpiredLeases() > 0) this.wakeLanes();
+      }, 15_000),
+    );
+    const rescanMin = this.cfg.sync.rescanIntervalMinutes;
+    if (rescanMin > 0) this.timers.push(setInterval(() => void this.scanAll().catch(() => undefined), rescanMin * 60_000));
+    for (const t of this.timers) t.unref?.();
+    if (this.opts.watch !== false) await this.startWatchers();
+    if (this.opts.scanOnStart !== false) this.scanPromise = this.scanAll().catch((e) => log.error(`initial scan failed: ${errorText(e)}`));
+    this.bus.record({ level: 'info', kind: 'engine-started', message: `Triplicate started with ${plural(this.cfg.roots.length, 'folder')} and ${plural(this.enabledTargets().length, 'destination')}.` });
+    return { adminUrl: this.endpoints.adminUrl ?? '', downloadUrl: this.endpoints.downloadUrl, token: this.token };
+  }
+
+  /** Wait for the scan started by start() (tests, the CLI's `status` after `serve`). */
+  async initialScanDone(): Promise<void> {
+    await this.scanPromise;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) {
+      this.catalog.close();
+      this.releaseLock();
+      return;
+    }
+    this.running = false;
+    this.scanAbort.abort();
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    if (this.statusTimer) clearTimeout(this.statusTimer);
+    this.stabilizer.close();
+    await Promise.allSettled([...this.watchers.values()].map((w) => w.close()));
+    this.watchers.clear();
+    await Promise.allSettled([...this.lanes.values()].map((l) => l.stop()));
+    this.lanes.clear();
+    for (const s of [...this.services].reverse()) {
+      try {
+        await s.stop();
+      } catch (e) {
+        log.warn(`stopping ${s.name}: ${errorText(e)}`);
+      }
+    }
+    await this.scanPromise?.catch(() => undefined);
+    this.catalog.close();
+    this.releaseLock();
+  }
+
+  private async cleanupIncomplete(backend: StorageBackend, target: TargetConfig): Promise<void> {
+    if (!backend.cleanupIncomplete) return;
+    try {
+      // We hold the data-dir lock: any incomplete multipart upload under our prefix is a crash's leftover.
+      const n = await backend.cleanupIncomplete(target.prefix, 0);
+      if (n) log.info(`aborted ${n} incomplete multipart uploads on ${target.label}`);
+    } catch (e) {
+      log.debug?.(`multipart cleanup on ${target.label}: ${errorText(e)}`);
+    }
+  }
+
+  private openLane(t: TargetConfig): TargetLane {
+    const backend = createBackend(t);
+    this.backends.set(t.id, backend);
+    const lane = new TargetLane(
+      t,
+      backend,
+      {
+        catalog: this.catalog,
+        bus: this.bus,
+        health: this.health,
+        ingestor: this.ingestor,
+        root: (id) => this.cfg.roots.find((r) => r.id === id && r.enabled),
+        backoffSeconds: () => this.cfg.sync.backoffSeconds,
+        leaseMs: () => this.cfg.sync.leaseSeconds * 1000,
+        globallyPaused: () => this.paused,
+      },
+      ENGINE_OWNER,
+    );
+    this.lanes.set(t.id, lane);
+    this.catalog.queueMissingCopies(t.id);
+    return lane;
+  }
+
+  private async closeLane(id: string): Promise<void> {
+    const lane = this.lanes.get(id);
+    this.lanes.delete(id);
+    this.backends.delete(id);
+    await lane?.stop();
+  }
+
+  wakeLanes(): void {
+    for (const l of this.lanes.values()) l.wake();
+  }
+
+  private async startWatchers(): Promise<void> {
+    for (const root of this.enabledRoots()) await this.startWatcher(root);
+  }
+
+  private async startWatcher(root: RootConfig): Promise<void> {
+    if (!existsSync(root.path)) return; // the scan reports the problem
+    const w = new RootWatcher(root, this.ingestor, this.stabilizer, { usePolling: this.cfg.sync.usePolling });
+    try {
+      await w.start();
+      this.watchers.set(root.id, w);
+    } catch (e) {
+      log.warn(`cannot watch ${root.path}: ${errorText(e)}`);
+    }
+  }
+
+  // ---- scanning ----------------------------------------------------------------------------
+
+  async scanAll(opts: { dryRun?: boolean; root?: string } = {}): Promise<ScanReport[]> {
+    const roots = this.enabledRoots().filter((r) => !opts.root || r.id === opts.root);
+    if (opts.root && roots.length === 0) throw new ConfigError(`There is no folder with the id "${opts.root}".`);
+    const reports: ScanReport[] = [];
+    this.scanning++;
+    this.scheduleStatus();
+    try {
+      for (const root of roots) {
+        this.bus.emit({ type: 'scan', root_id: root.id, phase: 'start' });
+        try {
+          const report = await scanRoot({ catalog: this.catalog, bus: this.bus, config: () => this.cfg, targetIds: () => this.enabledTargets().map((t) => t.id) }, this.ingestor, root, {
+            dryRun: opts.dryRun,
+            signal: this.scanAbort.signal,
+            stabilityMs: this.cfg.sync.stabilityMs,
+            onUnstable: (r, rel) => this.stabilizer.touch(r, rel),
+          });
+          this.rootProblems.delete(root.id);
+          reports.push(report);
+          this.bus.emit({ type: 'scan', root_id: root.id, phase: 'done', report });
+        } catch (e) {
+          if (!(e instanceof RootProblem)) throw e;
+          const was = this.rootProblems.get(root.id);
+          this.rootProblems.set(root.id, e.message);
+          if (was !== e.message) this.bus.record({ level: 'error', kind: 'root-problem', message: e.message });
+          reports.push({ root_id: root.id, files_seen: 0, files_new: 0, files_changed: 0, files_missing: 0, bytes_to_upload: 0, errors: [{ rel_path: '.', error: e.message }] });
+          this.bus.emit({ type: 'scan', root_id: root.id, phase: 'done' });
+        }
+      }
+      if (!opts.dryRun) for (const t of this.enabledTargets()) this.catalog.queueMissingCopies(t.id);
+      this.wakeLanes();
+      return reports;
+    } finally {
+      this.scanning--;
+      this.scheduleStatus();
+    }
+  }
+
+  // ---- operations behind the admin API -------------------------------------------------------
+
+  paused = false;
+
+  setPausedAll(paused: boolean): void {
+    this.paused = paused;
+    this.catalog.kvSet('paused', paused ? '1' : '0');
+    this.bus.record({ level: 'info', kind: paused ? 'paused' : 'resumed', message: paused ? 'Backups are paused.' : 'Backups resumed.' });
+    if (!paused) this.wakeLanes();
+  }
+
+  async initialSync(root?: string): Promise<{ queued: number; reports: ScanReport[] }> {
+    const before = this.pendingJobs();
+    const reports = await this.scanAll({ root });
+    return { queued: Math.max(0, this.pendingJobs() - before), reports };
+  }
+
+  private pendingJobs(): number {
+    return this.catalog.laneCounts().reduce((a, r) => a + (r.lane.startsWith('upload:') ? r.n : 0), 0);
+  }
+
+  retryFailed(target?: string): number {
+    let n = 0;
+    this.catalog.transaction(() => {
+      for (const c of this.catalog.failedCopies(target)) {
+        const f = this.catalog.fileById(c.file_id);
+        if (!f || !this.lanes.has(c.target_id)) continue;
+        this.catalog.queueUpload(c.file_id, c.target_id, f.size);
+        n++;
+      }
+    });
+    for (const t of this.enabledTargets()) if (!target || t.id === target) this.health.retryNow(t.id);
+    if (n) this.bus.record({ level: 'info', kind: 'retry', message: `Trying ${plural(n, 'file')} again.` });
+    this.wakeLanes();
+    return n;
+  }
+
+  retryFile(key: string, target?: string): number {
+    const { rootId, relPath } = parseFileKey(key);
+    const f = this.catalog.fileByPath(rootId, relPath);
+    if (!f) return 0;
+    let n = 0;
+    for (const t of this.enabledTargets()) {
+      if (target && t.id !== target) continue;
+      const c = this.catalog.copy(f.id, t.id);
+      if (c?.state === 'synced') continue;
+      this.catalog.queueUpload(f.id, t.id, f.size);
+      this.health.retryNow(t.id);
+      n++;
+    }
+    this.wakeLanes();
+    return n;
+  }
+
+  async testTarget(t: TargetConfig, signal?: AbortSignal): Promise<TestConnectionResult> {
+    const backend = createBackend(t, { retry: false });
+    try {
+      return await testConnection(backend, signal);
+    } finally {
+      backend.close?.();
+    }
+  }
+
+  pauseTarget(id: string, paused: boolean): TargetStatus {
+    this.requireTarget(id);
+    this.health.setPaused(id, paused);
+    if (!paused) this.lanes.get(id)?.wake();
+    this.statusCache = null;
+    return this.status().targets[id] ?? this.targetStatusOf(this.requireTarget(id), []);
+  }
+
+  requireTarget(id: string): TargetConfig {
+    const t = this.cfg.targets.find((x) => x.id === id);
+    if (!t) throw new ConfigError(`There is no destination with the id "${id}".`);
+    return t;
+  }
+
+  /** Validate, save (0600) and apply a new config: lanes and watchers follow. */
+  async applyConfig(next: unknown): Promise<Config> {
+    const cfg = saveConfig(this.configPath, next as Config);
+    const prev = this.cfg;
+    this.cfg = cfg;
+    if (!this.running) return cfg;
+    // targets
+    const same = (a: TargetConfig, b: TargetConfig) => JSON.stringify(a) === JSON.stringify(b);
+    for (const old of prev.targets) {
+      const now = cfg.targets.find((t) => t.id === old.id);
+      if (!now || !now.enabled || !same(old, now)) await this.closeLane(old.id);
+    }
+    for (const t of cfg.targets) {
+      if (t.enabled && !this.lanes.has(t.id)) {
+        this.openLane(t).start();
+      }
+    }
+    // roots
+    const newRoots: RootConfig[] = [];
+    for (const old of prev.roots) {
+      const now = cfg.roots.find((r) => r.id === old.id);
+      if (!now || !now.enabled || JSON.stringify(now) !== JSON.stringify(old)) {
+        await this.watchers.get(old.id)?.close();
+        this.watchers.delete(old.id);
+        this.rootProblems.delete(old.id);
+      }
+    }
+    for (const r of cfg.roots) {
+      if (r.enabled && !this.watchers.has(r.id)) {
+        newRoots.push(r);
+        if (this.opts.watch !== false) await this.startWatcher(r);
+      }
+    }
+    this.statusCache = null;
+    this.bus.emit({ type: 'config' });
+    for (const r of newRoots) void this.scanAll({ root: r.id }).catch((e) => log.warn(`scan of ${r.id}: ${errorText(e)}`));
+    return cfg;
+  }
+
+  // ---- queries ---------------------------------------------------------------------------------
+
+  enabledTargets(): TargetConfig[] {
+    return this.cfg.targets.filter((t) => t.enabled).sort((a, b) => a.priority - b.priority);
+  }
+
+  enabledRoots(): RootConfig[] {
+    return this.cfg.roots.filter((r) => r.enabled);
+  }
+
+  targetLabel(id: string): string {
+    return this.cfg.targets.find((t) => t.id === id)?.label ?? id;
+  }
+
+  private scheduleStatus(): void {
+    this.statusCache = null;
+    if (this.statusTimer) return;
+    this.statusTimer = setTimeout(() => {
+      this.statusTimer = null;
+      if (!this.running || !this.catalog.db.open) return;
+      try {
+        this.bus.emit({ type: 'status', status: this.status() });
+      } catch (e) {
+        log.warn(`status: ${errorText(e)}`);
+      }
+    }, 500);
+    this.statusTimer.unref?.();
+  }
+
+  private targetStatusOf(t: TargetConfig, counts: { target_id: string; state: string; n: number; bytes: number }[]): TargetStatus {
+    const c = (state: string) => counts.find((r) => r.target_id === t.id && r.state === state);
+    const h = this.health.view(t.id, t.enabled);
+    const st: TargetStatus = {
+      label: t.label,
+      synced_count: c('synced')?.n ?? 0,
+      synced_bytes: c('synced')?.bytes ?? 0,
+      pending: c('pending')?.n ?? 0,
+      uploading: c('uploading')?.n ?? 0,
+      failed: c('failed')?.n ?? 0,
+      skipped: c('skipped')?.n ?? 0,
+      state: h.state === 'unknown' && (c('synced')?.n ?? 0) > 0 ? 'online' : h.state,
+      rate_bps: this.lanes.get(t.id)?.meter.rate() ?? 0,
+    };
+    if (h.reason) st.reason = h.reason;
+    if (h.detail) st.detail = h.detail;
+    if (h.offline_since) st.offline_since = h.offline_since;
+    if (h.next_try_at) st.next_try_at = h.next_try_at;
+    return st;
+  }
+
+  /** The status the overview, the tray and `GET .../status` show. Cached for 250 ms. */
+  status(): SyncStatus {
+    const now = Date.now();
+    if (this.statusCache && now - this.statusCache.at < 250) return this.statusCache.value;
+    const targets = this.enabledTargets();
+    const ids = new Set(targets.map((t) => t.id));
+    const counts = this.catalog.copyCounts().filter((r) => ids.has(r.target_id));
+    const sum = (state: string) => counts.filter((r) => r.state === state).reduce((a, r) => a + r.n, 0);
+    const totals = this.catalog.fileTotals();
+    const safe = this.catalog.safeTotals(targets.map((t) => t.id));
+    const tmap: Record<string, TargetStatus> = {};
+    for (const t of this.cfg.targets) tmap[t.id] = this.targetStatusOf(t, counts);
+    const s: SyncStatus = {
+      pending: sum('pending'),
+      uploading: sum('uploading'),
+      synced: sum('synced'),
+      failed: sum('failed'),
+      skipped: sum('skipped'),
+      total_files: totals.files,
+      total_size_bytes: totals.bytes,
+      synced_size_bytes: safe.bytes,
+      safe_files: safe.files,
+      missing_local_files: totals.missing,
+      targets: tmap,
+      scanning: this.scanning > 0,
+      paused: this.paused,
+      summary: '',
+      health: 'green',
+      disk: this.diskInfo(),
+      started_at: this.startedAt,
+      now,
+    };
+    const { summary, health } = this.summarize(s, targets);
+    s.summary = summary;
+    s.health = health;
+    this.statusCache = { at: now, value: s };
+    return s;
+  }
+
+  private diskInfo(): SyncStatus['disk'] {
+    const out: NonNullable<SyncStatus['disk']> = [];
+    for (const r of this.enabledRoots()) {
+      try {
+        const fs = statfsSync(r.path);
+        out.push({ path: r.path, free_bytes: fs.bavail * fs.bsize, total_bytes: fs.blocks * fs.bsize });
+      } catch {}
+    }
+    return out;
+  }
+
+  private summarize(s: SyncStatus, targets: TargetConfig[]): { summary: string; health: SyncStatus['health'] } {
+    if (this.cfg.roots.length === 0) return { summary: 'Add a folder with photos and videos to start backing up.', health: 'syncing' };
+    if (targets.length === 0) return { summary: 'Add a destination (the NAS or the cloud) so Triplicate can keep copies of your files.', health: 'behind' };
+    const rootProblem = [...this.rootProblems.values()][0];
+    if (s.paused) return { summary: `Backups are paused. ${plural(s.pending, 'file')} wait${s.pending === 1 ? 's' : ''}; press Resume to carry on.`, health: 'paused' };
+    const offline = targets.filter((t) => s.targets[t.id]?.state === 'offline');
+    if (s.failed > 0) {
+      const worst = targets.find((t) => (s.targets[t.id]?.failed ?? 0) > 0)!;
+      return { summary: `${plural(s.failed, 'copy', 'copies')} could not be made${worst ? ` (to ${worst.label} and maybe others)` : ''}. Open Activity to see why, then press Retry.`, health: 'failing' };
+    }
+    if (rootProblem) return { summary: rootProblem, health: 'failing' };
+    if (offline.length) {
+      const t = offline[0]!;
+      const ts = s.targets[t.id]!;
+      const waiting = ts.pending + ts.uploading;
+      const since = ts.offline_since ? ` since ${formatClock(ts.offline_since)}` : '';
+      const next = ts.next_try_at ? `; next try at ${formatClock(ts.next_try_at)}` : '';
+      return { summary: `${plural(waiting, 'file')} ${waiting === 1 ? 'is' : 'are'} waiting for ${t.label}: it has not answered${since}${next}.`, health: 'behind' };
+    }
+    const paused = targets.filter((t) => s.targets[t.id]?.state === 'paused');
+    if (s.pending + s.uploading > 0 || s.scanning) {
+      const left = s.total_files - s.safe_files;
+      const who = joinNames(targets.filter((t) => !paused.includes(t)).map((t) => t.label));
+      if (s.scanning && s.pending + s.uploading === 0) return { summary: 'Looking for new and changed files…', health: 'syncing' };
+      return { summary: `Copying ${plural(Math.max(left, 1), 'file')} to ${who}…`, health: paused.length ? 'paused' : 'syncing' };
+    }
+    if (paused.length) return { summary: `${joinNames(paused.map((t) => t.label))} ${paused.length === 1 ? 'is' : 'are'} paused; other copies are up to date.`, health: 'paused' };
+    const places = targets.length + 1;
+    if (s.total_files === 0) return { summary: 'No files yet. Put photos and videos in your folders and they are copied automatically.', health: 'green' };
+    const missing = s.missing_local_files ? ` ${plural(s.missing_local_files, 'file')} ${s.missing_local_files === 1 ? 'is' : 'are'} no longer on this computer but kept in the backups.` : '';
+    return { summary: `All ${formatCount(s.safe_files)} files (${formatBytes(s.synced_size_bytes)}) are safe in ${places} places.${missing}`, health: 'green' };
+  }
+
+  fileRecord(f: FileRow): FileRecord {
+    const copies: CopyInfo[] = this.catalog.copiesOfFile(f.id).map((c) => {
+      const ci: CopyInfo = { target_id: c.target_id, state: c.state, attempts: c.attempts };
+      if (c.last_error) ci.last_error = c.last_error;
+      if (c.next_attempt_at) ci.next_attempt_at = c.next_attempt_at;
+      if (c.synced_at) ci.synced_at = c.synced_at;
+      return ci;
+    });
+    const rec: FileRecord = {
+      id: f.id,
+      key: fileKey(f.root_id, f.rel_path),
+      root_id: f.root_id,
+      rel_path: f.rel_path,
+      size: f.size,
+      mtime_ms: f.mtime_ms,
+      sha256: f.sha256,
+      kind: f.kind,
+      local: f.local_state,
+      copies,
+    };
+    if (f.derived_from) {
+      const src = this.catalog.fileById(f.derived_from);
+      if (src) rec.derived_from = fileKey(src.root_id, src.rel_path);
+    }
+    return rec;
+  }
+
+  queue(q: QueueQuery & { local?: 'present' | 'missing' }): Page<FileRecord> {
+    const limit = Math.min(Math.max(Number(q.limit ?? 100) || 100, 1), 1000);
+    const offset = Math.max(Number(q.offset ?? 0) || 0, 0);
+    const { rows, total } = this.catalog.queryFiles({ ...q, limit, offset });
+    return { items: rows.map((r) => this.fileRecord(r)), total, offset, limit };
+  }
+
+  file(key: string): FileRecord | undefined {
+    const { rootId, relPath } = parseFileKey(key);
+    const f = this.catalog.fileByPath(rootId, relPath);
+    return f ? this.fileRecord(f) : undefined;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** What the desktop shell and the CLI call. Services (admin API, downloads, media...) are added by `createEngine`. */
+export function createEngine(opts: EngineOptions): Engine {
+  return new Engine(opts);
+}
+
+export { configSchema, ConfigError };

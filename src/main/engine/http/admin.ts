@@ -1,0 +1,302 @@
+// The admin API and web console: one listener, 127.0.0.1 by default. Bearer token from
+// `<data dir>/admin-token` (0600); the SSE stream and other GET stream routes also take
+// `?access_token=` (EventSource, <img> and <a> cannot set headers). Binding beyond loopback needs a
+// password (scrypt), exchanged at `/api/login` for the token. JSON-lines access log, tokens stripped.
+import { createReadStream, createWriteStream, existsSync, mkdirSync, statSync, type WriteStream } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname, extname, join, normalize, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
+import { QUERY_TOKEN_ROUTES, STREAM_ROUTES, routes, type EngineEvent } from '../../../shared/api';
+import type { Engine, EngineService } from '../engine';
+import { log } from '../log';
+import { errorText } from '../util';
+import { HttpError, Router, readJsonBody, sendJson, type Handlers } from './router';
+import { metricsText } from './metrics';
+import { ConfigError } from '../config/config';
+import { KeyError } from '../../../shared/keys';
+
+/** A raw (non-JSON) route: SSE, metrics, downloads, uploads. Return true when handled. */
+export type RawHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean | void> | boolean | void;
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+export function hashPassword(password: string): string {
+  const salt = randomBytes(16);
+  const hash = scryptSync(password, salt, 32, { N: 16384, r: 8, p: 1 });
+  return `scrypt$16384$${salt.toString('base64')}$${hash.toString('base64')}`;
+}
+
+export function verifyPassword(password: string, stored: string): boolean {
+  const [scheme, n, salt, hash] = stored.split('$');
+  if (scheme !== 'scrypt' || !n || !salt || !hash) return false;
+  const want = Buffer.from(hash, 'base64');
+  const got = scryptSync(password, Buffer.from(salt, 'base64'), want.length, { N: Number(n), r: 8, p: 1 });
+  return got.length === want.length && timingSafeEqual(got, want);
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** Where the built web UI is: TRIPLICATE_WEB_ROOT, else `out/renderer` of this package. */
+export function findWebRoot(): string | undefined {
+  if (process.env.TRIPLICATE_WEB_ROOT) return process.env.TRIPLICATE_WEB_ROOT;
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const cand = join(dir, 'out', 'renderer', 'index.html');
+    if (existsSync(cand)) return dirname(cand);
+    if (existsSync(join(dir, 'renderer', 'index.html')) && existsSync(join(dir, 'main'))) return join(dir, 'renderer');
+    dir = dirname(dir);
+  }
+  return undefined;
+}
+
+const STATIC_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml', '.png': 'image/png', '.ico': 'image/x-icon', '.json': 'application/json', '.woff2': 'font/woff2', '.webp': 'image/webp', '.jpg': 'image/jpeg',
+};
+
+export class AdminServer implements EngineService {
+  readonly name = 'admin';
+  readonly router = new Router();
+  private readonly raw: { prefix: string; fn: RawHandler; auth: boolean }[] = [];
+  private server: Server | null = null;
+  private engine!: Engine;
+  private access: WriteStream | null = null;
+  private sse = new Set<ServerResponse>();
+  private offBus: (() => void) | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private loginFailures: number[] = [];
+  webRoot: string | undefined;
+
+  constructor(private readonly opts: { port?: number; host?: string; webRoot?: string } = {}) {}
+
+  /** Services add their JSON handlers here (before or after start). */
+  register(h: Handlers): void {
+    this.router.register(h);
+  }
+
+  /** Services add raw routes (streams) here; `path` matches exactly or as a prefix ending in "/". */
+  registerRaw(path: string, fn: RawHandler, opts: { auth?: boolean } = {}): void {
+    this.raw.push({ prefix: path, fn, auth: opts.auth ?? true });
+  }
+
+  async start(engine: Engine): Promise<void> {
+    this.engine = engine;
+    const cfg = engine.cfg.server;
+    const host = this.opts.host ?? cfg.adminHost;
+    if (!LOOPBACK.has(host) && !cfg.adminPasswordHash) {
+      throw new ConfigError(
+        `The web console is set to listen on ${host}, beyond this computer, but no console password is set. ` +
+          'Set one first (Settings → Web console, or `triplicate password`), or keep server.adminHost at 127.0.0.1.',
+      );
+    }
+    this.webRoot = this.opts.webRoot ?? findWebRoot();
+    mkdirSync(join(engine.dataDir, 'logs'), { recursive: true });
+    this.access = createWriteStream(join(engine.dataDir, 'logs', 'admin-access.jsonl'), { flags: 'a' });
+    this.registerBuiltins();
+    this.server = createServer({ requestTimeout: 0, headersTimeout: 30_000, maxHeaderSize: 16 * 1024 }, (req, res) => void this.handle(req, res));
+    this.server.keepAliveTimeout = 5_000;
+    await new Promise<void>((resolvePromise, reject) => {
+      this.server!.once('error', (e: NodeJS.ErrnoException) =>
+        reject(
+          e.code === 'EADDRINUSE'
+            ? new ConfigError(`Port ${this.opts.port ?? cfg.adminPort} on ${host} is already used by another program. Choose another server.adminPort (0 picks a free one).`)
+            : e,
+        ),
+      );
+      this.server!.listen(this.opts.port ?? cfg.adminPort, host, () => resolvePromise());
+    });
+    const addr = this.server.address() as AddressInfo;
+    const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address === '0.0.0.0' ? '127.0.0.1' : addr.address;
+    engine.endpoints.adminUrl = `http://${shownHost}:${addr.port}`;
+    engine.endpoints.token = engine.token;
+    this.offBus = engine.bus.on((e) => this.broadcast(e));
+    this.heartbeat = setInterval(() => {
+      for (const r of this.sse) r.write(': keep-alive\n\n');
+    }, 15_000);
+    this.heartbeat.unref?.();
+  }
+
+  async stop(): Promise<void> {
+    this.offBus?.();
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    for (const r of this.sse) r.end();
+    this.sse.clear();
+    const srv = this.server;
+    this.server = null;
+    if (srv) {
+      const closed = new Promise<void>((r) => srv.close(() => r()));
+      srv.closeAllConnections();
+      await closed;
+    }
+    await new Promise<void>((r) => (this.access ? this.access.end(() => r()) : r()));
+  }
+
+  private broadcast(e: EngineEvent): void {
+    if (this.sse.size === 0) return;
+    const line = `data: ${JSON.stringify(e)}\n\n`;
+    for (const r of this.sse) r.write(line);
+  }
+
+  private registerBuiltins(): void {
+    this.registerRaw(STREAM_ROUTES.events, (req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+      res.write('retry: 3000\n\n');
+      res.write(`data: ${JSON.stringify({ type: 'status', status: this.engine.status() } satisfies EngineEvent)}\n\n`);
+      this.sse.add(res);
+      req.on('close', () => this.sse.delete(res));
+      return true;
+    });
+    this.registerRaw(STREAM_ROUTES.metrics, (_req, res) => {
+      const text = metricsText(this.engine);
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store' });
+      res.end(text);
+      return true;
+    });
+    this.registerRaw(
+      STREAM_ROUTES.health,
+      (_req, res) => {
+        sendJson(res, 200, { ok: true, version: process.env.npm_package_version ?? '0.1.0', uptime_s: Math.round((Date.now() - this.engine.startedAt) / 1000) });
+        return true;
+      },
+      { auth: false },
+    );
+  }
+
+  private authorized(req: IncomingMessage, url: URL, allowQueryToken: boolean): boolean {
+    const h = req.headers.authorization;
+    if (h?.startsWith('Bearer ') && safeEqual(h.slice(7).trim(), this.engine.token)) return true;
+    const q = url.searchParams.get('access_token');
+    return allowQueryToken && q !== null && safeEqual(q, this.engine.token);
+  }
+
+  private queryTokenAllowed(path: string): boolean {
+    return (QUERY_TOKEN_ROUTES as readonly string[]).some((name) => {
+      const p = (STREAM_ROUTES as Record<string, string>)[name];
+      if (!p) return false;
+      if (p.includes(':')) return new RegExp(`^${p.replace(/:[a-zA-Z_]+/g, '[^/]+')}$`).test(path);
+      return p === path;
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = Date.now();
+    const method = req.method ?? 'GET';
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      return sendJson(res, 400, { error: 'The request URL is malformed.', code: 'bad_request' });
+    }
+    res.on('finish', () => this.logAccess(req, res, url, started));
+    res.setHeader('x-content-type-options', 'nosniff');
+    res.setHeader('access-control-allow-origin', '*');
+    if (method === 'OPTIONS') {
+      res.writeHead(204, { 'access-control-allow-methods': 'GET, POST, PUT, PATCH, DELETE', 'access-control-allow-headers': 'authorization, content-type', 'access-control-max-age': '600' });
+      return void res.end();
+    }
+    const ac = new AbortController();
+    res.on('close', () => ac.abort());
+    try {
+      const path = url.pathname;
+      // raw routes
+      for (const r of this.raw) {
+        const match = r.prefix.includes(':') ? new RegExp(`^${r.prefix.replace(/:[a-zA-Z_]+/g, '[^/]+')}$`).test(path) : path === r.prefix;
+        if (!match) continue;
+        if (r.auth && !this.authorized(req, url, this.queryTokenAllowed(path))) throw new HttpError(401, 'unauthorized', 'Sign in to the Triplicate console first (the token is missing or wrong).');
+        const done = await r.fn(req, res, url);
+        if (done !== false) return;
+      }
+      if (path.startsWith('/api/') || path === '/metrics') {
+        const m = this.router.match(method, path);
+        if (!m) throw new HttpError(404, 'not_found', `There is no API route ${method} ${path}.`);
+        if ('allowed' in m) throw new HttpError(405, 'method_not_allowed', `${path} does not accept ${method}; use ${m.allowed.join(' or ')}.`);
+        if (m.name !== 'login' && !this.authorized(req, url, false)) throw new HttpError(401, 'unauthorized', 'Sign in to the Triplicate console first (the token is missing or wrong).');
+        if (!m.handler) throw new HttpError(404, 'not_available', 'This feature is not available in this version of the engine yet.');
+        const query = Object.fromEntries(url.searchParams.entries());
+        delete (query as Record<string, string>).access_token;
+        const body = routes[m.name].method === 'GET' ? undefined : await readJsonBody(req);
+        const out = await m.handler({ params: m.params, query, body: body ?? {}, req, signal: ac.signal } as never);
+        return sendJson(res, 200, out);
+      }
+      if (method === 'GET' || method === 'HEAD') return this.serveStatic(req, res, path);
+      throw new HttpError(405, 'method_not_allowed', `${method} is not allowed here.`);
+    } catch (e) {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      const he = toHttpError(e);
+      if (he.status >= 500) log.error(`admin ${method} ${url.pathname}: ${errorText(e)}`);
+      sendJson(res, he.status, he.body());
+    }
+  }
+
+  /** Sign in for a console bound beyond loopback: password -> token. At most 10 failures a minute. */
+  login(password: string): { token: string } {
+    const now = Date.now();
+    this.loginFailures = this.loginFailures.filter((t) => now - t < 60_000);
+    if (this.loginFailures.length >= 10) throw new HttpError(429, 'too_many_attempts', 'Too many wrong passwords. Wait a minute and try again.');
+    const stored = this.engine.cfg.server.adminPasswordHash;
+    if (!stored) throw new HttpError(400, 'no_password', 'No console password is set. Open the console on the server itself (http://127.0.0.1) to set one.');
+    if (typeof password !== 'string' || !verifyPassword(password, stored)) {
+      this.loginFailures.push(now);
+      throw new HttpError(401, 'wrong_password', 'That password is not right.');
+    }
+    return { token: this.engine.token };
+  }
+
+  private serveStatic(req: IncomingMessage, res: ServerResponse, path: string): void {
+    const root = this.webRoot;
+    if (!root) {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      return void res.end(
+        '<!doctype html><meta charset="utf-8"><title>Triplicate</title><body style="font-family:sans-serif;max-width:40em;margin:3em auto">' +
+          '<h1>Triplicate engine is running</h1><p>The web console has not been built. Run <code>npm run build</code> and reload this page. ' +
+          'The admin API is available under <code>/api/</code>.</p></body>',
+      );
+    }
+    let rel: string;
+    try {
+      rel = decodeURIComponent(path);
+    } catch {
+      throw new HttpError(400, 'bad_request', 'The path is malformed.');
+    }
+    const abs = resolve(root, normalize(`.${rel}`));
+    if (abs !== root && !abs.startsWith(root + sep)) throw new HttpError(404, 'not_found', 'Not found.');
+    let file = abs;
+    let st = statSync(file, { throwIfNoEntry: false });
+    if (!st || st.isDirectory()) {
+      // single-page app: unknown paths get index.html
+      file = join(root, 'index.html');
+      st = statSync(file, { throwIfNoEntry: false });
+      if (!st) throw new HttpError(404, 'not_found', 'Not found.');
+    }
+    const type = STATIC_TYPES[extname(file)] ?? 'application/octet-stream';
+    const immutable = file.includes(`${sep}assets${sep}`);
+    res.writeHead(200, { 'content-type': type, 'content-length': st.size, 'cache-control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache' });
+    if (req.method === 'HEAD') return void res.end();
+    createReadStream(file).pipe(res);
+  }
+
+  private logAccess(req: IncomingMessage, res: ServerResponse, url: URL, started: number): void {
+    if (!this.access) return;
+    const u = new URL(url.toString());
+    if (u.searchParams.has('access_token')) u.searchParams.set('access_token', 'redacted');
+    this.access.write(
+      `${JSON.stringify({ ts: new Date(started).toISOString(), method: req.method, path: u.pathname + u.search, status: res.statusCode, ms: Date.now() - started, ip: req.socket.remoteAddress })}\n`,
+    );
+  }
+}
+
+export function toHttpError(e: unknown): HttpError {
+  if (e instanceof HttpError) return e;
+  if (e instanceof ConfigError) return new HttpError(400, 'invalid_config', e.message, undefined, e.fields.length ? e.fields : undefined);
+  if (e instanceof KeyError) return new HttpError(400, 'bad_key', e.message);
+  return new HttpError(500, 'internal', 'Something went wrong inside the engine. The details are in the log; please send "Save diagnostics" to your support contact.', errorText(e));
+}

@@ -1,0 +1,40 @@
+// `GET /metrics` in Prometheus text format: what a remote admin's Grafana wants to alert on.
+import type { Engine } from '../engine';
+
+function esc(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+export function metricsText(engine: Engine): string {
+  const s = engine.status();
+  const out: string[] = [];
+  const metric = (name: string, help: string, type: 'gauge' | 'counter', samples: [Record<string, string>, number][]) => {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [labels, v] of samples) {
+      const l = Object.entries(labels).map(([k, val]) => `${k}="${esc(val)}"`).join(',');
+      out.push(`${name}${l ? `{${l}}` : ''} ${Number.isFinite(v) ? v : 0}`);
+    }
+  };
+  metric('triplicate_files', 'Files in the catalog.', 'gauge', [[{}, s.total_files]]);
+  metric('triplicate_files_bytes', 'Bytes of the files in the catalog.', 'gauge', [[{}, s.total_size_bytes]]);
+  metric('triplicate_safe_files', 'Files synced to every enabled destination.', 'gauge', [[{}, s.safe_files]]);
+  metric('triplicate_missing_local_files', 'Cataloged files no longer on local disk.', 'gauge', [[{}, s.missing_local_files]]);
+  const copies: [Record<string, string>, number][] = [];
+  const up: [Record<string, string>, number][] = [];
+  const rate: [Record<string, string>, number][] = [];
+  for (const [id, t] of Object.entries(s.targets)) {
+    for (const st of ['pending', 'uploading', 'synced', 'failed', 'skipped'] as const) {
+      const v = st === 'synced' ? t.synced_count : t[st];
+      copies.push([{ target: id, state: st }, v]);
+    }
+    up.push([{ target: id }, t.state === 'online' || t.state === 'unknown' ? 1 : 0]);
+    rate.push([{ target: id }, t.rate_bps]);
+  }
+  metric('triplicate_copies', 'Copies per destination and state.', 'gauge', copies);
+  metric('triplicate_target_up', '1 when the destination answers, 0 when offline, paused or disabled.', 'gauge', up);
+  metric('triplicate_upload_rate_bytes', 'Upload rate per destination, bytes per second.', 'gauge', rate);
+  metric('triplicate_jobs', 'Queued and running jobs per lane.', 'gauge', engine.catalog.laneCounts().map((r) => [{ lane: r.lane, state: r.state }, r.n] as [Record<string, string>, number]));
+  metric('triplicate_paused', '1 when all backups are paused.', 'gauge', [[{}, s.paused ? 1 : 0]]);
+  metric('triplicate_uptime_seconds', 'Seconds since the engine started.', 'gauge', [[{}, Math.round((Date.now() - engine.startedAt) / 1000)]]);
+  return `${out.join('\n')}\n`;
+}
