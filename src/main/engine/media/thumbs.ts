@@ -122,7 +122,7 @@ async function generate(
   if (fileSize === 0) throw new MediaError('empty', `${name} is empty (0 bytes), so it has no thumbnail.`);
   let input: string | Buffer = sourcePath;
   if (isVideoSource(sourcePath)) {
-    input = await grabFrame(sourcePath, { tools: o.tools, settings: { ...o.paths, maxHeight: Math.max(o.size, 144) }, signal: o.signal });
+    input = await grabFrame(sourcePath, { tools: o.tools, settings: { ...o.paths, maxHeight: Math.max(360, o.size * 2) }, signal: o.signal });
   }
   let data: Buffer;
   try {

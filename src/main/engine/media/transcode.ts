@@ -78,7 +78,7 @@ export interface ArgsInput {
   input: string;
   output: string;
   settings: TranscodeSettings;
-  probe: Pick<MediaProbe, 'videoStreamIndex' | 'audioStreamIndex' | 'hasAudio'>;
+  probe: Pick<MediaProbe, 'videoStreamIndex' | 'audioStreamIndex' | 'hasAudio' | 'capturedAt'>;
   /** Written into the MP4's comment tag (ownership marker). */
   comment?: string;
   audioBitrate?: string;
@@ -98,6 +98,8 @@ export function transcodeOptionLists(a: ArgsInput): { inputOptions: string[]; ou
   if (a.probe.hasAudio) out.push('-c:a', 'aac', '-b:a', a.audioBitrate ?? '160k');
   else out.push('-an');
   out.push('-sn', '-dn', '-movflags', '+faststart', '-max_muxing_queue_size', '1024');
+  // ffmpeg drops creation_time from the copied metadata on purpose: put the capture date back.
+  if (a.probe.capturedAt !== undefined) out.push('-metadata', `creation_time=${new Date(a.probe.capturedAt).toISOString()}`);
   if (a.comment) out.push('-metadata', `comment=${a.comment}`);
   out.push('-f', 'mp4');
   return { inputOptions: ['-hide_banner', '-nostdin'], outputOptions: out };
