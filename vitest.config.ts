@@ -10,7 +10,6 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Integration tests start real S3 servers and ffmpeg: keep parallelism within 2 cores.
     maxWorkers: 2,
-    reporters: process.env.CI ? ['default', 'json'] : ['default'],
-    outputFile: { json: '.tmp/vitest-report.json' },
+    env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
   },
 });

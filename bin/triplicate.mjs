@@ -3,6 +3,8 @@
 // the desktop app bundles the same engine with electron-vite.
 import { register } from 'tsx/esm/api';
 
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 register();
 const { main } = await import('../src/main/engine/cli.ts');
 const code = await main(process.argv.slice(2));
