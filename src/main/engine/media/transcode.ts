@@ -50,6 +50,8 @@ export interface TranscodeResult {
   output: MediaProbe;
   /** Wall time of the whole call. */
   elapsedMs: number;
+  /** Where the time went (ms): probing the input, ffmpeg from spawn to exit, verifying + renaming. */
+  timings: { probeMs: number; ffmpegMs: number; verifyMs: number };
   /** The ffmpeg argv that ran (temp output name included). */
   args: string[];
 }
@@ -129,7 +131,9 @@ export async function transcodeToMp4(
   const { signal } = opts;
   if (signal?.aborted) throw abortedError();
   const tools = opts.tools ?? (await resolveMediaTools(settings));
+  const tProbe = Date.now();
   const probe = opts.probe ?? (await probeMedia(input, { signal, tools }));
+  const probeMs = Date.now() - tProbe;
   const problem = assessVideo(probe, opts.limits);
   if (problem) throw problem;
 
@@ -147,8 +151,9 @@ export async function transcodeToMp4(
   const argsInput: ArgsInput = { input, output: tmp, settings, probe, comment: mp4Marker(sourceName), audioBitrate: opts.audioBitrate };
   const args = buildTranscodeArgs(argsInput);
   try {
-    await runFluent(input, tmp, argsInput, tools, probe, opts);
+    const ffmpegMs = await runFluent(input, tmp, argsInput, tools, probe, opts);
     if (signal?.aborted) throw abortedError();
+    const tVerify = Date.now();
     const output = await verifyMp4(tmp, probe, { tools, signal, outputName: basename(outputPath) });
     try {
       await fsp.rename(tmp, outputPath);
@@ -158,7 +163,8 @@ export async function transcodeToMp4(
     activeTemps.delete(tmp);
     output.path = outputPath;
     opts.onProgress?.(100, 0);
-    return { outputPath, input: probe, output, elapsedMs: Date.now() - t0, args };
+    const now = Date.now();
+    return { outputPath, input: probe, output, elapsedMs: now - t0, args, timings: { probeMs, ffmpegMs, verifyMs: now - tVerify } };
   } catch (e) {
     await removeQuietly(tmp);
     activeTemps.delete(tmp);
@@ -173,13 +179,13 @@ function runFluent(
   tools: MediaTools,
   probe: MediaProbe,
   opts: TranscodeOptions,
-): Promise<void> {
+): Promise<number> {
   const { signal, onProgress } = opts;
   const { inputOptions, outputOptions } = transcodeOptionLists(argsInput);
   const duration = probe.durationS ?? 0;
   const stallMs = opts.stallTimeoutMs ?? 10 * 60_000;
 
-  return new Promise<void>((resolvePromise, reject) => {
+  return new Promise<number>((resolvePromise, reject) => {
     // fluent-ffmpeg keeps the binary path in a module-wide cache: set it right before each run.
     const cmd = ffmpeg({ stdoutLines: 200 })
       .setFfmpegPath(tools.ffmpeg.path)
@@ -200,7 +206,7 @@ function runFluent(
       settled = true;
       clearInterval(watchdog);
       signal?.removeEventListener('abort', onAbort);
-      if (err === undefined) resolvePromise();
+      if (err === undefined) resolvePromise(Date.now() - started);
       else reject(err);
     };
     const kill = () => {
