@@ -203,8 +203,12 @@ export class FolderBackend implements StorageBackend {
       let st: Stats;
       try {
         st = await stat(join(dirPath, it.name));
-      } catch {
-        continue; // deleted while listing
+      } catch (e) {
+        // Deleted while listing: skip it. Unless the whole share went away: then say so (and a
+        // retrying caller resumes after the last key), rather than end the listing early.
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw this.mapError(e, 'list', key);
+        await this.checkRoot();
+        continue;
       }
       // Like S3's listing: no metadata (sha256, mtime) here; head() has it.
       yield { key, size: st.size, lastModified: Math.round(st.ctimeMs) };

@@ -21,6 +21,7 @@ import {
   HeadBucketCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
+  ListObjectsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -83,6 +84,8 @@ export class S3Backend implements StorageBackend {
   private readonly opts: Required<Omit<S3BackendOptions, 'onWarning'>> & Pick<S3BackendOptions, 'onWarning'>;
   private readonly host: string;
   private bucketOkUntil = 0;
+  /** Set once ListObjectsV2 failed here and v1 worked (see listPage). */
+  private listV1 = false;
 
   constructor(target: S3TargetConfig, opts: S3BackendOptions = {}) {
     this.id = target.id;
@@ -291,9 +294,28 @@ export class S3Backend implements StorageBackend {
       throw this.mapError(e, 'get', key, opts.signal);
     }
     const raw = out.Body as Readable | undefined;
-    const contentLength = out.ContentLength ?? 0;
-    const totalSize = parseContentRangeTotal(out.ContentRange) ?? contentLength;
-    const body = wrapBody(raw, (e) => this.mapError(e, 'get', key, opts.signal), opts.signal);
+    const announced = out.ContentLength ?? 0;
+    const cr = parseContentRange(out.ContentRange);
+    const totalSize = cr?.total ?? announced;
+    // What the caller gets: exactly the range asked for, even from servers that send more.
+    let skip = 0;
+    let contentLength = announced;
+    if (range) {
+      const sentStart = cr ? cr.start : 0; // no Content-Range: the server ignored Range, sent it all
+      if (range.start >= totalSize || sentStart > range.start) {
+        raw?.destroy();
+        throw new StorageError(
+          'invalid',
+          `The requested byte range of "${key}" is outside the object on ${this.description}.`,
+          `get "${key}": asked ${range.start}-${range.end ?? ''}, got ${out.ContentRange ?? 'the whole object'} of ${totalSize}`,
+        );
+      }
+      skip = range.start - sentStart;
+      const wantEnd = Math.min(range.end ?? totalSize - 1, totalSize - 1);
+      const sentEnd = cr ? cr.end : announced - 1;
+      contentLength = Math.min(wantEnd, sentEnd) - range.start + 1;
+    }
+    const body = wrapBody(raw, (e) => this.mapError(e, 'get', key, opts.signal), opts.signal, { skip, take: contentLength });
     return {
       body,
       contentLength,
@@ -342,36 +364,75 @@ export class S3Backend implements StorageBackend {
 
   async *list(prefix: string, opts: ListOptions = {}): AsyncGenerator<ObjectInfo> {
     let token: string | undefined;
+    let after = opts.startAfter;
     for (let page = 0; page < MAX_LIST_PAGES; page++) {
       throwIfAborted(opts.signal);
-      let out;
+      const res = await this.listPage(prefix, after, token, opts.signal);
+      for (const o of res.items) {
+        after = o.key;
+        yield o;
+      }
+      if (!res.truncated) return;
+      token = res.token;
+    }
+  }
+
+  /**
+   * One page of a listing: ListObjectsV2, or ListObjects (v1, marker = last key) once v2 has
+   * failed on this server. Why: s3rver's v2 pagination answers 500 on Node >= 17 (it encrypts its
+   * continuation token with DES, which OpenSSL 3 no longer offers), and it runs our demo; some
+   * older S3 clones have similar v2 bugs. v1 with a marker lists the same keys in the same order.
+   */
+  private async listPage(
+    prefix: string,
+    after: string | undefined,
+    token: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<{ items: ObjectInfo[]; truncated: boolean; token?: string }> {
+    const toInfo = (o: { Key?: string; Size?: number; LastModified?: Date; ETag?: string }): ObjectInfo[] =>
+      // The listing carries no user metadata: sha256 and mtimeMs stay undefined (HEAD for them).
+      o.Key === undefined ? [] : [{ key: o.Key, size: o.Size ?? 0, lastModified: o.LastModified?.getTime(), etag: stripQuotes(o.ETag) }];
+    const v1 = async () => {
+      const out = await this.client.send(
+        new ListObjectsCommand({ Bucket: this.settings.bucket, Prefix: prefix || undefined, Marker: after, MaxKeys: this.opts.listPageSize }),
+        { abortSignal: signal },
+      );
+      const items = (out.Contents ?? []).flatMap(toInfo);
+      // Without a delimiter v1 sends no NextMarker: the next page starts after the last key.
+      return { items, truncated: !!out.IsTruncated && items.length > 0 };
+    };
+    if (this.listV1) {
       try {
-        out = await this.client.send(
-          new ListObjectsV2Command({
-            Bucket: this.settings.bucket,
-            Prefix: prefix || undefined,
-            MaxKeys: this.opts.listPageSize,
-            ContinuationToken: token,
-            // StartAfter is ignored by S3 once a continuation token is given; send it once.
-            StartAfter: token ? undefined : opts.startAfter,
-          }),
-          { abortSignal: opts.signal },
-        );
+        return await v1();
       } catch (e) {
-        throw this.mapError(e, 'list', prefix, opts.signal);
+        throw this.mapError(e, 'list', prefix, signal);
       }
-      for (const o of out.Contents ?? []) {
-        if (o.Key === undefined) continue;
-        // The listing carries no user metadata: sha256 and mtimeMs stay undefined (HEAD for them).
-        yield {
-          key: o.Key,
-          size: o.Size ?? 0,
-          lastModified: o.LastModified?.getTime(),
-          etag: stripQuotes(o.ETag),
-        };
+    }
+    try {
+      const out = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.settings.bucket,
+          Prefix: prefix || undefined,
+          MaxKeys: this.opts.listPageSize,
+          ContinuationToken: token,
+          // S3 ignores StartAfter once a continuation token is given: send it on the first page.
+          StartAfter: token ? undefined : after,
+        }),
+        { abortSignal: signal },
+      );
+      const items = (out.Contents ?? []).flatMap(toInfo);
+      return { items, truncated: !!out.IsTruncated && !!out.NextContinuationToken, token: out.NextContinuationToken };
+    } catch (e) {
+      if (sdkErrorName(e) !== 'InternalError' || signal?.aborted) throw this.mapError(e, 'list', prefix, signal);
+      let page;
+      try {
+        page = await v1();
+      } catch {
+        throw this.mapError(e, 'list', prefix, signal); // v1 fails too: report the original error
       }
-      if (!out.IsTruncated || !out.NextContinuationToken) return;
-      token = out.NextContinuationToken;
+      this.listV1 = true;
+      this.opts.onWarning?.(`${this.description} failed a ListObjectsV2 page; Triplicate lists it with ListObjects (v1) from now on.`, `list "${prefix}": InternalError on v2`);
+      return page;
     }
   }
 
@@ -646,11 +707,11 @@ function stripQuotes(etag: string | undefined): string | undefined {
   return etag?.replace(/^"+|"+$/g, '');
 }
 
-/** Total size from a Content-Range header ("bytes 0-9/100" gives 100); undefined when absent or "*". */
-export function parseContentRangeTotal(v: string | undefined): number | undefined {
+/** Parse a Content-Range such as "bytes 0-9/100"; undefined when absent or without a range. */
+export function parseContentRange(v: string | undefined): { start: number; end: number; total: number } | undefined {
   if (!v) return undefined;
-  const m = /\/(\d+)\s*$/.exec(v);
-  return m ? Number(m[1]) : undefined;
+  const m = /^bytes (\d+)-(\d+)\/(\d+)\s*$/.exec(v.trim());
+  return m ? { start: Number(m[1]), end: Number(m[2]), total: Number(m[3]) } : undefined;
 }
 
 /**

@@ -1,7 +1,7 @@
 // Stream helpers shared by the backends: a body meter that counts bytes, reports progress and
 // insists on the announced size, and a way to tell "reading the local file failed" apart from
 // "the target failed" when an upload breaks.
-import { PassThrough, pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
 import { abortError, StorageError } from './types';
 
 /**
@@ -117,19 +117,73 @@ export function compareKeys(a: string, b: string): number {
  * Hand out a download body as a plain Readable whose errors are StorageErrors (a download that
  * breaks mid-way says so in a sentence) and which stops when the caller's signal aborts.
  * Destroying the returned stream destroys the source (frees the socket or file descriptor).
+ *
+ * `slice` drops the first `skip` bytes and ends after `take` bytes: for servers that send more
+ * than the range asked for (s3rver answers "bytes=0-0" with the whole object; some proxies ignore
+ * Range altogether). A source that ends before `take` bytes fails the stream.
  */
-export function wrapBody(raw: Readable | undefined, mapErr: (e: unknown) => StorageError, signal?: AbortSignal): Readable {
+export function wrapBody(
+  raw: Readable | undefined,
+  mapErr: (e: unknown) => StorageError,
+  signal?: AbortSignal,
+  slice: { skip: number; take: number } = { skip: 0, take: Infinity },
+): Readable {
   // Zero-byte object: some servers send no body stream at all.
-  if (!raw) return Readable.from([]);
-  const out = new PassThrough();
+  if (!raw || slice.take === 0) {
+    raw?.destroy();
+    return Readable.from([]);
+  }
+  let skip = slice.skip;
+  let left = slice.take;
+  let done = false;
   const onAbort = () => out.destroy(abortError());
+  const out = new Readable({
+    read() {
+      if (raw.isPaused()) raw.resume();
+    },
+    destroy(err, cb) {
+      done = true;
+      signal?.removeEventListener('abort', onAbort);
+      if (!raw.destroyed) raw.destroy();
+      cb(err);
+    },
+  });
+  const finish = () => {
+    if (done) return;
+    done = true;
+    out.push(null);
+  };
+  raw.on('data', (chunk: Buffer) => {
+    if (done) return;
+    let c = chunk;
+    if (skip > 0) {
+      if (c.length <= skip) {
+        skip -= c.length;
+        return;
+      }
+      c = c.subarray(skip);
+      skip = 0;
+    }
+    if (c.length >= left) {
+      out.push(c.subarray(0, left));
+      left = 0;
+      finish();
+      raw.destroy(); // the rest is not ours: stop the transfer
+      return;
+    }
+    left -= c.length;
+    if (!out.push(c)) raw.pause();
+  });
+  raw.on('end', () => {
+    if (done) return;
+    if (Number.isFinite(left) && left > 0) {
+      out.destroy(mapErr(Object.assign(new Error(`the download ended ${left} bytes early`), { code: 'ECONNRESET' })));
+    } else finish();
+  });
+  raw.on('error', (e) => {
+    if (!done) out.destroy(e instanceof StorageError ? e : mapErr(e));
+  });
   if (signal?.aborted) onAbort();
   else signal?.addEventListener('abort', onAbort, { once: true });
-  raw.on('error', (e) => out.destroy(e instanceof StorageError ? e : mapErr(e)));
-  out.once('close', () => {
-    signal?.removeEventListener('abort', onAbort);
-    if (!raw.destroyed) raw.destroy();
-  });
-  raw.pipe(out);
   return out;
 }
