@@ -1,6 +1,6 @@
 // The media pipeline against the real bundled ffmpeg/ffprobe, on tiny clips made here with lavfi.
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import sharp from 'sharp';
@@ -389,6 +389,32 @@ describe('transcode', () => {
     // and a duration mismatch beyond 1 s is caught too
     const e2 = await rejection(verifyMp4(join(dir, 'long.mp4'), input, { tools }));
     expect(e2.code).toBe('verify-failed');
+  });
+
+  it('converts an interlaced camcorder-style .MTS (MPEG-TS): probed without crashing, deinterlaced', async () => {
+    const d = join(dir, 'mts');
+    mkdirSync(d);
+    const input = join(d, '00001.MTS');
+    await ff(
+      '-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=50', '-f', 'lavfi', '-i', 'sine=frequency=440', '-t', '2',
+      '-vf', 'tinterlace=4', '-flags', '+ilme+ildct', '-top', '1', '-c:v', 'mpeg2video', '-c:a', 'mp2',
+      '-metadata', 'service_name=Camcorder', '-f', 'mpegts', input,
+    );
+    const p = await probeMedia(input, { tools });
+    expect([p.kind, p.videoCodec, p.interlaced]).toEqual(['video', 'mpeg2video', true]);
+    const res = await convertVideo(input, FAST, { tools, probe: p });
+    expect(res.args.join(' ')).toContain('yadif=');
+    const j = ffprobeJson(res.outputPath);
+    expect(j.streams.map((s) => `${s.codec_type}:${s.codec_name}`).sort()).toEqual(['audio:aac', 'video:h264']);
+    expect(res.posterPath).toBe(join(d, '00001.poster.jpg'));
+
+    // The same ffprobe configured by path (no workaround up front) crashes on MPEG-TS
+    // on Linux; the probe retries with the workaround instead of calling the file corrupt.
+    const link = join(d, 'my-ffprobe');
+    symlinkSync(tools.ffprobe.path, link);
+    const viaConfig = await resolveMediaTools({ ffprobePath: link });
+    expect(viaConfig.ffprobe.source).toBe('config');
+    expect((await probeMedia(input, { tools: viaConfig })).interlaced).toBe(true);
   });
 
   it('poster of a clip shorter than a second is its first frame', async () => {

@@ -196,6 +196,8 @@ export interface RunToolOptions {
   maxStdoutBytes?: number;
   /** Called with the child pid once spawned. */
   onSpawn?: (pid: number) => void;
+  /** Environment for the child (default: this process's). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Keep at most this much of stderr (the tail matters). */
@@ -211,7 +213,7 @@ export function runTool(bin: string, args: readonly string[], opts: RunToolOptio
       reject(abortedError('The media task'));
       return;
     }
-    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
+    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true, ...(opts.env ? { env: opts.env } : {}) });
     const max = opts.maxStdoutBytes ?? 64 * 1024 * 1024;
     const chunks: Buffer[] = [];
     let outBytes = 0;
@@ -265,6 +267,19 @@ export function runTool(bin: string, args: readonly string[], opts: RunToolOptio
       }),
     );
   });
+}
+
+/**
+ * The environment to run a tool with. The static Linux ffprobe shipped by @ffprobe-installer
+ * (5.2.0) crashes (SIGSEGV) on every MPEG-TS file (.mts/.m2ts): its statically linked glibc
+ * cannot load iconv modules when it decodes the stream's service name. Pointing GCONV_PATH at a
+ * folder that does not exist makes iconv fail cleanly instead, and the probe works. Only applied
+ * to binaries we ship (an operator's own ffmpeg is dynamically linked and left alone), or when
+ * `force` is set (the retry after a crash).
+ */
+export function toolEnv(tool: Pick<ResolvedTool, 'source'>, force = false): NodeJS.ProcessEnv | undefined {
+  if (process.platform !== 'linux' || (!force && tool.source !== 'bundled')) return undefined;
+  return { ...process.env, GCONV_PATH: '/nonexistent/triplicate-no-gconv' };
 }
 
 /** Best effort: nice 19 on Unix, IDLE priority class on Windows. Never throws. */

@@ -8,7 +8,7 @@ import { promises as fsp } from 'node:fs';
 import { basename } from 'node:path';
 import type { MediaInfo } from '../../../shared/api';
 import { abortedError, fsError, MediaError, tail } from './errors';
-import { ffPath, resolveMediaTools, runTool, type MediaTools, type ToolPaths } from './ffmpeg';
+import { ffPath, resolveMediaTools, runTool, toolEnv, type MediaTools, type ToolPaths } from './ffmpeg';
 
 export type MediaKind = 'video' | 'audio' | 'image' | 'other';
 export type Rotation = 0 | 90 | 180 | 270;
@@ -38,6 +38,8 @@ export interface MediaProbe {
   /** Clockwise degrees a player turns the stored picture (phone portrait video: 90). */
   rotation: Rotation;
   frameRate?: number;
+  /** The video is interlaced (camcorder MTS, DV, broadcast): the transcode deinterlaces it. */
+  interlaced?: boolean;
   bitRate?: number;
   /** Capture time, ms since the epoch (QuickTime creationdate, else creation_time). */
   capturedAt?: number;
@@ -79,6 +81,7 @@ interface FfStream {
   r_frame_rate?: string;
   duration?: string;
   nb_frames?: string;
+  field_order?: string;
   disposition?: Record<string, number>;
   tags?: Record<string, string>;
   side_data_list?: { side_data_type?: string; rotation?: number }[];
@@ -111,11 +114,16 @@ export async function probeMedia(path: string, opts: ProbeOptions = {}): Promise
   const tools = opts.tools ?? (await resolveMediaTools(opts.paths));
   let run;
   try {
-    run = await runTool(
-      tools.ffprobe.path,
-      ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', ffPath(path)],
-      { signal: opts.signal, timeoutMs: opts.timeoutMs ?? 60_000, maxStdoutBytes: 16 * 1024 * 1024 },
-    );
+    const probeOnce = (env: NodeJS.ProcessEnv | undefined) =>
+      runTool(tools.ffprobe.path, ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', ffPath(path)], {
+        signal: opts.signal,
+        timeoutMs: opts.timeoutMs ?? 60_000,
+        maxStdoutBytes: 16 * 1024 * 1024,
+        env,
+      });
+    run = await probeOnce(toolEnv(tools.ffprobe));
+    // A crash (not an error exit) says nothing about the file: retry once with the iconv workaround.
+    if (run.signal) run = await probeOnce(toolEnv(tools.ffprobe, true));
   } catch (e) {
     if (e instanceof MediaError) throw e;
     throw new MediaError('ffmpeg-missing', `ffprobe at ${tools.ffprobe.path} could not be started. Reinstall Triplicate or set media.ffprobePath.`, {
@@ -127,6 +135,11 @@ export async function probeMedia(path: string, opts: ProbeOptions = {}): Promise
   try {
     json = JSON.parse(run.stdout.toString('utf8') || '{}') as FfProbeJson;
   } catch {}
+  if (run.signal) {
+    throw new MediaError('ffmpeg-failed', `ffprobe crashed (${run.signal}) while reading ${basename(path)}. Triplicate tries again later; if it keeps happening, set media.ffprobePath to another ffprobe.`, {
+      detail: tail(run.stderr),
+    });
+  }
   if (run.code !== 0 || !json?.format) {
     const detail = tail(run.stderr) || `ffprobe exited with ${run.code ?? run.signal}`;
     if (/No such file or directory/i.test(run.stderr)) throw fsError(Object.assign(new Error(detail), { code: 'ENOENT' }), path, 'read');
@@ -198,6 +211,7 @@ function interpret(path: string, sizeBytes: number, json: FfProbeJson): MediaPro
       out.width = w;
       out.height = h;
     }
+    if (video.field_order && ['tt', 'bb', 'tb', 'bt'].includes(video.field_order)) out.interlaced = true;
     const fr = ratio(video.avg_frame_rate) ?? ratio(video.r_frame_rate);
     if (fr && fr > 0 && fr < 1000) out.frameRate = fr;
   }

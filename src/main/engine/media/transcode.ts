@@ -21,7 +21,7 @@ import { promises as fsp } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { MediaSettings } from '../../../shared/config';
 import { abortedError, diskFullError, fsError, looksLikeDiskFull, MediaError, tail } from './errors';
-import { ffPath, lowerPriority, resolveMediaTools, runTool, type MediaTools } from './ffmpeg';
+import { ffPath, lowerPriority, resolveMediaTools, runTool, toolEnv, type MediaTools } from './ffmpeg';
 import { isTempFile, mayWrite, mp4Marker, planOutputs, posterMarker, tempPathFor, withJpegComment } from './naming';
 import { assessVideo, probeMedia, type MediaProbe, type VideoLimits } from './probe';
 
@@ -80,7 +80,7 @@ export interface ArgsInput {
   input: string;
   output: string;
   settings: TranscodeSettings;
-  probe: Pick<MediaProbe, 'videoStreamIndex' | 'audioStreamIndex' | 'hasAudio' | 'capturedAt'>;
+  probe: Pick<MediaProbe, 'videoStreamIndex' | 'audioStreamIndex' | 'hasAudio' | 'capturedAt' | 'interlaced'>;
   /** Written into the MP4's comment tag (ownership marker). */
   comment?: string;
   audioBitrate?: string;
@@ -95,7 +95,7 @@ export function transcodeOptionLists(a: ArgsInput): { inputOptions: string[]; ou
     '-preset', a.settings.preset,
     '-crf', String(a.settings.crf),
     '-pix_fmt', 'yuv420p',
-    '-vf', scaleFilter(a.settings.maxHeight),
+    '-vf', (a.probe.interlaced ? 'yadif=mode=send_frame:parity=auto:deint=interlaced,' : '') + scaleFilter(a.settings.maxHeight),
   );
   if (a.probe.hasAudio) out.push('-c:a', 'aac', '-b:a', a.audioBitrate ?? '160k');
   else out.push('-an');
@@ -399,11 +399,11 @@ export async function grabFrame(input: string, opts: PosterOptions = {}): Promis
         '-i', ffPath(input),
         '-map', `0:${probe.videoStreamIndex ?? 'v:0'}`,
         '-frames:v', '1',
-        '-vf', scaleFilter(maxHeight),
+        '-vf', (probe.interlaced ? 'yadif=mode=send_frame:parity=auto:deint=interlaced,' : '') + scaleFilter(maxHeight),
         '-q:v', '3',
         '-f', 'mjpeg', 'pipe:1',
       ],
-      { signal: opts.signal, lowPriority: true, timeoutMs: 5 * 60_000, maxStdoutBytes: 32 * 1024 * 1024 },
+      { signal: opts.signal, lowPriority: true, timeoutMs: 5 * 60_000, maxStdoutBytes: 32 * 1024 * 1024, env: toolEnv(tools.ffmpeg) },
     );
   let res = await run(at);
   if ((res.code !== 0 || res.stdout.length === 0) && at > 0) res = await run(0);
