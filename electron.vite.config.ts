@@ -8,11 +8,28 @@
 import { resolve } from 'node:path';
 import { defineConfig } from 'electron-vite';
 import react from '@vitejs/plugin-react';
+import type { Plugin } from 'vite';
 
 const root = import.meta.dirname;
 
 /** The engine's admin port in `npm run dev` (the dev server proxies /api to it). */
 const devEnginePort = Number(process.env.TRIPLICATE_DEV_ADMIN_PORT ?? 8765);
+
+/**
+ * A Content-Security-Policy for the built page only (the dev server's React refresh needs an inline
+ * script). The page is served by the engine or the dev server, so the API is always 'self'.
+ */
+export const CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; " +
+  "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'";
+
+export function cspPlugin(): Plugin {
+  return {
+    name: 'triplicate-csp',
+    apply: 'build',
+    transformIndexHtml: () => [{ tag: 'meta', attrs: { 'http-equiv': 'Content-Security-Policy', content: CSP }, injectTo: 'head-prepend' }],
+  };
+}
 
 export default defineConfig({
   main: {
@@ -44,10 +61,12 @@ export default defineConfig({
   renderer: {
     root: resolve(root, 'src/renderer'),
     base: './',
-    plugins: [react()],
+    plugins: [react(), cspPlugin()],
     build: {
       outDir: resolve(root, 'out/renderer'),
       emptyOutDir: true,
+      // served over the network by the web console too
+      minify: true,
       rolldownOptions: {
         input: resolve(root, 'src/renderer/index.html'),
       },

@@ -3,13 +3,14 @@
 import { resolve } from 'node:path';
 import { defineConfig } from 'vite';
 import react from '@vitejs/plugin-react';
+import { cspPlugin } from './electron.vite.config';
 
 const root = import.meta.dirname;
 
 export default defineConfig({
   root: resolve(root, 'src/renderer'),
   base: './',
-  plugins: [react()],
+  plugins: [react(), cspPlugin()],
   build: {
     outDir: resolve(root, 'out/renderer'),
     emptyOutDir: true,

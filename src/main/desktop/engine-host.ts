@@ -1,29 +1,18 @@
 // Start the engine inside this process, or connect to one that runs as a system service.
 //
 // - Service: TRIPLICATE_ENGINE_URL=http://127.0.0.1:8765 and the admin token in the file named by
-//   TRIPLICATE_TOKEN_FILE (default: <TRIPLICATE_DATA_DIR>/admin.token). The app never starts a
+//   TRIPLICATE_TOKEN_FILE (default: <TRIPLICATE_DATA_DIR>/admin-token). The app never starts a
 //   second engine on the same data.
-// - Embedded (default): the lead's composition root `createEngine({ dataDir, configFile? })` from
+// - Embedded (default): the composition root `createEngine({ dataDir, configFile?, webRoot? })` from
 //   ../engine/engine, loaded lazily so the window and tray come up first.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EngineConnection } from '../../preload/bridge';
 
-export interface EngineHandle {
-  start(): Promise<{ adminUrl: string; downloadUrl: string; token: string }>;
-  stop(): Promise<void>;
-}
-export interface EngineModule {
-  createEngine(opts: { dataDir: string; configFile?: string; webRoot?: string }): EngineHandle;
-}
-
 export interface HostedEngine {
   connection: EngineConnection;
   stop(): Promise<void>;
 }
-
-// Resolved at build time; an empty map when the engine is not part of this build.
-const engineModules = import.meta.glob<EngineModule>('../engine/engine.ts');
 
 export class EngineStartError extends Error {
   constructor(
@@ -36,20 +25,25 @@ export class EngineStartError extends Error {
 }
 
 export async function startEmbeddedEngine(opts: { dataDir: string; configFile?: string; webRoot: string }): Promise<HostedEngine> {
-  const load = Object.values(engineModules)[0];
-  if (!load) {
-    throw new EngineStartError(
-      'This build of Triplicate has no backup engine inside. Run `triplicate serve` as a service and start the app with TRIPLICATE_ENGINE_URL set.',
-    );
+  // Loaded lazily (its own chunk) so the window and the tray come up first.
+  const { createEngine } = await import('../engine/engine');
+  let engine: ReturnType<typeof createEngine>;
+  try {
+    engine = createEngine({ dataDir: opts.dataDir, configFile: opts.configFile, webRoot: opts.webRoot });
+  } catch (e) {
+    throw new EngineStartError('The backup engine could not start: its settings or data could not be read. Save diagnostics and send them to your IT contact.', errText(e));
   }
-  const mod = await load();
-  const engine = mod.createEngine({ dataDir: opts.dataDir, configFile: opts.configFile, webRoot: opts.webRoot });
-  let started: { adminUrl: string; downloadUrl: string; token: string };
+  let started: { adminUrl: string; downloadUrl?: string; token: string };
   try {
     started = await engine.start();
   } catch (e) {
     await engine.stop().catch(() => undefined);
-    throw new EngineStartError('The backup engine could not start. Save diagnostics from the Settings page and send them to your IT contact.', errText(e));
+    throw new EngineStartError(
+      e instanceof Error && e.constructor.name === 'ConfigError'
+        ? e.message
+        : 'The backup engine could not start. Another copy of Triplicate may be running on the same data; otherwise send the log file to your IT contact.',
+      errText(e),
+    );
   }
   return {
     connection: { baseUrl: started.adminUrl.replace(/\/$/, ''), token: started.token, downloadUrl: started.downloadUrl, mode: 'embedded' },
@@ -61,7 +55,7 @@ export function serviceSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): { 
   const url = env.TRIPLICATE_ENGINE_URL?.trim();
   if (!url) return null;
   const dataDir = env.TRIPLICATE_DATA_DIR?.trim() || defaultServiceDataDir();
-  return { url: url.replace(/\/$/, ''), tokenFile: env.TRIPLICATE_TOKEN_FILE?.trim() || join(dataDir, 'admin.token') };
+  return { url: url.replace(/\/$/, ''), tokenFile: env.TRIPLICATE_TOKEN_FILE?.trim() || join(dataDir, 'admin-token') };
 }
 
 /** Where the packaged service keeps its data (see docs/SERVICE.md). */
