@@ -48,7 +48,20 @@ interface Sidecar {
 export interface FolderBackendOptions {
   /** fsync data, sidecars and directories (default true). Only tests turn it off. */
   fsync?: boolean;
+  /**
+   * Refuse to work when the marker file is missing (see MARKER_FILE). The engine sets this once
+   * it knows the target holds copies, so that an unmounted share (an empty mount point) is
+   * reported as such even right after a restart, instead of being filled from the local disk.
+   */
+  requireMarker?: boolean;
 }
+
+/**
+ * `<root>/.triplicate-meta/folder.json`, written by the first upload. Once seen (or when
+ * `requireMarker` is set), its absence means "this is not the folder we wrote to": typically the
+ * share is unmounted and the path is the bare mount point on the server's own disk.
+ */
+export const MARKER_FILE = 'folder.json';
 
 export class FolderBackend implements StorageBackend {
   readonly id: string;
@@ -58,6 +71,7 @@ export class FolderBackend implements StorageBackend {
   readonly root: string;
   private readonly metaRoot: string;
   private readonly fsync: boolean;
+  private markerSeen: boolean;
 
   constructor(target: FolderTargetConfig, opts: FolderBackendOptions = {}) {
     this.id = target.id;
@@ -66,6 +80,7 @@ export class FolderBackend implements StorageBackend {
     this.metaRoot = join(this.root, META_DIR);
     this.description = `${target.label} (folder ${this.root})`;
     this.fsync = opts.fsync ?? true;
+    this.markerSeen = opts.requireMarker ?? false;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -80,6 +95,7 @@ export class FolderBackend implements StorageBackend {
     const mtimeMs = Math.round(opts.mtimeMs);
     let metered: ReturnType<typeof meterBody> | undefined;
     try {
+      await this.ensureMarker();
       await mkdir(dir, { recursive: true });
       let src;
       try {
@@ -441,6 +457,35 @@ export class FolderBackend implements StorageBackend {
         `folder: ${this.root} is not a directory`,
       );
     }
+    if (!this.markerSeen) {
+      this.markerSeen = await this.markerExists();
+      return;
+    }
+    if (!(await this.markerExists())) {
+      throw new StorageError(
+        'network',
+        `The folder of ${this.description} is there but empty of Triplicate's files: the share or disk is probably not connected (only its mount point is left). Connect it; Triplicate keeps retrying.`,
+        `folder: ${join(this.metaRoot, MARKER_FILE)} is missing`,
+      );
+    }
+  }
+
+  private async markerExists(): Promise<boolean> {
+    return stat(join(this.metaRoot, MARKER_FILE)).then(
+      (st) => st.isFile(),
+      () => false,
+    );
+  }
+
+  /** Write the marker on first use (after checkRoot() found the folder). */
+  private async ensureMarker(): Promise<void> {
+    if (this.markerSeen) return;
+    await mkdir(this.metaRoot, { recursive: true });
+    const path = join(this.metaRoot, MARKER_FILE);
+    await writeFile(path, JSON.stringify({ triplicate: 1, target: this.id, createdAt: new Date().toISOString() }), { flag: 'wx' }).catch((e) => {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    });
+    this.markerSeen = true;
   }
 
   /** ENOENT on a key is not_found, unless the whole folder is gone (then: not mounted). */

@@ -1,0 +1,202 @@
+// Bandwidth schedule (local time) and the shared throttle, measured on real streams.
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { describe, expect, it } from 'vitest';
+import { hasLimit, rateAt, scheduleThrottle, Throttle, throttleStream, withBandwidth } from '../../src/main/engine/backends/bandwidth';
+import { FolderBackend } from '../../src/main/engine/backends/folder';
+import { createBackend } from '../../src/main/engine/backends';
+import type { BandwidthConfig } from '../../src/shared/config';
+import { bufferBody, folderTarget, randomData, readAll, sha256, tempDir } from './helpers';
+
+const MB = 1_000_000;
+// Local-time dates: 2024-01-15 is a Monday.
+const at = (day: number, h: number, m = 0) => new Date(2024, 0, 15 + day, h, m);
+const MON = 0, TUE = 1, FRI = 4, SAT = 5, SUN = 6;
+
+const office: BandwidthConfig = {
+  defaultBytesPerSecond: 0,
+  schedule: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri'], start: '08:00', end: '18:00', bytesPerSecond: 2 * MB }],
+};
+
+describe('rateAt: weekly schedule in local time', () => {
+  it('weekdays 08:00-18:00 are limited to 2 MB/s, the rest unlimited', () => {
+    expect(rateAt(at(MON, 7, 59), office)).toBe(0);
+    expect(rateAt(at(MON, 8, 0), office)).toBe(2 * MB);
+    expect(rateAt(at(MON, 12, 30), office)).toBe(2 * MB);
+    expect(rateAt(at(MON, 17, 59), office)).toBe(2 * MB);
+    expect(rateAt(at(MON, 18, 0), office)).toBe(0); // end is exclusive
+    expect(rateAt(at(FRI, 9, 0), office)).toBe(2 * MB);
+    expect(rateAt(at(SAT, 9, 0), office)).toBe(0);
+    expect(rateAt(at(SUN, 12, 0), office)).toBe(0);
+  });
+
+  it('the default applies outside every window', () => {
+    const cfg: BandwidthConfig = { ...office, defaultBytesPerSecond: 10 * MB };
+    expect(rateAt(at(SAT, 9, 0), cfg)).toBe(10 * MB);
+    expect(rateAt(at(TUE, 19, 0), cfg)).toBe(10 * MB);
+    expect(rateAt(at(TUE, 10, 0), cfg)).toBe(2 * MB);
+  });
+
+  it('a weekend window limits whole days', () => {
+    const cfg: BandwidthConfig = {
+      defaultBytesPerSecond: 0,
+      schedule: [{ days: ['sat', 'sun'], start: '00:00', end: '00:00', bytesPerSecond: 500_000 }],
+    };
+    expect(rateAt(at(SAT, 0, 0), cfg)).toBe(500_000);
+    expect(rateAt(at(SAT, 23, 59), cfg)).toBe(500_000);
+    expect(rateAt(at(SUN, 12, 0), cfg)).toBe(500_000);
+    expect(rateAt(at(SUN + 1, 0, 0), cfg)).toBe(0); // the next Monday
+    expect(rateAt(at(FRI, 23, 59), cfg)).toBe(0);
+  });
+
+  it('a window whose end is before its start wraps past midnight into the next day', () => {
+    const cfg: BandwidthConfig = {
+      defaultBytesPerSecond: 0,
+      schedule: [{ days: ['fri'], start: '22:00', end: '06:00', bytesPerSecond: 1 * MB }],
+    };
+    expect(rateAt(at(FRI, 21, 59), cfg)).toBe(0);
+    expect(rateAt(at(FRI, 22, 0), cfg)).toBe(1 * MB);
+    expect(rateAt(at(FRI, 23, 59), cfg)).toBe(1 * MB);
+    expect(rateAt(at(SAT, 0, 0), cfg)).toBe(1 * MB); // the tail belongs to Friday's window
+    expect(rateAt(at(SAT, 5, 59), cfg)).toBe(1 * MB);
+    expect(rateAt(at(SAT, 6, 0), cfg)).toBe(0);
+    expect(rateAt(at(FRI, 3, 0), cfg)).toBe(0); // Thursday night is not in the window
+    expect(rateAt(at(SAT, 22, 30), cfg)).toBe(0);
+  });
+
+  it('the first matching window wins when windows overlap', () => {
+    const cfg: BandwidthConfig = {
+      defaultBytesPerSecond: 5 * MB,
+      schedule: [
+        { days: ['wed'], start: '12:00', end: '13:00', bytesPerSecond: 0 }, // lunch: unlimited
+        { days: ['mon', 'tue', 'wed', 'thu', 'fri'], start: '08:00', end: '18:00', bytesPerSecond: 2 * MB },
+      ],
+    };
+    const WED = 2;
+    expect(rateAt(at(WED, 12, 30), cfg)).toBe(0);
+    expect(rateAt(at(WED, 13, 0), cfg)).toBe(2 * MB);
+    expect(rateAt(at(WED, 20, 0), cfg)).toBe(5 * MB);
+  });
+
+  it('no config or no limits means unlimited and no throttle', () => {
+    expect(rateAt(at(MON, 9), undefined)).toBe(0);
+    expect(hasLimit(undefined)).toBe(false);
+    expect(hasLimit({ defaultBytesPerSecond: 0, schedule: [] })).toBe(false);
+    expect(hasLimit(office)).toBe(true);
+  });
+
+  it('a schedule throttle follows the clock (re-read every recheckMs)', () => {
+    let now = at(MON, 17, 59);
+    let mono = 0;
+    const rates: number[] = [];
+    const t = scheduleThrottle(office, { clock: () => now, now: () => mono, recheckMs: 60_000, onRate: (r) => rates.push(r) });
+    expect(t.rate()).toBe(2 * MB);
+    now = at(MON, 18, 0);
+    mono += 59_999;
+    expect(t.rate()).toBe(2 * MB); // not re-read yet
+    mono += 1;
+    expect(t.rate()).toBe(0); // within a minute of the change
+    expect(rates).toEqual([2 * MB, 0]);
+  });
+});
+
+describe('Throttle', () => {
+  it('reserve() paces bytes on one shared timeline, with a small burst', () => {
+    let mono = 1000;
+    const t = new Throttle(() => 1000, { now: () => mono, burstMs: 100 });
+    expect(t.reserve(100)).toBe(0); // 100 ms of data fits in the burst
+    expect(t.reserve(100)).toBe(100); // the next 100 ms waits 100 ms
+    expect(t.reserve(100)).toBe(200); // a second caller queues behind, not beside
+    mono += 1000;
+    expect(t.reserve(100)).toBe(0); // idle time is not banked beyond the burst
+    const unlimited = new Throttle(() => 0, { now: () => mono });
+    expect(unlimited.reserve(10 * MB)).toBe(0);
+  });
+
+  const timed = async (fn: () => Promise<void>) => {
+    const t0 = performance.now();
+    await fn();
+    return (performance.now() - t0) / 1000;
+  };
+
+  it('one stream achieves the configured rate within tolerance', async () => {
+    const rate = 1_000_000;
+    const data = randomData(1_200_000);
+    const t = new Throttle(() => rate, { burstMs: 50 });
+    let got = 0;
+    const secs = await timed(() =>
+      pipeline(
+        Readable.from([data.subarray(0, 600_000), data.subarray(600_000)]),
+        throttleStream(t),
+        new Writable({
+          write(c: Buffer, _e, cb) {
+            got += c.length;
+            cb();
+          },
+        }),
+      ),
+    );
+    expect(got).toBe(data.length);
+    const achieved = data.length / secs;
+    expect(achieved).toBeLessThan(rate * 1.15);
+    expect(achieved).toBeGreaterThan(rate * 0.8);
+  });
+
+  it('parallel uploads of one target share the limit (folder target, real files)', async () => {
+    const dir = tempDir('bw');
+    try {
+      const rate = 1_000_000;
+      const t = new Throttle(() => rate, { burstMs: 50 });
+      const backend = withBandwidth(new FolderBackend(folderTarget(dir.path), { fsync: false }), t);
+      const files = Array.from({ length: 4 }, () => randomData(300_000));
+      const secs = await timed(async () => {
+        await Promise.all(files.map((f, i) => backend.put(`bw/${i}.bin`, bufferBody(f), { sha256: sha256(f), mtimeMs: 1 })));
+      });
+      const total = files.reduce((n, f) => n + f.length, 0);
+      const achieved = total / secs;
+      // 4 x 300 kB at a shared 1 MB/s: about 1.2 s, not 0.3 s.
+      expect(achieved).toBeLessThan(rate * 1.15);
+      expect(achieved).toBeGreaterThan(rate * 0.7);
+      for (const [i, f] of files.entries()) expect((await backend.head(`bw/${i}.bin`))?.sha256).toBe(sha256(f));
+    } finally {
+      dir.dispose();
+    }
+  });
+
+  it('createBackend throttles a target with a schedule, and not one without', async () => {
+    const dir = tempDir('bw2');
+    try {
+      const limited = createBackend(
+        folderTarget(dir.path, { bandwidth: { defaultBytesPerSecond: 500_000, schedule: [] } }),
+        { folder: { fsync: false }, retry: false },
+      );
+      const free = createBackend(folderTarget(dir.path), { folder: { fsync: false }, retry: false });
+      const data = randomData(400_000);
+      const slow = await timed(async () => void (await limited.put('a.bin', bufferBody(data), { sha256: sha256(data), mtimeMs: 1 })));
+      const fast = await timed(async () => void (await free.put('b.bin', bufferBody(data), { sha256: sha256(data), mtimeMs: 1 })));
+      expect(slow).toBeGreaterThan(0.6); // 400 kB at 500 kB/s, minus the burst
+      expect(fast).toBeLessThan(0.3);
+      expect((await readAll((await limited.get('a.bin')).body)).equals(data)).toBe(true);
+    } finally {
+      dir.dispose();
+    }
+  });
+
+  it('an abort stops a throttled upload promptly', async () => {
+    const dir = tempDir('bw3');
+    try {
+      const t = new Throttle(() => 100_000);
+      const backend = withBandwidth(new FolderBackend(folderTarget(dir.path), { fsync: false }), t);
+      const data = randomData(1_000_000); // 10 s at this rate
+      const ctl = new AbortController();
+      setTimeout(() => ctl.abort(), 200);
+      const t0 = performance.now();
+      await expect(backend.put('slow.bin', bufferBody(data), { sha256: sha256(data), mtimeMs: 1, signal: ctl.signal })).rejects.toMatchObject({ kind: 'aborted' });
+      expect(performance.now() - t0).toBeLessThan(1500);
+      expect(await backend.head('slow.bin')).toBeNull();
+    } finally {
+      dir.dispose();
+    }
+  });
+});
+
