@@ -20,6 +20,11 @@ const FALLBACK_PRESETS: ProviderPresetInfo[] = [
   { id: 'folder', label: 'A folder or disk (mounted share, USB disk)', pathStyle: false, region: '', endpointHint: '', versioning: false },
 ];
 
+/** Operators do not need protocol names: "Other S3-compatible service" reads "Other compatible storage". */
+function plainPreset(p: ProviderPresetInfo): ProviderPresetInfo {
+  return { ...p, label: p.label.replace(/\bS3[- ]compatible service\b/i, 'compatible storage').replace(/\bS3[- ]compatible\b/i, 'compatible') };
+}
+
 export function estimateMonthlyUsd(bytes: number, usdPerGbMonth: number | undefined): number | null {
   if (usdPerGbMonth === undefined) return null;
   return (bytes / 1e9) * usdPerGbMonth;
@@ -35,7 +40,7 @@ export function DestinationsPage() {
   const [editing, setEditing] = useState<TargetInfo | 'new' | null>(null);
   const [removing, setRemoving] = useState<TargetInfo | null>(null);
   const [testing, setTesting] = useState<{ label: string; result: TestConnectionResult | null; error?: ShownError } | null>(null);
-  const presetList = presets ?? FALLBACK_PRESETS;
+  const presetList = (presets ?? FALLBACK_PRESETS).map(plainPreset);
   const sorted = [...(targets ?? [])].sort((a, b) => a.priority - b.priority);
 
   const test = async (t: TargetInfo) => {

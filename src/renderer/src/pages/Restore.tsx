@@ -143,7 +143,7 @@ function MissingFiles() {
         {list.total === null ? 'Loading…' : `${formatCount(list.total)} missing ${plural(list.total, 'file', 'files')}`}
         {selected.size > 0 ? ` · ${formatCount(selected.size)} ticked` : ''}
       </p>
-      <div ref={scrollRef} className="vlist vlist-short" tabIndex={0} aria-label="Missing files">
+      <div ref={scrollRef} className={`vlist vlist-short${list.total === 0 ? ' vlist-empty' : ''}`} tabIndex={list.total ? 0 : -1} aria-label="Missing files">
         <div role="list" aria-label="Missing files" style={{ height: v.getTotalSize(), position: 'relative' }}>
           {items.map((vi) => {
             const f = list.get(vi.index);
