@@ -164,6 +164,8 @@ export class S3Backend implements StorageBackend {
           }),
           { abortSignal: ctl.controller.signal },
         );
+        // S3 always returns an ETag for a stored object; a 200 without one is some other server.
+        if (!out.ETag) throw this.notS3('put', key, 'PutObject answered 200 without an ETag');
         etag = out.ETag;
       } else {
         const upload = new Upload({
@@ -397,6 +399,7 @@ export class S3Backend implements StorageBackend {
         new ListObjectsCommand({ Bucket: this.settings.bucket, Prefix: prefix || undefined, Marker: after, MaxKeys: this.opts.listPageSize }),
         { abortSignal: signal },
       );
+      this.assertListing(out.Name, prefix);
       const items = (out.Contents ?? []).flatMap(toInfo);
       // Without a delimiter v1 sends no NextMarker: the next page starts after the last key.
       return { items, truncated: !!out.IsTruncated && items.length > 0 };
@@ -420,9 +423,11 @@ export class S3Backend implements StorageBackend {
         }),
         { abortSignal: signal },
       );
+      this.assertListing(out.Name, prefix);
       const items = (out.Contents ?? []).flatMap(toInfo);
       return { items, truncated: !!out.IsTruncated && !!out.NextContinuationToken, token: out.NextContinuationToken };
     } catch (e) {
+      if (e instanceof StorageError) throw e;
       if (sdkErrorName(e) !== 'InternalError' || signal?.aborted) throw this.mapError(e, 'list', prefix, signal);
       let page;
       try {
@@ -434,6 +439,23 @@ export class S3Backend implements StorageBackend {
       this.opts.onWarning?.(`${this.description} failed a ListObjectsV2 page; Triplicate lists it with ListObjects (v1) from now on.`, `list "${prefix}": InternalError on v2`);
       return page;
     }
+  }
+
+  /**
+   * Every S3 listing names its bucket. A 200 without one is not S3 at all (a web console, a
+   * captive portal), and its "no objects" must not be taken for an empty bucket.
+   */
+  private assertListing(name: string | undefined, prefix: string): void {
+    if (name !== undefined) return;
+    throw this.notS3('list', prefix, 'listing without a bucket name');
+  }
+
+  private notS3(op: string, key: string, why: string): StorageError {
+    return new StorageError(
+      'server',
+      `${this.description} answered in a way Triplicate does not understand. Check that the endpoint is the S3 API address (MinIO: port 9000, not the console port 9001).`,
+      `${op} "${key}": ${why}`,
+    );
   }
 
   async delete(key: string, signal?: AbortSignal): Promise<void> {
