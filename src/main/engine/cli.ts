@@ -9,6 +9,7 @@ import { ApiClient, ApiError } from '../../shared/client';
 import { formatBytes } from '../../shared/format';
 import { ConfigError } from './config/config';
 import { EngineLockedError, createEngine, type Engine } from './engine';
+import { linkCommand } from './http/link-cli';
 import { errorText } from './util';
 
 export const USAGE = `Triplicate: 3-2-1 backup of photos and videos (local folder, NAS, cloud).
@@ -18,6 +19,7 @@ Usage:
   triplicate demo   [--data-dir DIR] [--admin-port N]      two embedded S3 servers + sample media
   triplicate status [--data-dir DIR]                        the status JSON of the running engine
   triplicate password --data-dir DIR                        set the web-console password (reads stdin)
+  triplicate link create <key> --ttl 1d | list | revoke <id>   signed download links (see: triplicate link)
 
 The data dir holds config.json, the catalog, logs and the admin token.
 Default data dir: $TRIPLICATE_DATA_DIR, else ~/.triplicate.
@@ -30,6 +32,7 @@ export interface Command {
 
 /** Commands added by feature modules (link, restore, verify). */
 export const extraCommands: Command[] = [];
+extraCommands.push(linkCommand);
 
 function defaultDataDir(): string {
   return process.env.TRIPLICATE_DATA_DIR ?? join(homedir(), '.triplicate');

@@ -24,6 +24,7 @@ import { RootWatcher, Stabilizer } from './sync/watcher';
 import { errorText } from './util';
 import { AdminServer } from './http/admin';
 import { coreHandlers } from './http/admin-handlers';
+import { installSharing } from './http/sharing';
 
 export interface EngineOptions {
   dataDir: string;
@@ -640,7 +641,9 @@ function isAlive(pid: number): boolean {
 
 /** What the desktop shell and the CLI call. Services (admin API, downloads, media...) are added by `createEngine`. */
 export function createEngine(opts: EngineOptions): Engine {
-  return new Engine(opts);
+  const engine = new Engine(opts);
+  installSharing(engine, { download: { port: opts.downloadPort } });
+  return engine;
 }
 
 export { configSchema, ConfigError };

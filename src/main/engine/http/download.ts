@@ -1,0 +1,781 @@
+// The public download server: its own listener (never the admin port), meant to sit behind a
+// Cloudflare Tunnel or on the LAN.
+//
+//   GET|HEAD /files/<root id>/<relative path>?token=<jwt>   (or Authorization: Bearer <jwt>)
+//   GET|HEAD /files/<root id>/<folder>/?token=<jwt>        a folder link: a plain list of its files
+//   GET      /health                                        liveness
+//   GET      /health/deep                                   catalog + every enabled target, JSON
+//
+// Source chain: the local file (opened by its name on disk, never through a symlink that leaves
+// its root), else each enabled target in priority order (one that is down is skipped; targets seen
+// down recently or marked offline go last), else 404 — or 503 when a target that might hold the
+// file could not be asked, because "not found" would be a lie that clients and caches keep.
+// Bodies are streamed with backpressure (pipeline); a source that breaks after the headers went
+// out destroys the response, so the client sees a broken download, never a short "200".
+// The operator's console reaches the same chain through the admin API (`/api/admin/download`).
+import { randomBytes } from 'node:crypto';
+import { constants as fsc, createWriteStream, renameSync, statSync, type Stats, type WriteStream } from 'node:fs';
+import { open, realpath, type FileHandle } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { join, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { RootConfig, TargetConfig } from '../../../shared/config';
+import { contentTypeOf, objectKey, parseFileKey } from '../../../shared/keys';
+import { createBackend } from '../backends';
+import { isStorageError, type ObjectInfo, type StorageBackend } from '../backends/types';
+import { diskRel, type FileRow } from '../catalog/catalog';
+import type { Engine, EngineService } from '../engine';
+import { log } from '../log';
+import { errorText } from '../util';
+import { HttpError } from './router';
+import { encodeKeyPath, grantCovers, LinkError, parseScope, type Grant, type Links } from './links';
+import { contentDisposition, decodeKeyPath, multipartFraming, planResponse, weakEtag, type Plan, type Representation, type Span } from './ranges';
+
+export interface DownloadServerOptions {
+  /** Override server.downloadPort (0: any free port). */
+  port?: number;
+  host?: string;
+  /** A socket that moves no bytes for this long is closed (a vanished client). Default 60 s. */
+  idleTimeoutMs?: number;
+}
+
+/** URLs longer than this get 414; headers beyond MAX_HEADER_BYTES get 431 from the parser. */
+export const MAX_URL_CHARS = 4096;
+export const MAX_HEADER_BYTES = 16 * 1024;
+/** A target that failed is tried after the others for this long. */
+const DOWN_MEMORY_MS = 15_000;
+/** Deep health results are reused this long (it is public: it must not become a way to hammer the targets). */
+const DEEP_HEALTH_CACHE_MS = 5_000;
+const SECURITY_HEADERS = {
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'SAMEORIGIN',
+};
+/** Served files are data, never a page that runs scripts (an SVG or HTML file opened inline). */
+const FILE_CSP = "sandbox; default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'";
+
+interface AccessEntry {
+  ts: string;
+  method: string;
+  path: string;
+  status?: number;
+  bytes?: number;
+  complete?: boolean;
+  ms?: number;
+  ip?: string;
+  source?: string;
+  link?: string;
+  range?: string;
+  via?: 'admin';
+  error?: string;
+  ua?: string;
+}
+
+interface ServeCtx {
+  req: IncomingMessage;
+  res: ServerResponse;
+  method: 'GET' | 'HEAD';
+  rootId: string;
+  relPath: string;
+  disposition: 'inline' | 'attachment';
+  cacheControl: string;
+  signal: AbortSignal;
+  entry: AccessEntry;
+  /** Filled when a body (or HEAD headers) went out: status and first byte. */
+  sent?: { status: number; firstByte: number };
+}
+
+type TryResult = 'sent' | 'missing' | 'down' | 'gone';
+
+/** The object on a target is not what the catalog says (changed since): ask it again. */
+class ChangedError extends Error {}
+
+/** JSON-lines access log; tokens never reach it (only the path is logged, never the query or headers). */
+class AccessLog {
+  private stream: WriteStream | null = null;
+  private dropped = 0;
+  constructor(private readonly path: string) {}
+  open(): void {
+    try {
+      if (statSync(this.path).size > 50 * 1024 * 1024) renameSync(this.path, `${this.path}.1`);
+    } catch {}
+    this.stream = createWriteStream(this.path, { flags: 'a' });
+    this.stream.on('error', (e) => log.warn(`download access log: ${errorText(e)}`));
+  }
+  write(e: AccessEntry): void {
+    const s = this.stream;
+    if (!s) return;
+    // A disk that cannot keep up must not make the log grow in memory.
+    if (s.writableLength > 8 * 1024 * 1024) {
+      this.dropped++;
+      return;
+    }
+    if (this.dropped) {
+      s.write(`${JSON.stringify({ ts: new Date().toISOString(), dropped_lines: this.dropped })}\n`);
+      this.dropped = 0;
+    }
+    s.write(`${JSON.stringify(e)}\n`);
+  }
+  close(): Promise<void> {
+    const s = this.stream;
+    this.stream = null;
+    return new Promise((r) => (s ? s.end(() => r()) : r()));
+  }
+}
+
+export class DownloadServer implements EngineService {
+  readonly name = 'download';
+  private server: Server | null = null;
+  private engine!: Engine;
+  private access!: AccessLog;
+  private active = 0;
+  private readonly sockets = new Set<Socket>();
+  private readonly backends = new Map<string, { sig: string; backend: StorageBackend }>();
+  private readonly retired: StorageBackend[] = [];
+  private readonly downUntil = new Map<string, number>();
+  private readonly rootReal = new Map<string, string>();
+  private deepCache: { at: number; status: number; body: unknown } | null = null;
+  private offBus: (() => void) | null = null;
+  private boundPort = 0;
+  private boundHost = '';
+
+  constructor(
+    private readonly links: Links,
+    private readonly opts: DownloadServerOptions = {},
+  ) {}
+
+  /** Downloads being served right now. */
+  get activeDownloads(): number {
+    return this.active;
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  async start(engine: Engine): Promise<void> {
+    this.engine = engine;
+    const cfg = engine.cfg.server;
+    const host = this.opts.host ?? cfg.downloadHost;
+    const port = this.opts.port ?? cfg.downloadPort;
+    this.access = new AccessLog(join(engine.dataDir, 'logs', 'download-access.jsonl'));
+    this.access.open();
+    const srv = createServer({ maxHeaderSize: MAX_HEADER_BYTES, headersTimeout: 20_000, requestTimeout: 30_000, keepAliveTimeout: 5_000 }, (req, res) => this.handle(req, res));
+    srv.timeout = this.opts.idleTimeoutMs ?? 60_000;
+    srv.on('connection', (s: Socket) => {
+      this.sockets.add(s);
+      s.once('close', () => this.sockets.delete(s));
+    });
+    srv.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.clientError(err, socket));
+    await new Promise<void>((resolvePromise, reject) => {
+      srv.once('error', (e: NodeJS.ErrnoException) =>
+        reject(
+          e.code === 'EADDRINUSE'
+            ? new HttpError(500, 'port_in_use', `Port ${port} on ${host} is already used by another program, so downloads cannot start. Choose another server.downloadPort (0 picks a free one).`)
+            : e,
+        ),
+      );
+      srv.listen(port, host, () => resolvePromise());
+    });
+    this.server = srv;
+    const addr = srv.address() as AddressInfo;
+    this.boundPort = addr.port;
+    this.boundHost = addr.address;
+    engine.endpoints.downloadUrl = this.localUrl();
+    this.offBus = engine.bus.on((e) => {
+      if (e.type === 'config') this.retireChangedBackends();
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.offBus?.();
+    const srv = this.server;
+    this.server = null;
+    if (srv) {
+      const closed = new Promise<void>((r) => srv.close(() => r()));
+      for (const s of this.sockets) s.destroy();
+      srv.closeAllConnections();
+      await closed;
+    }
+    this.links.flush();
+    for (const { backend } of this.backends.values()) backend.close?.();
+    for (const b of this.retired.splice(0)) b.close?.();
+    this.backends.clear();
+    await this.access?.close();
+  }
+
+  /** The URL of the server on this machine (what cloudflared forwards to). */
+  localUrl(): string {
+    if (!this.boundPort) throw new Error('the download server is not listening');
+    const h = this.boundHost;
+    const host = h === '0.0.0.0' || h === '::' || h === '' ? '127.0.0.1' : h.includes(':') ? `[${h}]` : h;
+    return `http://${host}:${this.boundPort}`;
+  }
+
+  /** The URL people on the LAN use: the bound address, or this machine's LAN address when bound to all. */
+  lanUrl(): string {
+    let host = this.boundHost;
+    if (host === '0.0.0.0' || host === '::' || host === '') {
+      host = '127.0.0.1';
+      for (const list of Object.values(networkInterfaces())) {
+        const v4 = list?.find((i) => i.family === 'IPv4' && !i.internal);
+        if (v4) {
+          host = v4.address;
+          break;
+        }
+      }
+    } else if (host.includes(':')) host = `[${host}]`;
+    return `http://${host}:${this.boundPort}`;
+  }
+
+  // ---- backends for reading ------------------------------------------------------------------
+
+  /**
+   * Downloads use their own backend per target: short retries (a down target must not hold a
+   * visitor for seconds), a 3 s connect timeout, and a socket pool sized for
+   * server.maxConcurrentDownloads that uploads cannot starve (and that cannot starve uploads).
+   */
+  private backendFor(t: TargetConfig): StorageBackend {
+    const sig = JSON.stringify(t);
+    const have = this.backends.get(t.id);
+    if (have && have.sig === sig) return have.backend;
+    if (have) this.retire(have.backend);
+    const max = this.engine.cfg.server.maxConcurrentDownloads;
+    // S3Backend sizes its pool from `concurrency` (concurrency * 4 parts + 8): make it hold every download.
+    const sized = { ...t, concurrency: Math.min(64, Math.max(t.concurrency, Math.ceil(max / 4))) } as TargetConfig;
+    const backend = createBackend(sized, { retry: { attempts: 2, baseMs: 100, maxMs: 250 }, s3: { connectTimeoutMs: 3_000, idleTimeoutMs: 60_000 } });
+    this.backends.set(t.id, { sig, backend });
+    return backend;
+  }
+
+  private retire(b: StorageBackend): void {
+    // Downloads in flight keep using it; close it a minute later.
+    this.retired.push(b);
+    setTimeout(() => {
+      const i = this.retired.indexOf(b);
+      if (i >= 0) this.retired.splice(i, 1);
+      b.close?.();
+    }, 60_000).unref?.();
+  }
+
+  private retireChangedBackends(): void {
+    for (const [id, { sig, backend }] of this.backends) {
+      const t = this.engine.cfg.targets.find((x) => x.id === id);
+      if (!t || !t.enabled || JSON.stringify(t) !== sig) {
+        this.backends.delete(id);
+        this.retire(backend);
+      }
+    }
+    this.rootReal.clear();
+    this.deepCache = null;
+  }
+
+  /** Enabled targets by priority; those seen failing recently (or offline for uploads) go last. */
+  private targetOrder(): TargetConfig[] {
+    const now = Date.now();
+    const ts = this.engine.enabledTargets();
+    const bad = (t: TargetConfig) => (this.downUntil.get(t.id) ?? 0) > now || this.engine.health.view(t.id, true).state === 'offline';
+    const good = ts.filter((t) => !bad(t));
+    return good.length === ts.length ? ts : [...good, ...ts.filter(bad)];
+  }
+
+  private markDown(t: TargetConfig, e: unknown): void {
+    const was = (this.downUntil.get(t.id) ?? 0) > Date.now();
+    this.downUntil.set(t.id, Date.now() + DOWN_MEMORY_MS);
+    if (!was) log.warn(`download: ${t.label} did not answer, trying the next copy: ${isStorageError(e) ? `${e.kind}: ${e.detail || e.message}` : errorText(e)}`);
+  }
+
+  // ---- request handling ----------------------------------------------------------------------
+
+  private clientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    const code = err.code ?? '';
+    const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'HPE_URI_OVERFLOW' ? 414 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    this.access.write({ ts: new Date().toISOString(), method: '?', path: '?', status, error: code || err.message, ip: socket.remoteAddress });
+    if (socket.writable) {
+      const text = status === 431 ? 'Request Header Fields Too Large' : status === 414 ? 'URI Too Long' : status === 408 ? 'Request Timeout' : 'Bad Request';
+      socket.end(`HTTP/1.1 ${status} ${text}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    }
+    socket.destroy();
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const t0 = Date.now();
+    const entry: AccessEntry = { ts: new Date(t0).toISOString(), method: req.method ?? '?', path: '', ip: req.socket.remoteAddress };
+    res.once('close', () => {
+      entry.status = res.statusCode;
+      entry.complete = res.writableFinished;
+      entry.ms = Date.now() - t0;
+      const ua = req.headers['user-agent'];
+      if (ua) entry.ua = ua.slice(0, 200);
+      this.access.write(entry);
+    });
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
+    this.route(req, res, entry).catch((e) => {
+      entry.error = errorText(e).slice(0, 300);
+      log.error(`download ${req.method} ${entry.path}: ${errorText(e)}`);
+      if (!res.headersSent) sendError(req, res, 500, 'internal', 'Something went wrong on the server. Try again; if it keeps happening, tell the person who sent the link.');
+      else res.destroy();
+    });
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse, entry: AccessEntry): Promise<void> {
+    const method = req.method;
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const pathname = q < 0 ? url : url.slice(0, q);
+    entry.path = pathname.slice(0, 1000);
+    if (url.length > MAX_URL_CHARS) return sendError(req, res, 414, 'uri_too_long', 'The address is too long.');
+    if (method !== 'GET' && method !== 'HEAD') {
+      return sendError(req, res, 405, 'method_not_allowed', 'Only GET and HEAD are allowed here.', { allow: 'GET, HEAD' });
+    }
+    if (!pathname.startsWith('/')) return sendError(req, res, 400, 'bad_request', 'The address is malformed.');
+    if (pathname === '/health') return sendJsonBody(req, res, 200, { ok: true, uptime_s: Math.round((Date.now() - this.engine.startedAt) / 1000) });
+    if (pathname === '/health/deep') {
+      const { status, body } = await this.deepHealth();
+      return sendJsonBody(req, res, status, body);
+    }
+    if (!pathname.startsWith('/files/')) return sendError(req, res, 404, 'not_found', 'There is nothing at this address. Download links look like /files/<folder>/<file>?token=…');
+    const params = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
+    let decoded;
+    try {
+      decoded = decodeKeyPath(pathname.slice('/files/'.length));
+    } catch (e) {
+      entry.error = errorText(e);
+      return sendError(req, res, 400, 'bad_key', 'This address does not name a file that can be shared.');
+    }
+    const auth = req.headers.authorization;
+    const token = params.get('token') ?? (auth && /^Bearer\s+/i.test(auth) ? auth.replace(/^Bearer\s+/i, '').trim() : null);
+    let grant: Grant;
+    try {
+      grant = await this.links.verify(token);
+    } catch (e) {
+      if (!(e instanceof LinkError)) throw e;
+      entry.error = e.code;
+      return sendError(req, res, e.status, e.code, e.message, e.status === 401 ? { 'www-authenticate': 'Bearer realm="triplicate"' } : {});
+    }
+    entry.link = grant.id;
+    if (decoded.dir) return this.serveListing(req, res, grant, decoded.key, params.get('token'), entry);
+    let parsed;
+    try {
+      parsed = parseFileKey(decoded.key);
+    } catch (e) {
+      entry.error = errorText(e);
+      return sendError(req, res, 400, 'bad_key', 'This address does not name a file that can be shared.');
+    }
+    const key = `${parsed.rootId}/${parsed.relPath}`;
+    if (!grantCovers(grant, key)) {
+      entry.error = 'out_of_scope';
+      return sendError(req, res, 403, 'out_of_scope', grant.prefix ? `This link opens the files in "${grant.scope}" only.` : 'This link opens one other file only.');
+    }
+    const now = Date.now();
+    const maxAge = Math.max(0, Math.floor((grant.expiresAt - now) / 1000));
+    const disposition = params.get('download') === '1' ? 'attachment' : (grant.disposition ?? 'inline');
+    const ctx = await this.admit(req, res, entry, { rootId: parsed.rootId, relPath: parsed.relPath, disposition, cacheControl: `private, max-age=${maxAge}` });
+    if (!ctx) return;
+    await this.serveKey(ctx);
+    if (ctx.sent) this.links.recordUse(grant.id, ctx.method === 'GET' && (ctx.sent.status === 200 || (ctx.sent.status === 206 && ctx.sent.firstByte === 0)));
+    else this.links.recordUse(grant.id, false);
+  }
+
+  /** Bounded concurrency: beyond server.maxConcurrentDownloads, 503 with Retry-After. */
+  private async admit(
+    req: IncomingMessage,
+    res: ServerResponse,
+    entry: AccessEntry,
+    what: Pick<ServeCtx, 'rootId' | 'relPath' | 'disposition' | 'cacheControl'>,
+  ): Promise<ServeCtx | null> {
+    if (this.active >= this.engine.cfg.server.maxConcurrentDownloads) {
+      entry.error = 'busy';
+      sendError(req, res, 503, 'busy', 'The server is busy with other downloads. Try again in a few seconds.', { 'retry-after': '5' });
+      return null;
+    }
+    this.active++;
+    const ac = new AbortController();
+    // A client that goes away (or a socket that idles out) aborts the source: S3 sockets are freed.
+    res.once('close', () => {
+      this.active--;
+      ac.abort();
+    });
+    const range = req.headers.range;
+    if (range) entry.range = range.slice(0, 100);
+    return { req, res, method: req.method === 'HEAD' ? 'HEAD' : 'GET', signal: ac.signal, entry, ...what };
+  }
+
+  /** `GET /api/admin/download?key=`: the operator's own console, admin-token auth (checked by the admin server). */
+  async serveAdmin(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      return sendError(req, res, 405, 'method_not_allowed', 'Use GET or HEAD to download a file.', { allow: 'GET, HEAD' });
+    }
+    const { rootId, relPath } = parseFileKey(url.searchParams.get('key') ?? ''); // KeyError: the admin server answers 400
+    const t0 = Date.now();
+    const entry: AccessEntry = { ts: new Date(t0).toISOString(), method: req.method, path: `/files/${rootId}/${relPath}`.slice(0, 1000), via: 'admin', ip: req.socket.remoteAddress };
+    res.once('close', () => {
+      entry.status = res.statusCode;
+      entry.complete = res.writableFinished;
+      entry.ms = Date.now() - t0;
+      this.access.write(entry);
+    });
+    const disposition = url.searchParams.get('download') === '1' ? 'attachment' : 'inline';
+    const ctx = await this.admit(req, res, entry, { rootId, relPath, disposition, cacheControl: 'private, no-cache' });
+    if (ctx) await this.serveKey(ctx);
+  }
+
+  // ---- the source chain ------------------------------------------------------------------------
+
+  private async serveKey(ctx: ServeCtx): Promise<void> {
+    const root = this.engine.cfg.roots.find((r) => r.id === ctx.rootId);
+    if (!root) return sendError(ctx.req, ctx.res, 404, 'not_found', 'There is no such file. It may have been renamed or deleted.');
+    const f = this.engine.catalog.fileByPath(ctx.rootId, ctx.relPath);
+    const local = await this.openLocal(root, f, ctx.relPath);
+    if (local) {
+      ctx.entry.source = 'local';
+      try {
+        await this.sendLocal(ctx, local.fh, local.st, f);
+      } finally {
+        await local.fh.close().catch(() => undefined);
+      }
+      return;
+    }
+    let down = 0;
+    for (const t of this.targetOrder()) {
+      if (ctx.signal.aborted) return;
+      const r = await this.tryTarget(ctx, t, f);
+      if (r === 'sent' || r === 'gone') return;
+      if (r === 'down') down++;
+    }
+    if (ctx.signal.aborted) return;
+    if (down > 0) {
+      ctx.entry.error = 'sources_down';
+      return sendError(
+        ctx.req,
+        ctx.res,
+        503,
+        'sources_unavailable',
+        "This file is not on the server's own disk, and its backup copies cannot be reached right now. Try again in a few minutes.",
+        { 'retry-after': '60' },
+      );
+    }
+    sendError(ctx.req, ctx.res, 404, 'not_found', 'There is no such file. It may have been renamed or deleted.');
+  }
+
+  private async realRoot(root: RootConfig): Promise<string | null> {
+    const have = this.rootReal.get(root.path);
+    if (have) return have;
+    try {
+      const r = await realpath(root.path);
+      this.rootReal.set(root.path, r);
+      return r;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Open the local file, or null: absent, not a regular file, or reached through a symlink out of the root. */
+  private async openLocal(root: RootConfig, f: FileRow | undefined, relPath: string): Promise<{ fh: FileHandle; st: Stats } | null> {
+    const rel = f ? diskRel(f) : relPath;
+    const abs = join(root.path, ...rel.split('/'));
+    let real: string;
+    try {
+      real = await realpath(abs);
+    } catch {
+      return null;
+    }
+    const rootReal = await this.realRoot(root);
+    if (!rootReal || !real.startsWith(rootReal.endsWith(sep) ? rootReal : rootReal + sep)) {
+      log.warn(`download: refused "${root.id}/${relPath}": it resolves to a place outside the folder ${root.path}`);
+      return null;
+    }
+    let fh: FileHandle;
+    try {
+      fh = await open(real, fsc.O_RDONLY | (fsc.O_NOFOLLOW ?? 0));
+    } catch {
+      return null;
+    }
+    try {
+      const st = await fh.stat();
+      if (st.isFile()) return { fh, st };
+    } catch {}
+    await fh.close().catch(() => undefined);
+    return null;
+  }
+
+  private async sendLocal(ctx: ServeCtx, fh: FileHandle, st: Stats, f: FileRow | undefined): Promise<void> {
+    const strong = !!f?.sha256 && f.size === st.size && f.mtime_ms === Math.trunc(st.mtimeMs);
+    const rep: Representation = { size: st.size, etag: strong ? `"${f!.sha256}"` : weakEtag(st.size, st.mtimeMs), lastModified: st.mtimeMs };
+    await this.send(ctx, rep, planResponse(ctx.method, ctx.req.headers, rep), async (span) =>
+      fh.createReadStream({ start: span.start, end: span.end, autoClose: false, highWaterMark: chunkSize(span) }),
+    );
+  }
+
+  private async tryTarget(ctx: ServeCtx, t: TargetConfig, f: FileRow | undefined): Promise<TryResult> {
+    let key: string;
+    try {
+      key = objectKey(t.prefix, ctx.rootId, ctx.relPath);
+    } catch {
+      return 'missing';
+    }
+    const backend = this.backendFor(t);
+    const copy = f?.sha256 ? this.engine.catalog.copy(f.id, t.id) : undefined;
+    // A copy the catalog knows as synced with this content: GET straight away (one round trip).
+    let trusted = ctx.method === 'GET' && !!f && copy?.state === 'synced' && copy.sha256 === f.sha256;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      let rep: Representation & { sha256?: string };
+      if (trusted) {
+        rep = { size: f!.size, etag: `"${f!.sha256}"`, lastModified: f!.mtime_ms, sha256: f!.sha256! };
+      } else {
+        let info: ObjectInfo | null;
+        try {
+          info = await backend.head(key, ctx.signal);
+        } catch (e) {
+          if (ctx.signal.aborted) return 'gone';
+          this.markDown(t, e);
+          return 'down';
+        }
+        if (!info) return 'missing';
+        rep = {
+          size: info.size,
+          etag: info.sha256 ? `"${info.sha256}"` : weakEtag(info.size, info.lastModified ?? 0),
+          lastModified: info.mtimeMs ?? info.lastModified,
+          sha256: info.sha256,
+        };
+      }
+      const plan = planResponse(ctx.method, ctx.req.headers, rep);
+      try {
+        await this.send(ctx, rep, plan, async (span) => {
+          const whole = span.start === 0 && span.end === rep.size - 1;
+          const got = await backend.get(key, { range: whole ? undefined : span, signal: ctx.signal });
+          if (got.totalSize !== rep.size || (rep.sha256 && got.info.sha256 && got.info.sha256 !== rep.sha256)) {
+            got.body.destroy();
+            throw new ChangedError(`the object changed: ${got.totalSize} bytes, sha256 ${got.info.sha256 ?? '?'}`);
+          }
+          return got.body;
+        });
+        ctx.entry.source = t.id;
+        return 'sent';
+      } catch (e) {
+        if (ctx.signal.aborted) return 'gone';
+        if (e instanceof ChangedError) {
+          trusted = false;
+          continue;
+        }
+        if (isStorageError(e) && e.kind === 'not_found') return 'missing';
+        this.markDown(t, e);
+        return 'down';
+      }
+    }
+    return 'down';
+  }
+
+  /**
+   * Answer per the plan. `open` gives the body of one span; the first one is opened before any
+   * header is written, so a source that fails to open lets the caller try the next source.
+   * Failures after the headers destroy the response (never a silently short body).
+   */
+  private async send(ctx: ServeCtx, rep: Representation, plan: Plan, openSpan: (span: Span) => Promise<Readable>): Promise<void> {
+    const { req, res } = ctx;
+    const name = ctx.relPath.slice(ctx.relPath.lastIndexOf('/') + 1);
+    const type = contentTypeOf(ctx.relPath);
+    const headers: Record<string, string | number> = {
+      'accept-ranges': 'bytes',
+      etag: rep.etag,
+      'cache-control': ctx.cacheControl,
+    };
+    if (rep.lastModified !== undefined) headers['last-modified'] = new Date(rep.lastModified).toUTCString();
+    if (plan.status === 304) {
+      res.writeHead(304, headers);
+      res.end();
+      return;
+    }
+    if (plan.status === 412) return sendError(req, res, 412, 'precondition_failed', 'The file changed since you last got it.');
+    if (plan.status === 416) {
+      return sendError(req, res, 416, 'range_not_satisfiable', 'The requested part of the file is beyond its end.', { 'content-range': `bytes */${rep.size}` });
+    }
+    headers['content-disposition'] = contentDisposition(ctx.disposition, name);
+    headers['content-security-policy'] = FILE_CSP;
+    const spans: Span[] = plan.status === 206 ? plan.ranges : rep.size > 0 ? [{ start: 0, end: rep.size - 1 }] : [];
+    const multi = spans.length > 1;
+    let framing: ReturnType<typeof multipartFraming> | undefined;
+    if (multi) {
+      const boundary = randomBytes(12).toString('hex');
+      framing = multipartFraming(boundary, type, spans, rep.size);
+      headers['content-type'] = `multipart/byteranges; boundary=${boundary}`;
+      headers['content-length'] = framing.length;
+    } else {
+      headers['content-type'] = type;
+      headers['content-length'] = spans.length ? spans[0]!.end - spans[0]!.start + 1 : 0;
+      if (plan.status === 206) headers['content-range'] = `bytes ${spans[0]!.start}-${spans[0]!.end}/${rep.size}`;
+    }
+    ctx.entry.bytes = Number(headers['content-length']);
+    if (ctx.method === 'HEAD' || spans.length === 0) {
+      res.writeHead(plan.status, headers);
+      res.end();
+      ctx.sent = { status: plan.status, firstByte: 0 };
+      return;
+    }
+    const first = await openSpan(spans[0]!); // may throw: nothing was written yet
+    res.writeHead(plan.status, headers);
+    ctx.sent = { status: plan.status, firstByte: spans[0]!.start };
+    try {
+      if (!multi) {
+        await pipeline(first, res);
+        return;
+      }
+      for (let i = 0; i < spans.length; i++) {
+        if (!res.write(framing!.heads[i]!)) await drained(res);
+        const body = i === 0 ? first : await openSpan(spans[i]!);
+        await pipeline(body, res, { end: false });
+      }
+      res.end(framing!.tail);
+    } catch (e) {
+      first.destroy();
+      if (!ctx.signal.aborted) {
+        ctx.entry.error = `source failed mid-way: ${isStorageError(e) ? e.kind : errorText(e)}`.slice(0, 300);
+        log.warn(`download of ${ctx.rootId}/${ctx.relPath} broke off (${ctx.entry.source ?? '?'}): ${errorText(e)}`);
+      }
+      res.destroy();
+    }
+  }
+
+  // ---- folder links ----------------------------------------------------------------------------
+
+  /** A folder link opened in a browser: the files and sub-folders in it, each a link with the same token. */
+  private async serveListing(req: IncomingMessage, res: ServerResponse, grant: Grant, dirKey: string, token: string | null, entry: AccessEntry): Promise<void> {
+    let scope;
+    try {
+      scope = parseScope(dirKey);
+    } catch {
+      return sendError(req, res, 400, 'bad_key', 'This address does not name a folder that can be shared.');
+    }
+    if (!grant.prefix || !scope.scope.startsWith(grant.scope)) {
+      entry.error = 'out_of_scope';
+      return sendError(req, res, 403, 'out_of_scope', 'This link does not open this folder.');
+    }
+    const rows = this.engine.catalog.db
+      .prepare<[string, number, string], { rel_path: string; size: number }>(
+        'SELECT rel_path, size FROM files WHERE root_id = ? AND substr(rel_path, 1, ?) = ? ORDER BY rel_path LIMIT 5001',
+      )
+      .all(scope.rootId, scope.relPath ? scope.relPath.length + 1 : 0, scope.relPath ? `${scope.relPath}/` : '');
+    const base = scope.relPath ? `${scope.relPath}/` : '';
+    const dirs = new Set<string>();
+    const files: { name: string; size: number }[] = [];
+    for (const r of rows.slice(0, 5000)) {
+      const rest = r.rel_path.slice(base.length);
+      const slash = rest.indexOf('/');
+      if (slash >= 0) dirs.add(rest.slice(0, slash));
+      else files.push({ name: rest, size: r.size });
+    }
+    const q = token ? `?token=${encodeURIComponent(token)}` : '';
+    const href = (k: string) => `/files/${encodeKeyPath(k)}${q}`;
+    const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+    const items = [
+      ...[...dirs].map((d) => `<li><a href="${esc(href(`${scope.scope}${d}/`))}">${esc(d)}/</a></li>`),
+      ...files.map((fl) => `<li><a href="${esc(href(`${scope.scope}${fl.name}`))}">${esc(fl.name)}</a> <small>${fl.size.toLocaleString('en')} bytes</small></li>`),
+    ];
+    const up = scope.scope !== grant.scope ? `<p><a href="${esc(href(scope.scope.slice(0, scope.scope.slice(0, -1).lastIndexOf('/') + 1)))}">↑ up</a></p>` : '';
+    const more = rows.length > 5000 ? '<p>Only the first 5,000 files are listed.</p>' : '';
+    const html =
+      `<!doctype html><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${esc(scope.scope)}</title>` +
+      `<body style="font-family:sans-serif;max-width:50em;margin:2em auto;padding:0 1em"><h1>${esc(scope.scope)}</h1>${up}<ul>${items.join('') || '<li>No files here.</li>'}</ul>${more}</body>`;
+    const body = Buffer.from(html);
+    res.writeHead(200, {
+      'content-type': 'text/html; charset=utf-8',
+      'content-length': body.length,
+      'cache-control': 'private, no-cache',
+      'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'",
+    });
+    res.end(req.method === 'HEAD' ? undefined : body);
+    this.links.recordUse(grant.id, false);
+  }
+
+  // ---- health ------------------------------------------------------------------------------------
+
+  private async deepHealth(): Promise<{ status: number; body: unknown }> {
+    const now = Date.now();
+    if (this.deepCache && now - this.deepCache.at < DEEP_HEALTH_CACHE_MS) return this.deepCache;
+    const t0 = performance.now();
+    let catalog: { ok: boolean; ms: number; error?: string };
+    try {
+      this.engine.catalog.db.prepare('SELECT count(*) AS n FROM files').get();
+      catalog = { ok: true, ms: Math.round(performance.now() - t0) };
+    } catch (e) {
+      catalog = { ok: false, ms: Math.round(performance.now() - t0), error: 'The catalog database cannot be read.' };
+      log.error(`deep health: catalog: ${errorText(e)}`);
+    }
+    const targets: Record<string, { ok: boolean; ms: number; error?: string }> = {};
+    await Promise.all(
+      this.engine.enabledTargets().map(async (t) => {
+        const s = performance.now();
+        try {
+          await this.backendFor(t).head(`${t.prefix}.triplicate/health-probe`, AbortSignal.timeout(5_000));
+          targets[t.id] = { ok: true, ms: Math.round(performance.now() - s) };
+        } catch (e) {
+          // The reason, not the detail: this answer is public and must not describe the network behind it.
+          targets[t.id] = { ok: false, ms: Math.round(performance.now() - s), error: publicReason(e) };
+        }
+      }),
+    );
+    const ok = catalog.ok && Object.values(targets).every((t) => t.ok);
+    const out = { at: now, status: ok ? 200 : 503, body: { ok, catalog, targets } };
+    this.deepCache = out;
+    return out;
+  }
+}
+
+function publicReason(e: unknown): string {
+  if (!isStorageError(e)) return 'the check failed';
+  switch (e.kind) {
+    case 'network':
+      return 'network: the destination did not answer';
+    case 'timeout':
+    case 'aborted':
+      return 'timeout: the destination answered too slowly';
+    case 'auth':
+      return 'auth: the destination refused the credentials';
+    case 'no_bucket':
+      return 'no_bucket: the bucket does not exist';
+    case 'server':
+    case 'throttled':
+      return `${e.kind}: the destination reported a problem`;
+    default:
+      return `${e.kind}: the check failed`;
+  }
+}
+
+/** Read size for a span: one read for small files, 512 KiB chunks for big ones. */
+function chunkSize(span: Span): number {
+  const len = span.end - span.start + 1;
+  return Math.max(16 * 1024, Math.min(len, 512 * 1024));
+}
+
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', fail);
+      resolve();
+    };
+    const fail = () => {
+      res.off('drain', done);
+      reject(new Error('the client went away'));
+    };
+    res.once('drain', done);
+    res.once('close', fail);
+  });
+}
+
+function sendJsonBody(req: IncomingMessage, res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...extra });
+  res.end(req.method === 'HEAD' ? undefined : text);
+}
+
+function sendError(req: IncomingMessage, res: ServerResponse, status: number, code: string, message: string, extra: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  sendJsonBody(req, res, status, { error: message, code }, extra);
+}
