@@ -116,7 +116,8 @@ function errorLine(e: unknown): string {
 function failureMessage(backend: StorageBackend, step: string, e: unknown, timedOut: boolean, timeoutMs: number): string {
   const what = STEP_WHAT[step] ?? step;
   if (timedOut) {
-    return `${backend.description} did not finish the test within ${Math.round(timeoutMs / 1000)} seconds (while trying to ${what}). Check that it is switched on and reachable.`;
+    const limit = timeoutMs < 1000 ? `${timeoutMs} ms` : `${Math.round(timeoutMs / 1000)} seconds`;
+    return `${backend.description} did not finish the test within ${limit} (while trying to ${what}). Check that it is switched on and reachable.`;
   }
   if (!isStorageError(e)) return `Triplicate could not ${what} on ${backend.description}: ${e instanceof Error ? e.message : String(e)}`;
   if (e.kind === 'aborted') return 'The test was cancelled.';
