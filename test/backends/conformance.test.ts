@@ -285,6 +285,14 @@ function conformance(name: string, setup: () => Promise<Harness>, enabled = true
         },
       };
       await expectKind(b.put(`${p}short/g.bin`, failing, { sha256: sha256(data), mtimeMs: 1 }), 'local');
+      // Above the multipart cutoff: a file that shrank while being read.
+      const big = randomData(11 * MiB);
+      const shrunk = { size: 13 * MiB, open: bufferBody(big).open };
+      const t0 = Date.now();
+      const e = await expectKind(b.put(`${p}short/big.bin`, shrunk, { sha256: sha256(big), mtimeMs: 1 }), 'local');
+      expect(e.message).toMatch(/changed while it was being uploaded/);
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      expectNothingStored(await b.head(`${p}short/big.bin`), shrunk.size);
     });
 
     it('aborting a small upload mid-way rejects as aborted and stores nothing', async () => {
