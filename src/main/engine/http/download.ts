@@ -88,7 +88,8 @@ interface ServeCtx {
   sent?: { status: number; firstByte: number };
 }
 
-type TryResult = 'sent' | 'missing' | 'down' | 'gone';
+/** sent; missing (not there); other (there, with other content than the catalog's); down; gone (the client left). */
+type TryResult = 'sent' | 'missing' | 'other' | 'down' | 'gone';
 
 /** The object on a target is not what the catalog says (changed since): ask it again. */
 class ChangedError extends Error {}
@@ -440,9 +441,20 @@ export class DownloadServer implements EngineService {
       return;
     }
     let down = 0;
+    const other: TargetConfig[] = [];
     for (const t of this.targetOrder()) {
       if (ctx.signal.aborted) return;
-      const r = await this.tryTarget(ctx, t, f);
+      const r = await this.tryTarget(ctx, t, f, true);
+      if (r === 'sent' || r === 'gone') return;
+      if (r === 'down') down++;
+      if (r === 'other') other.push(t);
+    }
+    // No target has the content the catalog knows; one has some other content under this name
+    // (an older version whose upload is pending, or an object changed behind our back): serve it
+    // as it is, with its own ETag, rather than nothing.
+    for (const t of other) {
+      if (ctx.signal.aborted) return;
+      const r = await this.tryTarget(ctx, t, f, false);
       if (r === 'sent' || r === 'gone') return;
       if (r === 'down') down++;
     }
@@ -510,7 +522,12 @@ export class DownloadServer implements EngineService {
     );
   }
 
-  private async tryTarget(ctx: ServeCtx, t: TargetConfig, f: FileRow | undefined): Promise<TryResult> {
+  /**
+   * Serve from one target. `strict`: the catalog knows the file's content, and a target whose
+   * object differs (another size or SHA-256) is passed over ('other') for one that has the right
+   * bytes; only when no target has them is a differing object served, as it is (non-strict).
+   */
+  private async tryTarget(ctx: ServeCtx, t: TargetConfig, f: FileRow | undefined, strict: boolean): Promise<TryResult> {
     let key: string;
     try {
       key = objectKey(t.prefix, ctx.rootId, ctx.relPath);
@@ -518,9 +535,10 @@ export class DownloadServer implements EngineService {
       return 'missing';
     }
     const backend = this.backendFor(t);
-    const copy = f?.sha256 ? this.engine.catalog.copy(f.id, t.id) : undefined;
+    const want = strict && f?.sha256 ? { size: f.size, sha256: f.sha256 } : undefined;
+    const copy = want ? this.engine.catalog.copy(f!.id, t.id) : undefined;
     // A copy the catalog knows as synced with this content: GET straight away (one round trip).
-    let trusted = ctx.method === 'GET' && !!f && copy?.state === 'synced' && copy.sha256 === f.sha256;
+    let trusted = ctx.method === 'GET' && !!want && copy?.state === 'synced' && copy.sha256 === want.sha256;
     for (let attempt = 0; attempt < 2; attempt++) {
       let rep: Representation & { sha256?: string };
       if (trusted) {
@@ -535,6 +553,7 @@ export class DownloadServer implements EngineService {
           return 'down';
         }
         if (!info) return 'missing';
+        if (want && (info.size !== want.size || (info.sha256 !== undefined && info.sha256 !== want.sha256))) return 'other';
         rep = {
           size: info.size,
           etag: info.sha256 ? `"${info.sha256}"` : weakEtag(info.size, info.lastModified ?? 0),
@@ -566,7 +585,7 @@ export class DownloadServer implements EngineService {
         return 'down';
       }
     }
-    return 'down';
+    return 'other';
   }
 
   /**
@@ -620,13 +639,13 @@ export class DownloadServer implements EngineService {
     ctx.sent = { status: plan.status, firstByte: spans[0]!.start };
     try {
       if (!multi) {
-        await pipeline(first, res);
+        await pump(first, res, spans[0]!);
+        res.end();
         return;
       }
       for (let i = 0; i < spans.length; i++) {
         if (!res.write(framing!.heads[i]!)) await drained(res);
-        const body = i === 0 ? first : await openSpan(spans[i]!);
-        await pipeline(body, res, { end: false });
+        await pump(i === 0 ? first : await openSpan(spans[i]!), res, spans[i]!);
       }
       res.end(framing!.tail);
     } catch (e) {
@@ -748,6 +767,15 @@ function publicReason(e: unknown): string {
 function chunkSize(span: Span): number {
   const len = span.end - span.start + 1;
   return Math.max(16 * 1024, Math.min(len, 512 * 1024));
+}
+
+/** Stream one span into the response (backpressure via pipeline); a source that ends short is an error. */
+async function pump(body: Readable, res: ServerResponse, span: Span): Promise<void> {
+  const want = span.end - span.start + 1;
+  let got = 0;
+  body.on('data', (c: Buffer) => (got += c.length));
+  await pipeline(body, res, { end: false });
+  if (got !== want) throw new Error(`the source ended after ${got} of ${want} bytes`);
 }
 
 function drained(res: ServerResponse): Promise<void> {

@@ -51,11 +51,10 @@ export function parseRange(header: string | undefined, size: number): Span[] | '
       continue;
     }
     const start = a.length > 15 ? Number.MAX_SAFE_INTEGER : Number(a);
-    let end = b === '' ? size - 1 : b.length > 15 ? Number.MAX_SAFE_INTEGER : Number(b);
-    if (end < start) return null; // invalid range-spec: ignore the header
+    const last = b === '' ? undefined : b.length > 15 ? Number.MAX_SAFE_INTEGER : Number(b);
+    if (last !== undefined && last < start) return null; // invalid range-spec: ignore the header
     if (start >= size) continue; // unsatisfiable on its own
-    end = Math.min(end, size - 1);
-    spans.push({ start, end });
+    spans.push({ start, end: Math.min(last ?? size - 1, size - 1) });
   }
   if (spans.length === 0) return 'unsatisfiable';
   return coalesce(spans);
@@ -142,7 +141,10 @@ export function weakEtag(size: number, mtimeMs: number): string {
 
 /** `inline; filename="ascii"; filename*=UTF-8''percent-encoded` (RFC 6266 + RFC 5987). */
 export function contentDisposition(type: 'inline' | 'attachment', name: string): string {
-  const fallback = name.replace(/[^\x20-\x7e]/g, '_').replace(/["\\%;]/g, '_') || 'download';
+  const fallback = name
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .replace(/[^\x20-\x7e]/g, '_').replace(/["\\%;]/g, '_') || 'download';
   const star = encodeURIComponent(name).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
   return `${type}; filename="${fallback}"; filename*=UTF-8''${star}`;
 }
