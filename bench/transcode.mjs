@@ -117,7 +117,9 @@ try {
   const wrapper = (sw / sd) * 100;
   console.log(`load average after: ${loadavg()[0].toFixed(2)} (above the core count means other work shared the CPU)`);
   console.log(`\nwarm-up (not in totals): resolve tools ${ms(resolveMs)}, first ours ${ms(wOurs)}, first direct ${ms(wDirect)}`);
-  console.log(`wall overhead    ${wall.toFixed(1)}%  (ours/direct - 1; includes ffmpeg's run-to-run noise)`);
+  const ratios = rows.map((r) => r.o / r.d).sort((x, y) => x - y);
+  const median = ratios.length % 2 ? ratios[(ratios.length - 1) / 2] : (ratios[ratios.length / 2 - 1] + ratios[ratios.length / 2]) / 2;
+  console.log(`wall overhead    ${wall.toFixed(1)}%  (ours/direct - 1; includes ffmpeg's run-to-run noise; median clip ratio ${median.toFixed(3)})`);
   console.log(`wrapper overhead ${wrapper.toFixed(1)}%  (time outside ffmpeg / direct ffmpeg time)`);
   console.log(wrapper <= 5 ? 'goal met: wrapper overhead <= 5%' : 'goal NOT met: wrapper overhead > 5%');
   if (wall > 5) console.log('note: wall overhead above 5%: rerun on an idle machine, or raise BENCH_CLIPS to average out the noise');
