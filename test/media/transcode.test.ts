@@ -10,6 +10,7 @@ import {
   buildTranscodeArgs,
   cleanupTempFiles,
   convertVideo,
+  expectedSize,
   isTempFile,
   makePoster,
   MediaError,
@@ -244,6 +245,9 @@ describe('transcode', () => {
     const v = ffprobeJson(out).streams.find((s) => s.codec_type === 'video');
     // displayed 240x320 -> shorter side 145 -> 145x193.3 -> even: 144x192
     expect([v?.width, v?.height]).toEqual([144, 192]);
+    expect(expectedSize(await probeMedia(clips.rot, { tools }), 145)).toEqual({ width: 144, height: 192 });
+    // never upscaled: the 320x240 clip stays 320x240 under the default 1080
+    expect(expectedSize(await probeMedia(clips.mov, { tools }), 1080)).toEqual({ width: 320, height: 240 });
   });
 
   it('makes a video-only MP4 from a silent video', async () => {
