@@ -67,21 +67,33 @@ export function raw(
 }
 
 /** Open a download and keep the socket: for tests that read part of it, pause, or hang up. */
-export function openRaw(port: number, path: string, headers: Record<string, string> = {}): Promise<{ sock: Socket; head: string; received: () => number }> {
+export function openRaw(
+  port: number,
+  path: string,
+  headers: Record<string, string> = {},
+  opts: { pauseAfter?: number } = {},
+): Promise<{ sock: Socket; head: string; received: () => number; paused: () => Promise<void> }> {
   return new Promise((resolve, reject) => {
     const sock = connect(port, '127.0.0.1');
     let buf = Buffer.alloc(0);
     let got = 0;
     let done = false;
     sock.on('error', (e) => !done && reject(e));
+    let onPause: (() => void) | undefined;
+    const pausedP = new Promise<void>((r) => (onPause = r));
     sock.on('data', (d) => {
       got += d.length;
+      if (opts.pauseAfter !== undefined && got >= opts.pauseAfter) {
+        // stop reading right here (polling would let the whole file through in the meantime)
+        sock.pause();
+        onPause!();
+      }
       if (done) return;
       buf = Buffer.concat([buf, d]);
       const end = buf.indexOf('\r\n\r\n');
       if (end >= 0) {
         done = true;
-        resolve({ sock, head: buf.subarray(0, end).toString('latin1'), received: () => got });
+        resolve({ sock, head: buf.subarray(0, end).toString('latin1'), received: () => got, paused: () => pausedP });
       }
     });
     const h = { host: `127.0.0.1:${port}`, ...headers };

@@ -153,6 +153,12 @@ export class DownloadServer implements EngineService {
     return this.active;
   }
 
+  /** Change the idle timeout of new connections (tests use a short one). */
+  setIdleTimeout(ms: number): void {
+    this.opts.idleTimeoutMs = ms;
+    if (this.server) this.server.timeout = ms;
+  }
+
   get port(): number {
     return this.boundPort;
   }
@@ -293,6 +299,10 @@ export class DownloadServer implements EngineService {
 
   private clientError(err: NodeJS.ErrnoException, socket: Socket): void {
     const code = err.code ?? '';
+    if (code === 'ECONNRESET' || code === 'EPIPE') {
+      socket.destroy(); // the client went away between requests: nothing to answer, nothing to log
+      return;
+    }
     const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'HPE_URI_OVERFLOW' ? 414 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     this.access.write({ ts: new Date().toISOString(), method: '?', path: '?', status, error: code || err.message, ip: socket.remoteAddress });
     if (socket.writable) {
