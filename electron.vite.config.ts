@@ -16,14 +16,14 @@ const root = import.meta.dirname;
 const devEnginePort = Number(process.env.TRIPLICATE_DEV_ADMIN_PORT ?? 8765);
 
 /**
- * A Content-Security-Policy for the built page only (the dev server's React refresh needs an inline
+ * A Content-Security-Policy for the built page only (kept equal in vite.web.config.ts) (the dev server's React refresh needs an inline
  * script). The page is served by the engine or the dev server, so the API is always 'self'.
  */
-export const CSP =
+const CSP =
   "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; " +
   "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'";
 
-export function cspPlugin(): Plugin {
+function cspPlugin(): Plugin {
   return {
     name: 'triplicate-csp',
     apply: 'build',

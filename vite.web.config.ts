@@ -3,9 +3,22 @@
 import { resolve } from 'node:path';
 import { defineConfig } from 'vite';
 import react from '@vitejs/plugin-react';
-import { cspPlugin } from './electron.vite.config';
+import type { Plugin } from 'vite';
 
 const root = import.meta.dirname;
+
+/** Same Content-Security-Policy as the Electron build (electron.vite.config.ts). */
+const CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; " +
+  "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'";
+
+function cspPlugin(): Plugin {
+  return {
+    name: 'triplicate-csp',
+    apply: 'build',
+    transformIndexHtml: () => [{ tag: 'meta', attrs: { 'http-equiv': 'Content-Security-Policy', content: CSP }, injectTo: 'head-prepend' }],
+  };
+}
 
 export default defineConfig({
   root: resolve(root, 'src/renderer'),
@@ -15,6 +28,7 @@ export default defineConfig({
     outDir: resolve(root, 'out/renderer'),
     emptyOutDir: true,
     target: 'es2022',
+    minify: true,
     reportCompressedSize: false,
   },
   server: {

@@ -8,7 +8,7 @@ import { isElectron } from '../lib/transport';
 import { useApp } from '../store';
 import { Dialog, Field, ProgressBar } from './ui';
 
-type Pending = { kind: 'paths'; paths: string[] } | { kind: 'entries'; entries: FileSystemEntry[]; count: number };
+type Pending = { kind: 'paths'; paths: string[] } | { kind: 'entries'; entries: FileSystemEntry[]; count: number } | { kind: 'files'; files: File[] };
 
 const LAST_ROOT_KEY = 'triplicate.lastDropRoot';
 
@@ -55,6 +55,7 @@ export function DropZone() {
           if (en) entries.push(en);
         }
         if (entries.length > 0) setPending({ kind: 'entries', entries, count: entries.length });
+        else if (e.dataTransfer.files.length > 0) setPending({ kind: 'files', files: [...e.dataTransfer.files] });
       }
     };
     window.addEventListener('dragenter', enter);
@@ -89,7 +90,8 @@ export function DropZone() {
             const j = new ImportJob(client, conn?.token ?? null, root, label, sub);
             setJob(j);
             if (pending.kind === 'paths') void j.runPaths(pending.paths);
-            else void j.runEntries(pending.entries);
+            else if (pending.kind === 'entries') void j.runEntries(pending.entries);
+            else void j.runFiles(pending.files);
             setPending(null);
           }}
         />
@@ -106,7 +108,7 @@ function ChooseRoot({ pending, onCancel, onStart }: { pending: Pending; onCancel
     return roots.find((r) => r.id === last)?.id ?? roots[0]?.id ?? '';
   });
   const [sub, setSub] = useState('');
-  const n = pending.kind === 'paths' ? pending.paths.length : pending.count;
+  const n = pending.kind === 'paths' ? pending.paths.length : pending.kind === 'files' ? pending.files.length : pending.count;
   return (
     <Dialog title={`Back up ${formatCount(n)} dropped ${plural(n, 'item', 'items')}`} onClose={onCancel}>
       {roots.length === 0 ? (

@@ -98,7 +98,24 @@ export class ImportJob {
   }
 
   /** Browser: entries taken synchronously from the drop event. */
-  async runEntries(entries: FileSystemEntry[]): Promise<void> {
+  runEntries(entries: FileSystemEntry[]): Promise<void> {
+    return this.runSource(
+      walk(entries, this.ctrl.signal, (path, reason) => {
+        this.progress.failed++;
+        this.problem(path, reason);
+      }),
+    );
+  }
+
+  /** Browser without the entries API (or files from a file input): plain files, no folders. */
+  runFiles(files: readonly File[]): Promise<void> {
+    async function* gen() {
+      for (const file of files) yield { file, rel: file.webkitRelativePath || file.name };
+    }
+    return this.runSource(gen());
+  }
+
+  private async runSource(source: AsyncGenerator<{ file: File; rel: string }>): Promise<void> {
     const p = this.progress;
     const queue: { file: File; rel: string }[] = [];
     let listingDone = false;
@@ -107,10 +124,8 @@ export class ImportJob {
     const notify = () => wake.splice(0).forEach((f) => f());
 
     const lister = (async () => {
-      for await (const item of walk(entries, this.ctrl.signal, (path, reason) => {
-        p.failed++;
-        this.problem(path, reason);
-      })) {
+      for await (const item of source) {
+        if (this.ctrl.signal.aborted) break;
         queue.push(item);
         p.found++;
         p.bytesTotal += item.file.size;

@@ -97,7 +97,7 @@ export function DestinationsPage() {
                     {st.state === 'offline' && st.reason ? (
                       <div className="copy-reason">
                         <p>{st.reason}</p>
-                        {st.next_try_at ? <p className="muted">Next try at {formatTime(st.next_try_at)}.</p> : null}
+                        {st.next_try_at && !/tries again|next try/i.test(st.reason) ? <p className="muted">Next try at {formatTime(st.next_try_at)}.</p> : null}
                         {st.detail ? (
                           <details>
                             <summary>Technical detail</summary>

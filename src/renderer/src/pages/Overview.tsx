@@ -17,6 +17,7 @@ export function OverviewPage() {
         <p id="summary" className="hero-sentence" aria-live="polite">
           {status.summary}
         </p>
+        {phase === 'lost' ? <p className="muted">This is the last state the engine reported; it is not answering right now.</p> : null}
         <HeroActions status={status} />
       </section>
 
@@ -137,7 +138,7 @@ function TargetCard({ id, info, st, total }: { id: string; info?: TargetInfo; st
       {st.state === 'offline' && st.reason ? (
         <div className="copy-reason">
           <p>{st.reason}</p>
-          {st.next_try_at ? <p className="muted">Next try at {formatTime(st.next_try_at)}.</p> : null}
+          {st.next_try_at && !/tries again|next try/i.test(st.reason) ? <p className="muted">Next try at {formatTime(st.next_try_at)}.</p> : null}
           {st.detail ? (
             <details>
               <summary>Technical detail</summary>

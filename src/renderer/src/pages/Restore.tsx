@@ -7,6 +7,7 @@ import { FolderPicker } from '../components/FolderPicker';
 import { ErrorNote, Field, NotAvailable, PageHeader, ProgressBar } from '../components/ui';
 import { isNotAvailable, toShownError, type ShownError } from '../lib/errors';
 import { fileName, formatBytes, formatCount, formatEta, formatRate, formatTime, plural } from '../lib/format';
+import { subscribeEvents } from '../lib/live';
 import { usePagedList } from '../lib/paged';
 import { isElectron } from '../lib/transport';
 import { api, useApp } from '../store';
@@ -117,6 +118,23 @@ function MissingFiles() {
     const t = setTimeout(() => ensure(first, last), 40);
     return () => clearTimeout(t);
   }, [first, last, ensure]);
+
+  // Files that go missing or come back: re-read the visible rows, at most every 2 s.
+  const { refresh } = list;
+  useEffect(() => {
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    const unsub = subscribeEvents((ev) => {
+      if (ev.type !== 'file' || (ev.change !== 'missing' && ev.change !== 'restored' && ev.change !== 'added')) return;
+      timer ??= setTimeout(() => {
+        timer = null;
+        refresh();
+      }, 2000);
+    });
+    return () => {
+      unsub();
+      if (timer) clearTimeout(timer);
+    };
+  }, [refresh]);
 
   const toggle = (k: string) =>
     setSelected((s) => {

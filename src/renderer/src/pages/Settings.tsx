@@ -375,7 +375,7 @@ function PasswordForm({ intro }: { intro: string }) {
       onSubmit={(e) => {
         e.preventDefault();
         setErr('');
-        if (pw.length < 10) return setErr('Use at least 10 characters; a few words in a row are easy to remember.');
+        if (pw.length < 8) return setErr('Use at least 8 characters; a few words in a row are easy to remember.');
         if (pw !== pw2) return setErr('The two passwords are not the same.');
         void s.save(() => api().call('setAdminPassword', { body: { password: pw } })).then(() => {
           setPw('');
