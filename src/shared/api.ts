@@ -211,6 +211,48 @@ export interface RestoreProgress {
   rate_bps: number;
   eta_seconds?: number;
   message?: string;
+  /** Files not restored on purpose: already there, or a different local file in the way. */
+  files_skipped?: number;
+  /** What was asked, in words: "12 missing files", "Photos/2024/ as it was on 3 May". */
+  what?: string;
+  created_at?: number;
+  finished_at?: number;
+}
+
+/** `POST /api/admin/verify`: what one verification pass found on one target. */
+export interface VerifyTargetReport {
+  target_id: string;
+  label: string;
+  /** Copies HEADed (size + sha256 metadata compared). */
+  checked: number;
+  ok: number;
+  missing: number;
+  damaged: number;
+  /** Copies downloaded and re-hashed (the rolling sample, or all with `full`). */
+  files_read: number;
+  bytes_read: number;
+  /** Damaged or missing copies queued for upload again. */
+  requeued: number;
+  /** The first problems, in words. */
+  problems: { key: string; problem: string }[];
+  /** The target could not be checked (offline...). */
+  error?: string;
+}
+export interface VerifyReport {
+  started_at: number;
+  finished_at: number;
+  full: boolean;
+  ok: boolean;
+  summary: string;
+  targets: VerifyTargetReport[];
+}
+
+/** `POST /api/admin/retention/prune`: what the retention policies removed (or would remove). */
+export interface PruneReport {
+  now: number;
+  dry_run: boolean;
+  summary: string;
+  targets: { target_id: string; versions_deleted: number; files_expired: number; bytes_freed: number; versions_kept: number; error?: string }[];
 }
 
 export interface TunnelStatus {
@@ -394,12 +436,16 @@ export interface ApiTypes {
   copyObject: { params: { id: string }; body: { key: string; to: string }; res: { copied: true; key: string } };
 
   // restore and versions (issue 5)
-  restoreMissing: { body?: { root?: string; prefix?: string }; res: RestoreProgress };
+  restoreMissing: { body?: { root?: string; prefix?: string; from?: string }; res: RestoreProgress };
   restoreFiles: { body: RestoreRequest; res: RestoreProgress };
   restoreStatus: { res: { current?: RestoreProgress; recent: RestoreProgress[] } };
   cancelRestore: { params: { id: string }; res: RestoreProgress };
   listVersions: { query: { key: string }; res: { key: string; versions: VersionInfo[] } };
   restoreVersion: { body: { key: string; version_id: string; to?: string }; res: RestoreProgress };
+  /** The seed's bulk restore: an empty body restores every missing file (same as restoreMissing). */
+  bulkRestore: { body?: { root?: string; prefix?: string; from?: string }; res: RestoreProgress };
+  verifyNow: { body?: { full?: boolean; target?: string }; res: VerifyReport };
+  pruneNow: { body?: { dry_run?: boolean; target?: string }; res: PruneReport };
 
   // links and tunnel (issue 3)
   createLink: { body: CreateLinkRequest; res: LinkInfo };
@@ -462,6 +508,9 @@ export const routes = {
   cancelRestore: { method: 'POST', path: '/api/admin/restore/:id/cancel' },
   listVersions: { method: 'GET', path: '/api/admin/versions' },
   restoreVersion: { method: 'POST', path: '/api/admin/versions/restore' },
+  bulkRestore: { method: 'POST', path: '/api/admin/media-sync/restore' },
+  verifyNow: { method: 'POST', path: '/api/admin/verify' },
+  pruneNow: { method: 'POST', path: '/api/admin/retention/prune' },
 
   createLink: { method: 'POST', path: '/api/admin/links' },
   listLinks: { method: 'GET', path: '/api/admin/links' },

@@ -45,6 +45,23 @@ export const s3CredentialsSchema = z
   })
   .strict();
 
+/**
+ * Retention of previous contents on a target (issue 5). Every version is kept `keepAllDays`; beyond
+ * that, one restore point a day (00:00 UTC) for `dailyDays` and one a week (Monday 00:00 UTC) for
+ * `weeklyWeeks`. A file deleted locally stays restorable `deletedDays` after its deletion. The
+ * newest copy of a file that exists locally is never pruned.
+ */
+export const retentionSchema = z
+  .object({
+    keepAllDays: z.number().min(0).max(3650).default(30),
+    dailyDays: z.number().int().min(0).max(3650).default(7),
+    weeklyWeeks: z.number().int().min(0).max(520).default(8),
+    deletedDays: z.number().min(0).max(3650).default(90),
+  })
+  .strict();
+export type RetentionPolicy = z.infer<typeof retentionSchema>;
+export const DEFAULT_RETENTION: RetentionPolicy = { keepAllDays: 30, dailyDays: 7, weeklyWeeks: 8, deletedDays: 90 };
+
 const targetBase = {
   id: idSchema,
   label: z.string().min(1).max(80),
@@ -55,7 +72,24 @@ const targetBase = {
   bandwidth: bandwidthSchema.optional(),
   /** Where previous contents of changed or deleted files go, under the target prefix. */
   versionsPrefix: z.string().default('.triplicate/versions/'),
+  /** How long previous contents are kept on this target (absent: DEFAULT_RETENTION). */
+  retention: retentionSchema.optional(),
 };
+
+/** Restore workers and the scheduled verification / prune jobs (issue 5). */
+export const restoreSettingsSchema = z
+  .object({
+    /** Files restored at once. */
+    concurrency: z.number().int().min(1).max(32).default(6),
+    /** Verify every target this often: HEAD every copy, re-read a sample. 0 disables. */
+    verifyIntervalHours: z.number().min(0).default(24),
+    /** Bytes downloaded and re-hashed per target per verification (the rolling sample). */
+    verifyReadBytes: z.number().int().min(0).default(2 * 1024 * 1024 * 1024),
+    /** Apply the retention policies this often. 0 disables. */
+    pruneIntervalHours: z.number().min(0).default(24),
+  })
+  .strict();
+export type RestoreSettings = z.infer<typeof restoreSettingsSchema>;
 
 export const s3TargetSchema = z
   .object({
@@ -189,6 +223,7 @@ export const configSchema = z
     server: serverSettingsSchema.default(serverSettingsSchema.parse({})),
     tunnel: tunnelSettingsSchema.default(tunnelSettingsSchema.parse({})),
     notifications: notificationSettingsSchema.default(notificationSettingsSchema.parse({})),
+    restore: restoreSettingsSchema.default(restoreSettingsSchema.parse({})),
   })
   .strict()
   .superRefine((cfg, ctx) => {

@@ -10,6 +10,7 @@ import { formatBytes } from '../../shared/format';
 import { ConfigError } from './config/config';
 import { EngineLockedError, createEngine, type Engine } from './engine';
 import { linkCommand } from './http/link-cli';
+import { restoreCommands } from './restore/cli';
 import { errorText } from './util';
 
 export const USAGE = `Triplicate: 3-2-1 backup of photos and videos (local folder, NAS, cloud).
@@ -20,6 +21,9 @@ Usage:
   triplicate status [--data-dir DIR]                        the status JSON of the running engine
   triplicate password --data-dir DIR                        set the web-console password (reads stdin)
   triplicate link create <key> --ttl 1d | list | revoke <id>   signed download links (see: triplicate link)
+  triplicate restore [--prefix P | --key K | --q TEXT] [--at TIME] [--to DIR]   bring back missing files (see: triplicate restore --help)
+  triplicate restore --all --from TARGET                    disaster recovery into an empty data dir (same config)
+  triplicate verify [--full]                                check every copy now; prune [--dry-run]: apply retention now
 
 The data dir holds config.json, the catalog, logs and the admin token.
 Default data dir: $TRIPLICATE_DATA_DIR, else ~/.triplicate.
@@ -33,6 +37,7 @@ export interface Command {
 /** Commands added by feature modules (link, restore, verify). */
 export const extraCommands: Command[] = [];
 extraCommands.push(linkCommand);
+extraCommands.push(...restoreCommands);
 
 function defaultDataDir(): string {
   return process.env.TRIPLICATE_DATA_DIR ?? join(homedir(), '.triplicate');

@@ -23,6 +23,7 @@ import { TargetLane } from './sync/uploader';
 import { RootWatcher, Stabilizer } from './sync/watcher';
 import { errorText } from './util';
 import { AdminServer } from './http/admin';
+import { RestoreService } from './restore/service';
 import { coreHandlers } from './http/admin-handlers';
 import { installSharing } from './http/sharing';
 
@@ -643,6 +644,7 @@ function isAlive(pid: number): boolean {
 export function createEngine(opts: EngineOptions): Engine {
   const engine = new Engine(opts);
   installSharing(engine, { download: { port: opts.downloadPort } });
+  engine.use(new RestoreService(engine));
   return engine;
 }
 

@@ -147,6 +147,60 @@ export const migrations: Migration[] = [
       `);
     },
   },
+  {
+    version: 2,
+    name: 'restore runs, deletion history in versions, read-verification time of copies',
+    up(db) {
+      db.exec(`
+        -- One row per restore request; its files are jobs in lane 'restore' whose kind is the run id.
+        -- Counters are updated in the same transaction that completes a job, so they survive a crash.
+        CREATE TABLE restores (
+          id TEXT PRIMARY KEY,
+          created_at INTEGER NOT NULL,
+          updated_at INTEGER NOT NULL,
+          finished_at INTEGER,
+          state TEXT NOT NULL CHECK (state IN ('planning','running','done','cancelled','failed')),
+          request TEXT NOT NULL,
+          files_total INTEGER NOT NULL DEFAULT 0,
+          files_done INTEGER NOT NULL DEFAULT 0,
+          files_failed INTEGER NOT NULL DEFAULT 0,
+          files_skipped INTEGER NOT NULL DEFAULT 0,
+          bytes_total INTEGER NOT NULL DEFAULT 0,
+          bytes_done INTEGER NOT NULL DEFAULT 0,
+          message TEXT
+        );
+        CREATE INDEX restores_created ON restores(created_at);
+
+        -- A 'deleted' row marks when a local file went missing; its content is still the file's
+        -- current object on that target (deletes never cascade). gone_until: when the file came back.
+        ALTER TABLE versions ADD COLUMN gone_until INTEGER;
+        -- the content the file came back with (differs from sha256 when a new file took its name)
+        ALTER TABLE versions ADD COLUMN back_sha256 TEXT;
+        CREATE INDEX versions_target_file ON versions(target_id, root_id, rel_path, saved_at);
+
+        -- Last time the copy's bytes were downloaded and re-hashed (verified_at: last HEAD check).
+        ALTER TABLE copies ADD COLUMN read_at INTEGER;
+        CREATE INDEX copies_read ON copies(target_id, state, read_at);
+
+        -- Deletion history, whatever code path marks a file missing (scanner, watcher, uploader):
+        -- one 'deleted' row per target that holds a copy. object_key is a unique placeholder.
+        CREATE TRIGGER files_went_missing AFTER UPDATE OF local_state ON files
+        WHEN old.local_state = 'present' AND new.local_state = 'missing'
+        BEGIN
+          INSERT OR IGNORE INTO versions (target_id, root_id, rel_path, object_key, sha256, size, mtime_ms, saved_at, reason)
+          SELECT c.target_id, new.root_id, new.rel_path, '#deleted/' || new.last_seen || '/' || new.root_id || '/' || new.rel_path,
+                 c.sha256, coalesce(c.size, new.size), new.mtime_ms, new.last_seen, 'deleted'
+          FROM copies c WHERE c.file_id = new.id AND c.sha256 IS NOT NULL AND c.synced_at IS NOT NULL;
+        END;
+        CREATE TRIGGER files_came_back AFTER UPDATE OF local_state ON files
+        WHEN old.local_state = 'missing' AND new.local_state = 'present'
+        BEGIN
+          UPDATE versions SET gone_until = new.last_seen, back_sha256 = new.sha256
+          WHERE root_id = new.root_id AND rel_path = new.rel_path AND reason = 'deleted' AND gone_until IS NULL;
+        END;
+      `);
+    },
+  },
 ];
 
 export const LATEST_VERSION = migrations[migrations.length - 1]!.version;

@@ -306,7 +306,9 @@ export class TargetLane {
   /** Keep the previous content restorable before it is overwritten (server-side copy). */
   private async preserveVersion(key: string, sha256: string, size: number, mtimeMs: number | undefined, lastModified: number | undefined, f: FileRow, signal: AbortSignal): Promise<void> {
     const savedAt = Date.now();
-    const vkey = versionKey(this.target.prefix, this.target.versionsPrefix, f.root_id, f.rel_path, lastModified ?? savedAt, sha256);
+    // The name carries our own clock (saved_at), like the catalog row: a rebuilt catalog reads it back.
+    void lastModified;
+    const vkey = versionKey(this.target.prefix, this.target.versionsPrefix, f.root_id, f.rel_path, savedAt, sha256);
     await this.backend.copy(key, vkey, signal);
     this.ctx.catalog.addVersion({ target_id: this.target.id, root_id: f.root_id, rel_path: f.rel_path, object_key: vkey, sha256, size, mtime_ms: mtimeMs ?? null, saved_at: savedAt, reason: 'overwritten' });
   }

@@ -1,0 +1,104 @@
+// The prune job: apply a target's retention policy (planPrune in retention.ts) to its versions.
+// Deletes only keys under the target's versions prefix, and current objects only of files that
+// have been gone from local disk (checked again right before) longer than the policy allows.
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DEFAULT_RETENTION, type RootConfig, type TargetConfig } from '../../../shared/config';
+import { fileKey, objectKey, parseFileKey } from '../../../shared/keys';
+import type { StorageBackend } from '../backends/types';
+import { diskRel, type Catalog } from '../catalog/catalog';
+import type { EventBus } from '../events';
+import { errnoOf } from '../util';
+import { planPrune, type PrunableVersion, type PruneFileState } from './retention';
+import type { RestoreStore, VersionRow } from './store';
+
+export interface PruneContext {
+  catalog: Catalog;
+  store: RestoreStore;
+  bus: EventBus;
+  root(id: string): RootConfig | undefined;
+}
+
+export interface PruneResult {
+  versions_deleted: number;
+  files_expired: number;
+  bytes_freed: number;
+  versions_kept: number;
+}
+
+type Row = VersionRow & PrunableVersion;
+
+async function stillGone(ctx: PruneContext, rootId: string, disk: string): Promise<boolean> {
+  const root = ctx.root(rootId);
+  if (!root) return true; // the folder was removed from Triplicate
+  try {
+    await stat(join(root.path, ...disk.split('/')));
+    return false;
+  } catch (e) {
+    // Only "not there" counts; an unreadable or unmounted folder says nothing.
+    if (errnoOf(e) !== 'ENOENT') return false;
+    try {
+      await stat(root.path);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+export async function pruneTarget(ctx: PruneContext, target: TargetConfig, backend: StorageBackend, opts: { now: number; dryRun: boolean; signal?: AbortSignal; onTick?: () => void }): Promise<PruneResult> {
+  const policy = target.retention ?? DEFAULT_RETENTION;
+  const rows: Row[] = ctx.store.versionsOfTarget(target.id).map((r) => ({ ...r, key: fileKey(r.root_id, r.rel_path) }));
+  const files = new Map<string, PruneFileState>();
+  for (const r of rows) {
+    if (files.has(r.key)) continue;
+    const f = ctx.catalog.fileByPath(r.root_id, r.rel_path);
+    if (!f) {
+      files.set(r.key, { present: false, currentSynced: false });
+      continue;
+    }
+    const c = ctx.catalog.copy(f.id, target.id);
+    files.set(r.key, { present: f.local_state === 'present', currentSynced: c?.state === 'synced' && c.sha256 === f.sha256, firstSeen: f.first_seen });
+  }
+  const plan = planPrune(rows, opts.now, policy, files);
+  const result: PruneResult = { versions_deleted: 0, files_expired: 0, bytes_freed: 0, versions_kept: plan.keep.length };
+  const versionsArea = target.prefix + target.versionsPrefix;
+
+  // Expired deleted files: make sure they are really still gone.
+  const expired = new Set<string>();
+  for (const key of plan.expire) {
+    const { rootId, relPath } = parseFileKey(key);
+    const f = ctx.catalog.fileByPath(rootId, relPath);
+    if (f && (f.local_state !== 'missing' || !(await stillGone(ctx, rootId, diskRel(f))))) continue;
+    expired.add(key);
+  }
+  if (opts.dryRun) {
+    const del = plan.delete.filter((v) => !plan.expire.includes(v.key) || expired.has(v.key));
+    return { ...result, versions_deleted: del.length, files_expired: expired.size, bytes_freed: del.reduce((a, v) => a + v.size, 0) };
+  }
+
+  for (const v of plan.delete) {
+    if (plan.expire.includes(v.key) && !expired.has(v.key)) continue;
+    if (!v.object_key.startsWith(versionsArea)) continue; // never anything but a version object
+    opts.onTick?.();
+    await backend.delete(v.object_key, opts.signal);
+    ctx.store.deleteVersion(v.id);
+    result.versions_deleted++;
+    result.bytes_freed += v.size;
+  }
+  for (const key of expired) {
+    const { rootId, relPath } = parseFileKey(key);
+    const f = ctx.catalog.fileByPath(rootId, relPath);
+    const c = f ? ctx.catalog.copy(f.id, target.id) : undefined;
+    await backend.delete(objectKey(target.prefix, rootId, relPath), opts.signal);
+    ctx.catalog.transaction(() => {
+      for (const r of rows) if (r.key === key && r.reason === 'deleted') ctx.store.deleteVersion(r.id);
+      if (f) ctx.store.forgetCopy(f.id, target.id);
+    });
+    result.files_expired++;
+    result.bytes_freed += c?.size ?? f?.size ?? 0;
+    ctx.bus.record({ level: 'info', kind: 'retention-expired', message: `"${key}" was deleted from this computer more than ${policy.deletedDays} days ago; its copy on ${target.label} was removed as the retention policy says.`, file_key: key, target_id: target.id });
+  }
+  for (const d of plan.dropRows) if (!plan.expire.includes(d.key)) ctx.store.deleteVersion(d.id);
+  return result;
+}

@@ -1,0 +1,998 @@
+// The restore service: restore runs (missing files, a selection, a folder as it was on a date, one
+// version), their workers on the durable job queue (lane 'restore', lease + fence: a crash or a
+// restart resumes where it stopped), the version listing, and the scheduled verification and prune
+// jobs (lanes 'verify:<target>' and 'prune:<target>').
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { mkdirSync, statSync } from 'node:fs';
+import { unlink } from 'node:fs/promises';
+import { isAbsolute, resolve } from 'node:path';
+import type { PruneReport, RestoreProgress, RestoreRequest, VerifyReport, VerifyTargetReport, VersionInfo } from '../../../shared/api';
+import type { RootConfig, TargetConfig } from '../../../shared/config';
+import { formatBytes, plural } from '../../../shared/format';
+import { KeyError, fileKey, parseFileKey } from '../../../shared/keys';
+import { createBackend } from '../backends';
+import { isStorageError, type StorageBackend } from '../backends/types';
+import { diskRel, type FileRow, type JobRow } from '../catalog/catalog';
+import type { Engine, EngineService } from '../engine';
+import { badRequest, conflict, notFound, type Handlers } from '../http/router';
+import { log } from '../log';
+import { sha256File } from '../sync/hash';
+import { errorText, sleep } from '../util';
+import { pruneTarget } from './prune';
+import { rebuildFromTarget, type RebuildReport } from './rebuild';
+import { currentKey, fileExistedAt, sourcesFor, type Source, type Want } from './sources';
+import { RESTORE_LANE, RestoreStore, type Outcome, type RestoreRunRow } from './store';
+import { verifyTarget } from './verify';
+import { DestinationError, IntegrityError, destinationState, fetchToFile, prepareDir, safeJoin, safeJoinRaw, tempPathFor } from './writer';
+
+export interface RestoreJobPayload {
+  run: string;
+  /** Absolute destination path, fixed when the run is planned (a resumed job writes the same place). */
+  dest: string;
+  /** The folder the destination must stay inside. */
+  destRoot: string;
+  want: Want;
+  /** Read from this target only. */
+  from?: string;
+  /** Replace a different local file: never, always, or only when that file's content is backed up. */
+  overwrite: boolean | 'backed-up';
+  /** dest is the file's own place in its storage root: the catalog is updated afterwards. */
+  inPlace: boolean;
+}
+
+interface PlanItem {
+  file: FileRow;
+  payload: Omit<RestoreJobPayload, 'run'>;
+  size: number;
+}
+
+class RateMeter {
+  private samples: { t: number; bytes: number }[] = [];
+  add(bytes: number): void {
+    this.samples.push({ t: Date.now(), bytes });
+    if (this.samples.length > 2048) this.samples.splice(0, 1024);
+  }
+  rate(windowMs = 5000): number {
+    const now = Date.now();
+    let sum = 0;
+    let first = now;
+    for (let i = this.samples.length - 1; i >= 0; i--) {
+      const s = this.samples[i]!;
+      if (now - s.t > windowMs) break;
+      sum += s.bytes;
+      first = s.t;
+    }
+    return Math.round((sum * 1000) / Math.max(1000, now - first));
+  }
+}
+
+const OWNER = `${hostname()}:${process.pid}:restore`;
+const FINAL = new Set(['done', 'failed', 'cancelled']);
+/** A target that failed at the network level is tried last for this long. */
+const DOWN_MS = 60_000;
+/** Times a file waits for a target that is down before it counts as failed. */
+const MAX_WAITS = 6;
+
+export interface RestoreServiceOptions {
+  /** Run the scheduled verification and prune jobs (default true; the CLI turns them off). */
+  scheduled?: boolean;
+}
+
+export class RestoreService implements EngineService {
+  readonly name = 'restore';
+  readonly store: RestoreStore;
+  private running = false;
+  private stopAc = new AbortController();
+  private workers: Promise<void>[] = [];
+  private wakers: (() => void)[] = [];
+  private readonly inflight = new Map<number, { runId: string; ac: AbortController; bytes: number }>();
+  private readonly meters = new Map<string, RateMeter>();
+  private readonly lastEmit = new Map<string, number>();
+  private readonly backends = new Map<string, StorageBackend>();
+  private readonly downUntil = new Map<string, number>();
+  private dirCache = new Set<string>();
+  private timer: NodeJS.Timeout | null = null;
+  private offBus: (() => void) | null = null;
+  private maintenance: Promise<void> = Promise.resolve();
+  private readonly locks = new Map<string, Promise<unknown>>();
+  /** Tests: the outcome of each file. */
+  onOutcome?: (fileKey: string, outcome: Outcome, info: { message?: string; from?: string }) => void;
+
+  constructor(
+    readonly engine: Engine,
+    private readonly opts: RestoreServiceOptions = {},
+  ) {
+    this.store = new RestoreStore(engine.catalog);
+    engine.admin.register(this.handlers());
+  }
+
+  // ---- lifecycle -----------------------------------------------------------------------------
+
+  start(): void {
+    this.startWorkers(this.opts.scheduled !== false);
+  }
+
+  /** Start the restore workers; `scheduled`: also the daily verification and prune jobs. The CLI runs workers only. */
+  startWorkers(scheduled = false): void {
+    if (this.running) return;
+    this.running = true;
+    this.stopAc = new AbortController();
+    for (const r of this.store.activeRuns()) this.maybeFinishRun(r.id);
+    const n = this.engine.cfg.restore.concurrency;
+    for (let i = 0; i < n; i++) this.workers.push(this.workerLoop());
+    this.offBus = this.engine.bus.on((e) => {
+      if (e.type === 'config') this.resetBackends();
+    });
+    if (scheduled) {
+      this.timer = setInterval(() => this.tickMaintenance(), 60_000);
+      this.timer.unref?.();
+      setTimeout(() => this.tickMaintenance(), 5_000).unref?.();
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.offBus?.();
+    this.stopAc.abort();
+    this.wake();
+    await Promise.allSettled(this.workers);
+    this.workers = [];
+    await this.maintenance.catch(() => undefined);
+    await Promise.allSettled([...this.locks.values()]);
+    this.resetBackends();
+  }
+
+  private resetBackends(): void {
+    for (const b of this.backends.values()) b.close?.();
+    this.backends.clear();
+  }
+
+  private backendFor(t: TargetConfig): StorageBackend {
+    let b = this.backends.get(t.id);
+    if (!b) {
+      // Few quick retries: a target that does not answer is better left for the next one.
+      b = createBackend(t, { retry: { attempts: 2, baseMs: 200, maxMs: 1000 } });
+      this.backends.set(t.id, b);
+    }
+    return b;
+  }
+
+  private wake(): void {
+    const ws = this.wakers;
+    this.wakers = [];
+    for (const w of ws) w();
+  }
+
+  private idle(ms: number): Promise<void> {
+    return new Promise((res) => {
+      const done = () => {
+        clearTimeout(t);
+        res();
+      };
+      const t = setTimeout(done, Math.max(20, ms));
+      this.wakers.push(done);
+    });
+  }
+
+  private targets(): TargetConfig[] {
+    return this.engine.enabledTargets();
+  }
+
+  private root(id: string): RootConfig | undefined {
+    return this.engine.cfg.roots.find((r) => r.id === id && r.enabled);
+  }
+
+  // ---- API -----------------------------------------------------------------------------------
+
+  handlers(): Handlers {
+    return {
+      restoreMissing: ({ body }) => this.restoreMissing(body ?? {}),
+      bulkRestore: ({ body }) => this.restoreMissing(body ?? {}),
+      restoreFiles: ({ body }) => this.restoreFiles(body ?? ({} as RestoreRequest)),
+      restoreStatus: () => this.status(),
+      cancelRestore: ({ params }) => this.cancel(params.id),
+      listVersions: ({ query }) => ({ key: query.key, versions: this.listVersions(query.key) }),
+      restoreVersion: ({ body }) => this.restoreVersion(body.key, body.version_id, body.to),
+      verifyNow: ({ body }) => this.verifyNow({ full: body?.full === true, target: body?.target }),
+      pruneNow: ({ body }) => this.pruneNow({ dryRun: body?.dry_run === true, target: body?.target }),
+    };
+  }
+
+  status(): { current?: RestoreProgress; recent: RestoreProgress[] } {
+    const recent = this.store.recentRuns(10).map((r) => this.progressOf(r));
+    const current = recent.find((r) => r.state === 'running' || r.state === 'planning');
+    return current ? { current, recent } : { recent };
+  }
+
+  progress(id: string): RestoreProgress | undefined {
+    const r = this.store.run(id);
+    return r ? this.progressOf(r) : undefined;
+  }
+
+  private progressOf(r: RestoreRunRow): RestoreProgress {
+    let inflight = 0;
+    for (const j of this.inflight.values()) if (j.runId === r.id) inflight += j.bytes;
+    const rate = FINAL.has(r.state) ? 0 : (this.meters.get(r.id)?.rate() ?? 0);
+    const bytesDone = Math.min(r.bytes_total || Infinity, r.bytes_done + inflight);
+    const p: RestoreProgress = {
+      id: r.id,
+      state: r.state,
+      files_total: r.files_total,
+      files_done: r.files_done,
+      files_failed: r.files_failed,
+      files_skipped: r.files_skipped,
+      bytes_total: r.bytes_total,
+      bytes_done: Number.isFinite(bytesDone) ? bytesDone : r.bytes_done + inflight,
+      rate_bps: rate,
+      created_at: r.created_at,
+    };
+    if (rate > 0) p.eta_seconds = Math.max(0, Math.round((r.bytes_total - p.bytes_done) / rate));
+    if (r.message) p.message = r.message;
+    if (r.finished_at) p.finished_at = r.finished_at;
+    try {
+      const req = JSON.parse(r.request) as { what?: string };
+      if (req.what) p.what = req.what;
+    } catch {}
+    return p;
+  }
+
+  private emit(runId: string, force = false): void {
+    const now = Date.now();
+    if (!force && now - (this.lastEmit.get(runId) ?? 0) < 250) return;
+    this.lastEmit.set(runId, now);
+    const p = this.progress(runId);
+    if (p) this.engine.bus.emit({ type: 'restore', progress: p });
+  }
+
+  // ---- planning ------------------------------------------------------------------------------
+
+  /** Every cataloged file missing from local disk, back to its place (`root` / `prefix` narrow it). */
+  restoreMissing(body: { root?: string; prefix?: string; from?: string; all?: boolean }): RestoreProgress {
+    const from = this.checkFrom(body.from);
+    const { where, args } = this.selection({ root: body.root, prefix: body.prefix });
+    const rows = this.engine.catalog.db.prepare(`SELECT f.* FROM files f WHERE f.local_state = 'missing'${where ? ` AND ${where}` : ''} ORDER BY f.root_id, f.rel_path`).all(...args) as FileRow[];
+    // A folder emptied completely looks like an unmounted share, so the scanner marks nothing
+    // missing and says "use Restore": here the files that are not on disk count as missing.
+    for (const root of this.engine.enabledRoots()) {
+      if (!this.engine.rootProblems.has(root.id) || (body.root && body.root !== root.id)) continue;
+      try {
+        if (!statSync(root.path).isDirectory()) continue;
+      } catch {
+        continue;
+      }
+      const { where: w2, args: a2 } = this.selection({ root: root.id, prefix: body.prefix });
+      const present = this.engine.catalog.db.prepare(`SELECT f.* FROM files f WHERE f.local_state = 'present' AND ${w2} ORDER BY f.rel_path`).all(...a2) as FileRow[];
+      for (const f of present) {
+        try {
+          statSync(safeJoinRaw(root.path, diskRel(f)));
+        } catch {
+          rows.push(f);
+        }
+      }
+    }
+    const items: PlanItem[] = [];
+    let noBackup = 0;
+    const noRoot = new Set<string>();
+    for (const f of rows) {
+      const root = this.root(f.root_id);
+      if (!root) {
+        noRoot.add(f.root_id);
+        continue;
+      }
+      if (!this.hasBackup(f, from)) {
+        noBackup++;
+        continue;
+      }
+      items.push({ file: f, size: f.size, payload: { dest: safeJoinRaw(root.path, diskRel(f)), destRoot: root.path, want: { mode: 'latest' }, from, overwrite: false, inPlace: true } });
+    }
+    const notes: string[] = [];
+    if (noBackup) notes.push(`${plural(noBackup, 'missing file')} ${noBackup === 1 ? 'has' : 'have'} no copy on ${from ? this.engine.targetLabel(from) : 'any destination'} (deleted before it was backed up).`);
+    if (noRoot.size) notes.push(`Files of ${[...noRoot].map((r) => `"${r}"`).join(', ')} are not restored: that folder is not in the configuration (add it, or restore to another folder).`);
+    const what = `${plural(items.length, 'missing file')}${body.prefix ? ` in ${body.prefix}` : body.root ? ` of ${this.rootLabel(body.root)}` : ''}`;
+    return this.startRun(what, { kind: 'missing', ...body }, items, 0, notes);
+  }
+
+  /** A selection (keys, folder prefix or search text), newest content or as it was at `at`, to its place or to `to`. */
+  restoreFiles(req: RestoreRequest & { all?: boolean }): RestoreProgress {
+    const from = this.checkFrom(req.from);
+    const to = req.to ? this.checkTo(req.to) : undefined;
+    if (req.at !== undefined && (!Number.isFinite(req.at) || req.at <= 0)) throw badRequest('"at" must be a time in milliseconds since 1970.', ['at']);
+    let files: FileRow[];
+    if (req.keys?.length) {
+      files = [];
+      for (const k of req.keys) {
+        const f = this.fileOf(k);
+        if (!f) throw notFound(`There is no file "${k}" in the catalog.`);
+        files.push(f);
+      }
+    } else if (req.prefix || req.q || req.all) {
+      const { where, args } = this.selection({ prefix: req.prefix, q: req.q });
+      files = this.engine.catalog.db.prepare(`SELECT f.* FROM files f${where ? ` WHERE ${where}` : ''} ORDER BY f.root_id, f.rel_path`).all(...args) as FileRow[];
+    } else {
+      throw badRequest('Choose what to restore: a list of files (keys), a folder (prefix) or a search text (q).', ['keys', 'prefix', 'q']);
+    }
+    const items: PlanItem[] = [];
+    let skipped = 0;
+    let noBackup = 0;
+    const noRoot = new Set<string>();
+    const want: Want = req.at !== undefined ? { mode: 'at', at: req.at } : { mode: 'latest' };
+    for (const f of files) {
+      let dest: string;
+      let destRoot: string;
+      if (to) {
+        destRoot = to;
+        try {
+          dest = safeJoin(to, `${f.root_id}/${f.rel_path}`);
+        } catch {
+          continue;
+        }
+      } else {
+        const root = this.root(f.root_id);
+        if (!root) {
+          noRoot.add(f.root_id);
+          continue;
+        }
+        destRoot = root.path;
+        dest = safeJoinRaw(root.path, diskRel(f));
+      }
+      if (want.mode === 'at') {
+        if (!fileExistedAt(this.store, f, want.at)) continue; // not there at that time: not part of the folder then
+        if (!sourcesFor(this.engine.catalog, this.store, this.sourceTargets(from), f, want).length) {
+          noBackup++;
+          continue;
+        }
+      } else {
+        if (!to && f.local_state === 'present' && sameOnDisk(dest, f)) {
+          skipped++; // already in its place
+          continue;
+        }
+        if (!this.hasBackup(f, from)) {
+          noBackup++;
+          continue;
+        }
+      }
+      items.push({ file: f, size: f.size, payload: { dest, destRoot, want, from, overwrite: req.overwrite === true, inPlace: !to } });
+    }
+    const notes: string[] = [];
+    if (noBackup) notes.push(`${plural(noBackup, 'file')} ${noBackup === 1 ? 'has' : 'have'} no copy to restore from.`);
+    if (noRoot.size) notes.push(`Files of ${[...noRoot].map((r) => `"${r}"`).join(', ')} are not restored: that folder is not in the configuration (restore them to another folder).`);
+    if (skipped) notes.push(`${plural(skipped, 'file')} ${skipped === 1 ? 'is' : 'are'} already in place.`);
+    const scope = req.keys?.length ? (req.keys.length === 1 ? `"${req.keys[0]}"` : plural(req.keys.length, 'file')) : req.prefix ? req.prefix : req.q ? `files matching "${req.q}"` : 'every file';
+    const what = `${scope}${want.mode === 'at' ? ` as it was on ${new Date(want.at).toISOString().replace('T', ' ').slice(0, 16)} UTC` : ''}${to ? ` to ${to}` : ''}`;
+    return this.startRun(what, { kind: 'files', ...req }, items, skipped, notes);
+  }
+
+  /** One version (`<target>:<id>` or `<target>:current` from listVersions), to its place or to `to`. */
+  restoreVersion(key: string, versionId: string, to?: string): RestoreProgress {
+    const f = this.fileOf(key);
+    if (!f) throw notFound(`There is no file "${key}" in the catalog.`);
+    const m = /^([a-z0-9][a-z0-9_-]{0,39}):(current|\d+)$/.exec(versionId ?? '');
+    if (!m) throw badRequest(`"${versionId}" is not a version id from the list of versions.`, ['version_id']);
+    const target = this.engine.cfg.targets.find((t) => t.id === m[1]);
+    if (!target) throw notFound(`There is no destination "${m[1]}".`);
+    const id = m[2] === 'current' ? 'current' : Number(m[2]);
+    const want: Want = { mode: 'version', target: target.id, id };
+    const src = sourcesFor(this.engine.catalog, this.store, [target], f, want);
+    if (!src.length) throw notFound(`The version "${versionId}" of "${key}" is not on ${target.label} (any more).`);
+    let dest: string;
+    let destRoot: string;
+    if (to) {
+      destRoot = this.checkTo(to);
+      dest = safeJoin(destRoot, `${f.root_id}/${f.rel_path}`);
+    } else {
+      const root = this.root(f.root_id);
+      if (!root) throw conflict(`The folder "${f.root_id}" is no longer backed up here; restore the version to another folder.`);
+      destRoot = root.path;
+      dest = safeJoinRaw(root.path, diskRel(f));
+    }
+    const saved = src[0]!;
+    const item: PlanItem = { file: f, size: saved.size ?? f.size, payload: { dest, destRoot, want, from: target.id, overwrite: to ? false : 'backed-up', inPlace: !to } };
+    return this.startRun(`"${key}" (version of ${target.label})${to ? ` to ${to}` : ''}`, { kind: 'version', key, version_id: versionId, to }, [item], 0, [], 10);
+  }
+
+  private startRun(what: string, request: Record<string, unknown>, items: PlanItem[], skipped: number, notes: string[], priority = 0): RestoreProgress {
+    const id = `r${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+    const bytes = items.reduce((a, i) => a + i.size, 0);
+    const { catalog } = this.engine;
+    const message = notes.length ? notes.join(' ') : null;
+    catalog.transaction(() => {
+      this.store.insertRun({ id, state: items.length ? 'running' : 'done', request: { ...request, what }, files_total: items.length, bytes_total: bytes, files_skipped: skipped, message: items.length ? message : [`Nothing to restore.`, ...notes].join(' ') });
+      for (const it of items) catalog.enqueue(RESTORE_LANE, id, it.file.id, { priority, payload: { ...it.payload, run: id } });
+      if (!items.length) this.store.setRunState(id, 'done', [`Nothing to restore.`, ...notes].join(' '));
+    });
+    if (items.length) {
+      this.meters.set(id, new RateMeter());
+      this.engine.bus.record({ level: 'info', kind: 'restore-started', message: `Restoring ${what} (${formatBytes(bytes)}).${message ? ` ${message}` : ''}` });
+      this.wake();
+    }
+    this.emit(id, true);
+    return this.progress(id)!;
+  }
+
+  cancel(id: string): RestoreProgress {
+    const r = this.store.run(id);
+    if (!r) throw notFound(`There is no restore "${id}".`);
+    if (FINAL.has(r.state)) return this.progressOf(r);
+    const queued = this.store.queuedJobsOf(id);
+    this.engine.catalog.transaction(() => {
+      this.store.deleteQueuedJobs(id);
+      this.store.setRunState(id, 'cancelled', `Cancelled after ${plural(r.files_done, 'file')}; the files already restored are kept.`);
+    });
+    // A job that ran when the engine stopped may have left its temp file.
+    for (const j of queued) {
+      const p = parsePayload(j.payload);
+      if (p) void unlink(tempPathFor(p.dest, tempTag(j.file_id, id))).catch(() => undefined);
+    }
+    for (const j of this.inflight.values()) if (j.runId === id) j.ac.abort();
+    this.engine.bus.record({ level: 'info', kind: 'restore-cancelled', message: `The restore of ${this.whatOf(r)} was cancelled after ${plural(r.files_done, 'file')}.` });
+    this.emit(id, true);
+    return this.progress(id)!;
+  }
+
+  private whatOf(r: RestoreRunRow): string {
+    try {
+      return (JSON.parse(r.request) as { what?: string }).what ?? 'files';
+    } catch {
+      return 'files';
+    }
+  }
+
+  private rootLabel(id: string): string {
+    return this.engine.cfg.roots.find((r) => r.id === id)?.label ?? id;
+  }
+
+  private checkFrom(from: string | undefined): string | undefined {
+    if (from === undefined || from === '') return undefined;
+    if (!this.targets().some((t) => t.id === from)) throw notFound(`There is no enabled destination "${from}".`);
+    return from;
+  }
+
+  private checkTo(to: string): string {
+    if (typeof to !== 'string' || !isAbsolute(to)) throw badRequest(`"${to}" is not a full folder path; choose the folder to restore into.`, ['to']);
+    const abs = resolve(to);
+    try {
+      mkdirSync(abs, { recursive: true });
+      if (!statSync(abs).isDirectory()) throw new Error('not a folder');
+    } catch (e) {
+      throw badRequest(`Triplicate cannot use "${abs}" to restore into (${errorText(e)}). Choose another folder.`, ['to']);
+    }
+    return abs;
+  }
+
+  private fileOf(key: string): FileRow | undefined {
+    let k;
+    try {
+      k = parseFileKey(key);
+    } catch (e) {
+      if (e instanceof KeyError) throw badRequest(`"${key}" is not a file key: ${e.message}.`, ['key']);
+      throw e;
+    }
+    return this.engine.catalog.fileByPath(k.rootId, k.relPath);
+  }
+
+  /** SQL for a folder prefix `<root>/<sub/>`, a root id or a search text. */
+  private selection(s: { root?: string; prefix?: string; q?: string }): { where: string; args: string[] } {
+    const where: string[] = [];
+    const args: string[] = [];
+    const like = (x: string) => x.replace(/[\\%_]/g, (c) => `\\${c}`);
+    if (s.root) {
+      where.push('f.root_id = ?');
+      args.push(s.root);
+    }
+    if (s.prefix) {
+      const slash = s.prefix.indexOf('/');
+      const rootId = slash < 0 ? s.prefix : s.prefix.slice(0, slash);
+      const sub = slash < 0 ? '' : s.prefix.slice(slash + 1).normalize('NFC');
+      where.push('f.root_id = ?');
+      args.push(rootId);
+      if (sub) {
+        where.push("f.rel_path LIKE ? ESCAPE '\\'");
+        args.push(`${like(sub)}%`);
+      }
+    }
+    if (s.q) {
+      where.push("(f.root_id || '/' || f.rel_path) LIKE ? ESCAPE '\\'");
+      args.push(`%${like(s.q.normalize('NFC'))}%`);
+    }
+    return { where: where.join(' AND '), args };
+  }
+
+  private hasBackup(f: FileRow, from?: string): boolean {
+    return sourcesFor(this.engine.catalog, this.store, this.sourceTargets(from), f, { mode: 'latest' }).length > 0;
+  }
+
+  /** Enabled targets in priority order; with `from`, that one only. A target that just failed goes last. */
+  private sourceTargets(from?: string): TargetConfig[] {
+    const all = this.targets().filter((t) => !from || t.id === from);
+    const now = Date.now();
+    const up = all.filter((t) => (this.downUntil.get(t.id) ?? 0) <= now);
+    const down = all.filter((t) => (this.downUntil.get(t.id) ?? 0) > now);
+    return [...up, ...down];
+  }
+
+  // ---- versions ------------------------------------------------------------------------------
+
+  listVersions(key: string): VersionInfo[] {
+    const f = this.fileOf(key);
+    if (!f) throw notFound(`There is no file "${key}" in the catalog.`);
+    const rows = this.store.versionsOfFile(f.root_id, f.rel_path);
+    const out: (VersionInfo & { prio: number })[] = [];
+    for (const t of this.engine.cfg.targets) {
+      const c = this.engine.catalog.copy(f.id, t.id);
+      const hasCurrent = !!(c?.sha256 && c.synced_at != null);
+      if (hasCurrent) out.push({ id: `${t.id}:current`, saved_at: c!.synced_at!, size: c!.size ?? f.size, sha256: c!.sha256!, target_id: t.id, deleted: f.local_state === 'missing', current: true, prio: t.priority });
+      for (const r of rows) {
+        if (r.target_id !== t.id) continue;
+        if (r.reason === 'deleted') {
+          // The open deletion of a missing file is the current entry (flagged deleted) already.
+          if (r.gone_until == null && hasCurrent && c!.sha256 === r.sha256) continue;
+          out.push({ id: `${t.id}:${r.id}`, saved_at: r.saved_at, size: r.size, sha256: r.sha256, target_id: t.id, deleted: true, current: false, prio: t.priority });
+        } else {
+          out.push({ id: `${t.id}:${r.id}`, saved_at: r.saved_at, size: r.size, sha256: r.sha256, target_id: t.id, deleted: false, current: false, prio: t.priority });
+        }
+      }
+    }
+    out.sort((a, b) => Number(b.current) - Number(a.current) || b.saved_at - a.saved_at || a.prio - b.prio);
+    return out.map(({ prio: _p, ...v }) => v);
+  }
+
+  // ---- workers -------------------------------------------------------------------------------
+
+  private async workerLoop(): Promise<void> {
+    const { catalog } = this.engine;
+    while (this.running) {
+      let job: JobRow | undefined;
+      try {
+        job = catalog.claim(RESTORE_LANE, OWNER, this.leaseMs());
+      } catch (e) {
+        log.error(`restore claim failed: ${errorText(e)}`);
+      }
+      if (!job) {
+        const next = catalog.nextRunAfter(RESTORE_LANE);
+        await this.idle(next ? Math.min(Math.max(next - Date.now(), 20), 5000) : 5000);
+        continue;
+      }
+      try {
+        await this.runJob(job);
+      } catch (e) {
+        log.error(`restore job ${job.id} crashed: ${errorText(e)}`);
+        catalog.release(job, Date.now() + 30_000, errorText(e), true);
+      }
+    }
+  }
+
+  private leaseMs(): number {
+    return this.engine.cfg.sync.leaseSeconds * 1000;
+  }
+
+  private async runJob(job: JobRow): Promise<void> {
+    const { catalog } = this.engine;
+    const p = parsePayload(job.payload);
+    const run = p ? this.store.run(p.run) : undefined;
+    if (!p || !run || FINAL.has(run.state)) {
+      catalog.drop(job);
+      return;
+    }
+    const f = catalog.fileById(job.file_id);
+    if (!f) return this.finishJob(job, p, 'failed', 0, `A file of this restore is no longer in the catalog.`);
+    const key = fileKey(f.root_id, f.rel_path);
+    const rel = p.inPlace ? diskRel(f) : `${f.root_id}/${f.rel_path}`;
+    const sources = sourcesFor(catalog, this.store, this.sourceTargets(p.from), f, p.want);
+    if (!sources.length) {
+      if (p.want.mode === 'at') return this.finishJob(job, p, 'skipped', 0, `"${key}" did not exist at that time.`);
+      return this.finishJob(job, p, 'failed', 0, `"${key}" cannot be restored: no destination${p.from ? ` (of ${this.engine.targetLabel(p.from)})` : ''} has a copy of it.`);
+    }
+
+    const ac = new AbortController();
+    const onStop = () => ac.abort();
+    this.stopAc.signal.addEventListener('abort', onStop, { once: true });
+    const slot = { runId: p.run, ac, bytes: 0 };
+    this.inflight.set(job.id, slot);
+    const lease = this.leaseMs();
+    const hb = setInterval(() => {
+      if (!catalog.heartbeat(job, lease)) ac.abort();
+    }, Math.max(1000, lease / 3));
+    hb.unref?.();
+    const temp = tempPathFor(p.dest, tempTag(f.id, p.run));
+    try {
+      // The destination: the same content already there counts as restored; other content is kept unless asked.
+      try {
+        await prepareDir(p.destRoot, p.dest, this.dirCache);
+      } catch (e) {
+        return await this.destinationFailed(job, p, e instanceof DestinationError ? e : new DestinationError(errorText(e), 'EUNKNOWN', false), key);
+      }
+      const here = await destinationState(p.dest);
+      if (here.kind === 'dir') return this.finishJob(job, p, 'failed', 0, `"${key}" cannot be restored: there is a folder with that name at ${p.dest}. Rename the folder, or restore to another folder.`);
+      if (here.kind === 'file') {
+        const shas = new Set(sources.map((s) => s.sha256));
+        const needHash = p.overwrite === 'backed-up' || sources.some((s) => s.size === here.size);
+        const local = needHash ? (await sha256File(p.dest, ac.signal)).sha256 : null;
+        if (local && shas.has(local)) {
+          await this.afterWrite(f, p, local, here.size, []);
+          return this.finishJob(job, p, 'done', 0);
+        }
+        if (!this.mayReplace(p.overwrite, local, f)) {
+          return this.finishJob(job, p, 'skipped', 0, `"${key}" was not restored: a different file is already at ${p.dest}. Restore it to another folder, or choose to replace the file.`);
+        }
+      }
+
+      const damaged: Source[] = [];
+      const errors: string[] = [];
+      let waitedForTarget = false;
+      for (const s of sources) {
+        if (ac.signal.aborted) break;
+        try {
+          const r = await fetchToFile({
+            backend: this.backendFor(s.target),
+            key: s.key,
+            dest: p.dest,
+            temp,
+            expectedSha: s.sha256,
+            expectedSize: s.size,
+            mtimeMs: s.mtimeMs,
+            signal: ac.signal,
+            fsync: true,
+            where: p.destRoot,
+            rel,
+            onBytes: (n) => {
+              slot.bytes += n;
+              this.meters.get(p.run)?.add(n);
+              this.emit(p.run);
+            },
+            beforeRename: async () => {
+              const now = await destinationState(p.dest);
+              if (now.kind === 'dir' || (now.kind === 'file' && here.kind === 'none' && p.overwrite !== true)) {
+                throw new DestinationError(`"${key}" was not restored: a file appeared at ${p.dest} while it was being restored.`, 'EEXIST', false);
+              }
+            },
+          });
+          slot.bytes = 0;
+          await this.afterWrite(f, p, r.sha256, r.size, damaged);
+          return this.finishJob(job, p, 'done', r.size, undefined, s.target.id);
+        } catch (e) {
+          slot.bytes = 0;
+          if (e instanceof DestinationError) return await this.destinationFailed(job, p, e, key);
+          if (e instanceof IntegrityError) {
+            damaged.push(s);
+            errors.push(`the copy on ${s.target.label} is damaged (${e.message})`);
+            this.engine.bus.record({ level: 'error', kind: 'restore-damaged', message: `The copy of "${key}" on ${s.target.label} is damaged: ${e.message}. Triplicate restores it from another destination if one has it.`, file_key: key, target_id: s.target.id });
+            continue;
+          }
+          if (isStorageError(e)) {
+            if (e.kind === 'aborted' || ac.signal.aborted) break;
+            if (e.kind === 'not_found') {
+              if (s.current) damaged.push(s);
+              errors.push(`it is not on ${s.target.label}`);
+              continue;
+            }
+            if (e.targetLevel) {
+              this.downUntil.set(s.target.id, Date.now() + DOWN_MS);
+              waitedForTarget = true;
+              errors.push(`${s.target.label} did not answer (${e.message})`);
+              continue;
+            }
+            errors.push(`${s.target.label}: ${e.message}`);
+            continue;
+          }
+          throw e;
+        }
+      }
+      if (ac.signal.aborted) {
+        const cur = this.store.run(p.run);
+        if (!cur || FINAL.has(cur.state)) catalog.drop(job);
+        else catalog.release(job, 0, null, false);
+        return;
+      }
+      if (waitedForTarget && job.attempts + 1 < MAX_WAITS) {
+        const next = Date.now() + 15_000 * (job.attempts + 1);
+        catalog.release(job, next, errors.join('; '), true);
+        this.store.setRunMessage(p.run, `Waiting for a destination to answer: ${errors.join('; ')}. Triplicate tries again by itself.`);
+        this.emit(p.run, true);
+        return;
+      }
+      return this.finishJob(job, p, 'failed', 0, `"${key}" could not be restored: ${errors.join('; ')}.`);
+    } finally {
+      clearInterval(hb);
+      this.inflight.delete(job.id);
+      this.stopAc.signal.removeEventListener('abort', onStop);
+    }
+  }
+
+  private mayReplace(overwrite: RestoreJobPayload['overwrite'], localSha: string | null, f: FileRow): boolean {
+    if (overwrite === true) return true;
+    if (overwrite !== 'backed-up' || !localSha) return false;
+    // Only content that a destination holds may be replaced: nothing is lost.
+    if (this.engine.catalog.copiesOfFile(f.id).some((c) => c.sha256 === localSha && c.synced_at != null && c.state === 'synced')) return true;
+    return this.store.versionsOfFile(f.root_id, f.rel_path).some((v) => v.sha256 === localSha && v.reason === 'overwritten');
+  }
+
+  private async destinationFailed(job: JobRow, p: RestoreJobPayload, e: DestinationError, key: string): Promise<void> {
+    if (!e.fatal) return this.finishJob(job, p, 'failed', 0, e.message);
+    // Every file would fail the same way: stop the run with one clear sentence.
+    const { catalog } = this.engine;
+    const ok = catalog.transaction(() => {
+      if (!catalog.complete(job)) return false;
+      this.store.count(p.run, 'failed', 0);
+      return true;
+    });
+    if (!ok) return;
+    this.onOutcome?.(key, 'failed', { message: e.message });
+    const r = this.store.run(p.run);
+    if (r && !FINAL.has(r.state)) {
+      const queued = this.store.queuedJobsOf(p.run);
+      catalog.transaction(() => {
+        this.store.deleteQueuedJobs(p.run);
+        this.store.setRunState(p.run, 'failed', `${e.message} (${plural(r.files_done, 'file')} restored before it stopped.)`);
+      });
+      for (const j of queued) {
+        const jp = parsePayload(j.payload);
+        if (jp) void unlink(tempPathFor(jp.dest, tempTag(j.file_id, p.run))).catch(() => undefined);
+      }
+      for (const j of this.inflight.values()) if (j.runId === p.run) j.ac.abort();
+      this.engine.bus.record({ level: 'error', kind: 'restore-failed', message: e.message, detail: e.code });
+    }
+    this.emit(p.run, true);
+  }
+
+  /** Record a restored file in the catalog (so it shows present and is not uploaded again) and repair damaged copies. */
+  private async afterWrite(f: FileRow, p: RestoreJobPayload, sha256: string, size: number, damaged: Source[]): Promise<void> {
+    const { catalog, bus } = this.engine;
+    const key = fileKey(f.root_id, f.rel_path);
+    if (!p.inPlace) return;
+    const root = this.root(f.root_id);
+    if (!root) return;
+    if (f.sha256 === null || sha256 === f.sha256) {
+      let mtime = f.mtime_ms;
+      try {
+        mtime = Math.trunc(statSync(p.dest).mtimeMs);
+      } catch {}
+      const targets = this.targets();
+      // The bad copies first: the uploader trusts an object whose metadata matches.
+      for (const s of damaged) if (s.current) await this.backendFor(s.target).delete(s.key).catch(() => undefined);
+      catalog.transaction(() => {
+        catalog.recordFile({ root_id: f.root_id, rel_path: f.rel_path, disk_rel: diskRel(f), size, mtime_ms: mtime, sha256, kind: f.kind });
+        for (const t of targets) {
+          const c = catalog.copy(f.id, t.id);
+          const bad = damaged.some((s) => s.current && s.target.id === t.id);
+          if (bad || !c || c.state === 'failed' || c.state === 'skipped' || (c.state === 'synced' && c.sha256 !== sha256)) catalog.queueUpload(f.id, t.id, size);
+        }
+      });
+      for (const s of damaged) {
+        if (!s.current) continue;
+        bus.record({ level: 'error', kind: 'copy-damaged', message: `The copy of "${key}" on ${s.target.label} was damaged or missing. It was restored from another destination, and ${s.target.label} gets a fresh copy.`, file_key: key, target_id: s.target.id });
+      }
+      bus.emit({ type: 'file', file_key: key, change: 'restored' });
+      this.engine.wakeLanes();
+    } else {
+      // An older version put back in place: a change like any other (hashed, uploaded, the current content kept as a version).
+      await this.engine.ingestor.ingest(root, diskRel(f));
+      this.engine.wakeLanes();
+    }
+  }
+
+  private finishJob(job: JobRow, p: RestoreJobPayload, outcome: Outcome, bytes: number, message?: string, from?: string): void {
+    const { catalog, bus } = this.engine;
+    const ok = catalog.transaction(() => {
+      if (!catalog.complete(job)) return false;
+      this.store.count(p.run, outcome, bytes);
+      return true;
+    });
+    if (!ok) return;
+    const f = catalog.fileById(job.file_id);
+    const key = f ? fileKey(f.root_id, f.rel_path) : String(job.file_id);
+    this.onOutcome?.(key, outcome, { message, from });
+    if (message && outcome !== 'done') bus.record({ level: outcome === 'failed' ? 'error' : 'warn', kind: outcome === 'failed' ? 'restore-file-failed' : 'restore-file-skipped', message, file_key: f ? key : undefined });
+    this.maybeFinishRun(p.run);
+    this.emit(p.run, outcome !== 'done');
+  }
+
+  private maybeFinishRun(id: string): void {
+    const r = this.store.run(id);
+    if (!r || FINAL.has(r.state)) return;
+    if (this.store.jobsLeft(id) > 0) return;
+    const state = r.files_failed > 0 && r.files_done === 0 ? 'failed' : 'done';
+    const parts = [`Restored ${plural(r.files_done, 'file')} (${formatBytes(r.bytes_done)}).`];
+    if (r.files_failed) parts.push(`${plural(r.files_failed, 'file')} could not be restored: see Activity for why.`);
+    if (r.files_skipped) parts.push(`${plural(r.files_skipped, 'file')} skipped (already there, or a different file in the way).`);
+    const message = parts.join(' ');
+    this.store.setRunState(id, state, message);
+    this.meters.delete(id);
+    this.dirCache = new Set();
+    this.engine.bus.record({ level: r.files_failed ? 'warn' : 'info', kind: 'restore-done', message: `Restore of ${this.whatOf(r)}: ${message}` });
+    this.emit(id, true);
+  }
+
+  /** Wait until a run is finished (CLI, tests). */
+  async waitFor(id: string, opts: { timeoutMs?: number; onProgress?: (p: RestoreProgress) => void; everyMs?: number } = {}): Promise<RestoreProgress> {
+    const until = Date.now() + (opts.timeoutMs ?? 24 * 3600_000);
+    let last = 0;
+    while (Date.now() < until) {
+      const p = this.progress(id);
+      if (!p) throw new Error(`no restore ${id}`);
+      if (FINAL.has(p.state)) return p;
+      if (opts.onProgress && Date.now() - last >= (opts.everyMs ?? 2000)) {
+        last = Date.now();
+        opts.onProgress(p);
+      }
+      await sleep(50);
+    }
+    throw new Error(`restore ${id} did not finish in time`);
+  }
+
+  // ---- disaster recovery ---------------------------------------------------------------------
+
+  async rebuild(targetId: string, onProgress?: (r: RebuildReport) => void): Promise<RebuildReport> {
+    const t = this.targets().find((x) => x.id === targetId);
+    if (!t) throw notFound(`There is no enabled destination "${targetId}".`);
+    const backend = createBackend(t);
+    try {
+      return await rebuildFromTarget(this.store, t, backend, { onProgress, concurrency: 16 });
+    } finally {
+      backend.close?.();
+    }
+  }
+
+  // ---- verification and retention ------------------------------------------------------------
+
+  private withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(name) ?? Promise.resolve();
+    const next = prev.catch(() => undefined).then(fn);
+    this.locks.set(name, next);
+    void next.finally(() => {
+      if (this.locks.get(name) === next) this.locks.delete(name);
+    }).catch(() => undefined);
+    return next;
+  }
+
+  async verifyNow(opts: { full?: boolean; target?: string; signal?: AbortSignal } = {}): Promise<VerifyReport> {
+    const started = Date.now();
+    const targets = this.targets().filter((t) => !opts.target || t.id === opts.target);
+    if (opts.target && !targets.length) throw notFound(`There is no enabled destination "${opts.target}".`);
+    const reports: VerifyTargetReport[] = [];
+    for (const t of targets) reports.push(await this.verifyOne(t, { full: opts.full === true, signal: opts.signal }));
+    const problems = reports.reduce((a, r) => a + r.missing + r.damaged, 0);
+    const unreachable = reports.filter((r) => r.error);
+    const checked = reports.reduce((a, r) => a + r.checked, 0);
+    const read = reports.reduce((a, r) => a + r.bytes_read, 0);
+    let summary = `Checked ${plural(checked, 'copy', 'copies')} on ${plural(reports.length, 'destination')} and re-read ${formatBytes(read)}: `;
+    summary += problems ? `${plural(problems, 'copy', 'copies')} damaged or missing (being repaired where the file is still on this computer).` : 'all good.';
+    if (unreachable.length) summary += ` ${unreachable.map((r) => r.error).join(' ')}`;
+    return { started_at: started, finished_at: Date.now(), full: opts.full === true, ok: problems === 0 && unreachable.length === 0, summary, targets: reports };
+  }
+
+  private verifyOne(t: TargetConfig, o: { full: boolean; signal?: AbortSignal; onTick?: () => void }): Promise<VerifyTargetReport> {
+    return this.withLock(`verify:${t.id}`, async () => {
+      const backend = createBackend(t);
+      try {
+        const signal = o.signal ? AbortSignal.any([o.signal, this.stopAc.signal]) : this.stopAc.signal;
+        const r = await verifyTarget({ catalog: this.engine.catalog, store: this.store, bus: this.engine.bus, wake: () => this.engine.wakeLanes() }, t, backend, {
+          full: o.full,
+          readBudget: this.engine.cfg.restore.verifyReadBytes,
+          signal,
+          onTick: o.onTick,
+        });
+        this.engine.catalog.kvSet(`verify:last:${t.id}`, String(Date.now()));
+        const bad = r.missing + r.damaged;
+        this.engine.bus.record({
+          level: bad || r.error ? 'error' : 'info',
+          kind: 'verify-done',
+          target_id: t.id,
+          message: r.error ?? `Checked ${plural(r.checked, 'copy', 'copies')} on ${t.label} and re-read ${plural(r.files_read, 'file')} (${formatBytes(r.bytes_read)}): ${bad ? `${plural(bad, 'problem')} found` : 'all good'}.`,
+        });
+        return r;
+      } finally {
+        backend.close?.();
+      }
+    });
+  }
+
+  async pruneNow(opts: { dryRun?: boolean; target?: string; now?: number } = {}): Promise<PruneReport> {
+    const now = opts.now ?? Date.now();
+    const targets = this.targets().filter((t) => !opts.target || t.id === opts.target);
+    if (opts.target && !targets.length) throw notFound(`There is no enabled destination "${opts.target}".`);
+    const out: PruneReport['targets'] = [];
+    for (const t of targets) {
+      try {
+        const r = await this.pruneOne(t, { now, dryRun: opts.dryRun === true });
+        out.push({ target_id: t.id, ...r });
+      } catch (e) {
+        out.push({ target_id: t.id, versions_deleted: 0, files_expired: 0, bytes_freed: 0, versions_kept: 0, error: `${t.label} could not be pruned: ${errorText(e)}` });
+      }
+    }
+    const del = out.reduce((a, r) => a + r.versions_deleted, 0);
+    const exp = out.reduce((a, r) => a + r.files_expired, 0);
+    const freed = out.reduce((a, r) => a + r.bytes_freed, 0);
+    const verb = opts.dryRun ? 'would remove' : 'removed';
+    const summary = `Retention ${verb} ${plural(del, 'old version')} and ${plural(exp, 'deleted file')} (${formatBytes(freed)}).${out.filter((r) => r.error).map((r) => ` ${r.error}`).join('')}`;
+    return { now, dry_run: opts.dryRun === true, summary, targets: out };
+  }
+
+  private pruneOne(t: TargetConfig, o: { now: number; dryRun: boolean; onTick?: () => void }) {
+    return this.withLock(`prune:${t.id}`, async () => {
+      const backend = createBackend(t);
+      try {
+        const r = await pruneTarget({ catalog: this.engine.catalog, store: this.store, bus: this.engine.bus, root: (id) => this.root(id) }, t, backend, { now: o.now, dryRun: o.dryRun, signal: this.stopAc.signal, onTick: o.onTick });
+        if (!o.dryRun) {
+          this.engine.catalog.kvSet(`prune:last:${t.id}`, String(Date.now()));
+          if (r.versions_deleted || r.files_expired) {
+            this.engine.bus.record({ level: 'info', kind: 'prune-done', target_id: t.id, message: `Retention on ${t.label}: removed ${plural(r.versions_deleted, 'old version')} and ${plural(r.files_expired, 'deleted file')} (${formatBytes(r.bytes_freed)}).` });
+          }
+        }
+        return r;
+      } finally {
+        backend.close?.();
+      }
+    });
+  }
+
+  /** Scheduled jobs: one queued job per (kind, target) whose run_after is the next due time. */
+  private tickMaintenance(): void {
+    if (!this.running) return;
+    this.maintenance = this.maintenance.then(() => this.runDue()).catch((e) => log.warn(`maintenance: ${errorText(e)}`));
+  }
+
+  private async runDue(): Promise<void> {
+    const { catalog, cfg } = this.engine;
+    for (const t of this.targets()) {
+      for (const kind of ['verify', 'prune'] as const) {
+        if (!this.running) return;
+        const hours = kind === 'verify' ? cfg.restore.verifyIntervalHours : cfg.restore.pruneIntervalHours;
+        if (!(hours > 0)) continue;
+        const interval = hours * 3600_000;
+        const lane = `${kind}:${t.id}`;
+        if (!catalog.jobFor(lane, kind, 0)) {
+          const lastKey = `${kind}:last:${t.id}`;
+          let last = Number(catalog.kvGet(lastKey));
+          if (!Number.isFinite(last) || last <= 0) {
+            last = Date.now();
+            catalog.kvSet(lastKey, String(last));
+          }
+          catalog.enqueue(lane, kind, 0, { runAfter: last + interval });
+        }
+        const job = catalog.claim(lane, OWNER, this.leaseMs());
+        if (!job) continue;
+        const tick = () => catalog.heartbeat(job, this.leaseMs());
+        try {
+          if (kind === 'verify') await this.verifyOne(t, { full: false, onTick: tick });
+          else await this.pruneOne(t, { now: Date.now(), dryRun: false, onTick: tick });
+          catalog.transaction(() => {
+            if (catalog.complete(job)) catalog.enqueue(lane, kind, 0, { runAfter: Date.now() + interval });
+          });
+        } catch (e) {
+          log.warn(`${kind} of ${t.label}: ${errorText(e)}`);
+          catalog.release(job, Date.now() + 3600_000, errorText(e), true);
+        }
+      }
+    }
+  }
+}
+
+/** The file at `path` has the cataloged size and mtime (what the scanner trusts too). */
+function sameOnDisk(path: string, f: FileRow): boolean {
+  try {
+    const st = statSync(path);
+    return st.isFile() && st.size === f.size && Math.trunc(st.mtimeMs) === f.mtime_ms;
+  } catch {
+    return false;
+  }
+}
+
+function tempTag(fileId: number, runId: string): string {
+  return `${fileId}-${runId.slice(-6)}`;
+}
+
+function parsePayload(text: string | null): RestoreJobPayload | null {
+  if (!text) return null;
+  try {
+    const p = JSON.parse(text) as RestoreJobPayload;
+    return p && typeof p.run === 'string' && typeof p.dest === 'string' ? p : null;
+  } catch {
+    return null;
+  }
+}
+
+export { currentKey };

@@ -1,0 +1,118 @@
+// Shared setup of the restore tests: two real s3rver targets (NAS priority 1, cloud priority 2),
+// a storage root, a real engine; helpers to read the restore service and compare trees.
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative, sep } from 'node:path';
+import type { ConfigInput, S3TargetConfig } from '../../src/shared/config';
+import type { Engine } from '../../src/main/engine/engine';
+import type { RestoreService } from '../../src/main/engine/restore/service';
+import { createBackend } from '../../src/main/engine/backends';
+import type { StorageBackend } from '../../src/main/engine/backends/types';
+import { startS3, type TestS3 } from '../helpers/s3';
+import { cleanup, startEngine, tempDir, waitForStatus, writeFile } from '../helpers/engine';
+
+export const MiB = 1024 * 1024;
+
+export interface Rig {
+  base: string;
+  media: string;
+  data: string;
+  nas: TestS3;
+  cloud: TestS3;
+  nasT: S3TargetConfig;
+  cloudT: S3TargetConfig;
+  cfg: ConfigInput;
+}
+
+const dirs: string[] = [];
+const servers: TestS3[] = [];
+const engines: Engine[] = [];
+const backends: StorageBackend[] = [];
+
+export async function rig(extra: Partial<ConfigInput> = {}): Promise<Rig> {
+  const base = tempDir('trip-restore-');
+  dirs.push(base);
+  const media = join(base, 'media');
+  const data = join(base, 'data');
+  const nas = await startS3({ buckets: ['nas'] });
+  const cloud = await startS3({ buckets: ['cloud'] });
+  servers.push(nas, cloud);
+  const nasT = nas.target('nas', { label: 'NAS', priority: 1, multipartThreshold: 5 * MiB, partSize: 5 * MiB });
+  const cloudT = cloud.target('cloud', { label: 'Cloud', priority: 2, preset: 'r2', region: 'auto', multipartThreshold: 5 * MiB, partSize: 5 * MiB });
+  const cfg: ConfigInput = { roots: [{ id: 'media', label: 'Media', path: media }], targets: [nasT, cloudT], ...extra };
+  return { base, media, data, nas, cloud, nasT, cloudT, cfg };
+}
+
+export async function engineFor(r: Rig, opts: Parameters<typeof startEngine>[2] = {}, cfg: ConfigInput | undefined = r.cfg): Promise<Engine> {
+  const e = await startEngine(r.data, cfg, opts);
+  engines.push(e);
+  return e;
+}
+
+export function forget(e: Engine): void {
+  const i = engines.indexOf(e);
+  if (i >= 0) engines.splice(i, 1);
+}
+
+export function restoreOf(e: Engine): RestoreService {
+  return e.service<RestoreService>('restore')!;
+}
+
+export function backendOf(t: S3TargetConfig): StorageBackend {
+  const b = createBackend(t, { retry: false });
+  backends.push(b);
+  return b;
+}
+
+export async function readAll(b: StorageBackend, key: string): Promise<Buffer> {
+  const r = await b.get(key);
+  const chunks: Buffer[] = [];
+  for await (const c of r.body) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+export async function listAll(b: StorageBackend, prefix = ''): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const o of b.list(prefix)) keys.push(o.key);
+  return keys;
+}
+
+export function writeAll(root: string, files: Record<string, Buffer>): void {
+  for (const [rel, c] of Object.entries(files)) writeFile(root, rel, c);
+}
+
+/** Every regular file under dir: rel path -> content. */
+export function tree(dir: string): Record<string, Buffer> {
+  const out: Record<string, Buffer> = {};
+  if (!existsSync(dir)) return out;
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) out[relative(dir, p).split(sep).join('/')] = readFileSync(p);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+export function mtimeOf(p: string): number {
+  return Math.trunc(statSync(p).mtimeMs);
+}
+
+export async function synced(e: Engine, n: number, timeoutMs = 60_000): Promise<void> {
+  await waitForStatus(e, (s) => s.safe_files === n && s.pending === 0 && s.uploading === 0 && !s.scanning, timeoutMs, `${n} files safe`);
+}
+
+/** s3rver keeps an object as `<dir>/<bucket>/<key>._S3rver_object`. */
+export function s3rverObjectPath(s: TestS3, key: string): string {
+  const parts = key.split('/');
+  const last = parts.pop()!;
+  return join(s.directory, s.bucket, ...parts, `${last}._S3rver_object`);
+}
+
+export async function teardown(): Promise<void> {
+  for (const e of engines.splice(0)) await e.stop().catch(() => undefined);
+  for (const b of backends.splice(0)) b.close?.();
+  for (const s of servers.splice(0)) await s.dispose();
+  cleanup(...dirs.splice(0));
+}
