@@ -177,6 +177,14 @@ export class DownloadServer implements EngineService {
       s.once('close', () => this.sockets.delete(s));
     });
     srv.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.clientError(err, socket));
+    // CONNECT and Upgrade requests bypass the request handler: refuse them here, with an answer.
+    const refuse = (req: IncomingMessage, socket: Socket) => {
+      this.access.write({ ts: new Date().toISOString(), method: req.method ?? '?', path: (req.url ?? '').split('?')[0]!.slice(0, 1000), status: 405, ip: socket.remoteAddress });
+      socket.end('HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      socket.destroySoon?.();
+    };
+    srv.on('connect', refuse);
+    srv.on('upgrade', refuse);
     await new Promise<void>((resolvePromise, reject) => {
       srv.once('error', (e: NodeJS.ErrnoException) =>
         reject(
