@@ -6,8 +6,7 @@
 // the route named, and does not count as passed.
 //
 //   node scripts/e2e.mjs [--build] [--headed] [--only <substring>]
-import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { register } from 'tsx/esm/api';
@@ -28,28 +27,11 @@ export class Skip extends Error {
 
 const results = [];
 
-function newestMtime(dir) {
-  let t = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
-  }
-  return t;
-}
-
-function ensureBuilt() {
-  const index = join(root, 'out', 'renderer', 'index.html');
-  const stale = !existsSync(index) || newestMtime(join(root, 'src', 'renderer')) > statSync(index).mtimeMs;
-  if (!args.includes('--build') && !stale) return;
-  console.log('e2e: building the web console (vite.web.config.ts)…');
-  const r = spawnSync(process.execPath, [join(root, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--config', 'vite.web.config.ts', '--logLevel', 'warn'], { cwd: root, stdio: 'inherit' });
-  if (r.status !== 0) throw new Error('the web console did not build');
-}
-
 async function main() {
   let failedSetup = null;
   try {
-    ensureBuilt();
+    const { ensureWebBuilt } = await import('../test/e2e/lib.mjs');
+    ensureWebBuilt(root, args.includes('--build'));
   } catch (e) {
     failedSetup = e;
   }

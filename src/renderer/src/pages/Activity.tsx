@@ -1,5 +1,5 @@
 import { useVirtualizer } from '@tanstack/react-virtual';
-import { useCallback, useDeferredValue, useEffect, useRef, useState } from 'react';
+import { memo, useCallback, useDeferredValue, useEffect, useRef, useState } from 'react';
 import { useShallow } from 'zustand/react/shallow';
 import type { CopyState, FileRecord, QueueQuery, TargetInfo } from '../../../shared/api';
 import { CopyChips, Dialog, ErrorNote, NotAvailable, PageHeader, StateChip } from '../components/ui';
@@ -149,7 +149,7 @@ export function ActivityPage() {
                 className={`vrow${vi.index % 2 ? ' odd' : ''}`}
                 style={{ position: 'absolute', top: 0, left: 0, right: 0, height: ROW_HEIGHT, transform: `translateY(${vi.start}px)` }}
               >
-                {row ? <ActivityRow file={row} targets={targets} rootLabel={roots?.find((r) => r.id === row.root_id)?.label ?? row.root_id} onOpen={() => setOpen(row)} onRetried={() => list.refresh()} /> : <div className="vrow-placeholder" aria-hidden="true" />}
+                {row ? <ActivityRow file={row} targets={targets} rootLabel={roots?.find((r) => r.id === row.root_id)?.label ?? row.root_id} onOpen={setOpen} onRetried={refresh} /> : <div className="vrow-placeholder" aria-hidden="true" />}
               </div>
             );
           })}
@@ -166,7 +166,20 @@ function firstProblem(file: FileRecord): string | undefined {
   return bad?.last_error;
 }
 
-function ActivityRow({ file, targets, rootLabel, onOpen, onRetried }: { file: FileRecord; targets: TargetInfo[] | null; rootLabel: string; onOpen: () => void; onRetried: () => void }) {
+/** Memoized: while scrolling only the rows that come into view render (props are stable). */
+const ActivityRow = memo(function ActivityRow({
+  file,
+  targets,
+  rootLabel,
+  onOpen,
+  onRetried,
+}: {
+  file: FileRecord;
+  targets: TargetInfo[] | null;
+  rootLabel: string;
+  onOpen: (f: FileRecord) => void;
+  onRetried: () => void;
+}) {
   const run = useApp((s) => s.run);
   const problem = firstProblem(file);
   const failed = file.copies.some((c) => c.state === 'failed');
@@ -174,7 +187,7 @@ function ActivityRow({ file, targets, rootLabel, onOpen, onRetried }: { file: Fi
   return (
     <div className="activity-row">
       <div className="activity-main">
-        <button type="button" className="link-button file-name" title={file.key} onClick={onOpen}>
+        <button type="button" className="link-button file-name" title={file.key} onClick={() => onOpen(file)}>
           {fileName(file.rel_path)}
         </button>
         <CopyChips file={file} targets={targets} />
@@ -194,7 +207,7 @@ function ActivityRow({ file, targets, rootLabel, onOpen, onRetried }: { file: Fi
       ) : null}
     </div>
   );
-}
+});
 
 function FileDetail({ file, targets, onClose, onRetried }: { file: FileRecord; targets: TargetInfo[] | null; onClose: () => void; onRetried: () => void }) {
   const run = useApp((s) => s.run);
