@@ -24,18 +24,30 @@ export class EngineStartError extends Error {
   }
 }
 
-export async function startEmbeddedEngine(opts: { dataDir: string; configFile?: string; webRoot: string }): Promise<HostedEngine> {
+export async function startEmbeddedEngine(opts: { dataDir: string; configFile?: string; webRoot: string; adminPort?: number }): Promise<HostedEngine> {
   // Loaded lazily (its own chunk) so the window and the tray come up first.
   const { createEngine } = await import('../engine/engine');
-  let engine: ReturnType<typeof createEngine>;
-  try {
-    engine = createEngine({ dataDir: opts.dataDir, configFile: opts.configFile, webRoot: opts.webRoot });
-  } catch (e) {
-    throw new EngineStartError('The backup engine could not start: its settings or data could not be read. Save diagnostics and send them to your IT contact.', errText(e));
-  }
+  const make = (adminPort?: number) => {
+    try {
+      return createEngine({ dataDir: opts.dataDir, configFile: opts.configFile, webRoot: opts.webRoot, adminPort });
+    } catch (e) {
+      throw new EngineStartError('The backup engine could not start: its settings or data could not be read. Send the log file to your IT contact.', errText(e));
+    }
+  };
+  let engine = make(opts.adminPort);
   let started: { adminUrl: string; downloadUrl?: string; token: string };
   try {
-    started = await engine.start();
+    try {
+      started = await engine.start();
+    } catch (e) {
+      // The configured admin port is taken (another program, or a second Triplicate on other data):
+      // the window does not need that port, so take any free one rather than not starting at all.
+      if (opts.adminPort === undefined && e instanceof Error && /already used/i.test(e.message)) {
+        await engine.stop().catch(() => undefined);
+        engine = make(0);
+        started = await engine.start();
+      } else throw e;
+    }
   } catch (e) {
     await engine.stop().catch(() => undefined);
     throw new EngineStartError(

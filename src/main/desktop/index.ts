@@ -58,6 +58,8 @@ function main(): void {
   };
 
   app.on('second-instance', () => showWindow());
+  // macOS: a click on the Dock icon brings the window back.
+  app.on('activate', () => showWindow());
 
   /** Only our own page may call the bridge. */
   const trusted = (e: IpcMainInvokeEvent | IpcMainEvent): boolean => {
@@ -183,7 +185,12 @@ function main(): void {
     try {
       hosted = service
         ? await connectToService(service.url, service.tokenFile)
-        : await startEmbeddedEngine({ dataDir, webRoot: join(app.getAppPath(), 'out', 'renderer') });
+        : await startEmbeddedEngine({
+            dataDir,
+            webRoot: join(app.getAppPath(), 'out', 'renderer'),
+            // `npm run dev`: the Vite dev server proxies /api to this fixed port (electron.vite.config.ts)
+            adminPort: devRendererUrl ? Number(process.env.TRIPLICATE_DEV_ADMIN_PORT ?? 8765) : undefined,
+          });
     } catch (e) {
       const msg = e instanceof EngineStartError ? e.message : 'The backup engine could not start.';
       const detail = e instanceof EngineStartError ? e.detail : e instanceof Error ? e.stack : String(e);
