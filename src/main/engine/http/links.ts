@@ -76,8 +76,8 @@ export function parseScope(key: string): { scope: string; prefix: boolean; rootI
     const slash = key.indexOf('/');
     const rootId = key.slice(0, slash);
     const { rootId: r } = parseFileKey(`${rootId}/x`);
+    if (key.length === slash + 1) return { scope: `${r}/`, prefix: true, rootId: r, relPath: '' };
     const rest = key.slice(slash + 1, -1);
-    if (rest === '') return { scope: `${r}/`, prefix: true, rootId: r, relPath: '' };
     const rel = normalizeRelPath(rest);
     if (rel !== rest.normalize('NFC')) throw new KeyError(`"${key}" is not a canonical folder key`);
     return { scope: `${r}/${rel}/`, prefix: true, rootId: r, relPath: rel };

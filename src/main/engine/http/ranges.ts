@@ -144,8 +144,15 @@ export function contentDisposition(type: 'inline' | 'attachment', name: string):
   const fallback = name
     .normalize('NFKD')
     .replace(/[\u0300-\u036f]/g, '')
-    .replace(/[^\x20-\x7e]/g, '_').replace(/["\\%;]/g, '_') || 'download';
-  const star = encodeURIComponent(name).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+    .replace(/[^\x20-\x7e]/gu, '_')
+    .replace(/["\\%;]/g, '_') || 'download';
+  let encoded: string;
+  try {
+    encoded = encodeURIComponent(name);
+  } catch {
+    encoded = encodeURIComponent(name.replace(/[\ud800-\udfff]/g, '\ufffd')); // a lone surrogate (possible in Windows names)
+  }
+  const star = encoded.replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
   return `${type}; filename="${fallback}"; filename*=UTF-8''${star}`;
 }
 

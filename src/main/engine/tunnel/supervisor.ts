@@ -184,8 +184,18 @@ export class TunnelSupervisor implements EngineService {
     return { mode: t.mode, sig: JSON.stringify([t.mode, t.token ?? '', t.hostname ?? '', t.cloudflaredPath ?? '', local]) };
   }
 
-  /** Bring the process in line with the config (start, restart with new settings, or stop). */
-  private async reconcile(): Promise<void> {
+  private reconciling: Promise<void> = Promise.resolve();
+
+  /** Bring the process in line with the config (start, restart with new settings, or stop); one at a time. */
+  private reconcile(): Promise<void> {
+    this.reconciling = this.reconciling.then(
+      () => this.reconcileNow(),
+      () => this.reconcileNow(),
+    );
+    return this.reconciling;
+  }
+
+  private async reconcileNow(): Promise<void> {
     if (this.stopped) return;
     const want = this.desired();
     if (want.sig === this.runningSig) return;
