@@ -60,7 +60,7 @@ export default async function operatorDay(t) {
       if (page.url().includes('token=')) throw new Error(`the token is still in the address bar: ${page.url()}`);
       const stored = await page.evaluate(() => sessionStorage.getItem('triplicate.token'));
       if (stored !== engine.token) throw new Error('the token was not kept for this tab');
-    });
+    }, { always: true });
 
     await t.test('sees all green: every file safe in 3 places', async () => {
       await waitFor(async () => /All 6 files .* are safe in 3 places/.test(await hero.innerText()), { timeout: 60_000, what: 'the all-safe sentence' });
@@ -192,6 +192,48 @@ export default async function operatorDay(t) {
       // the list of missing files follows the engine's events: the restored file leaves it
       await page.locator('.pick-row', { hasText: 'Object 0005.jpg' }).waitFor({ state: 'detached', timeout: 15_000 });
       await shot(page, shots, '18-restore-done');
+    });
+
+    await t.test('adds a destination: Test connection says which step fails, then works', async () => {
+      const third = await startS3();
+      try {
+        await go('destinations');
+        await page.getByRole('button', { name: 'Add a destination' }).first().click();
+        const dialog = page.getByRole('dialog');
+        const kinds = await dialog.getByLabel('Kind of storage').locator('option').allInnerTexts();
+        if (!kinds.some((k) => /MinIO/.test(k)) || !kinds.some((k) => /R2/.test(k))) throw new Error(`presets missing: ${kinds}`);
+        await dialog.getByLabel('Kind of storage').selectOption('minio');
+        await dialog.getByLabel('Name').fill('Second NAS');
+        await dialog.getByLabel('Address').fill(third.endpoint);
+        // s3rver checks the access key id (it does not verify v4 signatures): a wrong key must fail
+        await dialog.getByLabel('Access key').fill('WRONG-KEY-ID');
+        await dialog.getByLabel('Secret key').fill('S3RVER');
+        await dialog.getByRole('button', { name: 'Test connection' }).click();
+        const result = dialog.locator('.test-result');
+        await result.waitFor({ timeout: 30_000 });
+        if (!(await result.evaluate((el) => el.classList.contains('bad')))) throw new Error('a wrong access key passed the test');
+        if ((await result.locator('li.bad').count()) < 1) throw new Error('no step is marked as failed');
+        await shot(page, shots, '20-destination-test-failed');
+        await dialog.getByLabel('Access key').fill('S3RVER');
+        await dialog.getByRole('button', { name: 'Test connection' }).click();
+        await dialog.locator('.test-result.ok').waitFor({ timeout: 30_000 });
+        const steps = await dialog.locator('.test-steps li.ok').count();
+        if (steps < 2) throw new Error(`expected each step shown, got ${steps}`);
+        await shot(page, shots, '21-destination-test-ok');
+        await dialog.getByRole('button', { name: 'Add destination' }).click();
+        await dialog.waitFor({ state: 'detached', timeout: 15_000 });
+        const card = page.locator('.target-card', { hasText: 'Second NAS' });
+        await card.waitFor();
+        await waitFor(async () => /Working/.test(await card.innerText()), { timeout: 60_000, what: 'the new destination working' });
+        // and remove it again: nothing is deleted, the confirmation says so
+        await card.getByRole('button', { name: 'Remove' }).click();
+        const confirm = page.getByRole('dialog', { name: /Remove Second NAS/ });
+        await confirm.getByText('Nothing is deleted').waitFor();
+        await confirm.getByRole('button', { name: 'Remove destination' }).click();
+        await card.waitFor({ state: 'detached', timeout: 15_000 });
+      } finally {
+        await third.dispose();
+      }
     });
 
     await t.test('signs in with the console password in a browser without the token', async () => {

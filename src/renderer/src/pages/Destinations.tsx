@@ -201,7 +201,12 @@ export function TestSteps({ result }: { result: TestConnectionResult }) {
             <span aria-hidden="true">{s.ok ? '✓' : '✕'}</span> {STEP_WORDS[s.step] ?? s.step}
             <span className="visually-hidden">{s.ok ? ': worked' : ': failed'}</span>
             <span className="muted"> · {s.ms} ms</span>
-            {s.error ? <div className="step-error mono">{s.error}</div> : null}
+            {s.error ? (
+              <details className="step-error">
+                <summary>Technical detail</summary>
+                <pre>{s.error}</pre>
+              </details>
+            ) : null}
           </li>
         ))}
       </ol>
