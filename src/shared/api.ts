@@ -62,7 +62,8 @@ export interface SyncStatus {
   summary: string;
   /** Overall colour: green (all safe), syncing, behind (a target offline), failing (files given up), paused. */
   health: 'green' | 'syncing' | 'behind' | 'failing' | 'paused';
-  transcoding?: { active: number; queued: number; current?: TranscodeProgress };
+  /** problem: why conversions wait (ffmpeg missing, conversion turned off), in words. */
+  transcoding?: { active: number; queued: number; current?: TranscodeProgress; problem?: string };
   disk?: { free_bytes: number; total_bytes: number; path: string }[];
   started_at: number;
   now: number;
@@ -457,6 +458,8 @@ export interface ApiTypes {
 
   // media (issue 4)
   mediaList: { query: MediaQuery; res: Page<FileRecord> };
+  /** Stop converting one video (running or waiting): it is then skipped with the reason "Cancelled by the operator". */
+  cancelTranscode: { body: { key: string }; res: FileRecord };
 }
 
 export type RouteName = keyof ApiTypes;
@@ -520,6 +523,7 @@ export const routes = {
   setTunnel: { method: 'POST', path: '/api/admin/tunnel' },
 
   mediaList: { method: 'GET', path: '/api/admin/media' },
+  cancelTranscode: { method: 'POST', path: '/api/admin/media/cancel' },
 } as const satisfies { [K in RouteName]: RouteDef };
 
 /** Not in the typed table because they are not JSON: */
