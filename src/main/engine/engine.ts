@@ -26,6 +26,7 @@ import { AdminServer } from './http/admin';
 import { RestoreService } from './restore/service';
 import { coreHandlers } from './http/admin-handlers';
 import { installSharing } from './http/sharing';
+import { MediaService } from './media/service';
 
 export interface EngineOptions {
   dataDir: string;
@@ -192,6 +193,7 @@ export class Engine {
     for (const t of this.enabledTargets()) this.openLane(t);
     for (const s of this.services) await s.start(this);
     for (const lane of this.lanes.values()) {
+      lane.primeListing(this.enabledRoots().map((r) => r.id));
       lane.start();
       void this.cleanupIncomplete(lane.backend, lane.target);
     }
@@ -268,6 +270,7 @@ export class Engine {
         backoffSeconds: () => this.cfg.sync.backoffSeconds,
         leaseMs: () => this.cfg.sync.leaseSeconds * 1000,
         globallyPaused: () => this.paused,
+        whenGone: (f, root, attempts) => this.service<MediaService>('media')?.whenGone(f, root, attempts),
       },
       ENGINE_OWNER,
     );
@@ -432,7 +435,9 @@ export class Engine {
     }
     for (const t of cfg.targets) {
       if (t.enabled && !this.lanes.has(t.id)) {
-        this.openLane(t).start();
+        const lane = this.openLane(t);
+        lane.primeListing(cfg.roots.map((r) => r.id));
+        lane.start();
       }
     }
     // roots
@@ -539,6 +544,8 @@ export class Engine {
       started_at: this.startedAt,
       now,
     };
+    const transcoding = this.service<MediaService>('media')?.transcoding();
+    if (transcoding) s.transcoding = transcoding;
     const { summary, health } = this.summarize(s, targets);
     s.summary = summary;
     s.health = health;
@@ -614,6 +621,8 @@ export class Engine {
       const src = this.catalog.fileById(f.derived_from);
       if (src) rec.derived_from = fileKey(src.root_id, src.rel_path);
     }
+    const media = this.service<MediaService>('media')?.mediaInfo(f.id);
+    if (media) rec.media = media;
     return rec;
   }
 
@@ -645,6 +654,7 @@ export function createEngine(opts: EngineOptions): Engine {
   const engine = new Engine(opts);
   installSharing(engine, { download: { port: opts.downloadPort } });
   engine.use(new RestoreService(engine));
+  engine.use(new MediaService(engine));
   return engine;
 }
 

@@ -26,10 +26,18 @@ export interface LaneContext {
   leaseMs(): number;
   /** Everything paused by the operator. */
   globallyPaused(): boolean;
+  /**
+   * A queued file is gone from disk: the media pipeline's rule for videos (skip with a reason when
+   * its MP4 is there, look again later when it may still be converting). undefined: the default rule.
+   */
+  whenGone?(f: FileRow, root: RootConfig, attempts: number): Promise<{ skip: string } | { retryAt: number; reason: string } | undefined> | undefined;
 }
 
 /** Outcome of one job, for tests and the benchmark. */
 export type JobOutcome = 'synced' | 'already-there' | 'requeued' | 'retry' | 'failed' | 'skipped' | 'target-down' | 'stale' | 'aborted';
+
+/** Above this many keys under one root, the lane stops listing and HEADs each file instead. */
+const LISTING_MAX_KEYS = 500_000;
 
 class RateMeter {
   private samples: { t: number; bytes: number }[] = [];
@@ -62,6 +70,14 @@ export class TargetLane {
   private probeOut = false;
   private readonly inflight = new Map<number, { job: JobRow; ac: AbortController }>();
   readonly meter = new RateMeter();
+  /**
+   * Keys listed on the target when the lane started (per root), so a new file's upload skips the
+   * HEAD that asks "is it already there?": one LIST per 1,000 keys instead of one HEAD per file.
+   * Keys written since are tracked too; anything not known absent is HEADed as before.
+   */
+  private listed = new Map<string, Set<string>>();
+  private written = new Set<string>();
+  private listing: Promise<void> | null = null;
   /** Observers (tests, benchmark) see each job's outcome. */
   onOutcome?: (fileId: number, outcome: JobOutcome) => void;
 
@@ -76,6 +92,32 @@ export class TargetLane {
 
   get activeUploads(): number {
     return this.inflight.size;
+  }
+
+  /** List the target's keys under each root prefix in the background (only worth it for a backlog). */
+  primeListing(rootIds: string[]): void {
+    if (this.listing || !this.backend.list) return;
+    const prefix = this.target.prefix;
+    this.listing = (async () => {
+      for (const rootId of rootIds) {
+        const keys = new Set<string>();
+        try {
+          for await (const o of this.backend.list(`${prefix}${rootId}/`, { signal: this.abort.signal })) {
+            keys.add(o.key);
+            if (keys.size > LISTING_MAX_KEYS) return; // a huge bucket: HEAD per file is cheaper than this memory
+          }
+        } catch {
+          continue; // target down or listing refused: HEAD as usual
+        }
+        this.listed.set(rootId, keys);
+      }
+    })();
+  }
+
+  /** True when the key was absent at listing time and nobody (we) wrote it since. */
+  private knownAbsent(rootId: string, key: string): boolean {
+    const keys = this.listed.get(rootId);
+    return keys !== undefined && !keys.has(key) && !this.written.has(key);
   }
 
   start(): void {
@@ -110,11 +152,12 @@ export class TargetLane {
 
   private idle(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const t = setTimeout(done, Math.max(10, ms));
+      let t: NodeJS.Timeout | undefined = undefined;
       const done = () => {
         clearTimeout(t);
         resolve();
       };
+      t = setTimeout(done, Math.max(10, ms));
       this.wakeResolvers.push(done);
     });
   }
@@ -211,12 +254,13 @@ export class TargetLane {
       if (!catalog.heartbeat(job, lease)) ac.abort(); // fenced off: someone else owns the job now
     }, Math.max(1000, lease / 3));
     try {
-      const existing = await this.backend.head(key, ac.signal);
+      const existing = this.knownAbsent(f.root_id, key) ? null : await this.backend.head(key, ac.signal);
       if (existing && existing.size === f.size && existing.sha256 === f.sha256) {
         return this.finish(job, f, 'already-there');
       }
       if (existing && existing.sha256 && existing.sha256 !== f.sha256) await this.preserveVersion(key, existing.sha256, existing.size, existing.mtimeMs, existing.lastModified, f, ac.signal);
 
+      this.written.add(key);
       let hasher: HashingStream | null = null;
       let lastEmit = 0;
       let lastBytes = 0;
@@ -314,9 +358,20 @@ export class TargetLane {
   }
 
   /** The file is no longer on disk. Copies already made stay; a copy never made is skipped. */
-  private fileGone(job: JobRow, f: FileRow, root: RootConfig): JobOutcome {
+  private async fileGone(job: JobRow, f: FileRow, root: RootConfig): Promise<JobOutcome> {
     const { catalog } = this.ctx;
-    const reason = `It was deleted or moved from ${root.label} before it could be copied to ${this.target.label}.`;
+    const rule = await this.ctx.whenGone?.(f, root, job.attempts);
+    if (rule && 'retryAt' in rule) {
+      const again = catalog.transaction(() => {
+        if (!catalog.release(job, rule.retryAt, rule.reason, true)) return false;
+        catalog.setCopyState(f.id, this.target.id, 'pending', { last_error: rule.reason, next_attempt_at: rule.retryAt });
+        return true;
+      });
+      if (!again) return 'stale';
+      this.emitCopy(f, 'pending', rule.reason);
+      return 'retry';
+    }
+    const reason = rule?.skip ?? `It was deleted or moved from ${root.label} before it could be copied to ${this.target.label}.`;
     const done = catalog.transaction(() => {
       if (!catalog.drop(job)) return false;
       catalog.setLocalState(f.id, 'missing');
