@@ -84,7 +84,7 @@ describe('restore what is missing', () => {
     await engine.scanAll();
     await r.nas.stop();
     const outcomes: string[] = [];
-    const p = restoreOf(engine).restoreMissing({});
+    const p = (await restoreOf(engine).restoreMissing({}));
     const done = await restoreOf(engine).waitFor(p.id, { timeoutMs: 60_000 });
     if (done.files_done !== Object.keys(files).length) console.log(JSON.stringify(done), engine.catalog.events(0, 100).map((e) => e.message));
     expect(done.state).toBe('done');
@@ -108,7 +108,7 @@ describe('restore what is missing', () => {
     svc.onOutcome = (k, _o, info) => {
       if (info.from) from[k] = info.from;
     };
-    const p = svc.restoreMissing({});
+    const p = (await svc.restoreMissing({}));
     // stop the NAS once the first file is back (two at a time: four or more are left)
     await waitFor(() => (svc.progress(p.id)?.files_done ?? 0) >= 1, 30_000, 'first file');
     await r.nas.stop();
@@ -138,7 +138,7 @@ describe('restore what is missing', () => {
     unlinkSync(join(r.media, 'a.jpg'));
     unlinkSync(join(r.media, 'b.jpg'));
     await engine.scanAll();
-    const p = restoreOf(engine).restoreMissing({});
+    const p = (await restoreOf(engine).restoreMissing({}));
     const done = await restoreOf(engine).waitFor(p.id, { timeoutMs: 60_000 });
     expect(done.files_done).toBe(2);
     expect(sha256(readFileSync(join(r.media, 'a.jpg')))).toBe(sha256(files['a.jpg']));
@@ -161,7 +161,7 @@ describe('restore what is missing', () => {
     await nas.put('media/x.jpg', { size: evil.length, open: () => Readable.from([evil]) }, { sha256: sha256(files['x.jpg']), mtimeMs: 1 });
     unlinkSync(join(r.media, 'x.jpg'));
     await engine.scanAll();
-    const p = restoreOf(engine).restoreMissing({});
+    const p = (await restoreOf(engine).restoreMissing({}));
     const done = await restoreOf(engine).waitFor(p.id, { timeoutMs: 30_000 });
     expect(done.files_done).toBe(1);
     expect(sha256(readFileSync(join(r.media, 'x.jpg')))).toBe(sha256(files['x.jpg']));
@@ -179,7 +179,7 @@ describe('restore what is missing', () => {
     const theirs = Buffer.from('a new file by a volunteer');
     writeFileSync(join(r.media, 'keep.jpg'), theirs);
     const svc = restoreOf(engine);
-    let done = await svc.waitFor(svc.restoreMissing({}).id, { timeoutMs: 30_000 });
+    let done = await svc.waitFor((await svc.restoreMissing({})).id, { timeoutMs: 30_000 });
     expect(done.files_done).toBe(0);
     expect(done.files_skipped).toBe(1);
     expect(readFileSync(join(r.media, 'keep.jpg')).equals(theirs)).toBe(true);
@@ -196,7 +196,7 @@ describe('restore what is missing', () => {
     await synced(engine, 32, 120_000);
     rmSync(join(r.media, 'm'), { recursive: true });
     await engine.scanAll();
-    const p = svc.restoreMissing({});
+    const p = (await svc.restoreMissing({}));
     await waitFor(() => (svc.progress(p.id)?.files_done ?? 0) >= 1, 30_000, 'first file');
     const c = svc.cancel(p.id);
     expect(c.state).toBe('cancelled');
@@ -241,7 +241,7 @@ describe('selective restore', () => {
     p = await svc.waitFor(svc.restoreFiles({ keys: ['media/big/clip.mp4', 'media/empty.txt'] }).id, { timeoutMs: 30_000 });
     expect(p.files_done).toBe(2);
     await engine.scanAll();
-    p = await svc.waitFor(svc.restoreMissing({}).id, { timeoutMs: 30_000 });
+    p = await svc.waitFor((await svc.restoreMissing({})).id, { timeoutMs: 30_000 });
     const now = tree(r.media);
     expect(Object.keys(now).sort()).toEqual(Object.keys(files).sort());
     for (const [k, c] of Object.entries(files)) expect(sha256(now[k]!), k).toBe(sha256(c));

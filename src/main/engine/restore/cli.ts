@@ -162,8 +162,8 @@ export const restoreCommand: Command = {
       engine.catalog.resetRunningJobs();
       svc.startWorkers(false);
       let p: RestoreProgress;
-      if (values.all) p = to ? svc.restoreFiles({ ...req, all: true }) : svc.restoreMissing({ from: values.from });
-      else p = selection || at || to ? svc.restoreFiles(req) : svc.restoreMissing({ from: values.from });
+      if (values.all) p = to ? svc.restoreFiles({ ...req, all: true }) : await svc.restoreMissing({ from: values.from });
+      else p = selection || at || to ? svc.restoreFiles(req) : await svc.restoreMissing({ from: values.from });
       say(`Restoring ${p.what ?? 'files'} (${formatBytes(p.bytes_total)})…${p.message ? ` ${p.message}` : ''}`);
       const done = await svc.waitFor(p.id, {
         onProgress: (x) => {

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { mkdirSync, statSync } from 'node:fs';
-import { unlink } from 'node:fs/promises';
+import { stat, unlink } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import type { PruneReport, RestoreProgress, RestoreRequest, VerifyReport, VerifyTargetReport, VersionInfo } from '../../../shared/api';
 import type { RootConfig, TargetConfig } from '../../../shared/config';
@@ -18,7 +18,7 @@ import type { Engine, EngineService } from '../engine';
 import { badRequest, conflict, notFound, type Handlers } from '../http/router';
 import { log } from '../log';
 import { sha256File } from '../sync/hash';
-import { errorText, sleep } from '../util';
+import { errnoOf, errorText, forEachLimit, sleep } from '../util';
 import { pruneTarget } from './prune';
 import { rebuildFromTarget, type RebuildReport } from './rebuild';
 import { currentKey, fileExistedAt, sourcesFor, type Source, type Want } from './sources';
@@ -251,28 +251,31 @@ export class RestoreService implements EngineService {
   // ---- planning ------------------------------------------------------------------------------
 
   /** Every cataloged file missing from local disk, back to its place (`root` / `prefix` narrow it). */
-  restoreMissing(body: { root?: string; prefix?: string; from?: string; all?: boolean }): RestoreProgress {
+  async restoreMissing(body: { root?: string; prefix?: string; from?: string }): Promise<RestoreProgress> {
     const from = this.checkFrom(body.from);
     const { where, args } = this.selection({ root: body.root, prefix: body.prefix });
     const rows = this.engine.catalog.db.prepare(`SELECT f.* FROM files f WHERE f.local_state = 'missing'${where ? ` AND ${where}` : ''} ORDER BY f.root_id, f.rel_path`).all(...args) as FileRow[];
-    // A folder emptied completely looks like an unmounted share, so the scanner marks nothing
-    // missing and says "use Restore": here the files that are not on disk count as missing.
+    // The catalog may not know yet (the scan has not run, or refused an emptied folder as a
+    // possibly unmounted share): a file the catalog calls present but that is not on disk counts.
+    const seen = new Set(rows.map((f) => f.id));
     for (const root of this.engine.enabledRoots()) {
-      if (!this.engine.rootProblems.has(root.id) || (body.root && body.root !== root.id)) continue;
+      if (body.root && body.root !== root.id) continue;
+      if (body.prefix && !`${body.prefix}/`.startsWith(`${root.id}/`)) continue;
       try {
-        if (!statSync(root.path).isDirectory()) continue;
+        if (!(await stat(root.path)).isDirectory()) continue;
       } catch {
-        continue;
+        continue; // not there at all (a disk not plugged in): nothing is written into a bare mount point
       }
       const { where: w2, args: a2 } = this.selection({ root: root.id, prefix: body.prefix });
       const present = this.engine.catalog.db.prepare(`SELECT f.* FROM files f WHERE f.local_state = 'present' AND ${w2} ORDER BY f.rel_path`).all(...a2) as FileRow[];
-      for (const f of present) {
+      await forEachLimit(present, 64, async (f) => {
+        if (seen.has(f.id)) return;
         try {
-          statSync(safeJoinRaw(root.path, diskRel(f)));
-        } catch {
-          rows.push(f);
+          await stat(safeJoinRaw(root.path, diskRel(f)));
+        } catch (e) {
+          if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') rows.push(f);
         }
-      }
+      });
     }
     const items: PlanItem[] = [];
     let noBackup = 0;
