@@ -95,7 +95,12 @@ export class TargetHealth {
     const first = !r.offline_since;
     r.offline_since = r.offline_since ?? now;
     r.next_try_at = now + delay;
-    r.reason = `${err.message} Triplicate tries again at ${clockTime(r.next_try_at)}.`;
+    // The backend's sentence ends in a generic "keeps retrying"; say exactly when instead.
+    const base = err.message
+      .replace(/\s*Nothing to do: Triplicate waits and tries again\.\s*$/, '')
+      .replace(/[;,]?\s*Triplicate (keeps retrying|tries again( later)?|waits and tries again)\.\s*$/i, '.')
+      .replace(/\.\.$/, '.');
+    r.reason = `${base} Triplicate tries again at ${clockTime(r.next_try_at)}.`;
     r.detail = err.detail || err.kind;
     this.save(r);
     if (first || r.failures === steps.length) {
