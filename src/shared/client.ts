@@ -18,9 +18,10 @@ export interface ClientOptions {
   fetch?: typeof fetch;
 }
 
-type CallArgs<N extends RouteName> = (ParamsOf<N> extends undefined ? {} : { params: ParamsOf<N> }) &
-  (QueryOf<N> extends undefined ? {} : { query?: QueryOf<N> }) &
-  (BodyOf<N> extends undefined ? {} : { body?: BodyOf<N> });
+type Nothing = Record<never, never>;
+type CallArgs<N extends RouteName> = (ParamsOf<N> extends undefined ? Nothing : { params: ParamsOf<N> }) &
+  (QueryOf<N> extends undefined ? Nothing : { query?: QueryOf<N> }) &
+  (BodyOf<N> extends undefined ? Nothing : { body?: BodyOf<N> });
 
 export class ApiClient {
   private readonly f: typeof fetch;
