@@ -16,6 +16,8 @@ import { HttpError, Router, readJsonBody, sendJson, type Handlers } from './rout
 import { metricsText } from './metrics';
 import { ConfigError } from '../config/config';
 import { KeyError } from '../../../shared/keys';
+import { describeIssues } from '../../../shared/config';
+import { ZodError } from 'zod';
 
 /** A raw (non-JSON) route: SSE, metrics, downloads, uploads. Return true when handled. */
 export type RawHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean | void> | boolean | void;
@@ -298,5 +300,9 @@ export function toHttpError(e: unknown): HttpError {
   if (e instanceof HttpError) return e;
   if (e instanceof ConfigError) return new HttpError(400, 'invalid_config', e.message, undefined, e.fields.length ? e.fields : undefined);
   if (e instanceof KeyError) return new HttpError(400, 'bad_key', e.message);
+  if (e instanceof ZodError) {
+    const fields = describeIssues(e.issues);
+    return new HttpError(400, 'invalid_input', `Please check ${fields.length === 1 ? 'this field' : 'these fields'}: ${fields.join('; ')}.`, undefined, fields);
+  }
   return new HttpError(500, 'internal', 'Something went wrong inside the engine. The details are in the log; please send "Save diagnostics" to your support contact.', errorText(e));
 }
