@@ -52,9 +52,23 @@ export default async function operatorDay(t) {
     await page.locator('#page-title').waitFor();
   };
   const notAvailable = async () => (await page.locator('.not-available').count()) > 0;
+  // On a failure, keep a picture of the page for whoever reads the log.
+  const test = (name, fn, opts) =>
+    t.test(
+      name,
+      async () => {
+        try {
+          await fn();
+        } catch (e) {
+          if (e?.name !== 'Skip') await shot(page, logDir, `failed-${name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}`).catch(() => undefined);
+          throw e;
+        }
+      },
+      opts,
+    );
 
   try {
-    await t.test('opens with the token from the link, then forgets it from the address bar', async () => {
+    await test('opens with the token from the link, then forgets it from the address bar', async () => {
       await page.goto(`${engine.adminUrl}/#token=${engine.token}`);
       await hero.waitFor({ timeout: 20_000 });
       if (page.url().includes('token=')) throw new Error(`the token is still in the address bar: ${page.url()}`);
@@ -62,7 +76,7 @@ export default async function operatorDay(t) {
       if (stored !== engine.token) throw new Error('the token was not kept for this tab');
     }, { always: true });
 
-    await t.test('sees all green: every file safe in 3 places', async () => {
+    await test('sees all green: every file safe in 3 places', async () => {
       await waitFor(async () => /All 6 files .* are safe in 3 places/.test(await hero.innerText()), { timeout: 60_000, what: 'the all-safe sentence' });
       await page.getByText('All safe').first().waitFor();
       const cards = await page.locator('.copy-card h2').allInnerTexts();
@@ -85,7 +99,7 @@ export default async function operatorDay(t) {
       await go('overview');
     });
 
-    await t.test('stops the NAS and reads the sentence that says so', async () => {
+    await test('stops the NAS and reads the sentence that says so', async () => {
       await nas.stop();
       await samplePhoto(join(photos, 'Gallery 2', 'New arrival 0007.jpg'), 7);
       await waitFor(async () => /waiting for NAS: it has not answered/.test(await hero.innerText()), { timeout: 60_000, what: 'the sentence saying the NAS does not answer' });
@@ -100,7 +114,7 @@ export default async function operatorDay(t) {
       console.log(`      sentence: "${sentence}"`);
     });
 
-    await t.test('starts the NAS again, retries, and everything is green again', async () => {
+    await test('starts the NAS again, retries, and everything is green again', async () => {
       await nas.start();
       await go('activity');
       const retryAll = page.getByRole('button', { name: /Retry all failed/ });
@@ -112,7 +126,7 @@ export default async function operatorDay(t) {
     });
 
     const second = join(base, 'Donations 2025');
-    await t.test('adds a folder and sees its files counted and copied', async () => {
+    await test('adds a folder and sees its files counted and copied', async () => {
       await samplePhoto(join(second, 'Smith letter.jpg'), 21);
       await samplePhoto(join(second, 'Smith portrait.jpg'), 22);
       await go('folders');
@@ -130,7 +144,7 @@ export default async function operatorDay(t) {
       await waitFor(async () => /All 9 files .* are safe in 3 places/.test(await hero.innerText()), { timeout: 60_000, what: 'all 9 files safe' });
     });
 
-    await t.test('says when the engine is gone and reconnects when it is back', async () => {
+    await test('says when the engine is gone and reconnects when it is back', async () => {
       await engine.stop();
       const banner = page.getByRole('alert').filter({ hasText: 'The backup engine is not answering' });
       await banner.waitFor({ timeout: 20_000 });
@@ -141,7 +155,7 @@ export default async function operatorDay(t) {
       await waitFor(async () => /safe in 3 places/.test(await hero.innerText()), { timeout: 30_000, what: 'the status after reconnecting' });
     });
 
-    await t.test('drops files on the window and watches them sync', async () => {
+    await test('drops files on the window and watches them sync', async () => {
       await go('overview');
       const files = [];
       for (let i = 0; i < 3; i++) files.push({ name: `Dropped scan ${i + 1}.jpg`, type: 'image/jpeg', bytes: await samplePhoto(null, 40 + i) });
@@ -174,7 +188,7 @@ export default async function operatorDay(t) {
       await page.getByRole('searchbox').fill('');
     });
 
-    await t.test('deletes a file by mistake and restores it', async () => {
+    await test('deletes a file by mistake and restores it', async () => {
       const victim = join(photos, 'Warehouse', 'Object 0005.jpg');
       const bytes = readFileSync(victim);
       await unlink(victim);
@@ -194,7 +208,22 @@ export default async function operatorDay(t) {
       await shot(page, shots, '18-restore-done');
     });
 
-    await t.test('adds a destination: Test connection says which step fails, then works', async () => {
+    await test('checks the copies now and reads that they are fine', async () => {
+      await go('restore');
+      await page.getByRole('button', { name: 'Check now' }).click();
+      const report = page.locator('.verify-report');
+      await report.waitFor({ timeout: 60_000 }).catch(async () => {
+        if (await notAvailable()) throw new Skip('the engine has no verifyNow route yet');
+        throw new Error('no check report appeared');
+      });
+      if (!(await report.evaluate((el) => el.classList.contains('ok')))) throw new Error(`the check found problems: ${await report.innerText()}`);
+      const rows = await report.locator('tbody tr').allInnerTexts();
+      if (rows.length !== 2 || !rows.some((r) => r.startsWith('NAS')) || !rows.some((r) => r.startsWith('Cloud'))) throw new Error(`expected NAS and Cloud rows: ${rows}`);
+      await report.scrollIntoViewIfNeeded();
+      await shot(page, shots, '22-restore-check');
+    });
+
+    await test('adds a destination: Test connection says which step fails, then works', async () => {
       const third = await startS3();
       try {
         await go('destinations');
@@ -236,7 +265,7 @@ export default async function operatorDay(t) {
       }
     });
 
-    await t.test('signs in with the console password in a browser without the token', async () => {
+    await test('signs in with the console password in a browser without the token', async () => {
       await api().call('setAdminPassword', { body: { password: 'correct horse battery' } });
       const other = await browser.newContext({ viewport: { width: 1000, height: 700 } });
       const p2 = await other.newPage();
@@ -253,7 +282,7 @@ export default async function operatorDay(t) {
       await other.close();
     });
 
-    await t.test('stays responsive while 10,000 dropped files are copied', async () => {
+    await test('stays responsive while 10,000 dropped files are copied', async () => {
       await go('overview');
       const bulk = join(base, 'Bulk');
       await api().call('addRoot', { body: { id: 'bulk', label: 'Bulk import', path: bulk } }).catch(async () => {
@@ -308,7 +337,7 @@ export default async function operatorDay(t) {
     });
 
     if (pageErrors.length) {
-      await t.test('no uncaught errors in the page', async () => {
+      await test('no uncaught errors in the page', async () => {
         throw new Error(pageErrors.slice(0, 5).join('\n'));
       });
     }

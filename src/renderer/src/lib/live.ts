@@ -27,6 +27,8 @@ export class EventStream {
   private timer: ReturnType<typeof setTimeout> | null = null;
   private attempt = 0;
   private closed = false;
+  /** An open() is between its catch-up request and the EventSource: do not start a second one. */
+  private opening = false;
 
   constructor(
     private readonly conn: Connection,
@@ -53,21 +55,25 @@ export class EventStream {
 
   /** Reconnect now (the "Try now" button). */
   retryNow(): void {
-    if (this.closed) return;
+    if (this.closed || this.opening || this.es) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     void this.open();
   }
 
   private async open(): Promise<void> {
-    if (this.closed) return;
+    if (this.closed || this.opening) return;
+    this.opening = true;
     try {
       await this.handlers.catchUp();
     } catch {
+      this.opening = false;
       this.lost();
       return;
     }
+    this.opening = false;
     if (this.closed) return;
+    this.es?.close();
     const es = new EventSource(urlWithToken(this.conn, STREAM_ROUTES.events));
     this.es = es;
     es.onopen = () => {

@@ -1,7 +1,7 @@
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { useShallow } from 'zustand/react/shallow';
-import type { FileRecord, RestoreProgress, VersionInfo } from '../../../shared/api';
+import type { FileRecord, RestoreProgress, VerifyReport, VersionInfo } from '../../../shared/api';
 import { downloadUrl, dragOutProps } from '../components/DragOut';
 import { FolderPicker } from '../components/FolderPicker';
 import { ErrorNote, Field, NotAvailable, PageHeader, ProgressBar } from '../components/ui';
@@ -25,7 +25,92 @@ export function RestorePage() {
         <FolderAsOf />
         <Versions />
       </div>
+      <VerifyCard />
     </>
+  );
+}
+
+/** A backup nobody checked is a hope: HEAD every copy, and read a sample (or everything) back. */
+function VerifyCard() {
+  const [report, setReport] = useState<VerifyReport | null>(null);
+  const [busy, setBusy] = useState<'' | 'quick' | 'full'>('');
+  const [unavailable, setUnavailable] = useState(false);
+  const [error, setError] = useState<ShownError | null>(null);
+  const run = async (full: boolean) => {
+    setBusy(full ? 'full' : 'quick');
+    setError(null);
+    try {
+      setReport(await api().call('verifyNow', { body: { full } }));
+    } catch (e) {
+      if (isNotAvailable(e)) setUnavailable(true);
+      else setError(toShownError(e));
+    } finally {
+      setBusy('');
+    }
+  };
+  return (
+    <section className="card" aria-labelledby="verify-h">
+      <h2 id="verify-h">Check the copies</h2>
+      <p className="hint">Triplicate checks every copy on a schedule and reads a sample back. Check now if you want to be sure today.</p>
+      <div className="row-buttons">
+        <button type="button" className="btn" disabled={busy !== ''} onClick={() => void run(false)}>
+          {busy === 'quick' ? 'Checking…' : 'Check now'}
+        </button>
+        <button type="button" className="btn btn-ghost" disabled={busy !== ''} onClick={() => void run(true)}>
+          {busy === 'full' ? 'Reading everything back…' : 'Read everything back (slow)'}
+        </button>
+      </div>
+      {unavailable ? <NotAvailable feature="Checking the copies" /> : null}
+      {error ? <ErrorNote message={error.message} detail={error.detail} /> : null}
+      {report ? (
+        <div className={`verify-report ${report.ok ? 'ok' : 'bad'}`} role="status">
+          <p className="test-message">
+            {report.ok ? '✓ ' : '✕ '}
+            {report.summary}
+          </p>
+          <table className="table">
+            <caption className="visually-hidden">Check results per destination</caption>
+            <thead>
+              <tr>
+                <th scope="col">Destination</th>
+                <th scope="col">Checked</th>
+                <th scope="col">Read back</th>
+                <th scope="col">Missing</th>
+                <th scope="col">Damaged</th>
+              </tr>
+            </thead>
+            <tbody>
+              {report.targets.map((t) => (
+                <tr key={t.target_id}>
+                  <td>{t.label}</td>
+                  <td>{formatCount(t.checked)}</td>
+                  <td>
+                    {formatCount(t.files_read)} ({formatBytes(t.bytes_read)})
+                  </td>
+                  <td>{formatCount(t.missing)}</td>
+                  <td>{formatCount(t.damaged)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          {report.targets.some((t) => t.problems.length > 0) ? (
+            <details>
+              <summary>Which files</summary>
+              <ul className="problems">
+                {report.targets.flatMap((t) =>
+                  t.problems.map((p) => (
+                    <li key={`${t.target_id}:${p.key}`}>
+                      <span className="mono break">{p.key}</span> on {t.label}: {p.problem}
+                    </li>
+                  )),
+                )}
+              </ul>
+            </details>
+          ) : null}
+          {report.targets.some((t) => t.requeued > 0) ? <p>Damaged or missing copies are being copied again.</p> : null}
+        </div>
+      ) : null}
+    </section>
   );
 }
 
