@@ -2,6 +2,7 @@
 // Errors name the file, the field and what to do; secrets never reach a log or an error message.
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import JSON5 from 'json5';
 import { configSchema, describeIssues, type Config, type ConfigInput } from '../../../shared/config';
 
 export class ConfigError extends Error {
@@ -50,17 +51,15 @@ export function loadConfig(path: string): Config {
   }
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    // JSON5 accepts what people write by hand (comments, trailing commas) and says where it stopped.
+    json = JSON5.parse(text);
   } catch (e) {
-    const m = /position (\d+)/.exec(String((e as Error).message));
-    const where = m ? ` near line ${lineOf(text, Number(m[1]))}` : '';
-    throw new ConfigError(`The config file ${path} is not valid JSON${where}: ${(e as Error).message}. Fix the file (or move it aside to start with an empty config) and start Triplicate again.`);
+    const err = e as Error & { lineNumber?: number; columnNumber?: number };
+    const where = err.lineNumber ? ` near line ${err.lineNumber}, column ${err.columnNumber ?? 1}` : '';
+    const what = err.message.replace(/^JSON5: /, '').replace(/ at \d+:\d+$/, '').replace(/\\(.)/g, '$1');
+    throw new ConfigError(`The config file ${path} is not valid JSON${where} (${what}). Fix the file (or move it aside to start with an empty config) and start Triplicate again.`);
   }
   return parseConfig(json, `The config file ${path}`);
-}
-
-function lineOf(text: string, pos: number): number {
-  return text.slice(0, pos).split('\n').length;
 }
 
 /** Write atomically with mode 0600 (it holds credentials). */

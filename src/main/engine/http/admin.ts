@@ -5,7 +5,7 @@
 import { createReadStream, createWriteStream, existsSync, mkdirSync, statSync, type WriteStream } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { dirname, extname, join, normalize, resolve, sep } from 'node:path';
+import { basename, dirname, extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
 import { QUERY_TOKEN_ROUTES, STREAM_ROUTES, routes, type EngineEvent } from '../../../shared/api';
@@ -51,7 +51,8 @@ export function findWebRoot(): string | undefined {
   for (let i = 0; i < 6; i++) {
     const cand = join(dir, 'out', 'renderer', 'index.html');
     if (existsSync(cand)) return dirname(cand);
-    if (existsSync(join(dir, 'renderer', 'index.html')) && existsSync(join(dir, 'main'))) return join(dir, 'renderer');
+    // packaged / electron-vite build: this file is bundled into out/main, the UI is out/renderer
+    if (basename(dir) === 'out' && existsSync(join(dir, 'renderer', 'index.html'))) return join(dir, 'renderer');
     dir = dirname(dir);
   }
   return undefined;
