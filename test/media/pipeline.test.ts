@@ -396,6 +396,35 @@ describe('media pipeline in the engine', () => {
     expect(list.body.items[0]!.media?.mp4_key).toBe('media/replace-me.mp4');
   });
 
+  it('a passing ffmpeg failure backs off and is retried, then the conversion is marked failed with the reason; the original stays backed up', async () => {
+    const s = await setup();
+    // An ffmpeg that answers -version (and makes posters) but fails every H.264 conversion.
+    const { FFMPEG } = await import('./fixtures');
+    const wrapper = join(s.base, 'flaky-ffmpeg.sh');
+    writeFileSync(wrapper, `#!/bin/sh\ncase "$*" in *libx264*) echo "simulated: Conversion failed!" >&2; exit 1;; esac\nexec '${FFMPEG}' "$@"\n`, { mode: 0o755 });
+    s.cfg.media = { ...FAST_MEDIA, ffmpegPath: wrapper };
+    const engine = await start(s);
+    mediaService(engine).backoffSeconds = [0.3, 0.3];
+    const queuedReasons: string[] = [];
+    engine.bus.on((e) => {
+      if (e.type === 'transcode' && e.state === 'queued' && e.reason) queuedReasons.push(e.reason);
+    });
+    await dropClip(s, 'flaky.mov', { seconds: 1 });
+    const rec = await waitState(engine, 'media/flaky.mov', ['failed', 'done', 'skipped'], 30_000);
+    expect(rec.media!.transcode_state).toBe('failed');
+    expect(rec.media!.transcode_reason).toMatch(/^The conversion failed 3 times, so Triplicate stopped trying; the original is backed up as it is\. Last problem: ffmpeg could not convert flaky\.mov\./);
+    expect(rec.media!.transcode_reason).not.toMatch(/tries again later/);
+    expect(queuedReasons).toHaveLength(2);
+    expect(queuedReasons[0]).toMatch(/ffmpeg could not convert flaky\.mov\..* Next try at \d\d:\d\d\./);
+    const failed = engine.catalog.events(0, 1000).filter((e) => e.kind === 'transcode-failed');
+    expect(failed).toHaveLength(1);
+    expect(failed[0]!.detail).toMatch(/simulated: Conversion failed!/);
+    expect(engine.catalog.laneCounts().filter((r) => r.lane === 'transcode')).toEqual([]);
+    await waitForStatus(engine, allSynced(1), 30_000, 'original synced');
+    await expectBackedUp(s, 'flaky.mov');
+    expect(readdirSync(s.media)).toEqual(['flaky.mov']);
+  });
+
   it('a root without the setting keeps its originals', async () => {
     const s = await setup();
     await dropClip(s, 'keep.mov', { seconds: 1 });

@@ -50,6 +50,8 @@ const PROBE_CONCURRENCY = 2;
 const PROGRESS_EVERY_MS = 500;
 /** Thumbnail cache size kept by the daily prune. */
 const THUMBS_MAX_BYTES = 1024 * 1024 * 1024;
+/** While ffmpeg is missing, look for it again this often. */
+const TOOLS_RECHECK_MS = 5 * 60_000;
 
 /** What the uploader does with a queued file that is gone from disk (see TargetLane.fileGone). */
 export type GoneRule = { skip: string } | { retryAt: number; reason: string } | undefined;
@@ -98,6 +100,7 @@ export class MediaService implements EngineService {
   private offBus: (() => void) | null = null;
   private mediaJson = '';
   private timer: NodeJS.Timeout | null = null;
+  private toolsTimer: NodeJS.Timeout | null = null;
   private replaceChain: Promise<void> = Promise.resolve();
   private readonly replaceQueued = new Set<number>();
 
@@ -143,13 +146,20 @@ export class MediaService implements EngineService {
     this.ensureWorkers();
     this.timer = setInterval(() => void pruneThumbnails(this.thumbsDir, THUMBS_MAX_BYTES).catch(() => undefined), 24 * 3600_000);
     this.timer.unref?.();
+    // ffmpeg installed or repaired without a settings change: noticed within a few minutes.
+    this.toolsTimer = setInterval(() => {
+      if (this.toolsError) this.ready = this.ready.then(() => this.resolveTools());
+    }, TOOLS_RECHECK_MS);
+    this.toolsTimer.unref?.();
   }
 
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
     if (this.timer) clearInterval(this.timer);
+    if (this.toolsTimer) clearInterval(this.toolsTimer);
     this.timer = null;
+    this.toolsTimer = null;
     this.offBus?.();
     this.offBus = null;
     this.stopAc.abort();
