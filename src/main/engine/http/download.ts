@@ -14,8 +14,8 @@
 // out destroys the response, so the client sees a broken download, never a short "200".
 // The operator's console reaches the same chain through the admin API (`/api/admin/download`).
 import { randomBytes } from 'node:crypto';
-import { constants as fsc, createWriteStream, renameSync, statSync, type Stats, type WriteStream } from 'node:fs';
-import { open, realpath, type FileHandle } from 'node:fs/promises';
+import { close as fsClose, constants as fsc, createReadStream, createWriteStream, existsSync, fstat, open as fsOpen, read as fsRead, readlinkSync, renameSync, statSync, type Stats, type WriteStream } from 'node:fs';
+import { realpath } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
@@ -185,16 +185,26 @@ export class DownloadServer implements EngineService {
     };
     srv.on('connect', refuse);
     srv.on('upgrade', refuse);
-    await new Promise<void>((resolvePromise, reject) => {
-      srv.once('error', (e: NodeJS.ErrnoException) =>
-        reject(
-          e.code === 'EADDRINUSE'
-            ? new HttpError(500, 'port_in_use', `Port ${port} on ${host} is already used by another program, so downloads cannot start. Choose another server.downloadPort (0 picks a free one).`)
-            : e,
-        ),
-      );
-      srv.listen(port, host, () => resolvePromise());
-    });
+    try {
+      await new Promise<void>((resolvePromise, reject) => {
+        srv.once('error', reject);
+        srv.listen(port, host, () => resolvePromise());
+      });
+    } catch (e) {
+      // Backups matter more than sharing: the engine runs on, without downloads, and says why.
+      const code = (e as NodeJS.ErrnoException).code;
+      const why =
+        code === 'EADDRINUSE'
+          ? `port ${port} on ${host} is already used by another program. Choose another download port in the settings (server.downloadPort; 0 picks a free one) and restart Triplicate`
+          : code === 'EADDRNOTAVAIL'
+            ? `this computer has no address ${host}. Set server.downloadHost to 0.0.0.0 (every network) or 127.0.0.1 and restart Triplicate`
+            : code === 'EACCES'
+              ? `Triplicate may not use port ${port}. Choose a port above 1024 (server.downloadPort) and restart Triplicate`
+              : `the server could not start (${errorText(e)}). Restart Triplicate; if it keeps happening, send the diagnostics to your support contact`;
+      engine.bus.record({ level: 'error', kind: 'download-server', message: `Downloads and shared links are off: ${why}.`, detail: errorText(e) });
+      srv.close();
+      return;
+    }
     this.server = srv;
     const addr = srv.address() as AddressInfo;
     this.boundPort = addr.port;
@@ -232,6 +242,7 @@ export class DownloadServer implements EngineService {
 
   /** The URL people on the LAN use: the bound address, or this machine's LAN address when bound to all. */
   lanUrl(): string {
+    if (!this.server) throw new HttpError(503, 'downloads_off', 'Downloads are off, so a link would not open: the download server could not start. The Activity page says why.');
     let host = this.boundHost;
     if (host === '0.0.0.0' || host === '::' || host === '') {
       host = '127.0.0.1';
@@ -416,7 +427,7 @@ export class DownloadServer implements EngineService {
     // A client that goes away (or a socket that idles out) aborts the source: S3 sockets are freed.
     res.once('close', () => {
       this.active--;
-      ac.abort();
+      if (!res.writableFinished) ac.abort(); // (an abort costs a DOMException: only when the client left early)
     });
     const range = req.headers.range;
     if (range) entry.range = range.slice(0, 100);
@@ -452,9 +463,9 @@ export class DownloadServer implements EngineService {
     if (local) {
       ctx.entry.source = 'local';
       try {
-        await this.sendLocal(ctx, local.fh, local.st, f);
+        await this.sendLocal(ctx, local.fd, local.st, f);
       } finally {
-        await local.fh.close().catch(() => undefined);
+        fsClose(local.fd, () => undefined);
       }
       return;
     }
@@ -503,41 +514,59 @@ export class DownloadServer implements EngineService {
     }
   }
 
-  /** Open the local file, or null: absent, not a regular file, or reached through a symlink out of the root. */
-  private async openLocal(root: RootConfig, f: FileRow | undefined, relPath: string): Promise<{ fh: FileHandle; st: Stats } | null> {
+  /**
+   * Open the local file, or null: absent, not a regular file, or reached through a symlink that
+   * leads out of the root. On Linux the check is made on the file actually opened (the path of
+   * /proc/self/fd/N), so nothing can be swapped between the check and the open; elsewhere the path
+   * is resolved first (realpath) and the resolved path opened. O_NOFOLLOW refuses a symlink as the
+   * last component either way (the scanner never backs those up).
+   */
+  private async openLocal(root: RootConfig, f: FileRow | undefined, relPath: string): Promise<{ fd: number; st: Stats } | null> {
     const rel = f ? diskRel(f) : relPath;
     const abs = join(root.path, ...rel.split('/'));
-    let real: string;
-    try {
-      real = await realpath(abs);
-    } catch {
-      return null;
-    }
     const rootReal = await this.realRoot(root);
-    if (!rootReal || !real.startsWith(rootReal.endsWith(sep) ? rootReal : rootReal + sep)) {
-      log.warn(`download: refused "${root.id}/${relPath}": it resolves to a place outside the folder ${root.path}`);
-      return null;
+    if (!rootReal) return null;
+    const inside = rootReal.endsWith(sep) ? rootReal : rootReal + sep;
+    const refuse = () => log.warn(`download: refused "${root.id}/${relPath}": it resolves to a place outside the folder ${root.path}`);
+    let path = abs;
+    if (!PROC_FD) {
+      try {
+        path = await realpath(abs);
+      } catch {
+        return null;
+      }
+      if (!path.startsWith(inside)) {
+        refuse();
+        return null;
+      }
     }
-    let fh: FileHandle;
+    let fd: number;
     try {
-      fh = await open(real, fsc.O_RDONLY | (fsc.O_NOFOLLOW ?? 0));
+      fd = await new Promise<number>((res, rej) => fsOpen(path, fsc.O_RDONLY | (fsc.O_NOFOLLOW ?? 0), (e, n) => (e ? rej(e) : res(n))));
     } catch {
       return null;
     }
     try {
-      const st = await fh.stat();
-      if (st.isFile()) return { fh, st };
+      if (PROC_FD && !readlinkSync(`/proc/self/fd/${fd}`).startsWith(inside)) {
+        refuse();
+      } else {
+        const st = await new Promise<Stats>((res, rej) => fstat(fd, (e, x) => (e ? rej(e) : res(x))));
+        if (st.isFile()) return { fd, st };
+      }
     } catch {}
-    await fh.close().catch(() => undefined);
+    fsClose(fd, () => undefined);
     return null;
   }
 
-  private async sendLocal(ctx: ServeCtx, fh: FileHandle, st: Stats, f: FileRow | undefined): Promise<void> {
+  private async sendLocal(ctx: ServeCtx, fd: number, st: Stats, f: FileRow | undefined): Promise<void> {
     const strong = !!f?.sha256 && f.size === st.size && f.mtime_ms === Math.trunc(st.mtimeMs);
     const rep: Representation = { size: st.size, etag: strong ? `"${f!.sha256}"` : weakEtag(st.size, st.mtimeMs), lastModified: st.mtimeMs };
-    await this.send(ctx, rep, planResponse(ctx.method, ctx.req.headers, rep), async (span) =>
-      fh.createReadStream({ start: span.start, end: span.end, autoClose: false, highWaterMark: chunkSize(span) }),
-    );
+    await this.send(ctx, rep, planResponse(ctx.method, ctx.req.headers, rep), async (span) => {
+      const len = span.end - span.start + 1;
+      // Small spans in one read (one buffer, one write); bigger ones streamed in 512 KiB chunks.
+      if (len <= SINGLE_READ_MAX) return readSpan(fd, span.start, len);
+      return createReadStream('', { fd, start: span.start, end: span.end, autoClose: false, highWaterMark: 512 * 1024 });
+    });
   }
 
   /**
@@ -611,7 +640,7 @@ export class DownloadServer implements EngineService {
    * header is written, so a source that fails to open lets the caller try the next source.
    * Failures after the headers destroy the response (never a silently short body).
    */
-  private async send(ctx: ServeCtx, rep: Representation, plan: Plan, openSpan: (span: Span) => Promise<Readable>): Promise<void> {
+  private async send(ctx: ServeCtx, rep: Representation, plan: Plan, openSpan: (span: Span) => Promise<Readable | Buffer>): Promise<void> {
     const { req, res } = ctx;
     const name = ctx.relPath.slice(ctx.relPath.lastIndexOf('/') + 1);
     const type = contentTypeOf(ctx.relPath);
@@ -657,6 +686,11 @@ export class DownloadServer implements EngineService {
     ctx.sent = { status: plan.status, firstByte: spans[0]!.start };
     try {
       if (!multi) {
+        if (Buffer.isBuffer(first)) {
+          if (first.length !== spans[0]!.end - spans[0]!.start + 1) throw new Error('short read');
+          res.end(first); // headers and body in one write
+          return;
+        }
         await pump(first, res, spans[0]!);
         res.end();
         return;
@@ -667,7 +701,7 @@ export class DownloadServer implements EngineService {
       }
       res.end(framing!.tail);
     } catch (e) {
-      first.destroy();
+      if (!Buffer.isBuffer(first)) first.destroy();
       if (!ctx.signal.aborted) {
         ctx.entry.error = `source failed mid-way: ${isStorageError(e) ? e.kind : errorText(e)}`.slice(0, 300);
         log.warn(`download of ${ctx.rootId}/${ctx.relPath} broke off (${ctx.entry.source ?? '?'}): ${errorText(e)}`);
@@ -781,15 +815,31 @@ function publicReason(e: unknown): string {
   }
 }
 
-/** Read size for a span: one read for small files, 512 KiB chunks for big ones. */
-function chunkSize(span: Span): number {
-  const len = span.end - span.start + 1;
-  return Math.max(16 * 1024, Math.min(len, 512 * 1024));
+/** Spans up to this size are read in one call into one buffer. */
+const SINGLE_READ_MAX = 1024 * 1024;
+/** Linux: check the file actually opened through /proc/self/fd. */
+const PROC_FD = process.platform === 'linux' && existsSync('/proc/self/fd');
+
+/** Read `len` bytes at `pos`; fewer (the file shrank) is an error, never a short answer. */
+async function readSpan(fd: number, pos: number, len: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(len);
+  let off = 0;
+  while (off < len) {
+    const n = await new Promise<number>((res, rej) => fsRead(fd, buf, off, len - off, pos + off, (e, k) => (e ? rej(e) : res(k))));
+    if (n === 0) throw new Error(`the file ended after ${off} of ${len} bytes`);
+    off += n;
+  }
+  return buf;
 }
 
 /** Stream one span into the response (backpressure via pipeline); a source that ends short is an error. */
-async function pump(body: Readable, res: ServerResponse, span: Span): Promise<void> {
+async function pump(body: Readable | Buffer, res: ServerResponse, span: Span): Promise<void> {
   const want = span.end - span.start + 1;
+  if (Buffer.isBuffer(body)) {
+    if (body.length !== want) throw new Error(`the source gave ${body.length} of ${want} bytes`);
+    if (!res.write(body)) await drained(res);
+    return;
+  }
   let got = 0;
   body.on('data', (c: Buffer) => (got += c.length));
   await pipeline(body, res, { end: false });

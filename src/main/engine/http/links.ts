@@ -169,6 +169,7 @@ export class Links {
     if (!parsed.prefix && !this.engine.catalog.fileByPath(parsed.rootId, parsed.relPath)) {
       throw notFound(`Triplicate does not know the file "${parsed.scope}". Check the spelling, or wait until the file has been scanned.`);
     }
+    this.baseUrl(); // throws (with a sentence) when links could not open anyway: before anything is stored
     const nowS = Math.floor(now / 1000);
     const row: LinkRow = {
       id: randomBytes(12).toString('base64url'),

@@ -234,7 +234,14 @@ export class TunnelSupervisor implements EngineService {
     const env: NodeJS.ProcessEnv = { ...process.env, ...this.opts.env };
     delete env.TUNNEL_TOKEN;
     if (mode === 'quick') {
-      args = ['tunnel', '--no-autoupdate', '--url', this.opts.localUrl()];
+      let local: string;
+      try {
+        local = this.opts.localUrl();
+      } catch {
+        this.update({ mode, state: 'failed', public_url: undefined, message: 'The tunnel cannot start because the download server is not running. See the Activity page for why.' });
+        return;
+      }
+      args = ['tunnel', '--no-autoupdate', '--url', local];
     } else {
       if (!t.token) {
         this.update({ mode, state: 'failed', public_url: undefined, message: 'A named tunnel needs its token. Paste it in the tunnel settings.' });
