@@ -41,10 +41,10 @@ describe('admin API', () => {
   it('refuses requests without the token, or with a wrong one, and changes nothing', async () => {
     const { url, engine } = await setup();
     await waitForStatus(engine, (s) => s.safe_files === 2);
-    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: `Basic ${engine.token}` }]) {
+    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: `Basic ${engine.token}` }] as Record<string, string>[]) {
       const r = await fetch(`${url}/api/admin/media-sync/status`, { headers });
       expect(r.status).toBe(401);
-      expect((await r.json()).error).toMatch(/Sign in/);
+      expect(((await r.json()) as { error: string }).error).toMatch(/Sign in/);
       const p = await fetch(`${url}/api/admin/pause`, { method: 'POST', headers });
       expect(p.status).toBe(401);
       const d = await fetch(`${url}/api/admin/roots/media`, { method: 'DELETE', headers });
@@ -198,7 +198,7 @@ describe('admin API', () => {
     expect(m.status).toBe(405);
     const b = await fetch(`${url}/api/admin/roots`, { method: 'POST', headers: { ...h, 'content-type': 'application/json' }, body: '{not json' });
     expect(b.status).toBe(400);
-    expect((await b.json()).error).toMatch(/not valid JSON/);
+    expect(((await b.json()) as { error: string }).error).toMatch(/not valid JSON/);
     await expect(new ApiClient({ baseUrl: 'http://127.0.0.1:1', token }).call('status')).rejects.toBeInstanceOf(ApiError);
   });
 });

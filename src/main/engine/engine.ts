@@ -25,6 +25,7 @@ import { errorText } from './util';
 import { AdminServer } from './http/admin';
 import { RestoreService } from './restore/service';
 import { coreHandlers } from './http/admin-handlers';
+import { installFileRoutes } from './http/files';
 import { installSharing } from './http/sharing';
 import { MediaService } from './media/service';
 
@@ -240,6 +241,7 @@ export class Engine {
       }
     }
     await this.scanPromise?.catch(() => undefined);
+    await this.ingestor.drain();
     this.catalog.close();
     this.releaseLock();
   }
@@ -653,6 +655,7 @@ function isAlive(pid: number): boolean {
 export function createEngine(opts: EngineOptions): Engine {
   const engine = new Engine(opts);
   installSharing(engine, { download: { port: opts.downloadPort } });
+  installFileRoutes(engine);
   engine.use(new RestoreService(engine));
   engine.use(new MediaService(engine));
   return engine;

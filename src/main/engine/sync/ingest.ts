@@ -137,6 +137,11 @@ export class Ingestor {
     return res.change;
   }
 
+  /** Wait for every ingest in flight (the engine calls this before it closes the catalog). */
+  async drain(): Promise<void> {
+    while (this.inflight.size) await Promise.allSettled([...this.inflight.values()]);
+  }
+
   /** A cataloged file is no longer on disk. Remote copies stay (deletes never cascade). */
   markMissing(rootId: string, rawRel: string): boolean {
     let rel: string;
