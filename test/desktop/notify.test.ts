@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatBytes, isQuietTime, NotificationRules } from '../../src/main/desktop/logic/notify';
+import { formatBytes, isQuietTime, NotificationRules } from '../../src/shared/notify';
 import type { RestoreProgress } from '../../src/shared/api';
 import { status, target } from './fixtures';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Notice } from '../../src/main/desktop/logic/notify';
-import { describeWebhook, detectWebhookKind, headerValue, heartbeatRequest, validateWebhookUrl, webhookRequest } from '../../src/main/desktop/logic/webhook';
+import type { Notice } from '../../src/shared/notify';
+import { describeWebhook, detectWebhookKind, headerValue, heartbeatRequest, validateWebhookUrl, webhookRequest } from '../../src/shared/webhook';
 
 const notice: Notice = {
   key: 'target-offline:nas',

@@ -1,8 +1,8 @@
-// Native notifications and the webhook, driven by logic/notify.ts.
+// Native notifications and the webhook, driven by src/shared/notify.ts.
 import { Notification } from 'electron';
 import type { EngineEvent, SyncStatus } from '../../shared/api';
-import { NotificationRules, type Notice } from './logic/notify';
-import { heartbeatRequest, webhookRequest, type WebhookRequest } from './logic/webhook';
+import { NotificationRules, type Notice } from '../../shared/notify';
+import { heartbeatRequest, webhookRequest, type WebhookRequest } from '../../shared/webhook';
 import type { DesktopSettingsStore } from './settings-store';
 import { log } from './log';
 

@@ -26,6 +26,8 @@ import { AdminServer } from './http/admin';
 import { RestoreService } from './restore/service';
 import { coreHandlers } from './http/admin-handlers';
 import { installFileRoutes } from './http/files';
+import { WebhookNotifier } from './notify';
+import type { NotifyOptions } from '../../shared/notify';
 import { installSharing } from './http/sharing';
 import { MediaService } from './media/service';
 
@@ -45,6 +47,8 @@ export interface EngineOptions {
   downloadPort?: number;
   /** Folder of the built web console (default: out/renderer of this package). */
   webRoot?: string;
+  /** Notification rule timings (tests shorten them). */
+  notify?: Partial<NotifyOptions>;
 }
 
 export interface EngineEndpoints {
@@ -656,6 +660,7 @@ export function createEngine(opts: EngineOptions): Engine {
   const engine = new Engine(opts);
   installSharing(engine, { download: { port: opts.downloadPort } });
   installFileRoutes(engine);
+  engine.use(new WebhookNotifier(opts.notify));
   engine.use(new RestoreService(engine));
   engine.use(new MediaService(engine));
   return engine;

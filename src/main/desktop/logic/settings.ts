@@ -2,7 +2,7 @@
 // quiet hours and the webhook. Pure parsing and patching; the shell stores the file and encrypts
 // the webhook address with safeStorage (it can hold a secret token, e.g. a Slack hook).
 import type { DesktopSettingsPatch, DesktopSettingsView, WebhookKindName } from '../../../preload/bridge';
-import { describeWebhook, detectWebhookKind, validateWebhookUrl, WEBHOOK_KINDS } from './webhook';
+import { describeWebhook, detectWebhookKind, validateWebhookUrl, WEBHOOK_KINDS } from '../../../shared/webhook';
 
 export interface DesktopSettings {
   version: 1;

@@ -4,7 +4,7 @@
 // Only what a person must act on or wants to know: a destination failing for 15 minutes, files
 // given up, a restore finished, a disk nearly full. Each is sent once per occurrence, repeated
 // at most every `remindAfterMs` while it lasts, and during quiet hours it is delivered silently.
-import type { EngineEvent, SyncStatus } from '../../../shared/api';
+import type { EngineEvent, SyncStatus } from './api';
 
 export type NoticeKind = 'target-offline' | 'target-back' | 'files-failed' | 'restore-done' | 'restore-failed' | 'disk-low';
 
