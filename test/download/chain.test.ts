@@ -1,7 +1,7 @@
 // The source chain with real parts: the local file, then the first target, then the second,
 // then 503 (targets down) or 404 (every source says "not there"), with s3rver servers being stopped.
 // Range reads are checked byte for byte from each source.
-import { rmSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Readable } from 'node:stream';
@@ -143,6 +143,21 @@ describe('source chain', () => {
     const a = await t.link(NFC_KEY, 600, { disposition: 'attachment' });
     const r3 = await raw(t.port, { path: t.pathOf(a) });
     expect(r3.headers['content-disposition']).toMatch(/^attachment;/);
+  });
+
+  it('a small file edited or replaced after it was served is served fresh (the in-memory copy is checked per request)', async () => {
+    const l = await t.link(NFC_KEY);
+    const path = t.pathOf(l);
+    const disk = join(t.media, ...NFD_NAME.split('/')); // the name exactly as written to disk
+    expect((await raw(t.port, { path })).body.toString()).toBe(TEXT);
+    const edited = TEXT.replace('servi', 'SERVI'); // same size
+    writeFileSync(disk, edited);
+    const r1 = await raw(t.port, { path });
+    expect(r1.body.toString()).toBe(edited);
+    expect(r1.headers.etag).toMatch(/^W\//); // not the catalog's hash of the old content
+    writeFileSync(`${disk}.new`, TEXT);
+    renameSync(`${disk}.new`, disk); // another inode
+    expect((await raw(t.port, { path })).body.toString()).toBe(TEXT);
   });
 
   it('local file gone: the first target (NAS) serves it, byte-exact', async () => {

@@ -12,6 +12,9 @@ import { silenceConsole } from '../../src/main/engine/log';
 import { startS3, type TestS3 } from '../helpers/s3';
 import { cleanup, startEngine, tempDir, waitFor, waitForStatus, writeFile } from '../helpers/engine';
 
+/** When the last raw() request started: lastAccess() waits for a log entry at least this new. */
+let lastRequestAt = 0;
+
 export interface RawResponse {
   status: number;
   headers: Record<string, string>;
@@ -37,6 +40,7 @@ export function raw(
       .map(([k, v]) => `${k}: ${v}`)
       .join('\r\n')}\r\n\r\n`;
   }
+  lastRequestAt = Date.now();
   return new Promise((resolve, reject) => {
     const sock = connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
@@ -73,6 +77,7 @@ export function openRaw(
   headers: Record<string, string> = {},
   opts: { pauseAfter?: number } = {},
 ): Promise<{ sock: Socket; head: string; received: () => number; paused: () => Promise<void> }> {
+  lastRequestAt = Date.now();
   return new Promise((resolve, reject) => {
     const sock = connect(port, '127.0.0.1');
     let buf = Buffer.alloc(0);
@@ -135,7 +140,7 @@ export interface Setup {
   /** Path + query of a link URL (for raw requests). */
   pathOf(link: LinkInfo): string;
   accessLog(): Record<string, unknown>[];
-  /** The access-log entry of the last request for this path (waits for it to be written). */
+  /** The access-log entry of the last raw() request for this path (waits for it to be written). */
   lastAccess(pathname: string): Promise<Record<string, unknown>>;
   dispose(): Promise<void>;
 }
@@ -183,11 +188,12 @@ export async function setupSharing(files: Record<string, string | Buffer>, opts:
     },
     accessLog,
     async lastAccess(pathname) {
+      const since = lastRequestAt;
       let found: Record<string, unknown> | undefined;
       await waitFor(() => {
         found = accessLog()
           .reverse()
-          .find((e) => e.path === pathname && e.status !== undefined);
+          .find((e) => e.path === pathname && e.status !== undefined && Date.parse(String(e.ts)) >= since);
         return !!found;
       }, 5_000, `access log entry for ${pathname}`);
       return found!;

@@ -14,7 +14,7 @@
 // out destroys the response, so the client sees a broken download, never a short "200".
 // The operator's console reaches the same chain through the admin API (`/api/admin/download`).
 import { randomBytes } from 'node:crypto';
-import { close as fsClose, constants as fsc, createReadStream, createWriteStream, existsSync, fstat, open as fsOpen, read as fsRead, readlinkSync, renameSync, statSync, type Stats, type WriteStream } from 'node:fs';
+import { close as fsClose, constants as fsc, createReadStream, createWriteStream, existsSync, fstat, open as fsOpen, read as fsRead, readlinkSync, renameSync, stat as fsStat, statSync, type Stats, type WriteStream } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -138,6 +138,8 @@ export class DownloadServer implements EngineService {
   private readonly retired: StorageBackend[] = [];
   private readonly downUntil = new Map<string, number>();
   private readonly rootReal = new Map<string, string>();
+  /** Small local files kept in memory (bounded), so hot thumbnails and photos cost one stat per request. */
+  private readonly smallFiles = new SmallFileCache();
   private deepCache: { at: number; status: number; body: unknown } | null = null;
   private offBus: (() => void) | null = null;
   private boundPort = 0;
@@ -296,6 +298,7 @@ export class DownloadServer implements EngineService {
       }
     }
     this.rootReal.clear();
+    this.smallFiles.clear();
     this.deepCache = null;
   }
 
@@ -459,11 +462,27 @@ export class DownloadServer implements EngineService {
     const root = this.engine.cfg.roots.find((r) => r.id === ctx.rootId);
     if (!root) return sendError(ctx.req, ctx.res, 404, 'not_found', 'There is no such file. It may have been renamed or deleted.');
     const f = this.engine.catalog.fileByPath(ctx.rootId, ctx.relPath);
-    const local = await this.openLocal(root, f, ctx.relPath);
+    const abs = join(root.path, ...(f ? diskRel(f) : ctx.relPath).split('/'));
+    const hit = this.smallFiles.get(abs);
+    if (hit) {
+      // A small file served before: one stat proves it is still the same file (inode, size, times).
+      const st = await new Promise<Stats | null>((res) => fsStat(abs, (e, x) => res(e ? null : x)));
+      if (st?.isFile() && sameFile(st, hit)) {
+        ctx.entry.source = 'local';
+        return this.sendLocal(ctx, hit.buf, st, f);
+      }
+      this.smallFiles.delete(abs);
+    }
+    const local = await this.openLocal(root, abs, ctx.relPath);
     if (local) {
       ctx.entry.source = 'local';
       try {
-        await this.sendLocal(ctx, local.fd, local.st, f);
+        let body: number | Buffer = local.fd;
+        if (local.st.size <= this.smallFiles.maxEntry) {
+          body = await readSpan(local.fd, 0, local.st.size);
+          this.smallFiles.set(abs, { buf: body, dev: local.st.dev, ino: local.st.ino, size: local.st.size, mtimeMs: local.st.mtimeMs, ctimeMs: local.st.ctimeMs });
+        }
+        await this.sendLocal(ctx, body, local.st, f);
       } finally {
         fsClose(local.fd, () => undefined);
       }
@@ -521,9 +540,7 @@ export class DownloadServer implements EngineService {
    * is resolved first (realpath) and the resolved path opened. O_NOFOLLOW refuses a symlink as the
    * last component either way (the scanner never backs those up).
    */
-  private async openLocal(root: RootConfig, f: FileRow | undefined, relPath: string): Promise<{ fd: number; st: Stats } | null> {
-    const rel = f ? diskRel(f) : relPath;
-    const abs = join(root.path, ...rel.split('/'));
+  private async openLocal(root: RootConfig, abs: string, relPath: string): Promise<{ fd: number; st: Stats } | null> {
     const rootReal = await this.realRoot(root);
     if (!rootReal) return null;
     const inside = rootReal.endsWith(sep) ? rootReal : rootReal + sep;
@@ -558,10 +575,13 @@ export class DownloadServer implements EngineService {
     return null;
   }
 
-  private async sendLocal(ctx: ServeCtx, fd: number, st: Stats, f: FileRow | undefined): Promise<void> {
+  /** Serve a local file from its open fd, or from its whole content already in memory (small files). */
+  private async sendLocal(ctx: ServeCtx, body: number | Buffer, st: Stats, f: FileRow | undefined): Promise<void> {
     const strong = !!f?.sha256 && f.size === st.size && f.mtime_ms === Math.trunc(st.mtimeMs);
     const rep: Representation = { size: st.size, etag: strong ? `"${f!.sha256}"` : weakEtag(st.size, st.mtimeMs), lastModified: st.mtimeMs };
     await this.send(ctx, rep, planResponse(ctx.method, ctx.req.headers, rep), async (span) => {
+      if (Buffer.isBuffer(body)) return body.subarray(span.start, span.end + 1);
+      const fd = body;
       const len = span.end - span.start + 1;
       // Small spans in one read (one buffer, one write); bigger ones streamed in 512 KiB chunks.
       if (len <= SINGLE_READ_MAX) return readSpan(fd, span.start, len);
@@ -812,6 +832,62 @@ function publicReason(e: unknown): string {
       return `${e.kind}: the destination reported a problem`;
     default:
       return `${e.kind}: the check failed`;
+  }
+}
+
+interface CachedFile {
+  buf: Buffer;
+  dev: number;
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+}
+
+/** The same file as when it was cached: same inode, size, modification and change times. */
+function sameFile(st: Stats, c: CachedFile): boolean {
+  return st.ino === c.ino && st.dev === c.dev && st.size === c.size && st.mtimeMs === c.mtimeMs && st.ctimeMs === c.ctimeMs;
+}
+
+/**
+ * LRU of small files' content, by absolute path. An entry is used only after a stat shows the
+ * very same file (inode, size, mtime, ctime), so an edited or replaced file is read again.
+ */
+class SmallFileCache {
+  private readonly map = new Map<string, CachedFile>();
+  private bytes = 0;
+  constructor(
+    readonly maxBytes = 32 * 1024 * 1024,
+    readonly maxEntry = 512 * 1024,
+  ) {}
+  get(path: string): CachedFile | undefined {
+    const e = this.map.get(path);
+    if (e) {
+      this.map.delete(path);
+      this.map.set(path, e);
+    }
+    return e;
+  }
+  set(path: string, e: CachedFile): void {
+    if (e.size > this.maxEntry) return;
+    this.delete(path);
+    this.map.set(path, e);
+    this.bytes += e.size;
+    for (const [k, v] of this.map) {
+      if (this.bytes <= this.maxBytes) break;
+      this.map.delete(k);
+      this.bytes -= v.size;
+    }
+  }
+  delete(path: string): void {
+    const e = this.map.get(path);
+    if (!e) return;
+    this.map.delete(path);
+    this.bytes -= e.size;
+  }
+  clear(): void {
+    this.map.clear();
+    this.bytes = 0;
   }
 }
 
