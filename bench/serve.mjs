@@ -11,9 +11,9 @@
 // >= 0.9x direct-S3 throughput on the fallback path (local copy absent).
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, openSync, closeSync, writeSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, closeSync, writeSync, rmSync, writeFileSync, readFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -84,7 +84,10 @@ function parseWrk(out) {
   };
   const unit = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 };
   const t = /Transfer\/sec:\s+([\d.]+)(B|KB|MB|GB)/.exec(out);
+  const read = /(\d+) requests in [\d.]+\w+, ([\d.]+)(B|KB|MB|GB) read/.exec(out);
   return {
+    requests: read ? Number(read[1]) : NaN,
+    megabytes: read ? (Number(read[2]) * unit[read[3]]) / 1024 ** 2 : NaN,
     rps: num(/Requests\/sec:\s+([\d.]+)/),
     mbps: t ? (Number(t[1]) * unit[t[2]]) / 1024 ** 2 : NaN,
     non2xx: num(/Non-2xx or 3xx responses:\s+(\d+)/) || 0,
@@ -191,106 +194,184 @@ try {
   ).json();
   const q = `?token=${new URL(link.url).searchParams.get('token')}`;
 
-  // nginx serving the same folder
+  // nginx serving the same folder: one worker (like our one event loop) and `auto` (one per CPU),
+  // both running side by side on their own ports; access logs on, as in a real deployment.
   const ngPrefix = join(base, 'nginx');
   mkdirSync(ngPrefix);
-  const ngPort = await freePort();
   const startNginx = async (workers) => {
-    const conf = join(ngPrefix, `nginx-${workers}.conf`);
+    const dir = join(ngPrefix, String(workers));
+    mkdirSync(dir);
+    const port = await freePort();
+    const conf = join(dir, 'nginx.conf');
     writeFileSync(
       conf,
       `${process.getuid?.() === 0 ? 'user root;\n' : ''}worker_processes ${workers};
 daemon off;
-pid ${ngPrefix}/nginx.pid;
-error_log ${ngPrefix}/error.log warn;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
 events { worker_connections 4096; }
 http {
-  access_log ${ngPrefix}/access.log;
+  access_log ${dir}/access.log;
   sendfile on;
   tcp_nopush on;
   keepalive_requests 1000000;
-  client_body_temp_path ${ngPrefix}/body;
-  proxy_temp_path ${ngPrefix}/proxy;
-  fastcgi_temp_path ${ngPrefix}/fastcgi;
-  uwsgi_temp_path ${ngPrefix}/uwsgi;
-  scgi_temp_path ${ngPrefix}/scgi;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
   default_type application/octet-stream;
   server {
-    listen 127.0.0.1:${ngPort};
+    listen 127.0.0.1:${port};
     root ${media};
     location / { }
   }
 }
 `,
     );
-    const p = spawn(nginxBin, ['-p', ngPrefix, '-c', conf], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const p = spawn(nginxBin, ['-p', dir, '-c', conf], { stdio: ['ignore', 'ignore', 'inherit'] });
     children.push(p);
-    await waitHttp(`http://127.0.0.1:${ngPort}/small/s-0.bin`);
-    return async () => {
-      p.kill('SIGQUIT');
-      await new Promise((r) => (p.exitCode !== null ? r() : p.once('exit', r)));
-    };
+    await waitHttp(`http://127.0.0.1:${port}/small/s-0.bin`);
+    return { url: `http://127.0.0.1:${port}`, pid: p.pid };
   };
+  const ng1 = await startNginx(1);
+  const ngAuto = await startNginx('auto');
+
+  // Reference: the fastest a bare Node http server answers these files from memory (no fs, no
+  // auth, no log): what one Node event loop can do on this machine at all.
+  const { createServer: createHttp } = await import('node:http');
+  const mem = new Map();
+  for (let i = 0; i < N_SMALL; i++) mem.set(`/small/s-${i}.bin`, readFileSync(join(media, 'small', `s-${i}.bin`)));
+  const bare = createHttp((req, res) => {
+    const b = mem.get(req.url);
+    res.writeHead(b ? 200 : 404, { 'content-length': b ? b.length : 0 });
+    res.end(b);
+  });
+  await new Promise((r) => bare.listen(0, '127.0.0.1', r));
+  const bareUrl = `http://127.0.0.1:${bare.address().port}`;
 
   const smallPaths = Array.from({ length: N_SMALL }, (_, i) => `/small/s-${i}.bin`);
   const fbPaths = Array.from({ length: N_SMALL }, (_, i) => `/fallback/s-${i}.bin`);
   const scripts = {
-    nginxSmall: luaPaths(join(base, 'ng-small.lua'), smallPaths),
+    plainSmall: luaPaths(join(base, 'plain-small.lua'), smallPaths),
     oursSmall: luaPaths(join(base, 'tr-small.lua'), smallPaths.map((p) => `/files/media${p}${q}`)),
     s3Small: luaPaths(join(base, 's3-small.lua'), fbPaths.map((p) => `/bench/media${p}`)),
     oursFbSmall: luaPaths(join(base, 'tr-fb-small.lua'), fbPaths.map((p) => `/files/media${p}${q}`)),
   };
-  const warm = (url, script) => wrk(url, { script, duration: '1s' });
-  const results = {};
-  const measure = async (name, url, opts) => {
-    await warm(url, opts.script);
-    const r = await wrk(url, opts);
-    results[name] = r;
-    process.stderr.write(`  ${name.padEnd(28)} ${r.rps.toFixed(0).padStart(8)} req/s ${r.mbps.toFixed(0).padStart(6)} MB/s  p99 ${r.p99}\n`);
-    return r;
-  };
-  process.stderr.write(`  - wrk -t1 -c${CONNS} -d${DURATION} (large files: -c4), ${cpus().length} CPUs\n`);
-
   const ours = `http://127.0.0.1:${new URL(dl).port}`;
-  const ng = `http://127.0.0.1:${ngPort}`;
   const s3url = `http://127.0.0.1:${s3port}`;
-  await measure('triplicate small', ours, { script: scripts.oursSmall });
-  await measure('triplicate large', `${ours}/files/media/large/big.bin${q}`, { conns: 4 });
-  for (const workers of [1, 'auto']) {
-    const stop = await startNginx(workers);
-    await measure(`nginx(${workers}) small`, ng, { script: scripts.nginxSmall });
-    await measure(`nginx(${workers}) large`, `${ng}/large/big.bin`, { conns: 4 });
-    await stop();
-  }
-  await measure('direct s3rver small', s3url, { script: scripts.s3Small });
-  await measure('triplicate fallback small', ours, { script: scripts.oursFbSmall });
-  await measure('direct s3rver large', `${s3url}/bench/media/fallback/big.bin`, { conns: 4 });
-  await measure('triplicate fallback large', `${ours}/files/media/fallback/big.bin${q}`, { conns: 4 });
 
-  const R = results;
-  const rows = [
-    ['200 KB files, req/s', 'nginx (worker_processes auto)', R['nginx(auto) small'].rps, R['triplicate small'].rps, 0.7],
-    ['200 KB files, req/s', 'nginx (1 worker)', R['nginx(1) small'].rps, R['triplicate small'].rps, 0.7],
-    ['100 MB file, MB/s', 'nginx (worker_processes auto)', R['nginx(auto) large'].mbps, R['triplicate large'].mbps, 0.9],
-    ['100 MB file, MB/s', 'nginx (1 worker)', R['nginx(1) large'].mbps, R['triplicate large'].mbps, 0.9],
-    ['S3 fallback 100 MB, MB/s', 'direct GET from s3rver', R['direct s3rver large'].mbps, R['triplicate fallback large'].mbps, 0.9],
-    ['S3 fallback 200 KB, req/s', 'direct GET from s3rver', R['direct s3rver small'].rps, R['triplicate fallback small'].rps, 0.9],
+  /** CPU seconds used so far by a process and its children (nginx workers), from /proc. */
+  const tick = 100;
+  const procCpu = (pid) => {
+    try {
+      let total = 0;
+      const pids = [pid];
+      for (const d of readdirSync('/proc')) {
+        if (!/^\d+$/.test(d)) continue;
+        try {
+          const st = readFileSync(`/proc/${d}/stat`, 'utf8');
+          const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+          if (Number(f[1]) === pid) pids.push(Number(d));
+        } catch {}
+      }
+      for (const p of pids) {
+        const st = readFileSync(`/proc/${p}/stat`, 'utf8');
+        const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+        total += (Number(f[11]) + Number(f[12])) / tick;
+      }
+      return total;
+    } catch {
+      return NaN;
+    }
+  };
+  const selfCpu = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1e6;
+  };
+
+  const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+  const groups = [
+    {
+      name: '200 KB files',
+      unit: 'rps',
+      entries: [
+        { name: 'triplicate', url: ours, script: scripts.oursSmall, cpu: selfCpu },
+        { name: 'nginx (1 worker)', url: ng1.url, script: scripts.plainSmall, cpu: () => procCpu(ng1.pid) },
+        { name: 'nginx (auto workers)', url: ngAuto.url, script: scripts.plainSmall, cpu: () => procCpu(ngAuto.pid) },
+        { name: 'bare Node, from memory', url: bareUrl, script: scripts.plainSmall, cpu: selfCpu },
+      ],
+    },
+    {
+      name: '100 MB file',
+      unit: 'mbps',
+      conns: 4,
+      entries: [
+        { name: 'triplicate', url: `${ours}/files/media/large/big.bin${q}`, cpu: selfCpu },
+        { name: 'nginx (1 worker)', url: `${ng1.url}/large/big.bin`, cpu: () => procCpu(ng1.pid) },
+        { name: 'nginx (auto workers)', url: `${ngAuto.url}/large/big.bin`, cpu: () => procCpu(ngAuto.pid) },
+      ],
+    },
+    {
+      name: 'S3 fallback, 100 MB file',
+      unit: 'mbps',
+      conns: 4,
+      entries: [
+        { name: 'triplicate', url: `${ours}/files/media/fallback/big.bin${q}`, cpu: selfCpu },
+        { name: 'direct GET from s3rver', url: `${s3url}/bench/media/fallback/big.bin`, cpu: () => procCpu(s3.pid) },
+      ],
+    },
+    {
+      name: 'S3 fallback, 200 KB files',
+      unit: 'rps',
+      entries: [
+        { name: 'triplicate', url: ours, script: scripts.oursFbSmall, cpu: selfCpu },
+        { name: 'direct GET from s3rver', url: s3url, script: scripts.s3Small, cpu: () => procCpu(s3.pid) },
+      ],
+    },
   ];
+  process.stderr.write(`  - wrk -t1 -c${CONNS} -d${DURATION} (100 MB files: -c4), ${ROUNDS} alternating rounds, ${cpus().length} CPUs, load average ${loadavg()[0].toFixed(1)}\n`);
+  const median = (xs) => {
+    const v = [...xs].sort((a, b) => a - b);
+    return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+  };
+  const results = {};
+  for (const g of groups) {
+    for (const e of g.entries) await wrk(e.url, { script: e.script, conns: g.conns, duration: '1s' }); // warm up
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const e of g.entries) {
+        const c0 = e.cpu();
+        const m = await wrk(e.url, { script: e.script, conns: g.conns });
+        const cpuS = e.cpu() - c0;
+        const key = `${g.name} | ${e.name}`;
+        (results[key] ??= []).push({ ...m, cpuPerReq: (cpuS / Math.max(1, m.requests)) * 1e6, cpuPerMB: cpuS / Math.max(1e-9, m.megabytes) * 1e3 });
+        process.stderr.write(`  ${key.padEnd(52)} ${m.rps.toFixed(0).padStart(7)} req/s ${m.mbps.toFixed(0).padStart(6)} MB/s  p99 ${m.p99.padStart(8)}  CPU ${((cpuS / Math.max(1, m.requests)) * 1e6).toFixed(0)} µs/req\n`);
+      }
+    }
+  }
+  bare.close();
+  const med = (key, field) => median(results[key].map((x) => x[field]));
   const fmt = (n) => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
-  const lines = [
-    '',
-    `| measure | compared with | theirs | triplicate | ratio | goal |`,
-    `|---|---|---:|---:|---:|---|`,
-    ...rows.map(([m, peer, theirs, mine, goal]) => {
+  const lines = ['', `| measure | compared with | theirs | triplicate | ratio | goal | CPU per request, theirs / ours |`, `|---|---|---:|---:|---:|---|---:|`];
+  const summary = {};
+  for (const g of groups) {
+    const mineKey = `${g.name} | triplicate`;
+    const mine = med(mineKey, g.unit);
+    const goal = g.name.startsWith('S3') ? 0.9 : g.unit === 'rps' ? 0.7 : 0.9;
+    for (const e of g.entries.slice(1)) {
+      const key = `${g.name} | ${e.name}`;
+      const theirs = med(key, g.unit);
       const ratio = mine / theirs;
-      return `| ${m} | ${peer} | ${fmt(theirs)} | ${fmt(mine)} | ${ratio.toFixed(2)}x | >= ${goal}x ${ratio >= goal ? 'met' : 'MISSED'} |`;
-    }),
-    '',
-  ];
+      const isRef = e.name.startsWith('bare');
+      summary[key] = { theirs: Math.round(theirs), triplicate: Math.round(mine), ratio: Number(ratio.toFixed(2)) };
+      lines.push(
+        `| ${g.name}, ${g.unit === 'rps' ? 'requests/s' : 'MB/s'} | ${e.name} | ${fmt(theirs)} | ${fmt(mine)} | ${ratio.toFixed(2)}x | ${isRef ? '(reference)' : `>= ${goal}x ${ratio >= goal ? 'met' : 'MISSED'}`} | ${fmt(med(key, 'cpuPerReq'))} / ${fmt(med(mineKey, 'cpuPerReq'))} µs |`,
+      );
+    }
+  }
+  lines.push('', `medians of ${ROUNDS} rounds of ${DURATION}; load average at the end ${loadavg()[0].toFixed(1)} (other work on the machine makes runs vary)`, '');
   process.stdout.write(lines.join('\n'));
-  process.stdout.write(
-    `${JSON.stringify({ bench: 'serve', duration: DURATION, connections: CONNS, cpus: cpus().length, results: Object.fromEntries(Object.entries(R).map(([k, v]) => [k, { rps: Math.round(v.rps), mbps: Math.round(v.mbps), p99: v.p99 }])) })}\n`,
-  );
+  process.stdout.write(`${JSON.stringify({ bench: 'serve', duration: DURATION, rounds: ROUNDS, connections: CONNS, cpus: cpus().length, summary })}\n`);
   const accessLines = readFileSync(join(dataDir, 'logs', 'download-access.jsonl'), 'utf8').split('\n').length;
   process.stderr.write(`  (the download server wrote ${accessLines} access-log lines during the run)\n`);
 } finally {

@@ -14,13 +14,13 @@
 // out destroys the response, so the client sees a broken download, never a short "200".
 // The operator's console reaches the same chain through the admin API (`/api/admin/download`).
 import { randomBytes } from 'node:crypto';
-import { close as fsClose, constants as fsc, createReadStream, createWriteStream, existsSync, fstat, open as fsOpen, read as fsRead, readlinkSync, renameSync, stat as fsStat, statSync, type Stats, type WriteStream } from 'node:fs';
+import { close as fsClose, constants as fsc, createWriteStream, existsSync, fstat, open as fsOpen, read as fsRead, readlinkSync, renameSync, stat as fsStat, statSync, type Stats, type WriteStream } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join, sep } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { RootConfig, TargetConfig } from '../../../shared/config';
 import { contentTypeOf, objectKey, parseFileKey } from '../../../shared/keys';
@@ -82,7 +82,10 @@ interface ServeCtx {
   relPath: string;
   disposition: 'inline' | 'attachment';
   cacheControl: string;
-  signal: AbortSignal;
+  /** Aborted when the client leaves before the end. */
+  readonly signal: AbortSignal;
+  /** The client left before the end. */
+  gone: boolean;
   entry: AccessEntry;
   /** Filled when a body (or HEAD headers) went out: status and first byte. */
   sent?: { status: number; firstByte: number };
@@ -426,15 +429,31 @@ export class DownloadServer implements EngineService {
       return null;
     }
     this.active++;
-    const ac = new AbortController();
     // A client that goes away (or a socket that idles out) aborts the source: S3 sockets are freed.
+    // The controller is made only when a source asks for the signal (local files do not).
+    let ac: AbortController | undefined;
+    const ctx: ServeCtx = {
+      req,
+      res,
+      method: req.method === 'HEAD' ? 'HEAD' : 'GET',
+      entry,
+      gone: false,
+      get signal() {
+        ac ??= new AbortController();
+        if (ctx.gone && !ac.signal.aborted) ac.abort();
+        return ac.signal;
+      },
+      ...what,
+    };
     res.once('close', () => {
       this.active--;
-      if (!res.writableFinished) ac.abort(); // (an abort costs a DOMException: only when the client left early)
+      if (res.writableFinished) return;
+      ctx.gone = true;
+      ac?.abort();
     });
     const range = req.headers.range;
     if (range) entry.range = range.slice(0, 100);
-    return { req, res, method: req.method === 'HEAD' ? 'HEAD' : 'GET', signal: ac.signal, entry, ...what };
+    return ctx;
   }
 
   /** `GET /api/admin/download?key=`: the operator's own console, admin-token auth (checked by the admin server). */
@@ -461,28 +480,42 @@ export class DownloadServer implements EngineService {
   private async serveKey(ctx: ServeCtx): Promise<void> {
     const root = this.engine.cfg.roots.find((r) => r.id === ctx.rootId);
     if (!root) return sendError(ctx.req, ctx.res, 404, 'not_found', 'There is no such file. It may have been renamed or deleted.');
+    const key = `${ctx.rootId}/${ctx.relPath}`;
+    const hit = this.smallFiles.get(key);
+    if (hit && hit.root === root.path) {
+      // A small file served before. Within a second of the last check it is served as it was
+      // (like nginx's open_file_cache); after that one stat proves it is still the same file
+      // (inode, size, modification and change times) before it is served from memory again.
+      const now = Date.now();
+      let same = now - hit.checkedAt < SMALL_FILE_VALID_MS;
+      if (!same) {
+        const st = await new Promise<Stats | null>((res) => fsStat(hit.abs, (e, x) => res(e ? null : x)));
+        same = !!st?.isFile() && sameFile(st, hit);
+        if (same) {
+          hit.checkedAt = now;
+          hit.etag = this.localEtag(this.engine.catalog.fileByPath(ctx.rootId, ctx.relPath), hit.size, hit.mtimeMs);
+        }
+      }
+      if (same) {
+        ctx.entry.source = 'local';
+        return this.sendLocal(ctx, hit.buf, { size: hit.size, etag: hit.etag, lastModified: hit.mtimeMs });
+      }
+      this.smallFiles.delete(key);
+    }
     const f = this.engine.catalog.fileByPath(ctx.rootId, ctx.relPath);
     const abs = join(root.path, ...(f ? diskRel(f) : ctx.relPath).split('/'));
-    const hit = this.smallFiles.get(abs);
-    if (hit) {
-      // A small file served before: one stat proves it is still the same file (inode, size, times).
-      const st = await new Promise<Stats | null>((res) => fsStat(abs, (e, x) => res(e ? null : x)));
-      if (st?.isFile() && sameFile(st, hit)) {
-        ctx.entry.source = 'local';
-        return this.sendLocal(ctx, hit.buf, st, f);
-      }
-      this.smallFiles.delete(abs);
-    }
     const local = await this.openLocal(root, abs, ctx.relPath);
     if (local) {
       ctx.entry.source = 'local';
+      const { st } = local;
+      const rep: Representation = { size: st.size, etag: this.localEtag(f, st.size, st.mtimeMs), lastModified: st.mtimeMs };
       try {
         let body: number | Buffer = local.fd;
-        if (local.st.size <= this.smallFiles.maxEntry) {
-          body = await readSpan(local.fd, 0, local.st.size);
-          this.smallFiles.set(abs, { buf: body, dev: local.st.dev, ino: local.st.ino, size: local.st.size, mtimeMs: local.st.mtimeMs, ctimeMs: local.st.ctimeMs });
+        if (st.size <= this.smallFiles.maxEntry) {
+          body = await readSpan(local.fd, 0, st.size);
+          this.smallFiles.set(key, { buf: body, abs, root: root.path, dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, etag: rep.etag, checkedAt: Date.now() });
         }
-        await this.sendLocal(ctx, body, local.st, f);
+        await this.sendLocal(ctx, body, rep);
       } finally {
         fsClose(local.fd, () => undefined);
       }
@@ -491,7 +524,7 @@ export class DownloadServer implements EngineService {
     let down = 0;
     const other: TargetConfig[] = [];
     for (const t of this.targetOrder()) {
-      if (ctx.signal.aborted) return;
+      if (ctx.gone) return;
       const r = await this.tryTarget(ctx, t, f, true);
       if (r === 'sent' || r === 'gone') return;
       if (r === 'down') down++;
@@ -501,12 +534,12 @@ export class DownloadServer implements EngineService {
     // (an older version whose upload is pending, or an object changed behind our back): serve it
     // as it is, with its own ETag, rather than nothing.
     for (const t of other) {
-      if (ctx.signal.aborted) return;
+      if (ctx.gone) return;
       const r = await this.tryTarget(ctx, t, f, false);
       if (r === 'sent' || r === 'gone') return;
       if (r === 'down') down++;
     }
-    if (ctx.signal.aborted) return;
+    if (ctx.gone) return;
     if (down > 0) {
       ctx.entry.error = 'sources_down';
       return sendError(
@@ -575,17 +608,19 @@ export class DownloadServer implements EngineService {
     return null;
   }
 
+  /** Strong ETag (the catalog's SHA-256) when the file on disk is the one the catalog hashed, else weak. */
+  private localEtag(f: FileRow | undefined, size: number, mtimeMs: number): string {
+    return f?.sha256 && f.size === size && f.mtime_ms === Math.trunc(mtimeMs) ? `"${f.sha256}"` : weakEtag(size, mtimeMs);
+  }
+
   /** Serve a local file from its open fd, or from its whole content already in memory (small files). */
-  private async sendLocal(ctx: ServeCtx, body: number | Buffer, st: Stats, f: FileRow | undefined): Promise<void> {
-    const strong = !!f?.sha256 && f.size === st.size && f.mtime_ms === Math.trunc(st.mtimeMs);
-    const rep: Representation = { size: st.size, etag: strong ? `"${f!.sha256}"` : weakEtag(st.size, st.mtimeMs), lastModified: st.mtimeMs };
+  private async sendLocal(ctx: ServeCtx, body: number | Buffer, rep: Representation): Promise<void> {
     await this.send(ctx, rep, planResponse(ctx.method, ctx.req.headers, rep), async (span) => {
       if (Buffer.isBuffer(body)) return body.subarray(span.start, span.end + 1);
-      const fd = body;
       const len = span.end - span.start + 1;
-      // Small spans in one read (one buffer, one write); bigger ones streamed in 512 KiB chunks.
-      if (len <= SINGLE_READ_MAX) return readSpan(fd, span.start, len);
-      return createReadStream('', { fd, start: span.start, end: span.end, autoClose: false, highWaterMark: 512 * 1024 });
+      // Small spans in one read (one buffer, one write); bigger ones pumped through two reused buffers.
+      if (len <= SINGLE_READ_MAX) return readSpan(body, span.start, len);
+      return { fd: body };
     });
   }
 
@@ -615,7 +650,7 @@ export class DownloadServer implements EngineService {
         try {
           info = await backend.head(key, ctx.signal);
         } catch (e) {
-          if (ctx.signal.aborted) return 'gone';
+          if (ctx.gone) return 'gone';
           this.markDown(t, e);
           return 'down';
         }
@@ -642,7 +677,7 @@ export class DownloadServer implements EngineService {
         ctx.entry.source = t.id;
         return 'sent';
       } catch (e) {
-        if (ctx.signal.aborted) return 'gone';
+        if (ctx.gone) return 'gone';
         if (e instanceof ChangedError) {
           trusted = false;
           continue;
@@ -660,7 +695,7 @@ export class DownloadServer implements EngineService {
    * header is written, so a source that fails to open lets the caller try the next source.
    * Failures after the headers destroy the response (never a silently short body).
    */
-  private async send(ctx: ServeCtx, rep: Representation, plan: Plan, openSpan: (span: Span) => Promise<Readable | Buffer>): Promise<void> {
+  private async send(ctx: ServeCtx, rep: Representation, plan: Plan, openSpan: (span: Span) => Promise<Body>): Promise<void> {
     const { req, res } = ctx;
     const name = ctx.relPath.slice(ctx.relPath.lastIndexOf('/') + 1);
     const type = contentTypeOf(ctx.relPath);
@@ -721,8 +756,8 @@ export class DownloadServer implements EngineService {
       }
       res.end(framing!.tail);
     } catch (e) {
-      if (!Buffer.isBuffer(first)) first.destroy();
-      if (!ctx.signal.aborted) {
+      if (first instanceof Readable) first.destroy();
+      if (!ctx.gone) {
         ctx.entry.error = `source failed mid-way: ${isStorageError(e) ? e.kind : errorText(e)}`.slice(0, 300);
         log.warn(`download of ${ctx.rootId}/${ctx.relPath} broke off (${ctx.entry.source ?? '?'}): ${errorText(e)}`);
       }
@@ -837,6 +872,12 @@ function publicReason(e: unknown): string {
 
 interface CachedFile {
   buf: Buffer;
+  /** Where it was read from, and the root folder it belongs to (a changed root path misses). */
+  abs: string;
+  root: string;
+  etag: string;
+  /** When a stat last proved it current. */
+  checkedAt: number;
   dev: number;
   ino: number;
   size: number;
@@ -850,8 +891,9 @@ function sameFile(st: Stats, c: CachedFile): boolean {
 }
 
 /**
- * LRU of small files' content, by absolute path. An entry is used only after a stat shows the
- * very same file (inode, size, mtime, ctime), so an edited or replaced file is read again.
+ * LRU of small files' content, by file key. An entry is used within SMALL_FILE_VALID_MS of the
+ * last check, or after a stat shows the very same file (inode, size, mtime, ctime): an edited or
+ * replaced file is read again, at most a second late.
  */
 class SmallFileCache {
   private readonly map = new Map<string, CachedFile>();
@@ -891,6 +933,8 @@ class SmallFileCache {
   }
 }
 
+/** A cached small file is served without a stat for this long after the last check. */
+const SMALL_FILE_VALID_MS = 1_000;
 /** Spans up to this size are read in one call into one buffer. */
 const SINGLE_READ_MAX = 1024 * 1024;
 /** Linux: check the file actually opened through /proc/self/fd. */
@@ -899,27 +943,84 @@ const PROC_FD = process.platform === 'linux' && existsSync('/proc/self/fd');
 /** Read `len` bytes at `pos`; fewer (the file shrank) is an error, never a short answer. */
 async function readSpan(fd: number, pos: number, len: number): Promise<Buffer> {
   const buf = Buffer.allocUnsafe(len);
-  let off = 0;
-  while (off < len) {
-    const n = await new Promise<number>((res, rej) => fsRead(fd, buf, off, len - off, pos + off, (e, k) => (e ? rej(e) : res(k))));
-    if (n === 0) throw new Error(`the file ended after ${off} of ${len} bytes`);
-    off += n;
-  }
+  await readInto(fd, buf, len, pos);
   return buf;
 }
 
 /** Stream one span into the response (backpressure via pipeline); a source that ends short is an error. */
-async function pump(body: Readable | Buffer, res: ServerResponse, span: Span): Promise<void> {
+async function pump(body: Body, res: ServerResponse, span: Span): Promise<void> {
   const want = span.end - span.start + 1;
   if (Buffer.isBuffer(body)) {
     if (body.length !== want) throw new Error(`the source gave ${body.length} of ${want} bytes`);
     if (!res.write(body)) await drained(res);
     return;
   }
+  if (!(body instanceof Readable)) return pumpFile(body.fd, res, span);
   let got = 0;
   body.on('data', (c: Buffer) => (got += c.length));
   await pipeline(body, res, { end: false });
   if (got !== want) throw new Error(`the source ended after ${got} of ${want} bytes`);
+}
+
+/** What a source gives for a span: a stream (targets), bytes (small local spans) or an open file to pump. */
+type Body = Readable | Buffer | { fd: number };
+
+const PUMP_CHUNK = 512 * 1024;
+
+/**
+ * Copy a span of a local file to the response through two reused buffers: the next chunk is read
+ * while the previous one is being sent, and a buffer is reused only after its write completed.
+ * (No allocation per chunk, no stream machinery: the big-file path costs two copies and little else.)
+ */
+async function pumpFile(fd: number, res: ServerResponse, span: Span): Promise<void> {
+  const total = span.end - span.start + 1;
+  const size = Math.min(PUMP_CHUNK, total);
+  const bufs = [Buffer.allocUnsafeSlow(size), Buffer.allocUnsafeSlow(size)];
+  const free: Promise<void>[] = [Promise.resolve(), Promise.resolve()];
+  let pos = span.start;
+  let i = 0;
+  let reading = readInto(fd, bufs[0]!, size, pos);
+  for (;;) {
+    const n = await reading;
+    if (res.destroyed) throw new Error('the client went away');
+    const buf = bufs[i]!;
+    pos += n;
+    let release!: () => void;
+    free[i] = new Promise<void>((r) => (release = r));
+    const ok = res.write(n === buf.length ? buf : buf.subarray(0, n), () => release());
+    if (pos > span.end) {
+      if (!ok) await drained(res);
+      return;
+    }
+    const j = i ^ 1;
+    await untilClosed(free[j]!, res); // that buffer's last write is done: it may be filled again
+    reading = readInto(fd, bufs[j]!, Math.min(PUMP_CHUNK, span.end - pos + 1), pos);
+    i = j;
+    if (!ok) await drained(res);
+  }
+}
+
+/** Read exactly `len` bytes at `pos` into `buf` (fewer: the file shrank, an error). */
+async function readInto(fd: number, buf: Buffer, len: number, pos: number): Promise<number> {
+  let off = 0;
+  while (off < len) {
+    const n = await new Promise<number>((res, rej) => fsRead(fd, buf, off, len - off, pos + off, (e, k) => (e ? rej(e) : res(k))));
+    if (n === 0) throw new Error(`the file ended ${len - off} bytes early`);
+    off += n;
+  }
+  return len;
+}
+
+function untilClosed(p: Promise<void>, res: ServerResponse): Promise<void> {
+  if (res.destroyed) return Promise.reject(new Error('the client went away'));
+  return new Promise((resolve, reject) => {
+    const fail = () => reject(new Error('the client went away'));
+    res.once('close', fail);
+    p.then(() => {
+      res.off('close', fail);
+      resolve();
+    });
+  });
 }
 
 function drained(res: ServerResponse): Promise<void> {

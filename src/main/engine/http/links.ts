@@ -21,6 +21,7 @@ const DISPOSITION_KV = (id: string) => `links.disposition.${id}`;
 export const MAX_TTL_SECONDS = 366 * 24 * 3600;
 const MAX_TOKEN_CHARS = 4096;
 const CACHE_MAX = 4096;
+const ROW_CACHE_MS = 5_000;
 
 export interface LinkRow {
   id: string;
@@ -104,6 +105,7 @@ export class Links {
   /** Bumped by rotation: cached verifications of an older secret are void. */
   private gen = 0;
   private readonly cache = new Map<string, CachedClaims>();
+  private readonly rows = new Map<string, { row: LinkRow | undefined; at: number }>();
   private readonly s: {
     insert: Statement;
     byId: Statement<[string], LinkRow>;
@@ -184,6 +186,7 @@ export class Links {
     };
     this.engine.catalog.transaction(() => {
       this.s.insert.run(row);
+      this.rows.delete(row.id);
       if (req.disposition === 'attachment') this.engine.catalog.kvSet(DISPOSITION_KV(row.id), 'attachment');
     });
     this.engine.bus.record({
@@ -208,6 +211,7 @@ export class Links {
   async revoke(id: string, now = Date.now()): Promise<LinkInfo> {
     const row = typeof id === 'string' ? this.s.byId.get(id) : undefined;
     if (!row) throw notFound(`There is no link with the id "${String(id).slice(0, 100)}". List the links to see their ids.`);
+    this.rows.delete(id);
     if (this.s.revoke.run(now, id).changes === 1) {
       this.engine.bus.record({ level: 'info', kind: 'link-revoked', message: `The download link ${id} to "${row.scope}" was turned off; it no longer opens anything.` });
     }
@@ -225,6 +229,7 @@ export class Links {
     this.secret = new Uint8Array(fresh);
     this.gen++;
     this.cache.clear();
+    this.rows.clear();
     this.engine.bus.record({
       level: 'warn',
       kind: 'links-rotated',
@@ -278,12 +283,25 @@ export class Links {
     const nowS = now / 1000;
     if (c.exp <= nowS) throw expired(c.exp);
     if (c.nbf > nowS) throw notYet(c.nbf);
-    const row = this.s.byId.get(c.jti);
+    const row = this.row(c.jti, now);
     if (!row || row.scope !== c.sub) throw invalid('no such link');
     if (row.revoked_at !== null) {
       throw new LinkError(403, 'link_revoked', 'This download link was turned off by the person who shared it. Ask them for a new link if you still need the file.');
     }
     return { id: row.id, scope: row.scope, prefix: row.is_prefix === 1, expiresAt: c.exp * 1000, disposition: c.disp };
+  }
+
+  /**
+   * The link's row, from memory for up to ROW_CACHE_MS: every change to a link (revoke, rotate)
+   * goes through this class and drops the cached row, so a revocation still takes effect at once.
+   */
+  private row(id: string, now: number): LinkRow | undefined {
+    const c = this.rows.get(id);
+    if (c && now - c.at < ROW_CACHE_MS) return c.row;
+    const row = this.s.byId.get(id);
+    if (this.rows.size >= CACHE_MAX) this.rows.clear();
+    this.rows.set(id, { row, at: now });
+    return row;
   }
 
   private async verifySignature(token: string, now: number): Promise<CachedClaims> {
