@@ -391,7 +391,7 @@ async function permissionDenied(ctx: SuiteContext, counts: { tried: number }): P
     await r.child.waitReady();
     let s = await idle(r.child, 60_000);
     const ev = await events(r.child);
-    const evText = ev.map((e) => e.message).join('\n');
+    const evText = ev.map((e) => `${e.message}\n${e.detail ?? ''}`).join('\n');
     report.check(SUITE, 'permission denied: the readable files are backed up', s.targets.nas!.synced_count >= 3 && s.targets.cloud!.synced_count >= 3, `${s.targets.nas!.synced_count} on the NAS`);
     report.check(SUITE, 'permission denied: the unreadable file is named in the event log', /secret\.jpg/.test(evText), few(ev.filter((e) => e.level !== 'info').map((e) => e.message), 3));
     report.check(SUITE, 'permission denied: the unreadable folder is named in the event log', /locked/.test(evText), undefined);

@@ -329,7 +329,7 @@ export class Engine {
             stabilityMs: this.cfg.sync.stabilityMs,
             onUnstable: (r, rel) => this.stabilizer.touch(r, rel),
           });
-          this.rootProblems.delete(root.id);
+          if (!opts.dryRun && !this.scanAbort.signal.aborted) this.noteScanProblems(root, report);
           reports.push(report);
           this.bus.emit({ type: 'scan', root_id: root.id, phase: 'done', report });
         } catch (e) {
@@ -347,6 +347,29 @@ export class Engine {
     } finally {
       this.scanning--;
       this.scheduleStatus();
+    }
+  }
+
+  /**
+   * Files or folders the scan could not read (permission, a name that is not UTF-8, a key too long):
+   * they are not backed up, so the overview must not say "all safe". Shown like a folder problem
+   * until a scan reads everything; the event log gets the list once per change.
+   */
+  private noteScanProblems(root: RootConfig, report: ScanReport): void {
+    const errs = report.errors;
+    if (errs.length === 0) {
+      this.rootProblems.delete(root.id);
+      return;
+    }
+    const first = errs[0]!.error.replace(/\s*$/, '');
+    const message =
+      errs.length === 1
+        ? `${first} It is not backed up until this is fixed; Triplicate looks again at its next scan.`
+        : `${plural(errs.length, 'file or folder', 'files or folders')} in ${root.label} cannot be backed up. The first: ${first} Open Activity for the others; Triplicate looks again at its next scan.`;
+    const was = this.rootProblems.get(root.id);
+    this.rootProblems.set(root.id, message);
+    if (was !== message) {
+      this.bus.record({ level: 'warn', kind: 'scan-problems', message, detail: errs.slice(0, 100).map((x) => `${x.rel_path}: ${x.error}`).join('\n') });
     }
   }
 

@@ -11,7 +11,7 @@
 // - Keys never escape the folder: "..", ".", empty segments, absolute paths and NUL are refused.
 // - The folder itself is never created: a missing folder usually means an unmounted share, and
 //   writing into the bare mount point would fill the server's own disk.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { copyFile, mkdir, open, readdir, readFile, rename, rmdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
@@ -348,7 +348,7 @@ export class FolderBackend implements StorageBackend {
 
   private sidecarPath(segs: string[]): string {
     const last = segs[segs.length - 1]!;
-    return join(this.metaRoot, ...segs.slice(0, -1), `${last}.json`);
+    return join(this.metaRoot, ...segs.slice(0, -1), sidecarName(last));
   }
 
   private async readSidecar(segs: string[]): Promise<Sidecar | null> {
@@ -559,4 +559,18 @@ export class FolderBackend implements StorageBackend {
 
 function sidecarMatches(meta: Sidecar, st: Stats): boolean {
   return meta.size === st.size && Math.abs(meta.mtimeMs - st.mtimeMs) <= MTIME_TOLERANCE_MS;
+}
+
+/**
+ * The sidecar's file name: `<name>.json`, or, for a name within 5 bytes of the usual 255-byte limit
+ * (a name the data file itself may have), the name's first 200 bytes, "~" and a hash of the whole name.
+ */
+export function sidecarName(name: string): string {
+  if (Buffer.byteLength(name) + '.json'.length <= 255) return `${name}.json`;
+  let head = '';
+  for (const ch of name) {
+    if (Buffer.byteLength(head + ch) > 200) break;
+    head += ch;
+  }
+  return `${head}~${createHash('sha256').update(name).digest('hex').slice(0, 16)}.json`;
 }

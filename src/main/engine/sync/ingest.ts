@@ -20,6 +20,13 @@ export interface SyncContext {
   onFileChanged?(fileId: number, root: RootConfig, relPath: string): void;
 }
 
+export interface IngestOptions {
+  signal?: AbortSignal;
+  derivedFrom?: number;
+  /** Told the sentence when the file cannot be backed up (unreadable, name not representable). */
+  onProblem?: (message: string) => void;
+}
+
 export type IngestResult = 'new' | 'changed' | 'same' | 'reappeared' | 'excluded' | 'gone' | 'unstable' | 'error';
 
 export class Ingestor {
@@ -39,7 +46,7 @@ export class Ingestor {
   }
 
   /** Hash and record one file and queue its uploads. `relPath` uses "/" separators. */
-  ingest(root: RootConfig, relPath: string, opts: { signal?: AbortSignal; derivedFrom?: number } = {}): Promise<IngestResult> {
+  ingest(root: RootConfig, relPath: string, opts: IngestOptions = {}): Promise<IngestResult> {
     const id = `${root.id}\0${relPath}`;
     const running = this.inflight.get(id);
     // A change during hashing: hash again after the current run, so the newest content wins.
@@ -50,7 +57,13 @@ export class Ingestor {
     return p;
   }
 
-  private async doIngest(root: RootConfig, rawRel: string, opts: { signal?: AbortSignal; derivedFrom?: number }): Promise<IngestResult> {
+  /** A file that cannot be backed up: the event log says why, and so does the caller's onProblem. */
+  private problem(opts: IngestOptions, e: Parameters<EventBus['record']>[0]): void {
+    this.ctx.bus.record(e);
+    opts.onProblem?.(e.message);
+  }
+
+  private async doIngest(root: RootConfig, rawRel: string, opts: IngestOptions): Promise<IngestResult> {
     const { catalog, bus } = this.ctx;
     let rel: string;
     try {
@@ -59,7 +72,7 @@ export class Ingestor {
       objectKey('', root.id, rel);
     } catch (e) {
       if (e instanceof KeyError) {
-        bus.record({ level: 'warn', kind: 'file-skipped', message: `${e.message} (${root.label}: ${rawRel})`, file_key: `${root.id}/${rawRel}` });
+        this.problem(opts, { level: 'warn', kind: 'file-skipped', message: `${e.message} (${root.label}: ${rawRel})`, file_key: `${root.id}/${rawRel}` });
         return 'error';
       }
       throw e;
@@ -71,7 +84,7 @@ export class Ingestor {
     const key = fileKey(root.id, rel);
     const known = catalog.fileByPath(root.id, rel);
     if (known && (known.disk_rel ?? known.rel_path) !== diskRelPath && known.local_state === 'present' && (await exists(join(root.path, ...(known.disk_rel ?? known.rel_path).split('/'))))) {
-      bus.record({
+      this.problem(opts, {
         level: 'warn',
         kind: 'file-skipped',
         message: `"${rel}" in ${root.label} exists twice with the same name written in two Unicode forms (NFC and NFD). Only one is backed up: rename one of them.`,
@@ -87,7 +100,7 @@ export class Ingestor {
         this.markMissing(root.id, rel);
         return 'gone';
       }
-      bus.record({ level: 'warn', kind: 'file-unreadable', message: describeLocalError(e, `"${rel}" in ${root.label}`), file_key: key, detail: errorText(e) });
+      this.problem(opts, { level: 'warn', kind: 'file-unreadable', message: describeLocalError(e, `"${rel}" in ${root.label}`), file_key: key, detail: errorText(e) });
       return 'error';
     }
     if (!before.isFile()) return 'excluded';
@@ -100,7 +113,7 @@ export class Ingestor {
         return 'gone';
       }
       if (opts.signal?.aborted) return 'error';
-      bus.record({ level: 'warn', kind: 'file-unreadable', message: describeLocalError(e, `"${rel}" in ${root.label}`), file_key: key, detail: errorText(e) });
+      this.problem(opts, { level: 'warn', kind: 'file-unreadable', message: describeLocalError(e, `"${rel}" in ${root.label}`), file_key: key, detail: errorText(e) });
       return 'error';
     }
     let after;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { ScanReport } from '../../../shared/api';
 import type { RootConfig } from '../../../shared/config';
 import { fileKey, normalizeRelPath } from '../../../shared/keys';
-import { describeLocalError, errorText, forEachLimit } from '../util';
+import { describeLocalError, errnoOf, errorText, forEachLimit } from '../util';
 import { makeDirFilter } from './filter';
 import type { Ingestor, SyncContext } from './ingest';
 
@@ -31,8 +31,18 @@ interface Found {
   mtimeMs: number;
 }
 
-/** Walk a directory tree: regular files only, symlinks skipped (loops, escapes). */
-async function* walk(rootPath: string, dirOk: (rel: string) => boolean, errors: ScanReport['errors'], signal?: AbortSignal): AsyncGenerator<{ rel: string; abs: string }> {
+/** A name read back from the disk that was not valid UTF-8 (Node decodes it with U+FFFD). */
+const NOT_UTF8 = /\uFFFD/;
+
+function notUtf8(what: string): string {
+  return `The name of ${what} is not valid UTF-8 (it was probably written by an older system), so Triplicate cannot open it. Rename it.`;
+}
+
+/**
+ * Walk a directory tree: regular files only, symlinks skipped (loops, escapes). Folders that could
+ * not be read (in full) go to `unread`: what the catalog knows under them is unknown, not deleted.
+ */
+async function* walk(rootPath: string, dirOk: (rel: string) => boolean, errors: ScanReport['errors'], unread: Set<string>, signal?: AbortSignal): AsyncGenerator<{ rel: string; abs: string }> {
   const stack: string[] = [''];
   while (stack.length) {
     if (signal?.aborted) return;
@@ -43,7 +53,8 @@ async function* walk(rootPath: string, dirOk: (rel: string) => boolean, errors: 
       dir = await opendir(absDir, { bufferSize: 256 });
     } catch (e) {
       if (relDir === '') throw e;
-      errors.push({ rel_path: relDir, error: describeLocalError(e, `the folder "${relDir}"`) });
+      unread.add(relDir);
+      errors.push({ rel_path: relDir, error: errnoOf(e) === 'ENOENT' && NOT_UTF8.test(relDir) ? notUtf8(`the folder "${relDir}"`) : describeLocalError(e, `the folder "${relDir}"`) });
       continue;
     }
     try {
@@ -57,6 +68,7 @@ async function* walk(rootPath: string, dirOk: (rel: string) => boolean, errors: 
         // symlinks, sockets, devices: not backed up
       }
     } catch (e) {
+      unread.add(relDir);
       errors.push({ rel_path: relDir || '.', error: describeLocalError(e, `the folder "${relDir || '.'}"`) });
     }
   }
@@ -68,6 +80,9 @@ export async function scanRoot(ctx: SyncContext, ingestor: Ingestor, root: RootC
   const { catalog } = ctx;
   const known = catalog.filesOfRoot(root.id);
   const seen = new Set<string>();
+  /** Folders that could not be read, and files whose stat failed: neither present nor gone. */
+  const unread = new Set<string>();
+  const unknown = new Set<string>();
   const filter = ingestor.filterFor(root);
   const dirOk = makeDirFilter(root.exclude);
   const targets = ctx.targetIds();
@@ -84,7 +99,7 @@ export async function scanRoot(ctx: SyncContext, ingestor: Ingestor, root: RootC
 
   // Stat in parallel (network shares are latency-bound); hash the changed ones with fewer workers.
   const toHash: Found[] = [];
-  await forEachLimit(walk(root.path, dirOk, report.errors, opts.signal), 32, async ({ rel: rawRel, abs }) => {
+  await forEachLimit(walk(root.path, dirOk, report.errors, unread, opts.signal), 32, async ({ rel: rawRel, abs }) => {
     let rel: string;
     try {
       rel = normalizeRelPath(rawRel);
@@ -97,7 +112,13 @@ export async function scanRoot(ctx: SyncContext, ingestor: Ingestor, root: RootC
     try {
       st = await stat(abs);
     } catch (e) {
-      report.errors.push({ rel_path: rel, error: describeLocalError(e, `"${rel}"`) });
+      if (errnoOf(e) === 'ENOENT') {
+        // Deleted since the folder was listed (then it is simply gone), or a name we cannot open.
+        if (NOT_UTF8.test(rawRel)) report.errors.push({ rel_path: rel, error: notUtf8(`"${rel}" in ${root.label}`) });
+        return;
+      }
+      unknown.add(rel);
+      report.errors.push({ rel_path: rel, error: describeLocalError(e, `"${rel}" in ${root.label}`) });
       return;
     }
     seen.add(rel);
@@ -122,7 +143,7 @@ export async function scanRoot(ctx: SyncContext, ingestor: Ingestor, root: RootC
   if (!opts.dryRun) {
     await forEachLimit(toHash, hashConcurrency, async (f) => {
       if (opts.signal?.aborted) return;
-      const r = await ingestor.ingest(root, f.raw, { signal: opts.signal });
+      const r = await ingestor.ingest(root, f.raw, { signal: opts.signal, onProblem: (error) => report.errors.push({ rel_path: f.rel, error }) });
       if (r === 'unstable') opts.onUnstable?.(root, f.raw);
     });
   }
@@ -130,7 +151,8 @@ export async function scanRoot(ctx: SyncContext, ingestor: Ingestor, root: RootC
 
   // What the catalog knows but the disk no longer has.
   const gone: string[] = [];
-  for (const [rel, row] of known) if (!seen.has(rel) && row.local_state === 'present') gone.push(rel);
+  const underUnread = (rel: string) => unread.has('') || [...unread].some((d) => rel.startsWith(`${d.normalize('NFC')}/`));
+  for (const [rel, row] of known) if (!seen.has(rel) && row.local_state === 'present' && !unknown.has(rel) && !underUnread(rel)) gone.push(rel);
   report.files_missing = gone.length;
   const presentBefore = [...known.values()].filter((r) => r.local_state === 'present').length;
   if (gone.length >= UNMOUNTED_GUARD_MIN_FILES && gone.length === presentBefore && report.files_seen === 0) {

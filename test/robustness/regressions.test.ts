@@ -1,0 +1,183 @@
+// Regression tests for what the robustness harness (test/robustness/run.mjs) found.
+//
+// 1. A folder destination could not store a file whose name is near the 255-byte limit: the name
+//    fits the destination's file system, but its metadata sidecar `<name>.json` did not
+//    (ENAMETOOLONG), so the copy failed with "the name is too long" after every retry.
+// 2. A folder that became unreadable (permissions) was taken for deleted: every file in it was
+//    marked missing and written into the deletion history.
+// 3. Files and folders the scan could not read (permission denied, a name that is not UTF-8) were
+//    not backed up and nobody was told: the overview said "All N files are safe".
+import { spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FolderBackend, sidecarName } from '../../src/main/engine/backends/folder';
+import { saveConfig, defaultConfigPath } from '../../src/main/engine/config/config';
+import { createEngine } from '../../src/main/engine/engine';
+import { cleanup, sha256, tempDir } from '../helpers/engine';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) {
+    spawnSync('chmod', ['-R', 'u+rwX', d]);
+    cleanup(d);
+  }
+});
+
+function body(buf: Buffer) {
+  return { size: buf.length, open: () => Readable.from([buf]) };
+}
+
+async function readAll(b: FolderBackend, key: string): Promise<Buffer> {
+  const r = await b.get(key);
+  const chunks: Buffer[] = [];
+  for await (const c of r.body) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+describe('folder destination: names at the 255-byte limit', () => {
+  const names = [
+    `${'x'.repeat(251)}.jpg`, // 255 bytes
+    `${'é'.repeat(125)}.jpg`, // 254 bytes
+    `${'東'.repeat(83)}.jpg`, // 253 bytes
+    `${'x'.repeat(251)}.png`, // same first 200 bytes as the first: its sidecar must differ
+  ];
+
+  it('stores, reads back, heads, copies and deletes them with their metadata', async () => {
+    const base = tempDir('trip-rg-folder-');
+    dirs.push(base);
+    const b = new FolderBackend({ id: 'usb', label: 'USB', kind: 'folder', path: base, prefix: '', priority: 1, enabled: true, concurrency: 2, versionsPrefix: '.triplicate/versions/' }, { fsync: false });
+    for (const [i, n] of names.entries()) {
+      expect(Buffer.byteLength(n)).toBeGreaterThan(250);
+      const data = Buffer.from(`content ${i}`);
+      await b.put(`media/dir/${n}`, body(data), { sha256: sha256(data), mtimeMs: 1_700_000_000_000 + i });
+    }
+    for (const [i, n] of names.entries()) {
+      const data = Buffer.from(`content ${i}`);
+      const h = await b.head(`media/dir/${n}`);
+      expect(h?.sha256, n).toBe(sha256(data));
+      expect(h?.size).toBe(data.length);
+      expect((await readAll(b, `media/dir/${n}`)).toString()).toBe(`content ${i}`);
+    }
+    // each name has its own sidecar, none longer than 255 bytes
+    const side = readdirSync(join(base, '.triplicate-meta', 'media', 'dir'));
+    expect(side).toHaveLength(names.length);
+    for (const s of side) expect(Buffer.byteLength(s)).toBeLessThanOrEqual(255);
+    await b.copy(`media/dir/${names[0]}`, `media/copy/${names[0]}`);
+    expect((await b.head(`media/copy/${names[0]}`))?.sha256).toBe(sha256(Buffer.from('content 0')));
+    await b.delete(`media/dir/${names[1]}`);
+    expect(await b.head(`media/dir/${names[1]}`)).toBeNull();
+    expect(readdirSync(join(base, '.triplicate-meta', 'media', 'dir'))).toHaveLength(names.length - 1);
+  });
+
+  it('keeps the plain `<name>.json` for every shorter name', () => {
+    expect(sidecarName('IMG_0001.jpg')).toBe('IMG_0001.jpg.json');
+    expect(sidecarName('x'.repeat(250))).toBe(`${'x'.repeat(250)}.json`);
+    const long = sidecarName('x'.repeat(251));
+    expect(long).toMatch(/^x{200}~[0-9a-f]{16}\.json$/);
+    expect(sidecarName('x'.repeat(252))).not.toBe(long);
+  });
+});
+
+// ---- unreadable files and folders ----------------------------------------------------------------
+
+const asRoot = process.getuid?.() === 0;
+const canDrop = !asRoot || spawnSync('setpriv', ['--version']).status === 0;
+
+interface ScanOut {
+  reports: { errors: { rel_path: string; error: string }[]; files_missing: number }[];
+  status: { summary: string; health: string; missing: number };
+  files: { rel_path: string; local_state: string }[];
+}
+
+/** One scan in a child process, as `nobody` when we are root (root reads everything). */
+function scanAsUser(data: string): ScanOut {
+  const script = join(import.meta.dirname, 'fixtures', 'scan-child.mjs');
+  const cmd = asRoot ? 'setpriv' : process.execPath;
+  const args = asRoot ? ['--reuid=nobody', `--regid=${spawnSync('id', ['-gn', 'nobody'], { encoding: 'utf8' }).stdout.trim() || 'nogroup'}`, '--clear-groups', process.execPath, script, data] : [script, data];
+  const r = spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, HOME: '/tmp' }, timeout: 60_000 });
+  if (r.status !== 0) throw new Error(`scan child failed (${r.status}): ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as ScanOut;
+}
+
+function setup(): { base: string; media: string; data: string } {
+  const base = tempDir('trip-rg-perm-');
+  dirs.push(base);
+  const media = join(base, 'media');
+  const data = join(base, 'data');
+  mkdirSync(join(media, 'album'), { recursive: true });
+  mkdirSync(data, { recursive: true });
+  writeFileSync(join(media, 'top.jpg'), 'top');
+  writeFileSync(join(media, 'album', 'one.jpg'), 'one');
+  writeFileSync(join(media, 'album', 'two.jpg'), 'two');
+  saveConfig(defaultConfigPath(data), {
+    roots: [{ id: 'media', label: 'Media', path: media }],
+    targets: [{ id: 'usb', label: 'USB', kind: 'folder', path: join(base, 'usb') }],
+    server: { adminPort: 0, downloadPort: 0 },
+    sync: { rescanIntervalMinutes: 0, stabilityMs: 0 },
+  });
+  if (asRoot) {
+    chmodSync(base, 0o755);
+    spawnSync('chown', ['-R', 'nobody:', media, data]);
+  }
+  return { base, media, data };
+}
+
+describe.skipIf(!canDrop)('unreadable files and folders', () => {
+  it('a folder that becomes unreadable is not taken for deleted, and the overview says so', () => {
+    const { media, data } = setup();
+    let out = scanAsUser(data);
+    expect(out.files.every((f) => f.local_state === 'present')).toBe(true);
+    expect(out.files).toHaveLength(3);
+    chmodSync(join(media, 'album'), 0o000);
+    out = scanAsUser(data);
+    expect(out.files.find((f) => f.rel_path === 'album/one.jpg')?.local_state).toBe('present');
+    expect(out.files.find((f) => f.rel_path === 'album/two.jpg')?.local_state).toBe('present');
+    expect(out.reports[0]!.files_missing).toBe(0);
+    expect(out.status.missing).toBe(0);
+    expect(out.status.health).toBe('failing');
+    expect(out.status.summary).toMatch(/not allowed to read the folder "album"/);
+    // readable again: the problem goes away with the next scan
+    chmodSync(join(media, 'album'), 0o755);
+    out = scanAsUser(data);
+    expect(out.status.summary).not.toMatch(/album/);
+    expect(out.reports[0]!.errors).toEqual([]);
+  });
+
+  it('an unreadable file is named in the overview instead of "all safe"', () => {
+    const { media, data } = setup();
+    writeFileSync(join(media, 'secret.jpg'), 'secret');
+    if (asRoot) chownSync(join(media, 'secret.jpg'), 65534, 65534);
+    chmodSync(join(media, 'secret.jpg'), 0o000);
+    const out = scanAsUser(data);
+    expect(out.files.map((f) => f.rel_path)).not.toContain('secret.jpg');
+    expect(out.reports[0]!.errors.map((e) => e.rel_path)).toEqual(['secret.jpg']);
+    expect(out.status.health).toBe('failing');
+    expect(out.status.summary).toMatch(/not allowed to read "secret\.jpg" in Media/);
+  });
+});
+
+describe('names that are not UTF-8', () => {
+  it('are reported with a sentence that says to rename them, not "moved or deleted"', async () => {
+    const { media, data } = setup();
+    // "café.jpg" written in Latin-1 by an old system: not valid UTF-8
+    writeFileSync(Buffer.concat([Buffer.from(`${media}/`), Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x2e, 0x6a, 0x70, 0x67])]), 'old');
+    const engine = createEngine({ dataDir: data, watch: false, scanOnStart: false, adminPort: 0, downloadPort: 0 });
+    try {
+      const [rep] = await engine.scanAll();
+      expect(rep!.errors).toHaveLength(1);
+      expect(rep!.errors[0]!.error).toMatch(/not valid UTF-8.*Rename it/);
+      expect(rep!.errors[0]!.error).not.toMatch(/moved or deleted/);
+      const s = engine.status();
+      expect(s.health).toBe('failing');
+      expect(s.summary).toMatch(/not valid UTF-8/);
+      expect(engine.catalog.events(0, 50).some((e) => e.kind === 'scan-problems' && /UTF-8/.test(e.message))).toBe(true);
+      // the three readable files are cataloged as usual
+      expect(s.total_files).toBe(3);
+    } finally {
+      await engine.stop();
+    }
+    expect(existsSync(join(data, 'engine.lock'))).toBe(false);
+  });
+});
