@@ -176,6 +176,7 @@ export default async function operatorDay(t) {
       }
       if (!/Copied into Collection photos/.test(text) || !/3 of 3/.test(text)) throw new Error(`the drop did not copy 3 files: ${text}`);
       await shot(page, shots, '15-drop-copied');
+      await panel.getByRole('button', { name: 'Close' }).click();
       for (const f of files) if (!existsSync(join(photos, 'Scans', f.name))) throw new Error(`${f.name} is not in the folder`);
       await go('activity');
       await page.getByRole('searchbox').fill('Dropped scan');
