@@ -7,12 +7,21 @@
 //    marked missing and written into the deletion history.
 // 3. Files and folders the scan could not read (permission denied, a name that is not UTF-8) were
 //    not backed up and nobody was told: the overview said "All N files are safe".
+// 4. A multipart upload the server refused (503 Slow Down, a reset) was reported as a local read
+//    error: tearing the upload down closed the file stream "prematurely", and that was taken for
+//    the disk failing. The copy was charged an attempt per try and ended "failed" with "Check that
+//    the disk is healthy" instead of the target backing off and catching up.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FolderBackend, sidecarName } from '../../src/main/engine/backends/folder';
+import { S3Backend } from '../../src/main/engine/backends/s3';
+import { HashingStream } from '../../src/main/engine/sync/hash';
+import { startS3 } from '../helpers/s3';
+import { FaultProxy } from './fault-proxy';
 import { saveConfig, defaultConfigPath } from '../../src/main/engine/config/config';
 import { createEngine } from '../../src/main/engine/engine';
 import { cleanup, sha256, tempDir } from '../helpers/engine';
@@ -180,4 +189,35 @@ describe('names that are not UTF-8', () => {
     }
     expect(existsSync(join(data, 'engine.lock'))).toBe(false);
   });
+});
+
+describe('a server error in the middle of a multipart upload', () => {
+  for (const fault of ['503 on CreateMultipartUpload', '503 on a part', 'a reset in a part'] as const) {
+    it(`${fault} is the target's problem, not a local read error`, async () => {
+      const base = tempDir('trip-rg-mpu-');
+      dirs.push(base);
+      const s3 = await startS3({ buckets: ['nas'], directory: join(base, 's3') });
+      const proxy = new FaultProxy(s3.port);
+      await proxy.start();
+      const file = join(base, 'clip.mp4');
+      writeFileSync(file, Buffer.alloc(12 * 1024 * 1024, 7));
+      const b = new S3Backend(s3.target('nas', { endpoint: proxy.endpoint, multipartThreshold: 5 * 1024 * 1024, partSize: 5 * 1024 * 1024 }));
+      try {
+        if (fault === '503 on CreateMultipartUpload') await proxy.setMode({ kind: 'http5xx', status: 503, every: 1 });
+        if (fault === '503 on a part') await proxy.setMode({ kind: 'http5xx', status: 503, every: 3 });
+        if (fault === 'a reset in a part') proxy.resetMultipartOnce(1024 * 1024);
+        const err = await b
+          .put('media/clip.mp4', { size: 12 * 1024 * 1024, open: () => createReadStream(file).pipe(new HashingStream()) }, { sha256: 'a'.repeat(64), mtimeMs: 1 })
+          .then(() => null, (e: { kind?: string; targetLevel?: boolean; message: string }) => e);
+        expect(err, 'the upload must fail').not.toBeNull();
+        expect(err!.kind, err!.message).not.toBe('local');
+        expect(err!.targetLevel).toBe(true);
+        expect(err!.message).not.toMatch(/disk is healthy/);
+      } finally {
+        b.close();
+        await proxy.stop();
+        await s3.dispose();
+      }
+    });
+  }
 });

@@ -53,7 +53,10 @@ export function meterBody(src: Readable, size: number, onProgress?: (sent: numbe
       cb();
     },
   });
-  src.once('error', (e) => {
+  src.on('error', (e) => {
+    // A premature close is the source being torn down because the upload failed or was aborted
+    // (pipeline destroys it): the upload's own error is the real one, not a failing disk.
+    if ((e as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE') return;
     local ??= e;
   });
   // pipeline destroys both streams on failure, so an aborted request closes the local file.
