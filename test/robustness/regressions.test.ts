@@ -7,11 +7,15 @@
 //    marked missing and written into the deletion history.
 // 3. Files and folders the scan could not read (permission denied, a name that is not UTF-8) were
 //    not backed up and nobody was told: the overview said "All N files are safe".
+// 5. Files written right after their folder was created were missed by the watcher (chokidar reads a
+//    new folder, then watches it: a file created in between raised no event). They waited for the
+//    next periodic rescan (an hour by default, never with rescans off) while the overview said
+//    "all safe".
 // 4. A multipart upload the server refused (503 Slow Down, a reset) was reported as a local read
 //    error: tearing the upload down closed the file stream "prematurely", and that was taken for
 //    the disk failing. The copy was charged an attempt per try and ended "failed" with "Check that
 //    the disk is healthy" instead of the target backing off and catching up.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createReadStream } from 'node:fs';
@@ -220,4 +224,37 @@ describe('a server error in the middle of a multipart upload', () => {
       }
     });
   }
+});
+
+describe('files written right after their folder was created', () => {
+  it('are all picked up by the watcher, without a rescan', async () => {
+    const base = tempDir('trip-rg-burst-');
+    dirs.push(base);
+    const media = join(base, 'media');
+    mkdirSync(media);
+    const data = join(base, 'data');
+    saveConfig(defaultConfigPath(data), {
+      roots: [{ id: 'media', label: 'Media', path: media }],
+      targets: [],
+      server: { adminPort: 0, downloadPort: 0 },
+      sync: { rescanIntervalMinutes: 0, stabilityMs: 300 },
+      media: { transcode: false },
+    });
+    const engine = createEngine({ dataDir: data, adminPort: 0, downloadPort: 0 });
+    try {
+      await engine.start();
+      await engine.initialScanDone();
+      const dirsN = 30;
+      const filesN = 10;
+      // the writer runs in its own process while this one (the engine) keeps its event loop running
+      const w = spawn(process.execPath, [join(import.meta.dirname, 'fixtures', 'burst-writer.mjs'), media, String(dirsN), String(filesN)]);
+      expect(await new Promise((r) => w.once('exit', r))).toBe(0);
+      const want = dirsN * filesN;
+      const until = Date.now() + 30_000;
+      while (Date.now() < until && engine.status().total_files < want) await new Promise((r) => setTimeout(r, 200));
+      expect(engine.status().total_files).toBe(want);
+    } finally {
+      await engine.stop();
+    }
+  });
 });

@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import type { CopyInfo, FileRecord, Page, QueueQuery, ScanReport, SyncStatus, TargetStatus, TestConnectionResult } from '../../shared/api';
 import { configSchema, type Config, type RootConfig, type TargetConfig } from '../../shared/config';
 import { formatBytes, formatClock, formatCount, joinNames, plural } from '../../shared/format';
-import { fileKey, parseFileKey } from '../../shared/keys';
+import { fileKey, normalizeRelPath, parseFileKey } from '../../shared/keys';
 import { createBackend } from './backends';
 import { testConnection } from './backends/probe';
 import type { StorageBackend } from './backends/types';
@@ -302,7 +302,17 @@ export class Engine {
 
   private async startWatcher(root: RootConfig): Promise<void> {
     if (!existsSync(root.path)) return; // the scan reports the problem
-    const w = new RootWatcher(root, this.ingestor, this.stabilizer, { usePolling: this.cfg.sync.usePolling });
+    const w = new RootWatcher(root, this.ingestor, this.stabilizer, {
+      usePolling: this.cfg.sync.usePolling,
+      known: (rel, size, mtimeMs) => {
+        try {
+          const f = this.catalog.fileByPath(root.id, normalizeRelPath(rel));
+          return !!f && !!f.sha256 && f.local_state === 'present' && f.size === size && f.mtime_ms === mtimeMs;
+        } catch {
+          return false;
+        }
+      },
+    });
     try {
       await w.start();
       this.watchers.set(root.id, w);

@@ -1,11 +1,12 @@
 // Watches storage roots with chokidar and hands a file to ingest once it is stable: its size and
 // mtime have not changed for the stability window (a file being copied in is not uploaded half-written).
 import { watch, type FSWatcher } from 'chokidar';
-import { stat } from 'node:fs/promises';
+import { opendir, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { RootConfig } from '../../../shared/config';
 import { log } from '../log';
 import { errnoOf } from '../util';
+import { makeDirFilter } from './filter';
 import type { Ingestor } from './ingest';
 
 interface Pending {
@@ -28,6 +29,10 @@ export class Stabilizer {
 
   get size(): number {
     return this.pending.size;
+  }
+
+  has(root: RootConfig, rel: string): boolean {
+    return this.pending.has(`${root.id}\0${rel}`);
   }
 
   /** Something happened to this file: check it until it stops changing, then ingest it. */
@@ -82,14 +87,30 @@ export class Stabilizer {
   }
 }
 
+/** When a new folder's contents are looked at again (ms after chokidar reported it). */
+const SWEEP_AFTER_MS = [1000, 5000];
+/** Files looked at per sweep, at most (a bounded walk; the periodic rescan covers the rest). */
+const SWEEP_MAX_FILES = 100_000;
+
+export interface RootWatcherOptions {
+  usePolling: boolean;
+  onError?: (message: string) => void;
+  /** Is this file cataloged with this size and mtime (ms, truncated)? Those a sweep leaves alone. */
+  known?: (rel: string, size: number, mtimeMs: number) => boolean;
+}
+
 export class RootWatcher {
   private watcher: FSWatcher | null = null;
+  /** New folders waiting for their sweeps (-> when chokidar reported them), and the sweeps' timers. */
+  private readonly sweepDirs = new Map<string, number>();
+  private readonly sweepTimers = new Set<NodeJS.Timeout>();
+  private closed = false;
 
   constructor(
     private readonly root: RootConfig,
     private readonly ingestor: Ingestor,
     private readonly stabilizer: Stabilizer,
-    private readonly opts: { usePolling: boolean; onError?: (message: string) => void },
+    private readonly opts: RootWatcherOptions,
   ) {}
 
   async start(): Promise<void> {
@@ -114,6 +135,9 @@ export class RootWatcher {
     this.watcher.on('add', (abs) => this.stabilizer.touch(this.root, toRel(abs)));
     this.watcher.on('change', (abs) => this.stabilizer.touch(this.root, toRel(abs)));
     this.watcher.on('unlink', (abs) => this.stabilizer.touch(this.root, toRel(abs)));
+    // chokidar reads a new folder, then watches it: a file created in between raises no event. Look
+    // at each new folder again a little later (twice) and hand over what nobody has seen.
+    this.watcher.on('addDir', (abs) => this.scheduleSweep(toRel(abs)));
     this.watcher.on('error', (e) => {
       log.warn(`watcher error in ${this.root.label}: ${String(e)}`);
       this.opts.onError?.(String(e));
@@ -122,7 +146,60 @@ export class RootWatcher {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    for (const t of this.sweepTimers) clearTimeout(t);
+    this.sweepTimers.clear();
     await this.watcher?.close();
     this.watcher = null;
+  }
+
+  private scheduleSweep(relDir: string): void {
+    if (this.closed || relDir === '' || relDir.startsWith('..')) return;
+    this.sweepDirs.set(relDir, Date.now());
+    for (const ms of SWEEP_AFTER_MS) {
+      const t = setTimeout(() => {
+        this.sweepTimers.delete(t);
+        void this.sweep();
+      }, ms);
+      t.unref?.();
+      this.sweepTimers.add(t);
+    }
+  }
+
+  /** Walk the new folders (each once, nested ones through their parent) and touch unseen files. */
+  private async sweep(): Promise<void> {
+    const now = Date.now();
+    const all = [...this.sweepDirs.keys()];
+    // a folder is done once its last sweep ran
+    for (const [d, at] of this.sweepDirs) if (now - at >= SWEEP_AFTER_MS[SWEEP_AFTER_MS.length - 1]! - 20) this.sweepDirs.delete(d);
+    const tops = all.filter((d) => !all.some((o) => o !== d && d.startsWith(`${o}/`)));
+    const dirOk = makeDirFilter(this.root.exclude);
+    let budget = SWEEP_MAX_FILES;
+    for (const top of tops) {
+      const stack = [top];
+      while (stack.length && budget > 0 && !this.closed) {
+        const rel = stack.pop()!;
+        let dir;
+        try {
+          dir = await opendir(join(this.root.path, ...rel.split('/')));
+        } catch {
+          continue; // gone again, or unreadable: the scan reports it
+        }
+        try {
+          for await (const d of dir) {
+            const r = `${rel}/${d.name}`;
+            if (d.isDirectory()) {
+              if (dirOk(r)) stack.push(r);
+            } else if (d.isFile()) {
+              if (--budget <= 0) break;
+              if (this.stabilizer.has(this.root, r)) continue;
+              const st = await stat(join(this.root.path, ...r.split('/'))).catch(() => null);
+              if (!st || this.opts.known?.(r, st.size, Math.trunc(st.mtimeMs))) continue;
+              this.stabilizer.touch(this.root, r);
+            }
+          }
+        } catch {}
+      }
+    }
   }
 }
