@@ -608,7 +608,7 @@ export class RestoreService implements EngineService {
       } catch (e) {
         return await this.destinationFailed(job, p, e instanceof DestinationError ? e : new DestinationError(errorText(e), 'EUNKNOWN', false), key);
       }
-      const here = await destinationState(p.dest);
+      const here = destinationState(p.dest);
       if (here.kind === 'dir') return this.finishJob(job, p, 'failed', 0, `"${key}" cannot be restored: there is a folder with that name at ${p.dest}. Rename the folder, or restore to another folder.`);
       if (here.kind === 'file') {
         const shas = new Set(sources.map((s) => s.sha256));
@@ -647,14 +647,14 @@ export class RestoreService implements EngineService {
               this.emit(p.run);
             },
             beforeRename: async () => {
-              const now = await destinationState(p.dest);
+              const now = destinationState(p.dest);
               if (now.kind === 'dir' || (now.kind === 'file' && here.kind === 'none' && p.overwrite !== true)) {
                 throw new DestinationError(`"${key}" was not restored: a file appeared at ${p.dest} while it was being restored.`, 'EEXIST', false);
               }
             },
           });
           slot.bytes = 0;
-          await this.afterWrite(f, p, r.sha256, r.size, damaged);
+          await this.afterWrite(f, p, r.sha256, r.size, damaged, s.mtimeMs);
           return this.finishJob(job, p, 'done', r.size, undefined, s.target.id);
         } catch (e) {
           slot.bytes = 0;
@@ -742,17 +742,20 @@ export class RestoreService implements EngineService {
   }
 
   /** Record a restored file in the catalog (so it shows present and is not uploaded again) and repair damaged copies. */
-  private async afterWrite(f: FileRow, p: RestoreJobPayload, sha256: string, size: number, damaged: Source[]): Promise<void> {
+  private async afterWrite(f: FileRow, p: RestoreJobPayload, sha256: string, size: number, damaged: Source[], mtimeSet: number | null = null): Promise<void> {
     const { catalog, bus } = this.engine;
     const key = fileKey(f.root_id, f.rel_path);
     if (!p.inPlace) return;
     const root = this.root(f.root_id);
     if (!root) return;
     if (f.sha256 === null || sha256 === f.sha256) {
-      let mtime = f.mtime_ms;
-      try {
-        mtime = Math.trunc(statSync(p.dest).mtimeMs);
-      } catch {}
+      // The mtime we set reads back as the same millisecond (see fetchToFile); else ask the disk.
+      let mtime = mtimeSet ?? f.mtime_ms;
+      if (mtimeSet == null) {
+        try {
+          mtime = Math.trunc(statSync(p.dest).mtimeMs);
+        } catch {}
+      }
       const targets = this.targets();
       // The bad copies first: the uploader trusts an object whose metadata matches.
       for (const s of damaged) if (s.current) await this.backendFor(s.target).delete(s.key).catch(() => undefined);
