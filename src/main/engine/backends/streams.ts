@@ -139,6 +139,8 @@ export function wrapBody(
   let skip = slice.skip;
   let left = slice.take;
   let done = false;
+  /** Every byte asked for was delivered (the source may still be finishing its response). */
+  let complete = false;
   const onAbort = () => out.destroy(abortError());
   const out = new Readable({
     read() {
@@ -147,17 +149,25 @@ export function wrapBody(
     destroy(err, cb) {
       done = true;
       signal?.removeEventListener('abort', onAbort);
-      if (!raw.destroyed) raw.destroy();
+      // A response read to its last byte ends by itself and hands its keep-alive socket back;
+      // destroying it first would cost a new connection for the next request.
+      if (complete && !err && !raw.destroyed && !raw.readableEnded) raw.resume();
+      else if (!raw.destroyed) raw.destroy();
       cb(err);
     },
   });
   const finish = () => {
     if (done) return;
     done = true;
+    complete = true;
     out.push(null);
   };
   raw.on('data', (chunk: Buffer) => {
-    if (done) return;
+    if (done) {
+      // Bytes beyond the asked range: not ours, stop the transfer.
+      if (!raw.destroyed) raw.destroy();
+      return;
+    }
     let c = chunk;
     if (skip > 0) {
       if (c.length <= skip) {
@@ -168,10 +178,14 @@ export function wrapBody(
       skip = 0;
     }
     if (c.length >= left) {
+      const extra = c.length > left;
       out.push(c.subarray(0, left));
       left = 0;
       finish();
-      raw.destroy(); // the rest is not ours: stop the transfer
+      // The rest is not ours: stop the transfer. Exactly the asked bytes: let the response end, so
+      // its keep-alive socket goes back to the pool (destroying it costs a new connection per GET).
+      if (extra) raw.destroy();
+      else if (raw.isPaused()) raw.resume();
       return;
     }
     left -= c.length;
