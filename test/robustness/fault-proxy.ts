@@ -8,7 +8,8 @@
 //   reset      each connection is reset once `afterBytes` request bytes went through it
 //   trickle    both directions share `bytesPerSecond` (default 50 KB/s)
 //   http5xx    whole HTTP requests are answered by the proxy with `status` (default 503, an S3
-//              error body) instead of being forwarded: every `every`-th request, or with `probability`
+//              error body) instead of being forwarded: every `every`-th request, or with `probability`;
+//              with `match`, only requests whose "METHOD target" matches count
 //
 // On top of any mode, resetMultipartOnce(afterBytes) resets the connection in the middle of the first
 // part upload (PUT ...?partNumber=&uploadId=) of every object key, once per key: "a reset in the
@@ -24,7 +25,7 @@ export type FaultMode =
   | { kind: 'blackhole' }
   | { kind: 'reset'; afterBytes: number }
   | { kind: 'trickle'; bytesPerSecond?: number }
-  | { kind: 'http5xx'; status?: number; every?: number; probability?: number };
+  | { kind: 'http5xx'; status?: number; every?: number; probability?: number; match?: RegExp };
 
 export interface FaultStats {
   connections: number;
@@ -62,6 +63,7 @@ export class FaultProxy {
   private mpuResetAfter: number | null = null;
   private readonly mpuResetDone = new Set<string>();
   private requestNo = 0;
+  private matched = 0;
   private trickleTimer: NodeJS.Timeout | null = null;
   private seed: number;
   port = 0;
@@ -296,8 +298,9 @@ export class FaultProxy {
     c.partKey = null;
     c.partSent = 0;
     const m = this.mode;
-    if (m.kind === 'http5xx') {
-      const hit = m.every ? this.requestNo % m.every === 0 : this.random() < (m.probability ?? 1);
+    if (m.kind === 'http5xx' && (!m.match || m.match.test(`${method} ${target}`))) {
+      this.matched++;
+      const hit = m.every ? this.matched % m.every === 0 : this.random() < (m.probability ?? 1);
       if (hit) {
         this.stats.injected5xx++;
         c.swallowing = true;

@@ -25,6 +25,7 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
+  UploadPartCommand,
   UploadPartCopyCommand,
   type CompletedPart,
   type HeadObjectCommandOutput,
@@ -52,6 +53,8 @@ const GiB = 1024 * 1024 * 1024;
 const MAX_SINGLE_COPY = 5 * GiB;
 /** Part size of a multipart copy (server-side, so large parts cost nothing locally). */
 const COPY_PART_SIZE = 512 * 1024 * 1024;
+/** Tries of one part (or of the completion) of a multipart upload before the upload fails. */
+const PART_ATTEMPTS = 4;
 /** Upper bound on listing pages, so a misbehaving server cannot loop us forever (10^9 keys). */
 const MAX_LIST_PAGES = 1_000_000;
 
@@ -240,8 +243,7 @@ export class S3Backend implements StorageBackend {
           return p;
         }
         try {
-          // eslint-disable-next-line @typescript-eslint/no-explicit-any
-          return await real.send(command as any, { ...options, abortSignal: ctl.signal });
+          return await this.sendRetrying(command, { ...options, abortSignal: ctl.signal }, ctl.signal);
         } catch (e) {
           if (!ctl.signal.aborted) state.firstError ??= e;
           ctl.abort();
@@ -250,6 +252,29 @@ export class S3Backend implements StorageBackend {
       },
     };
     return proxy as unknown as S3Client;
+  }
+
+  /**
+   * Send a part (or the completion) of a multipart upload, again where it failed for a passing
+   * reason (5xx, throttling, a reset): one part is sent again, not the whole file. Without this a
+   * server that refuses 1% of requests would never take a video of a few hundred parts.
+   * A part's body is a Buffer (lib-storage cuts the stream into them), so it can be sent twice.
+   */
+  private async sendRetrying(command: unknown, options: Record<string, unknown>, signal: AbortSignal): Promise<unknown> {
+    const part = command instanceof UploadPartCommand && isBytes(command.input.Body);
+    const complete = command instanceof CompleteMultipartUploadCommand;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const c = attempt === 1 ? command : part ? new UploadPartCommand((command as UploadPartCommand).input) : new CompleteMultipartUploadCommand((command as CompleteMultipartUploadCommand).input);
+        // eslint-disable-next-line @typescript-eslint/no-explicit-any
+        return await this.client.send(c as any, options);
+      } catch (e) {
+        if ((!part && !complete) || attempt >= PART_ATTEMPTS || signal.aborted) throw e;
+        if (!this.mapError(e, 'put').transient) throw e;
+        await delay(Math.min(4000, 250 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2));
+        if (signal.aborted) throw e;
+      }
+    }
   }
 
   /** Abort a multipart upload on the server; failures become warnings (cleanupIncomplete retries). */
@@ -701,6 +726,10 @@ function sdkLogger(onWarning?: (message: string, detail: string) => void) {
       onWarning?.('The S3 client reported a problem.', text.slice(0, 500));
     },
   };
+}
+
+function isBytes(b: unknown): boolean {
+  return b instanceof Uint8Array || typeof b === 'string';
 }
 
 function delay(ms: number): Promise<void> {
