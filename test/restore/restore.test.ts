@@ -168,6 +168,28 @@ describe('restore what is missing', () => {
     expect(sha256(readFileSync(join(r.media, 'x.jpg')))).toBe(sha256(files['x.jpg']));
   });
 
+  it('an object replaced by other content (its own metadata) is kept as a version, not deleted', async () => {
+    const r = await rig();
+    const files = { 'y.jpg': bytes(40_000, 21) };
+    writeAll(r.media, files);
+    const engine = await engineFor(r, { watch: false });
+    await synced(engine, 1);
+    const nas = backendOf(r.nasT);
+    const theirs = bytes(41_000, 22); // another writer's content, with its own correct metadata
+    await nas.put('media/y.jpg', { size: theirs.length, open: () => Readable.from([theirs]) }, { sha256: sha256(theirs), mtimeMs: 5 });
+    unlinkSync(join(r.media, 'y.jpg'));
+    await engine.scanAll();
+    const done = await restoreOf(engine).waitFor((await restoreOf(engine).restoreMissing({})).id, { timeoutMs: 30_000 });
+    expect(done.files_done).toBe(1);
+    expect(sha256(readFileSync(join(r.media, 'y.jpg')))).toBe(sha256(files['y.jpg']));
+    // the NAS gets ours again, and theirs is kept under the versions prefix
+    await waitForStatus(engine, (s) => s.safe_files === 1 && s.pending === 0 && s.uploading === 0, 30_000, 'NAS repaired');
+    expect(sha256(await readAll(nas, 'media/y.jpg'))).toBe(sha256(files['y.jpg']));
+    const kept = await listAll(nas, '.triplicate/versions/media/y.jpg/');
+    expect(kept).toHaveLength(1);
+    expect(sha256(await readAll(nas, kept[0]!))).toBe(sha256(theirs));
+  });
+
   it('never writes over a different local file unless asked, and can be cancelled', async () => {
     const r = await rig();
     const files = { 'keep.jpg': bytes(10_000, 1), 'other.jpg': bytes(12_000, 2) };

@@ -563,7 +563,9 @@ export class RestoreService implements EngineService {
         await this.runJob(job);
       } catch (e) {
         log.error(`restore job ${job.id} crashed: ${errorText(e)}`);
-        catalog.release(job, Date.now() + 30_000, errorText(e), true);
+        const p = parsePayload(job.payload);
+        if (p && job.attempts + 1 >= 5) this.finishJob(job, p, 'failed', 0, `A file could not be restored: ${errorText(e)}.`);
+        else catalog.release(job, Date.now() + 30_000, errorText(e), true);
       }
     }
   }
@@ -613,7 +615,15 @@ export class RestoreService implements EngineService {
       if (here.kind === 'file') {
         const shas = new Set(sources.map((s) => s.sha256));
         const needHash = p.overwrite === 'backed-up' || sources.some((s) => s.size === here.size);
-        const local = needHash ? (await sha256File(p.dest, ac.signal)).sha256 : null;
+        let local: string | null = null;
+        if (needHash) {
+          try {
+            local = (await sha256File(p.dest, ac.signal)).sha256;
+          } catch (e) {
+            if (ac.signal.aborted) throw e;
+            return this.finishJob(job, p, 'failed', 0, `"${key}" was not restored: the file already at ${p.dest} cannot be read (${errorText(e)}).`);
+          }
+        }
         if (local && shas.has(local)) {
           await this.afterWrite(f, p, local, here.size, []);
           return this.finishJob(job, p, 'done', 0);
@@ -623,7 +633,7 @@ export class RestoreService implements EngineService {
         }
       }
 
-      const damaged: Source[] = [];
+      const damaged: Damaged[] = [];
       const errors: string[] = [];
       let waitedForTarget = false;
       for (const s of sources) {
@@ -660,7 +670,7 @@ export class RestoreService implements EngineService {
           slot.bytes = 0;
           if (e instanceof DestinationError) return await this.destinationFailed(job, p, e, key);
           if (e instanceof IntegrityError) {
-            damaged.push(s);
+            damaged.push({ ...s, corrupt: e.kind === 'bytes' });
             errors.push(`the copy on ${s.target.label} is damaged (${e.message})`);
             this.engine.bus.record({ level: 'error', kind: 'restore-damaged', message: `The copy of "${key}" on ${s.target.label} is damaged: ${e.message}. Triplicate restores it from another destination if one has it.`, file_key: key, target_id: s.target.id });
             continue;
@@ -668,7 +678,7 @@ export class RestoreService implements EngineService {
           if (isStorageError(e)) {
             if (e.kind === 'aborted' || ac.signal.aborted) break;
             if (e.kind === 'not_found') {
-              if (s.current) damaged.push(s);
+              if (s.current) damaged.push({ ...s, corrupt: false });
               errors.push(`it is not on ${s.target.label}`);
               continue;
             }
@@ -742,7 +752,7 @@ export class RestoreService implements EngineService {
   }
 
   /** Record a restored file in the catalog (so it shows present and is not uploaded again) and repair damaged copies. */
-  private async afterWrite(f: FileRow, p: RestoreJobPayload, sha256: string, size: number, damaged: Source[], mtimeSet: number | null = null): Promise<void> {
+  private async afterWrite(f: FileRow, p: RestoreJobPayload, sha256: string, size: number, damaged: Damaged[], mtimeSet: number | null = null): Promise<void> {
     const { catalog, bus } = this.engine;
     const key = fileKey(f.root_id, f.rel_path);
     if (!p.inPlace) return;
@@ -757,8 +767,9 @@ export class RestoreService implements EngineService {
         } catch {}
       }
       const targets = this.targets();
-      // The bad copies first: the uploader trusts an object whose metadata matches.
-      for (const s of damaged) if (s.current) await this.backendFor(s.target).delete(s.key).catch(() => undefined);
+      // A corrupt copy goes first: the uploader trusts an object whose metadata matches. A copy
+      // whose metadata names other content stays: the upload keeps it as a version.
+      for (const s of damaged) if (s.current && s.corrupt) await this.backendFor(s.target).delete(s.key).catch(() => undefined);
       catalog.transaction(() => {
         catalog.recordFile({ root_id: f.root_id, rel_path: f.rel_path, disk_rel: diskRel(f), size, mtime_ms: mtime, sha256, kind: f.kind });
         for (const t of targets) {
@@ -986,6 +997,8 @@ function sameOnDisk(path: string, f: FileRow): boolean {
     return false;
   }
 }
+
+type Damaged = Source & { corrupt: boolean };
 
 function tempTag(fileId: number, runId: string): string {
   return `${fileId}-${runId.slice(-6)}`;

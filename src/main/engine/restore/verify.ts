@@ -39,7 +39,8 @@ export async function verifyTarget(ctx: VerifyContext, target: TargetConfig, bac
   const bad = new Set<number>();
   const keyOf = (c: CopyWithFile) => objectKey(target.prefix, c.root_id, c.rel_path);
 
-  const problem = async (c: CopyWithFile, kind: 'missing' | 'damaged', what: string) => {
+  /** `corrupt`: its bytes do not match its own checksum (deleted first: the uploader trusts matching metadata). */
+  const problem = async (c: CopyWithFile, kind: 'missing' | 'damaged', what: string, corrupt = false) => {
     bad.add(c.file_id);
     report[kind]++;
     const fk = fileKey(c.root_id, c.rel_path);
@@ -47,7 +48,8 @@ export async function verifyTarget(ctx: VerifyContext, target: TargetConfig, bac
     let message: string;
     if (local) {
       // The uploader trusts an object whose metadata matches: remove the bad one first.
-      if (kind === 'damaged') await backend.delete(keyOf(c), opts.signal).catch(() => undefined);
+      // A copy whose metadata names other content stays: the upload keeps it as a version.
+      if (corrupt) await backend.delete(keyOf(c), opts.signal).catch(() => undefined);
       ctx.catalog.queueUpload(c.file_id, target.id, c.file_size);
       report.requeued++;
       message = `The copy of "${fk}" on ${target.label} ${what}. Triplicate uploads it again from this computer.`;
@@ -117,7 +119,7 @@ export async function verifyTarget(ctx: VerifyContext, target: TargetConfig, bac
         report.bytes_read += n;
         const sha = h.digest('hex');
         if (n !== (c.size ?? c.file_size) || (c.sha256 && sha !== c.sha256)) {
-          await problem(c, 'damaged', `is damaged (its bytes do not match its checksum)`);
+          await problem(c, 'damaged', `is damaged (its bytes do not match its checksum)`, n === (c.size ?? c.file_size));
           report.ok = Math.max(0, report.ok - 1);
         } else {
           ctx.store.setRead(c.file_id, target.id);

@@ -28,9 +28,16 @@ export class DestinationError extends Error {
   }
 }
 
-/** The bytes on the target are not the content its metadata (or our catalog) names. */
+/**
+ * The object is not the content we expect. `kind`: 'other' when its metadata names other content
+ * (another writer, a stale catalog: keep it, the next upload preserves it as a version); 'size'
+ * when its size is wrong; 'bytes' when its bytes do not match its own checksum (corrupt).
+ */
 export class IntegrityError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly kind: 'other' | 'size' | 'bytes' = 'bytes',
+  ) {
     super(message);
     this.name = 'IntegrityError';
   }
@@ -162,7 +169,7 @@ class HashingFileWriter extends Writable {
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
     this.onChunk?.();
     this.size += chunk.length;
-    if (this.expectedSize != null && this.size > this.expectedSize) return cb(new IntegrityError(`it holds more than the ${this.expectedSize} bytes it should`));
+    if (this.expectedSize != null && this.size > this.expectedSize) return cb(new IntegrityError(`it holds more than the ${this.expectedSize} bytes it should`, 'size'));
     this.hash.update(chunk);
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
@@ -244,8 +251,8 @@ async function fetchInner(o: FetchOptions, alive: () => void): Promise<{ sha256:
   let ok = false;
   try {
     if ('error' in op) throw destinationError(op.error, o.where, o.rel);
-    if (o.expectedSize != null && res.totalSize !== o.expectedSize) throw new IntegrityError(`its size is ${res.totalSize} bytes instead of ${o.expectedSize}`);
-    if (o.expectedSha && res.info.sha256 && res.info.sha256 !== o.expectedSha) throw new IntegrityError('its checksum metadata names other content');
+    if (o.expectedSize != null && res.totalSize !== o.expectedSize) throw new IntegrityError(`its size is ${res.totalSize} bytes instead of ${o.expectedSize}`, 'size');
+    if (o.expectedSha && res.info.sha256 && res.info.sha256 !== o.expectedSha) throw new IntegrityError('its checksum metadata names other content', 'other');
     const check = new HashingFileWriter(fd!, o.expectedSize, o.onBytes, alive);
     try {
       await pipeline(res.body, check);
@@ -254,7 +261,7 @@ async function fetchInner(o: FetchOptions, alive: () => void): Promise<{ sha256:
       throw e;
     }
     const size = check.size;
-    if (o.expectedSize != null && size !== o.expectedSize) throw new IntegrityError(`it ended after ${size} of ${o.expectedSize} bytes`);
+    if (o.expectedSize != null && size !== o.expectedSize) throw new IntegrityError(`it ended after ${size} of ${o.expectedSize} bytes`, 'size');
     const sha256 = check.hash.digest('hex');
     if (o.expectedSha && sha256 !== o.expectedSha) throw new IntegrityError('its content does not match its checksum');
     try {
