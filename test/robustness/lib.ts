@@ -492,7 +492,8 @@ export class Report {
 
   check(suite: string, name: string, ok: boolean, detail?: string): boolean {
     this.checks.push({ suite, name, ok, detail });
-    this.print(`  ${ok ? 'ok  ' : 'FAIL'} ${name}${detail ? `: ${detail}` : ''}`);
+    const shown = detail && detail.length > 400 && ok ? `${detail.slice(0, 400)}…` : detail;
+    this.print(`  ${ok ? 'ok  ' : 'FAIL'} ${name}${shown ? `: ${shown}` : ''}`);
     return ok;
   }
 
