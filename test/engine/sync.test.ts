@@ -1,5 +1,5 @@
 // The 3-2-1 loop end to end: real engine, real s3rver targets, real files.
-import { existsSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBackend } from '../../src/main/engine/backends';
@@ -179,6 +179,25 @@ describe('engine sync', () => {
     expect(s.synced).toBe(6);
     const after = { ...snapshot(nas.directory), ...snapshot(cloud.directory) };
     expect(after).toEqual(before);
+  });
+  it('a folder destination whose share is not mounted after a restart is an outage, not an empty folder to refill', async () => {
+    const { base, media, data } = await setup();
+    const share = join(base, 'share');
+    mkdirSync(share);
+    writeFile(media, 'a.jpg', bytes(1000, 1));
+    const folder = { id: 'usb', label: 'USB disk', kind: 'folder' as const, path: share };
+    let engine = await startEngine(data, { roots: [{ id: 'media', label: 'Media', path: media }], targets: [folder] });
+    await waitForStatus(engine, (st) => st.safe_files === 1, 20_000);
+    await engine.stop();
+    // the disk is unplugged: only the empty mount point is left
+    rmSync(share, { recursive: true, force: true });
+    mkdirSync(share);
+    writeFile(media, 'b.jpg', bytes(2000, 2));
+    engine = await startEngine(data);
+    engines.push(engine);
+    const st = await waitForStatus(engine, (x) => x.targets.usb!.state === 'offline', 20_000, 'USB disk offline');
+    expect(st.targets.usb!.reason).toMatch(/not connected|mount/);
+    expect(readdirSync(share)).toEqual([]);
   });
 });
 

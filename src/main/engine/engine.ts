@@ -262,7 +262,10 @@ export class Engine {
   }
 
   private openLane(t: TargetConfig): TargetLane {
-    const backend = createBackend(t);
+    // A folder destination that already holds our copies must show its marker file: an empty
+    // mount point (share not mounted) is then an outage, not an empty destination to refill.
+    const hasCopies = t.kind === 'folder' && this.catalog.copyCounts().some((c) => c.target_id === t.id && c.state === 'synced' && c.n > 0);
+    const backend = createBackend(t, hasCopies ? { folder: { requireMarker: true } } : {});
     this.backends.set(t.id, backend);
     const lane = new TargetLane(
       t,
