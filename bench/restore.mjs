@@ -3,8 +3,11 @@
 // Also times the no-catalog disaster recovery (`triplicate restore --all --from nas` with an empty
 // data dir and the same config) of the same set.
 //
-//   node --import tsx bench/restore.mjs [--small 200] [--small-kb 256] [--large 4] [--large-mb 32] [--rounds 3] [--concurrency 4]
+//   node --import tsx bench/restore.mjs [--small 200] [--small-kb 256] [--large 4] [--large-mb 32] [--rounds 3]
+//        [--concurrency 4] [--ours-concurrency N] [--no-watch]
 //
+// --concurrency sets both rclone's --transfers and our restore.concurrency (same parallelism);
+// --ours-concurrency overrides ours (e.g. our shipped default 6 against rclone's default 4).
 // Goal (issue 5): ours >= 1.0x rclone.
 import { spawn } from 'node:child_process';
 import { copyFileSync, createReadStream, mkdirSync, readdirSync, statSync } from 'node:fs';
@@ -22,10 +25,12 @@ const { values } = parseArgs({
     'large-mb': { type: 'string', default: '32' },
     rounds: { type: 'string', default: '3' },
     concurrency: { type: 'string', default: '4' },
+    'ours-concurrency': { type: 'string' },
     'no-watch': { type: 'boolean', default: false },
   },
 });
 const CONC = Number(values.concurrency);
+const OURS = Number(values['ours-concurrency'] ?? values.concurrency);
 const ROUNDS = Number(values.rounds);
 
 const { createEngine } = await import('../src/main/engine/engine.ts');
@@ -57,7 +62,7 @@ const files = walk(media);
 const N = files.length;
 const want = new Map();
 for (const f of files) want.set(f.rel, await shaOf(f.abs));
-console.log(`dataset: ${N} files, ${(total / 1e6).toFixed(1)} MB; concurrency ${CONC}; ${ROUNDS} rounds; engine watchers ${values['no-watch'] ? 'off' : 'on'}`);
+console.log(`dataset: ${N} files, ${(total / 1e6).toFixed(1)} MB; rclone --transfers ${CONC}, ours ${OURS} at a time; ${ROUNDS} rounds; engine watchers ${values['no-watch'] ? 'off' : 'on'}`);
 
 /** Every file of the set under dir, byte-exact. */
 async function check(dir, what) {
@@ -74,7 +79,7 @@ const configFor = (rootPath) => ({
   targets: [target],
   sync: { stabilityMs: 2000, rescanIntervalMinutes: 0 },
   server: { adminPort: 0, downloadPort: 0 },
-  restore: { concurrency: CONC, verifyIntervalHours: 0, pruneIntervalHours: 0 },
+  restore: { concurrency: OURS, verifyIntervalHours: 0, pruneIntervalHours: 0 },
 });
 
 // 1. back the set up once with the engine (objects with their sha256 + mtime metadata); keep its catalog

@@ -157,8 +157,8 @@ export const restoreCommand: Command = {
         const missingRoots = [...new Set(engine.catalog.db.prepare('SELECT DISTINCT root_id FROM files').all().map((r) => (r as { root_id: string }).root_id))].filter((id) => !engine.cfg.roots.some((r) => r.id === id && r.enabled));
         if (missingRoots.length && !to) say(`Files of ${missingRoots.map((r) => `"${r}"`).join(', ')} have no folder in the config: add the folder (same id) or use --to DIR to restore them elsewhere.`);
       }
-      // What is on disk now (a disk that partly survived): hashed only where the catalog does not know it.
-      await engine.scanAll().catch(() => undefined);
+      // No scan needed: restore-missing checks the disk itself, and a file already in place with the
+      // same content is recognised by its hash (a disk that partly survived is not copied again).
       engine.catalog.resetRunningJobs();
       svc.startWorkers(false);
       let p: RestoreProgress;
