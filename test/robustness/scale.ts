@@ -87,7 +87,7 @@ export async function measureScale(opts: ScaleOptions): Promise<ScaleResult> {
   const data = join(base, 'data');
   let s3: S3Child[] = [];
   try {
-    let t = performance.now();
+    const t = performance.now();
     generateTree(media, opts.files);
     const generate_s = (performance.now() - t) / 1000;
     log(`  ${opts.files.toLocaleString('en-US')} files written in ${generate_s.toFixed(1)} s`);

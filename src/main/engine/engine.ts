@@ -354,7 +354,9 @@ export class Engine {
           this.bus.emit({ type: 'scan', root_id: root.id, phase: 'done' });
         }
       }
-      if (!opts.dryRun) for (const t of this.enabledTargets()) this.catalog.queueMissingCopies(t.id);
+      // Copies and jobs of what the scan added or changed (lanes also do this when they open).
+      const changed = reports.some((r) => r.files_new + r.files_changed + r.files_missing > 0);
+      if (!opts.dryRun && changed) for (const t of this.enabledTargets()) this.catalog.queueMissingCopies(t.id);
       this.wakeLanes();
       return reports;
     } finally {

@@ -68,6 +68,9 @@ export interface TargetStateRow {
 
 export type KnownFile = Pick<FileRow, 'id' | 'rel_path' | 'disk_rel' | 'size' | 'mtime_ms' | 'sha256' | 'local_state'>;
 
+/** [size, mtime_ms, hashed, present] of a cataloged file. */
+export type ScanIndexEntry = [number, number, boolean, boolean];
+
 export type ScanChange = 'new' | 'changed' | 'same' | 'reappeared';
 
 export interface EnqueueOptions {
@@ -93,6 +96,7 @@ export class Catalog {
       filesOfRoot: db.prepare<[string], KnownFile>(
         'SELECT id, rel_path, disk_rel, size, mtime_ms, sha256, local_state FROM files WHERE root_id = ?',
       ),
+      scanIndex: db.prepare<[string], unknown[]>(`SELECT rel_path, size, mtime_ms, sha256 IS NOT NULL, local_state = 'present' FROM files WHERE root_id = ?`).raw(true),
       insertFile: db.prepare(
         `INSERT INTO files (root_id, rel_path, disk_rel, size, mtime_ms, sha256, kind, local_state, derived_from, first_seen, last_seen)
          VALUES (@root_id, @rel_path, @disk_rel, @size, @mtime_ms, @sha256, @kind, 'present', @derived_from, @now, @now)`,
@@ -221,7 +225,17 @@ export class Catalog {
     return this.s.fileById.get(id);
   }
 
-  /** (rel_path -> row) for one root: what the scanner compares the disk against. */
+  /**
+   * (rel_path -> [size, mtime_ms, hashed, present]) for one root: what the scanner compares the
+   * disk against. Plain arrays: for 100,000 files this is a third of the time of row objects.
+   */
+  scanIndex(rootId: string): Map<string, ScanIndexEntry> {
+    const m = new Map<string, ScanIndexEntry>();
+    for (const r of this.s.scanIndex.all(rootId) as [string, number, number, number, number][]) m.set(r[0], [r[1], r[2], r[3] === 1, r[4] === 1]);
+    return m;
+  }
+
+  /** (rel_path -> row) for one root. */
   filesOfRoot(rootId: string): Map<string, KnownFile> {
     const m = new Map<string, KnownFile>();
     for (const r of this.s.filesOfRoot.iterate(rootId)) m.set(r.rel_path, r);

@@ -1,8 +1,9 @@
 // The scanner walks a storage root, hashes only what is new or changed (size + mtime differ from
 // the catalog), records what disappeared, and reports. It runs at start, periodically (to catch
 // what watchers miss on network shares) and on "initial sync". With dryRun it writes nothing.
-import { opendir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdirSync, statSync, statfsSync, type Dirent } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import { join, sep } from 'node:path';
 import type { ScanReport } from '../../../shared/api';
 import type { RootConfig } from '../../../shared/config';
 import { fileKey, normalizeRelPath } from '../../../shared/keys';
@@ -39,46 +40,58 @@ function notUtf8(what: string): string {
 }
 
 /**
- * Walk a directory tree: regular files only, symlinks skipped (loops, escapes). Folders that could
- * not be read (in full) go to `unread`: what the catalog knows under them is unknown, not deleted.
+ * File systems (Linux statfs f_type) where a stat may wait on a network or a daemon: their folders
+ * are listed with many stats in flight from the start.
  */
-async function* walk(rootPath: string, dirOk: (rel: string) => boolean, errors: ScanReport['errors'], unread: Set<string>, signal?: AbortSignal): AsyncGenerator<{ rel: string; abs: string }> {
-  const stack: string[] = [''];
-  while (stack.length) {
-    if (signal?.aborted) return;
-    const relDir = stack.pop()!;
-    const absDir = relDir ? join(rootPath, ...relDir.split('/')) : rootPath;
-    let dir;
-    try {
-      dir = await opendir(absDir, { bufferSize: 256 });
-    } catch (e) {
-      if (relDir === '') throw e;
-      unread.add(relDir);
-      errors.push({ rel_path: relDir, error: errnoOf(e) === 'ENOENT' && NOT_UTF8.test(relDir) ? notUtf8(`the folder "${relDir}"`) : describeLocalError(e, `the folder "${relDir}"`) });
-      continue;
-    }
-    try {
-      for await (const d of dir) {
-        const rel = relDir ? `${relDir}/${d.name}` : d.name;
-        if (d.isDirectory()) {
-          if (dirOk(rel)) stack.push(rel);
-        } else if (d.isFile()) {
-          yield { rel, abs: join(absDir, d.name) };
-        }
-        // symlinks, sockets, devices: not backed up
-      }
-    } catch (e) {
-      unread.add(relDir);
-      errors.push({ rel_path: relDir || '.', error: describeLocalError(e, `the folder "${relDir || '.'}"`) });
-    }
+const REMOTE_FS = new Set([
+  0x6969, // NFS
+  0x517b, // SMB
+  0xff534d42, // CIFS
+  0xfe534d42, // SMB2
+  0x65735546, // FUSE (sshfs, rclone mount, …)
+  0x564c, // NCP
+  0x73757245, // Coda
+  0x00c36400, // Ceph
+  0x0bd00bd0, // Lustre
+  0x47504653, // GPFS
+  0x6b414653, // AFS
+  0x5346414f, // OpenAFS
+]);
+/** A stat slower than this (ms) means a cold disk or a network: list with stats in flight. */
+const SLOW_STAT_MS = 4;
+/** Stats in flight on a slow file system. */
+const STAT_CONCURRENCY = 32;
+/** The synchronous listing yields to the event loop this often (ms). */
+const YIELD_EVERY_MS = 10;
+
+function remoteFs(path: string): boolean {
+  if (process.platform !== 'linux') return false;
+  try {
+    return REMOTE_FS.has(Number(statfsSync(path).type) >>> 0);
+  } catch {
+    return false;
   }
 }
+
+/** True when normalizeRelPath would return the path as it is (printable ASCII, no "." segments…). */
+export function plainRel(p: string): boolean {
+  return (
+    /^[\x20-\x5b\x5d-\x7e]+$/.test(p) && // printable ASCII without "\\": NFC as it is
+    !p.startsWith('/') &&
+    !p.endsWith('/') &&
+    !p.includes('//') &&
+    !/(?:^|\/)\.\.?(?:\/|$)/.test(p) &&
+    !/^[a-zA-Z]:(?:\/|$)/.test(p)
+  );
+}
+
+type StatLike = { size: number; mtimeMs: number };
 
 export async function scanRoot(ctx: SyncContext, ingestor: Ingestor, root: RootConfig, opts: ScanOptions = {}): Promise<ScanReport> {
   const report: ScanReport = { root_id: root.id, files_seen: 0, files_new: 0, files_changed: 0, files_missing: 0, bytes_to_upload: 0, errors: [] };
   if (opts.dryRun) report.would_upload = [];
   const { catalog } = ctx;
-  const known = catalog.filesOfRoot(root.id);
+  const known = catalog.scanIndex(root.id);
   const seen = new Set<string>();
   /** Folders that could not be read, and files whose stat failed: neither present nor gone. */
   const unread = new Set<string>();
@@ -97,35 +110,36 @@ export async function scanRoot(ctx: SyncContext, ingestor: Ingestor, root: RootC
     throw new RootProblem(describeLocalError(e, `the folder "${root.path}" (${root.label})`).replace('is no longer there (moved or deleted)', 'is not there: is the disk plugged in or the share mounted?'));
   }
 
-  // Stat in parallel (network shares are latency-bound); hash the changed ones with fewer workers.
   const toHash: Found[] = [];
-  await forEachLimit(walk(root.path, dirOk, report.errors, unread, opts.signal), 32, async ({ rel: rawRel, abs }) => {
+  /** The catalog's form of a name on disk, or null when it is skipped (filtered, or not representable). */
+  const prepare = (rawRel: string): string | null => {
     let rel: string;
-    try {
-      rel = normalizeRelPath(rawRel);
-    } catch (e) {
-      report.errors.push({ rel_path: rawRel, error: errorText(e) });
-      return;
-    }
-    if (!filter(rel)) return;
-    let st;
-    try {
-      st = await stat(abs);
-    } catch (e) {
-      if (errnoOf(e) === 'ENOENT') {
-        // Deleted since the folder was listed (then it is simply gone), or a name we cannot open.
-        if (NOT_UTF8.test(rawRel)) report.errors.push({ rel_path: rel, error: notUtf8(`"${rel}" in ${root.label}`) });
-        return;
+    if (plainRel(rawRel)) rel = rawRel;
+    else {
+      try {
+        rel = normalizeRelPath(rawRel);
+      } catch (e) {
+        report.errors.push({ rel_path: rawRel, error: errorText(e) });
+        return null;
       }
-      unknown.add(rel);
-      report.errors.push({ rel_path: rel, error: describeLocalError(e, `"${rel}" in ${root.label}`) });
+    }
+    return filter(rel) ? rel : null;
+  };
+  const statFailed = (rawRel: string, rel: string, e: unknown) => {
+    if (errnoOf(e) === 'ENOENT') {
+      // Deleted since the folder was listed (then it is simply gone), or a name we cannot open.
+      if (NOT_UTF8.test(rawRel)) report.errors.push({ rel_path: rel, error: notUtf8(`"${rel}" in ${root.label}`) });
       return;
     }
+    unknown.add(rel);
+    report.errors.push({ rel_path: rel, error: describeLocalError(e, `"${rel}" in ${root.label}`) });
+  };
+  const consider = (rawRel: string, rel: string, st: StatLike) => {
     seen.add(rel);
     report.files_seen++;
     const prev = known.get(rel);
     const mtime = Math.trunc(st.mtimeMs);
-    if (prev && prev.size === st.size && prev.mtime_ms === mtime && prev.sha256 && prev.local_state === 'present') return;
+    if (prev && prev[0] === st.size && prev[1] === mtime && prev[2] && prev[3]) return;
     if (!prev) report.files_new++;
     else report.files_changed++;
     report.bytes_to_upload += st.size * targets.length;
@@ -138,7 +152,75 @@ export async function scanRoot(ctx: SyncContext, ingestor: Ingestor, root: RootC
       return;
     }
     toHash.push({ rel, raw: rawRel, size: st.size, mtimeMs: mtime });
-  });
+  };
+
+  // List every folder and stat every file. On a local disk with a warm cache a synchronous stat
+  // costs a few microseconds, less than a promise around it: folders are read synchronously, with
+  // the event loop let through every few ms. A file system whose stats are slow (a network share,
+  // a cold disk) is read with many stats in flight instead, from its first slow stats on.
+  let fast = !remoteFs(root.path);
+  let slowStats = 0;
+  let lastYield = performance.now();
+  const stack: string[] = [''];
+  while (stack.length) {
+    if (opts.signal?.aborted) break;
+    const relDir = stack.pop()!;
+    const absDir = relDir ? join(root.path, ...relDir.split('/')) : root.path;
+    let ents: Dirent[];
+    try {
+      ents = fast ? readdirSync(absDir, { withFileTypes: true }) : await readdir(absDir, { withFileTypes: true });
+    } catch (e) {
+      if (relDir === '') throw e;
+      unread.add(relDir);
+      report.errors.push({ rel_path: relDir, error: errnoOf(e) === 'ENOENT' && NOT_UTF8.test(relDir) ? notUtf8(`the folder "${relDir}"`) : describeLocalError(e, `the folder "${relDir}"`) });
+      continue;
+    }
+    // Files are stat'ed as they are listed while stats are fast; the rest of the folder goes to
+    // the parallel path once they are not.
+    const later: { raw: string; rel: string; abs: string }[] = [];
+    const prefix = relDir ? `${relDir}/` : '';
+    const absPrefix = absDir + sep;
+    for (const d of ents) {
+      const raw = prefix + d.name;
+      if (d.isDirectory()) {
+        if (dirOk(raw)) stack.push(raw);
+        continue;
+      }
+      if (!d.isFile()) continue; // symlinks, sockets, devices: not backed up
+      const rel = prepare(raw);
+      if (rel === null) continue;
+      if (!fast) {
+        later.push({ raw, rel, abs: absPrefix + d.name });
+        continue;
+      }
+      const t0 = performance.now();
+      let st: StatLike | undefined;
+      try {
+        st = statSync(absPrefix + d.name);
+      } catch (e) {
+        statFailed(raw, rel, e);
+      }
+      const t1 = performance.now();
+      if (st) consider(raw, rel, st);
+      if (t1 - t0 > SLOW_STAT_MS && ++slowStats >= 3) fast = false;
+      if (t1 - lastYield > YIELD_EVERY_MS) {
+        await new Promise((r) => setImmediate(r));
+        lastYield = performance.now();
+      }
+    }
+    if (later.length) {
+      await forEachLimit(later, STAT_CONCURRENCY, async (f) => {
+        let st: StatLike;
+        try {
+          st = await stat(f.abs);
+        } catch (e) {
+          statFailed(f.raw, f.rel, e);
+          return;
+        }
+        consider(f.raw, f.rel, st);
+      });
+    }
+  }
 
   if (!opts.dryRun) {
     await forEachLimit(toHash, hashConcurrency, async (f) => {
@@ -152,9 +234,10 @@ export async function scanRoot(ctx: SyncContext, ingestor: Ingestor, root: RootC
   // What the catalog knows but the disk no longer has.
   const gone: string[] = [];
   const underUnread = (rel: string) => unread.has('') || [...unread].some((d) => rel.startsWith(`${d.normalize('NFC')}/`));
-  for (const [rel, row] of known) if (!seen.has(rel) && row.local_state === 'present' && !unknown.has(rel) && !underUnread(rel)) gone.push(rel);
+  for (const [rel, row] of known) if (!seen.has(rel) && row[3] && !unknown.has(rel) && !underUnread(rel)) gone.push(rel);
   report.files_missing = gone.length;
-  const presentBefore = [...known.values()].filter((r) => r.local_state === 'present').length;
+  let presentBefore = 0;
+  for (const r of known.values()) if (r[3]) presentBefore++;
   if (gone.length >= UNMOUNTED_GUARD_MIN_FILES && gone.length === presentBefore && report.files_seen === 0) {
     // An empty mount point looks exactly like "everything was deleted". Say so, change nothing.
     throw new RootProblem(
