@@ -770,20 +770,25 @@ export class RestoreService implements EngineService {
       // A corrupt copy goes first: the uploader trusts an object whose metadata matches. A copy
       // whose metadata names other content stays: the upload keeps it as a version.
       for (const s of damaged) if (s.current && s.corrupt) await this.backendFor(s.target).delete(s.key).catch(() => undefined);
-      catalog.transaction(() => {
+      const queued = catalog.transaction(() => {
         catalog.recordFile({ root_id: f.root_id, rel_path: f.rel_path, disk_rel: diskRel(f), size, mtime_ms: mtime, sha256, kind: f.kind });
+        let n = 0;
         for (const t of targets) {
           const c = catalog.copy(f.id, t.id);
           const bad = damaged.some((s) => s.current && s.target.id === t.id);
-          if (bad || !c || c.state === 'failed' || c.state === 'skipped' || (c.state === 'synced' && c.sha256 !== sha256)) catalog.queueUpload(f.id, t.id, size);
+          if (bad || !c || c.state === 'failed' || c.state === 'skipped' || (c.state === 'synced' && c.sha256 !== sha256)) {
+            catalog.queueUpload(f.id, t.id, size);
+            n++;
+          }
         }
+        return n;
       });
       for (const s of damaged) {
         if (!s.current) continue;
         bus.record({ level: 'error', kind: 'copy-damaged', message: `The copy of "${key}" on ${s.target.label} was damaged or missing. It was restored from another destination, and ${s.target.label} gets a fresh copy.`, file_key: key, target_id: s.target.id });
       }
       bus.emit({ type: 'file', file_key: key, change: 'restored' });
-      this.engine.wakeLanes();
+      if (queued) this.engine.wakeLanes();
     } else {
       // An older version put back in place: a change like any other (hashed, uploaded, the current content kept as a version).
       await this.engine.ingestor.ingest(root, diskRel(f));
