@@ -113,6 +113,43 @@ async function wrk(url, { script, conns = CONNS, duration = DURATION } = {}) {
   return r;
 }
 
+/**
+ * The fair baseline for the fallback path: GETs with the same S3 client the engine uses (AWS SDK
+ * v3, signed, keep-alive), from a process of their own, `conns` at a time, bodies read and dropped.
+ * (wrk's GETs are anonymous, which s3rver allows but a real NAS or R2 does not.)
+ */
+async function sdkGets({ endpoint, bucket, keys, conns, duration }) {
+  const seconds = Number(String(duration).replace(/s$/, ''));
+  const script = `
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+    const { S3Client, GetObjectCommand } = await import('@aws-sdk/client-s3');
+    const http = await import('node:http');
+    const agent = new http.Agent({ keepAlive: true, maxSockets: ${conns * 2} });
+    const c = new S3Client({ region: 'us-east-1', endpoint: ${JSON.stringify(endpoint)}, forcePathStyle: true, maxAttempts: 1,
+      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }, requestHandler: { httpAgent: agent },
+      requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+    const keys = ${JSON.stringify(keys)};
+    let n = 0, bytes = 0;
+    const t0 = Date.now(), until = t0 + ${seconds * 1000};
+    await Promise.all(Array.from({ length: ${conns} }, async (_, w) => {
+      for (let i = w; Date.now() < until; i++) {
+        const o = await c.send(new GetObjectCommand({ Bucket: ${JSON.stringify(bucket)}, Key: keys[i % keys.length] }));
+        for await (const chunk of o.Body) bytes += chunk.length;
+        n++;
+      }
+    }));
+    const secs = (Date.now() - t0) / 1000;
+    console.log(JSON.stringify({ requests: n, megabytes: bytes / 1048576, secs }));
+    process.exit(0);`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  const code = await new Promise((r) => child.once('exit', r));
+  if (code !== 0) throw new Error('the SDK client failed');
+  const r = JSON.parse(out.trim().split('\n').pop());
+  return { ...r, rps: r.requests / r.secs, mbps: r.megabytes / r.secs, p99: '', non2xx: 0, socketErrors: '', pid: child.pid };
+}
+
 function luaPaths(file, paths) {
   writeFileSync(
     file,
@@ -318,7 +355,8 @@ http {
       conns: 4,
       entries: [
         { name: 'triplicate', url: `${ours}/files/media/fallback/big.bin${q}`, cpu: selfCpu },
-        { name: 'direct GET from s3rver', url: `${s3url}/bench/media/fallback/big.bin`, cpu: () => procCpu(s3.pid) },
+        { name: 'direct GET from s3rver (wrk, anonymous)', url: `${s3url}/bench/media/fallback/big.bin`, cpu: () => procCpu(s3.pid) },
+        { name: 'direct GET from s3rver (AWS SDK, signed)', sdk: { keys: ['media/fallback/big.bin'] } },
       ],
     },
     {
@@ -326,33 +364,46 @@ http {
       unit: 'rps',
       entries: [
         { name: 'triplicate', url: ours, script: scripts.oursFbSmall, cpu: selfCpu },
-        { name: 'direct GET from s3rver', url: s3url, script: scripts.s3Small, cpu: () => procCpu(s3.pid) },
+        { name: 'direct GET from s3rver (wrk, anonymous)', url: s3url, script: scripts.s3Small, cpu: () => procCpu(s3.pid) },
+        { name: 'direct GET from s3rver (AWS SDK, signed)', sdk: { keys: fbPaths.map((p) => `media${p}`) } },
       ],
     },
   ];
   process.stderr.write(`  - wrk -t1 -c${CONNS} -d${DURATION} (100 MB files: -c4), ${ROUNDS} alternating rounds, ${cpus().length} CPUs, load average ${loadavg()[0].toFixed(1)}\n`);
   const median = (xs) => {
-    const v = [...xs].sort((a, b) => a - b);
+    const v = [...xs].filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+    if (!v.length) return NaN;
     return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
   };
   const results = {};
   for (const g of groups) {
-    for (const e of g.entries) await wrk(e.url, { script: e.script, conns: g.conns, duration: '1s' }); // warm up
+    for (const e of g.entries) if (!e.sdk) await wrk(e.url, { script: e.script, conns: g.conns, duration: '1s' }); // warm up
     for (let r = 0; r < ROUNDS; r++) {
       for (const e of g.entries) {
-        const c0 = e.cpu();
-        const m = await wrk(e.url, { script: e.script, conns: g.conns });
-        const cpuS = e.cpu() - c0;
+        let m;
+        let cpuS;
+        if (e.sdk) {
+          m = await sdkGets({ endpoint: s3url, bucket: 'bench', keys: e.sdk.keys, conns: g.conns ?? CONNS, duration: DURATION });
+          cpuS = NaN; // the client's own CPU is not the server's
+        } else {
+          const c0 = e.cpu();
+          m = await wrk(e.url, { script: e.script, conns: g.conns });
+          cpuS = e.cpu() - c0;
+        }
         const key = `${g.name} | ${e.name}`;
-        (results[key] ??= []).push({ ...m, cpuPerReq: (cpuS / Math.max(1, m.requests)) * 1e6, cpuPerMB: cpuS / Math.max(1e-9, m.megabytes) * 1e3 });
-        process.stderr.write(`  ${key.padEnd(52)} ${m.rps.toFixed(0).padStart(7)} req/s ${m.mbps.toFixed(0).padStart(6)} MB/s  p99 ${m.p99.padStart(8)}  CPU ${((cpuS / Math.max(1, m.requests)) * 1e6).toFixed(0)} µs/req\n`);
+        (results[key] ??= []).push({ ...m, cpuPerReq: (cpuS / Math.max(1, m.requests)) * 1e6, cpuPerMB: (cpuS / Math.max(1e-9, m.megabytes)) * 1e3 });
+        process.stderr.write(`  ${key.padEnd(52)} ${m.rps.toFixed(0).padStart(7)} req/s ${m.mbps.toFixed(0).padStart(6)} MB/s  p99 ${m.p99.padStart(8)}  ${Number.isNaN(cpuS) ? '' : `CPU ${((cpuS / Math.max(1, m.requests)) * 1e6).toFixed(0)} µs/req`}\n`);
       }
     }
   }
   bare.close();
   const med = (key, field) => median(results[key].map((x) => x[field]));
   const fmt = (n) => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
-  const lines = ['', `| measure | compared with | theirs | triplicate | ratio | goal | CPU per request, theirs / ours |`, `|---|---|---:|---:|---:|---|---:|`];
+  const lines = ['', `| measure | compared with | theirs | triplicate | ratio | goal | server CPU, theirs / ours |`, `|---|---|---:|---:|---:|---|---:|`];
+  const cpuText = (key, unit) => {
+    const v = med(key, unit === 'rps' ? 'cpuPerReq' : 'cpuPerMB');
+    return Number.isNaN(v) ? '–' : `${fmt(v)}${unit === 'rps' ? ' µs/req' : ' ms/MB'}`;
+  };
   const summary = {};
   for (const g of groups) {
     const mineKey = `${g.name} | triplicate`;
@@ -365,7 +416,7 @@ http {
       const isRef = e.name.startsWith('bare');
       summary[key] = { theirs: Math.round(theirs), triplicate: Math.round(mine), ratio: Number(ratio.toFixed(2)) };
       lines.push(
-        `| ${g.name}, ${g.unit === 'rps' ? 'requests/s' : 'MB/s'} | ${e.name} | ${fmt(theirs)} | ${fmt(mine)} | ${ratio.toFixed(2)}x | ${isRef ? '(reference)' : `>= ${goal}x ${ratio >= goal ? 'met' : 'MISSED'}`} | ${fmt(med(key, 'cpuPerReq'))} / ${fmt(med(mineKey, 'cpuPerReq'))} µs |`,
+        `| ${g.name}, ${g.unit === 'rps' ? 'requests/s' : 'MB/s'} | ${e.name} | ${fmt(theirs)} | ${fmt(mine)} | ${ratio.toFixed(2)}x | ${isRef ? '(reference)' : `>= ${goal}x ${ratio >= goal ? 'met' : 'MISSED'}`} | ${cpuText(key, g.unit)} / ${cpuText(mineKey, g.unit)} |`,
       );
     }
   }
