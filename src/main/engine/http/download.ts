@@ -970,15 +970,37 @@ async function pump(body: Body, res: ServerResponse, span: Span): Promise<void> 
   if (!(body instanceof Readable)) return pumpFile(body.fd, res, span);
   // Backpressure with room: the source is paused only when more than STREAM_WINDOW bytes wait
   // for the client, not at every chunk above the socket's 16 KiB mark (a stop-and-go that halves
-  // the throughput of a proxied S3 download). Leaving the loop early destroys the source.
+  // the throughput of a proxied S3 download). Events, not an async iterator: no promise per chunk.
   let got = 0;
+  // Errors after we stopped listening (the source aborted because the client left) are expected:
+  // a permanent listener keeps them from becoming uncaught.
+  body.on('error', () => undefined);
   try {
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      if (res.destroyed) throw new Error('the client went away');
-      got += chunk.length;
-      res.write(chunk);
-      if (res.writableLength > STREAM_WINDOW) await drained(res);
-    }
+    await new Promise<void>((resolve, reject) => {
+      const onDrain = () => body.resume();
+      const onData = (chunk: Buffer) => {
+        got += chunk.length;
+        res.write(chunk);
+        if (res.writableLength > STREAM_WINDOW) {
+          body.pause();
+          res.once('drain', onDrain);
+        }
+      };
+      const onClose = () => finish(new Error('the client went away'));
+      const finish = (e?: Error | null) => {
+        body.off('data', onData);
+        body.off('end', finish);
+        body.off('error', finish);
+        res.off('close', onClose);
+        res.off('drain', onDrain);
+        if (e) reject(e);
+        else resolve();
+      };
+      body.on('data', onData);
+      body.once('end', finish);
+      body.once('error', finish);
+      res.once('close', onClose);
+    });
   } finally {
     if (!body.destroyed) body.destroy();
   }
