@@ -16,6 +16,7 @@ import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeResult } from './lib/common.mjs';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -405,6 +406,7 @@ http {
     return Number.isNaN(v) ? '–' : `${fmt(v)}${unit === 'rps' ? ' µs/req' : ' ms/MB'}`;
   };
   const summary = {};
+  const ratiosOut = {};
   for (const g of groups) {
     const mineKey = `${g.name} | triplicate`;
     const mine = med(mineKey, g.unit);
@@ -415,6 +417,7 @@ http {
       const ratio = mine / theirs;
       const isRef = e.name.startsWith('bare');
       summary[key] = { theirs: Math.round(theirs), triplicate: Math.round(mine), ratio: Number(ratio.toFixed(2)) };
+      if (!isRef) ratiosOut[`serve: ${g.name}, ours / ${e.name} (goal >= ${goal})`] = ratio;
       lines.push(
         `| ${g.name}, ${g.unit === 'rps' ? 'requests/s' : 'MB/s'} | ${e.name} | ${fmt(theirs)} | ${fmt(mine)} | ${ratio.toFixed(2)}x | ${isRef ? '(reference)' : `>= ${goal}x ${ratio >= goal ? 'met' : 'MISSED'}`} | ${cpuText(key, g.unit)} / ${cpuText(mineKey, g.unit)} |`,
       );
@@ -422,6 +425,7 @@ http {
   }
   lines.push('', `medians of ${ROUNDS} rounds of ${DURATION}; load average at the end ${loadavg()[0].toFixed(1)} (other work on the machine makes runs vary)`, '');
   process.stdout.write(lines.join('\n'));
+  writeResult('serve', ratiosOut);
   process.stdout.write(`${JSON.stringify({ bench: 'serve', duration: DURATION, rounds: ROUNDS, connections: CONNS, cpus: cpus().length, summary })}\n`);
   const accessLines = readFileSync(join(dataDir, 'logs', 'download-access.jsonl'), 'utf8').split('\n').length;
   process.stderr.write(`  (the download server wrote ${accessLines} access-log lines during the run)\n`);

@@ -20,6 +20,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, constants, loadavg, setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { writeResult } from './lib/common.mjs';
 import { mediaSettingsSchema } from '../src/shared/config.ts';
 import { buildTranscodeArgs, probeMedia, resolveMediaTools, transcodeToMp4 } from '../src/main/engine/media/index.ts';
 
@@ -122,6 +123,7 @@ try {
   console.log(`wall overhead    ${wall.toFixed(1)}%  (ours/direct - 1; includes ffmpeg's run-to-run noise; median clip ratio ${median.toFixed(3)})`);
   console.log(`wrapper overhead ${wrapper.toFixed(1)}%  (time outside ffmpeg / direct ffmpeg time)`);
   console.log(wrapper <= 5 ? 'goal met: wrapper overhead <= 5%' : 'goal NOT met: wrapper overhead > 5%');
+  writeResult('transcode', { 'transcode: wrapper overhead, % of direct ffmpeg (goal <= 5)': wrapper, 'transcode: wall time ours / direct, median clip': median });
   if (wall > 5) console.log('note: wall overhead above 5%: rerun on an idle machine, or raise BENCH_CLIPS to average out the noise');
 } finally {
   rmSync(dir, { recursive: true, force: true });
