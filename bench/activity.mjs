@@ -41,7 +41,7 @@ mkdirSync(dataDir, { recursive: true });
 const port = await freePort();
 writeFileSync(
   join(dataDir, 'config.json'),
-  JSON.stringify({ version: 1, siteName: 'Benchmark', roots: [{ id: 'photos', label: 'Photos', path: photos }], targets: [], sync: { stabilityMs: 0, rescanIntervalMinutes: 0 }, server: { adminPort: port, downloadPort: 0 } }),
+  JSON.stringify({ version: 1, siteName: 'Benchmark', roots: [{ id: 'photos', label: 'Photos', path: photos }], targets: [], sync: { stabilityMs: 0, rescanIntervalMinutes: 0 }, server: { adminPort: port, downloadPort: 0, downloadHost: '127.0.0.1' } }),
 );
 const engine = await startEngine({ root, dataDir, port, logDir: join(root, '.tmp', 'bench') });
 const api = new ApiClient({ baseUrl: engine.adminUrl, token: engine.token });

@@ -78,7 +78,7 @@ const configFor = (rootPath) => ({
   roots: [{ id: 'media', label: 'Media', path: rootPath }],
   targets: [target],
   sync: { stabilityMs: 2000, rescanIntervalMinutes: 0 },
-  server: { adminPort: 0, downloadPort: 0 },
+  server: { adminPort: 0, downloadPort: 0, downloadHost: '127.0.0.1' },
   restore: { concurrency: OURS, verifyIntervalHours: 0, pruneIntervalHours: 0 },
 });
 

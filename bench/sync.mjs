@@ -40,14 +40,14 @@ const N = files.length;
 console.log(`dataset: ${N} files, ${(total / 1e6).toFixed(1)} MB; concurrency ${CONC}; ${ROUNDS} rounds`);
 
 const buckets = [];
-for (let r = 0; r < ROUNDS; r++) buckets.push(`raw-${r}`, `rclone-${r}`, `ours-${r}`, `dual-${r}`);
+for (let r = 0; r < ROUNDS; r++) buckets.push(`raw-${r}`, `rawdual-${r}`, `rclone-${r}`, `ours-${r}`, `dual-${r}`);
 const s3a = await startS3rverProcess(join(base, 's3a'), buckets);
-const s3b = await startS3rverProcess(join(base, 's3b'), buckets.filter((b) => b.startsWith('dual')));
+const s3b = await startS3rverProcess(join(base, 's3b'), buckets.filter((b) => b.startsWith('dual') || b.startsWith('rawdual')));
 const creds = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 
-async function raw(bucket) {
+async function raw(bucket, endpoint = s3a.endpoint) {
   const client = new S3Client({
-    endpoint: s3a.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { ...creds },
+    endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { ...creds },
     requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
     requestHandler: new NodeHttpHandler({ httpAgent: new Agent({ keepAlive: true, maxSockets: CONC * 2 }) }),
   });
@@ -75,7 +75,7 @@ async function ours(bucket, dual) {
     roots: [{ id: 'media', label: 'Media', path: media }],
     targets: dual ? [target('a', s3a.endpoint), target('b', s3b.endpoint)] : [target('a', s3a.endpoint)],
     sync: { stabilityMs: 0, rescanIntervalMinutes: 0 },
-    server: { adminPort: 0, downloadPort: 0 },
+    server: { adminPort: 0, downloadPort: 0, downloadHost: '127.0.0.1' },
   });
   const engine = createEngine({ dataDir, watch: false });
   silenceConsole();
@@ -85,14 +85,16 @@ async function ours(bucket, dual) {
   rm(dataDir);
 }
 
-const times = { raw: [], rclone: [], ours: [], dual: [] };
+const times = { raw: [], rawdual: [], rclone: [], ours: [], dual: [] };
 for (let r = 0; r < ROUNDS; r++) {
   // alternate the order so neither side always runs on a warm cache
-  const order = r % 2 === 0 ? ['raw', 'rclone', 'ours', 'dual'] : ['dual', 'ours', 'rclone', 'raw'];
+  const order = r % 2 === 0 ? ['raw', 'rawdual', 'rclone', 'ours', 'dual'] : ['dual', 'ours', 'rclone', 'rawdual', 'raw'];
   for (const what of order) {
     if (what === 'rclone' && !hasRclone) continue;
     const bucket = `${what}-${r}`;
-    const t = await timed(() => (what === 'raw' ? raw(bucket) : what === 'rclone' ? rclone(bucket) : ours(bucket, what === 'dual')));
+    const t = await timed(() =>
+      what === 'raw' ? raw(bucket) : what === 'rawdual' ? Promise.all([raw(bucket, s3a.endpoint), raw(bucket, s3b.endpoint)]) : what === 'rclone' ? rclone(bucket) : ours(bucket, what === 'dual'),
+    );
     times[what].push(t.seconds);
     console.log(`  round ${r + 1}: ${what.padEnd(6)} ${t.seconds.toFixed(2)} s  ${mbps(total, t.seconds).toFixed(1)} MB/s`);
   }
@@ -108,12 +110,14 @@ const rows = [
   ['rclone copy', hasRclone ? m.rclone.toFixed(2) : 'n/a', hasRclone ? mbps(total, m.rclone).toFixed(1) : 'n/a', hasRclone ? (m.raw / m.rclone).toFixed(2) : 'n/a'],
   ['triplicate, 1 target', m.ours.toFixed(2), mbps(total, m.ours).toFixed(1), (m.raw / m.ours).toFixed(2)],
   ['triplicate, 2 targets', m.dual.toFixed(2), mbps(total * 2, m.dual).toFixed(1) + ' (both)', '—'],
+  ['raw PutObject, 2 servers at once', m.rawdual.toFixed(2), mbps(total * 2, m.rawdual).toFixed(1) + ' (both)', '—'],
 ];
 console.log(`\n${table(rows, ['what', 'seconds (median)', 'MB/s', 'x ceiling'])}`);
 const ratios = {
   'sync: ours / rclone throughput': hasRclone ? m.rclone / m.ours : NaN,
   'sync: ours / raw PutObject throughput': m.raw / m.ours,
   'sync: 2 targets time / 1 target time': m.dual / m.ours,
+  'sync (peer): raw PutObject 2 servers / 1 server time': m.rawdual / m.raw,
 };
 console.log('');
 for (const [k, v] of Object.entries(ratios)) console.log(`${k}: ${v.toFixed(2)}`);

@@ -186,7 +186,8 @@ export const serverSettingsSchema = z
     adminPort: z.number().int().min(0).max(65535).default(8765),
     /** Required when adminHost is not loopback (web console on the LAN): scrypt hash, set via the API. */
     adminPasswordHash: z.string().optional(),
-    downloadHost: z.string().default('0.0.0.0'),
+    // Loopback by default: the Cloudflare Tunnel reaches it there. Set 0.0.0.0 to share links on the LAN.
+    downloadHost: z.string().default('127.0.0.1'),
     downloadPort: z.number().int().min(0).max(65535).default(8766),
     /** Public URL for links when no tunnel is up, e.g. http://192.168.1.20:8766 */
     publicBaseUrl: z.string().url().optional(),

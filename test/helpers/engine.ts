@@ -46,7 +46,7 @@ export function bytes(n: number, seed = 1): Buffer {
 export const FAST_SYNC = { stabilityMs: 300, backoffSeconds: [0.5, 1, 1, 2, 2], leaseSeconds: 30, rescanIntervalMinutes: 0 };
 
 export function writeConfig(dataDir: string, cfg: ConfigInput): void {
-  saveConfig(defaultConfigPath(dataDir), { ...cfg, sync: { ...FAST_SYNC, ...(cfg.sync ?? {}) }, server: { adminPort: 0, downloadPort: 0, ...(cfg.server ?? {}) } });
+  saveConfig(defaultConfigPath(dataDir), { ...cfg, sync: { ...FAST_SYNC, ...(cfg.sync ?? {}) }, server: { adminPort: 0, downloadPort: 0, downloadHost: '127.0.0.1', ...(cfg.server ?? {}) } });
 }
 
 export async function startEngine(dataDir: string, cfg?: ConfigInput, opts: Partial<EngineOptions> = {}): Promise<Engine> {

@@ -78,7 +78,7 @@ export async function cmdDemo(argv: string[]): Promise<number> {
       { id: 'cloud', label: 'Cloud', kind: 's3', preset: 'other', endpoint: cloud.endpoint, region: 'us-east-1', bucket: 'cloud-backup', pathStyle: true, credentials: key, priority: 2 },
     ],
     sync: { ...(prev?.sync ?? {}), stabilityMs: 1000, backoffSeconds: [5, 15, 30, 60, 300] },
-    server: { ...(prev?.server ?? {}), adminPort: values['admin-port'] ? Number(values['admin-port']) : 0, downloadPort: values['download-port'] ? Number(values['download-port']) : 0 },
+    server: { ...(prev?.server ?? {}), downloadHost: '127.0.0.1', adminPort: values['admin-port'] ? Number(values['admin-port']) : 0, downloadPort: values['download-port'] ? Number(values['download-port']) : 0 },
   };
   saveConfig(defaultConfigPath(dataDir), cfg);
   const engine = createEngine({ dataDir });
