@@ -131,18 +131,19 @@ export class Catalog {
         'SELECT target_id, state, count(*) AS n, sum(size) AS bytes FROM copies GROUP BY target_id, state',
       ),
 
-      enqueue: db.prepare(
+      // positional parameters: binding by name costs a few percent on the hottest insert
+      enqueue: db.prepare<[string, string, number, number, number, string | null, number]>(
         `INSERT INTO jobs (lane, kind, file_id, state, priority, run_after, payload, created_at)
-         VALUES (@lane, @kind, @file_id, 'queued', @priority, @run_after, @payload, @now)
+         VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)
          ON CONFLICT (lane, kind, file_id) DO UPDATE SET
            rerun = CASE WHEN state = 'running' THEN 1 ELSE rerun END,
            run_after = CASE WHEN state = 'queued' THEN min(run_after, excluded.run_after) ELSE run_after END,
            priority = max(priority, excluded.priority),
            payload = coalesce(excluded.payload, payload)`,
       ),
-      claim: db.prepare<{ lane: string; owner: string; now: number; lease_until: number }, JobRow>(
-        `UPDATE jobs SET state = 'running', lease_owner = @owner, lease_until = @lease_until, fence = fence + 1, rerun = 0
-         WHERE id = (SELECT id FROM jobs WHERE lane = @lane AND state = 'queued' AND run_after <= @now
+      claim: db.prepare<[string, number, string, number], JobRow>(
+        `UPDATE jobs SET state = 'running', lease_owner = ?, lease_until = ?, fence = fence + 1, rerun = 0
+         WHERE id = (SELECT id FROM jobs WHERE lane = ? AND state = 'queued' AND run_after <= ?
                      ORDER BY priority DESC, run_after, id LIMIT 1)
          RETURNING *`,
       ),
@@ -322,20 +323,12 @@ export class Catalog {
 
   /** Queue a job; if the same (lane, kind, file) is running, it runs once more after it finishes. */
   enqueue(lane: string, kind: string, fileId: number, opts: EnqueueOptions = {}, now = Date.now()): void {
-    this.s.enqueue.run({
-      lane,
-      kind,
-      file_id: fileId,
-      priority: opts.priority ?? 0,
-      run_after: opts.runAfter ?? 0,
-      payload: opts.payload === undefined ? null : JSON.stringify(opts.payload),
-      now,
-    });
+    this.s.enqueue.run(lane, kind, fileId, opts.priority ?? 0, opts.runAfter ?? 0, opts.payload === undefined ? null : JSON.stringify(opts.payload), now);
   }
 
   /** Claim the next runnable job of a lane with a lease; the returned fence must accompany every later call. */
   claim(lane: string, owner: string, leaseMs: number, now = Date.now()): JobRow | undefined {
-    return this.s.claim.get({ lane, owner, now, lease_until: now + leaseMs });
+    return this.s.claim.get(owner, now + leaseMs, lane, now);
   }
 
   /** Extend a lease; false when the job is no longer ours (fenced off). */
