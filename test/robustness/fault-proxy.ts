@@ -53,6 +53,8 @@ interface Conn {
   opaque: boolean;
   pendingUp: Buffer[];
   pendingDown: Buffer[];
+  /** the server closed while answer bytes still wait here (held or trickling): close after them */
+  serverGone: boolean;
   closed: boolean;
 }
 
@@ -170,13 +172,16 @@ export class FaultProxy {
       return;
     }
     client.setNoDelay(true);
-    const c: Conn = { client, server: null, up: 0, head: Buffer.alloc(0), bodyLeft: 0, swallowing: false, partKey: null, partSent: 0, opaque: false, pendingUp: [], pendingDown: [], closed: false };
+    const c: Conn = { client, server: null, up: 0, head: Buffer.alloc(0), bodyLeft: 0, swallowing: false, partKey: null, partSent: 0, opaque: false, pendingUp: [], pendingDown: [], serverGone: false, closed: false };
     this.conns.add(c);
     const server = connect({ port: this.upstreamPort, host: this.upstreamHost, noDelay: true });
     c.server = server;
     server.on('data', (d: Buffer) => this.fromServer(c, d));
     server.on('error', () => this.kill(c, true));
-    server.on('close', () => this.close(c));
+    server.on('close', () => {
+      if (c.pendingDown.length) c.serverGone = true; // deliver what is held first
+      else this.close(c);
+    });
     client.on('data', (d: Buffer) => this.fromClient(c, d));
     client.on('error', () => this.kill(c, true));
     client.on('close', () => this.close(c));
@@ -186,7 +191,8 @@ export class FaultProxy {
     if (c.closed) return;
     c.closed = true;
     this.conns.delete(c);
-    c.client.destroy();
+    if (c.client.writableLength > 0 && !c.client.destroyed) c.client.end();
+    else c.client.destroy();
     c.server?.destroy();
   }
 
@@ -354,6 +360,11 @@ export class FaultProxy {
       this.stats.bytesDown += d.length;
       c.client.write(d);
     }
+    if (c.serverGone) {
+      c.client.end();
+      this.close(c);
+      return;
+    }
     for (const d of up) this.forwardUp(c, d);
     if (!c.closed) {
       c.client.resume();
@@ -394,6 +405,10 @@ export class FaultProxy {
         if (item.down) {
           this.stats.bytesDown += n;
           item.c.client.write(piece);
+          if (item.c.serverGone && !item.q.length) {
+            item.c.client.end();
+            this.close(item.c);
+          }
         } else {
           this.forwardUp(item.c, piece);
         }
