@@ -83,3 +83,22 @@ describe('makeFilter', () => {
     }
   });
 });
+
+describe('sha256File with a size hint', () => {
+  it('hashes small files in one read and big ones streamed, the same digests', async () => {
+    const { sha256File } = await import('../../src/main/engine/sync/hash');
+    const { createHash } = await import('node:crypto');
+    const base = tempDir('trip-hash-');
+    dirs.push(base);
+    for (const size of [0, 1, 4096, 256 * 1024, 256 * 1024 + 1, 3 * 1024 * 1024]) {
+      const buf = Buffer.alloc(size, size % 251);
+      const p = join(base, `f${size}`);
+      writeFileSync(p, buf);
+      const want = createHash('sha256').update(buf).digest('hex');
+      expect(await sha256File(p, undefined, size)).toEqual({ sha256: want, size });
+      expect(await sha256File(p)).toEqual({ sha256: want, size });
+      // the file grew after the caller's stat: what was read is reported, size included
+      expect((await sha256File(p, undefined, 10)).size).toBe(size);
+    }
+  });
+});

@@ -106,7 +106,7 @@ export class Ingestor {
     if (!before.isFile()) return 'excluded';
     let hashed;
     try {
-      hashed = await sha256File(abs, opts.signal);
+      hashed = await sha256File(abs, opts.signal, before.size);
     } catch (e) {
       if (errnoOf(e) === 'ENOENT') {
         this.markMissing(root.id, rel);
