@@ -85,6 +85,7 @@ export class Engine {
   private timers: NodeJS.Timeout[] = [];
   private scanning = 0;
   private statusCache: { at: number; value: SyncStatus } | null = null;
+  private aggCache: { key: string; counts: ReturnType<Catalog['copyCounts']>; totals: ReturnType<Catalog['fileTotals']>; safe: ReturnType<Catalog['safeTotals']> } | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
   private running = false;
   private lockPath: string;
@@ -562,10 +563,14 @@ export class Engine {
     if (this.statusCache && now - this.statusCache.at < 250) return this.statusCache.value;
     const targets = this.enabledTargets();
     const ids = new Set(targets.map((t) => t.id));
-    const counts = this.catalog.copyCounts().filter((r) => ids.has(r.target_id));
+    // The catalog's aggregates are computed again only once something was written (idle polls are free).
+    const aggKey = `${this.catalog.totalChanges()}|${[...ids].join(',')}`;
+    if (this.aggCache?.key !== aggKey) {
+      this.aggCache = { key: aggKey, counts: this.catalog.copyCounts(), totals: this.catalog.fileTotals(), safe: this.catalog.safeTotals(targets.map((t) => t.id)) };
+    }
+    const { totals, safe } = this.aggCache;
+    const counts = this.aggCache.counts.filter((r) => ids.has(r.target_id));
     const sum = (state: string) => counts.filter((r) => r.state === state).reduce((a, r) => a + r.n, 0);
-    const totals = this.catalog.fileTotals();
-    const safe = this.catalog.safeTotals(targets.map((t) => t.id));
     const tmap: Record<string, TargetStatus> = {};
     for (const t of this.cfg.targets) tmap[t.id] = this.targetStatusOf(t, counts);
     const s: SyncStatus = {
