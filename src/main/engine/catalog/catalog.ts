@@ -79,6 +79,9 @@ export interface EnqueueOptions {
   payload?: unknown;
 }
 
+/** A state filter matching at most this many copies lists them from the copies index. */
+const FEW_MATCHES = 5000;
+
 /** Max rows kept in the event log (oldest pruned). */
 const EVENTS_KEEP = 50_000;
 
@@ -86,6 +89,7 @@ export class Catalog {
   readonly db: DB;
   private readonly s;
   private readonly safeStmts = new Map<string, import('better-sqlite3').Statement<string[], { n: number; bytes: number | null }>>();
+  private readonly adhoc = new Map<string, import('better-sqlite3').Statement>();
 
   constructor(pathOrDb: string | DB) {
     this.db = typeof pathOrDb === 'string' ? openCatalog(pathOrDb) : pathOrDb;
@@ -461,38 +465,68 @@ export class Catalog {
 
   /** The Activity listing: files with their copies, filtered and paged, newest first. */
   queryFiles(q: { state?: CopyState | 'all'; target?: string; root?: string; q?: string; local?: 'present' | 'missing'; offset?: number; limit?: number }): { rows: FileRow[]; total: number } {
-    const where: string[] = [];
-    const args: (string | number)[] = [];
+    const limit = Math.min(Math.max(q.limit ?? 100, 1), 1000);
+    const offset = Math.max(q.offset ?? 0, 0);
+    const fileWhere: string[] = [];
+    const fileArgs: (string | number)[] = [];
     if (q.root) {
-      where.push('f.root_id = ?');
-      args.push(q.root);
+      fileWhere.push('f.root_id = ?');
+      fileArgs.push(q.root);
     }
     if (q.local) {
-      where.push('f.local_state = ?');
-      args.push(q.local);
+      fileWhere.push('f.local_state = ?');
+      fileArgs.push(q.local);
     }
     if (q.q) {
-      where.push("f.rel_path LIKE ? ESCAPE '\\'");
-      args.push(`%${q.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+      fileWhere.push("f.rel_path LIKE ? ESCAPE '\\'");
+      fileArgs.push(`%${q.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
     }
-    if (q.state && q.state !== 'all') {
+    const byState = q.state && q.state !== 'all';
+    let knownTotal: number | undefined;
+    if (byState) {
+      // A state (and target) filter usually picks few files among many ("pending on the NAS" when
+      // almost everything is safe): count them from the copies index, and when they are few, list
+      // them from there too instead of testing every file.
+      const copyWhere = q.target ? 'c.target_id = ? AND c.state = ?' : 'c.state = ?';
+      const copyArgs = q.target ? [q.target, q.state!] : [q.state!];
+      const matching = this.stmt(`SELECT count(${q.target ? '*' : 'DISTINCT c.file_id'}) AS n FROM copies c WHERE ${copyWhere}`).get(...copyArgs) as { n: number };
+      if (matching.n <= FEW_MATCHES) {
+        const ids = `SELECT DISTINCT c.file_id FROM copies c WHERE ${copyWhere}`;
+        const w = fileWhere.length ? `AND ${fileWhere.join(' AND ')}` : '';
+        const total = fileWhere.length ? (this.stmt(`SELECT count(*) AS n FROM files f WHERE f.id IN (${ids}) ${w}`).get(...copyArgs, ...fileArgs) as { n: number }).n : matching.n;
+        const rows = this.stmt(`SELECT f.* FROM files f WHERE f.id IN (${ids}) ${w} ORDER BY f.id DESC LIMIT ? OFFSET ?`).all(...copyArgs, ...fileArgs, limit, offset) as FileRow[];
+        return { rows, total };
+      }
+      if (fileWhere.length === 0) knownTotal = matching.n;
+    }
+    const where = [...fileWhere];
+    const args = [...fileArgs];
+    if (byState) {
       if (q.target) {
         where.push('EXISTS (SELECT 1 FROM copies c WHERE c.file_id = f.id AND c.state = ? AND c.target_id = ?)');
-        args.push(q.state, q.target);
+        args.push(q.state!, q.target);
       } else {
         where.push('EXISTS (SELECT 1 FROM copies c WHERE c.file_id = f.id AND c.state = ?)');
-        args.push(q.state);
+        args.push(q.state!);
       }
     } else if (q.target) {
       where.push('EXISTS (SELECT 1 FROM copies c WHERE c.file_id = f.id AND c.target_id = ?)');
       args.push(q.target);
     }
     const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
-    const limit = Math.min(Math.max(q.limit ?? 100, 1), 1000);
-    const offset = Math.max(q.offset ?? 0, 0);
-    const total = (this.db.prepare(`SELECT count(*) AS n FROM files f ${w}`).get(...args) as { n: number }).n;
-    const rows = this.db.prepare(`SELECT f.* FROM files f ${w} ORDER BY f.id DESC LIMIT ? OFFSET ?`).all(...args, limit, offset) as FileRow[];
+    const total = knownTotal ?? (this.stmt(`SELECT count(*) AS n FROM files f ${w}`).get(...args) as { n: number }).n;
+    const rows = this.stmt(`SELECT f.* FROM files f ${w} ORDER BY f.id DESC LIMIT ? OFFSET ?`).all(...args, limit, offset) as FileRow[];
     return { rows, total };
+  }
+
+  /** A prepared statement for SQL built from a few fixed shapes (the Activity filters), kept. */
+  private stmt(sql: string): import('better-sqlite3').Statement {
+    let st = this.adhoc.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      this.adhoc.set(sql, st);
+    }
+    return st;
   }
 
   // ---- versions ----------------------------------------------------------------------------
