@@ -10,6 +10,7 @@ import { fileKey, normalizeRelPath } from '../../../shared/keys';
 import { describeLocalError, errnoOf, errorText, forEachLimit } from '../util';
 import { makeDirFilter } from './filter';
 import type { Ingestor, SyncContext } from './ingest';
+import type { ScanIndexEntry } from '../catalog/catalog';
 
 export interface ScanOptions {
   dryRun?: boolean;
@@ -92,7 +93,8 @@ export async function scanRoot(ctx: SyncContext, ingestor: Ingestor, root: RootC
   if (opts.dryRun) report.would_upload = [];
   const { catalog } = ctx;
   const known = catalog.scanIndex(root.id);
-  const seen = new Set<string>();
+  /** Cataloged files met on disk (their index entries, marked). */
+  const seen = new Set<ScanIndexEntry>();
   /** Folders that could not be read, and files whose stat failed: neither present nor gone. */
   const unread = new Set<string>();
   const unknown = new Set<string>();
@@ -135,9 +137,9 @@ export async function scanRoot(ctx: SyncContext, ingestor: Ingestor, root: RootC
     report.errors.push({ rel_path: rel, error: describeLocalError(e, `"${rel}" in ${root.label}`) });
   };
   const consider = (rawRel: string, rel: string, st: StatLike) => {
-    seen.add(rel);
     report.files_seen++;
     const prev = known.get(rel);
+    if (prev) seen.add(prev);
     const mtime = Math.trunc(st.mtimeMs);
     if (prev && prev[0] === st.size && prev[1] === mtime && prev[2] && prev[3]) return;
     if (!prev) report.files_new++;
@@ -234,7 +236,7 @@ export async function scanRoot(ctx: SyncContext, ingestor: Ingestor, root: RootC
   // What the catalog knows but the disk no longer has.
   const gone: string[] = [];
   const underUnread = (rel: string) => unread.has('') || [...unread].some((d) => rel.startsWith(`${d.normalize('NFC')}/`));
-  for (const [rel, row] of known) if (!seen.has(rel) && row[3] && !unknown.has(rel) && !underUnread(rel)) gone.push(rel);
+  if (seen.size < known.size) for (const [rel, row] of known) if (!seen.has(row) && row[3] && !unknown.has(rel) && !underUnread(rel)) gone.push(rel);
   report.files_missing = gone.length;
   let presentBefore = 0;
   for (const r of known.values()) if (r[3]) presentBefore++;
