@@ -316,6 +316,13 @@ export class Engine {
           return false;
         }
       },
+      filesUnder: (relDir) => {
+        try {
+          return this.catalog.presentUnder(root.id, normalizeRelPath(relDir));
+        } catch {
+          return [];
+        }
+      },
     });
     try {
       await w.start();

@@ -108,6 +108,9 @@ export class Catalog {
       updateFile: db.prepare(
         `UPDATE files SET size = @size, mtime_ms = @mtime_ms, sha256 = @sha256, disk_rel = @disk_rel, local_state = 'present', last_seen = @now WHERE id = @id`,
       ),
+      presentUnder: db.prepare<[string, string, string], { rel_path: string; disk_rel: string | null }>(
+        `SELECT rel_path, disk_rel FROM files WHERE root_id = ? AND rel_path >= ? AND rel_path < ? AND local_state = 'present'`,
+      ),
       setLocalState: db.prepare<[string, number, number]>('UPDATE files SET local_state = ?, last_seen = ? WHERE id = ?'),
       setDerived: db.prepare<[number | null, number]>('UPDATE files SET derived_from = ? WHERE id = ?'),
 
@@ -270,6 +273,13 @@ export class Catalog {
     if (f.derived_from !== undefined) this.s.setDerived.run(f.derived_from, prev.id);
     if (same) return { id: prev.id, change: prev.local_state === 'missing' ? 'reappeared' : 'same', previous: prev };
     return { id: prev.id, change: 'changed', previous: prev };
+  }
+
+  /** Names on disk of the present files under a folder (`relDir/...`). */
+  presentUnder(rootId: string, relDir: string): string[] {
+    const lo = `${relDir}/`;
+    const hi = `${relDir}0`; // '0' follows '/': every path that starts with "relDir/"
+    return this.s.presentUnder.all(rootId, lo, hi).map((r) => r.disk_rel ?? r.rel_path);
   }
 
   setLocalState(fileId: number, state: 'present' | 'missing', now = Date.now()): void {

@@ -1,7 +1,8 @@
 // Watches storage roots with chokidar and hands a file to ingest once it is stable: its size and
 // mtime have not changed for the stability window (a file being copied in is not uploaded half-written).
 import { watch, type FSWatcher } from 'chokidar';
-import { opendir, stat } from 'node:fs/promises';
+import { watch as fsWatch, type FSWatcher as NodeWatcher } from 'node:fs';
+import { lstat, opendir, readdir, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { RootConfig } from '../../../shared/config';
 import { log } from '../log';
@@ -97,6 +98,10 @@ export interface RootWatcherOptions {
   onError?: (message: string) => void;
   /** Is this file cataloged with this size and mtime (ms, truncated)? Those a sweep leaves alone. */
   known?: (rel: string, size: number, mtimeMs: number) => boolean;
+  /** Cataloged files (names on disk) under a folder that disappeared: each is looked at (and found gone). */
+  filesUnder?: (relDir: string) => string[];
+  /** Force chokidar on Linux too (tests). */
+  chokidar?: boolean;
 }
 
 export class RootWatcher {
@@ -114,6 +119,10 @@ export class RootWatcher {
   ) {}
 
   async start(): Promise<void> {
+    // Linux: one inotify watch per folder. chokidar adds one per file, which for 100,000 photos
+    // costs over a gigabyte of memory and runs out of fs.inotify.max_user_watches (8,192 on many
+    // systems), after which changes go unseen. Polling (network shares) and other systems: chokidar.
+    if (process.platform === 'linux' && !this.opts.usePolling && !this.opts.chokidar) return this.startDirs();
     const filter = this.ingestor.filterFor(this.root);
     const rootPath = this.root.path;
     const toRel = (abs: string) => relative(rootPath, abs).split(sep).join('/');
@@ -151,7 +160,139 @@ export class RootWatcher {
     this.sweepTimers.clear();
     await this.watcher?.close();
     this.watcher = null;
+    for (const w of this.dirs.values()) w.close();
+    this.dirs.clear();
   }
+
+  // ---- Linux: a watch per folder ------------------------------------------------------------------
+
+  /** Watched folders ('' is the root) -> their watcher. */
+  private readonly dirs = new Map<string, NodeWatcher>();
+  /** Paths with an event waiting to be looked at (a file being written raises one per write). */
+  private readonly checking = new Set<string>();
+  private watchErrorSaid = false;
+
+  /** Number of folders watched (tests, diagnostics). */
+  get watchedFolders(): number {
+    return this.dirs.size;
+  }
+
+  private absOf(rel: string): string {
+    return rel ? join(this.root.path, ...rel.split('/')) : this.root.path;
+  }
+
+  private async startDirs(): Promise<void> {
+    await this.addTree('', false);
+  }
+
+  /**
+   * Watch a folder and everything under it: each folder is watched before it is read, so a file
+   * created meanwhile raises an event or is listed. With `sweep`, files nobody has seen are handed
+   * to the stabilizer (a folder that appeared, or one moved in).
+   */
+  private async addTree(top: string, sweep: boolean): Promise<void> {
+    const dirOk = makeDirFilter(this.root.exclude);
+    const filter = this.ingestor.filterFor(this.root);
+    const stack = [top];
+    while (stack.length && !this.closed) {
+      const rel = stack.pop()!;
+      if (this.dirs.has(rel)) continue;
+      let w: NodeWatcher;
+      try {
+        w = fsWatch(this.absOf(rel), { persistent: true }, (_ev, name) => this.onEvent(rel, name));
+      } catch (e) {
+        if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') continue;
+        this.watchError(e, rel);
+        continue;
+      }
+      w.on('error', () => this.dropTree(rel));
+      this.dirs.set(rel, w);
+      let ents;
+      try {
+        ents = await readdir(this.absOf(rel), { withFileTypes: true });
+      } catch {
+        continue; // gone again, or unreadable: the scan reports it
+      }
+      for (const d of ents) {
+        const r = rel ? `${rel}/${d.name}` : d.name;
+        if (d.isDirectory()) {
+          if (dirOk(r)) stack.push(r);
+        } else if (sweep && d.isFile() && filter(r.normalize('NFC')) && !this.stabilizer.has(this.root, r)) {
+          const st = await stat(this.absOf(r)).catch(() => null);
+          if (st && !this.opts.known?.(r, st.size, Math.trunc(st.mtimeMs))) this.stabilizer.touch(this.root, r);
+        }
+      }
+    }
+  }
+
+  private watchError(e: unknown, rel: string): void {
+    const code = errnoOf(e);
+    const msg =
+      code === 'ENOSPC'
+        ? `Triplicate cannot watch every folder of ${this.root.label} (the system allows no more watches: raise fs.inotify.max_user_watches). Changes there are found by the next scan.`
+        : `Triplicate cannot watch the folder "${rel || '.'}" of ${this.root.label} (${code ?? String(e)}). Changes there are found by the next scan.`;
+    if (!this.watchErrorSaid) {
+      this.watchErrorSaid = true;
+      log.warn(msg);
+      this.opts.onError?.(msg);
+    }
+  }
+
+  /** Stop watching a folder and everything under it. */
+  private dropTree(rel: string): void {
+    for (const [d, w] of this.dirs) {
+      if (d === rel || (rel === '' ? true : d.startsWith(`${rel}/`))) {
+        w.close();
+        this.dirs.delete(d);
+      }
+    }
+  }
+
+  private onEvent(relDir: string, name: string | Buffer | null): void {
+    if (this.closed) return;
+    if (name === null || name === undefined) {
+      // the kernel lost track (queue overflow): look at the whole folder again
+      void this.resweep(relDir);
+      return;
+    }
+    const rel = relDir ? `${relDir}/${String(name)}` : String(name);
+    if (this.checking.has(rel)) return;
+    // a file being written raises an event per write: a file already waiting to settle only needs its clock reset
+    if (this.stabilizer.has(this.root, rel)) {
+      this.stabilizer.touch(this.root, rel);
+      return;
+    }
+    this.checking.add(rel);
+    setImmediate(() => void this.check(rel).finally(() => this.checking.delete(rel)));
+  }
+
+  private async resweep(relDir: string): Promise<void> {
+    this.dropTree(relDir);
+    await this.addTree(relDir, true);
+  }
+
+  private async check(rel: string): Promise<void> {
+    let st;
+    try {
+      st = await lstat(this.absOf(rel));
+    } catch (e) {
+      if (errnoOf(e) !== 'ENOENT' && errnoOf(e) !== 'ENOTDIR') return;
+      if (this.dirs.has(rel)) {
+        // a folder went away (deleted or moved out): its files are looked at, and found gone
+        this.dropTree(rel);
+        for (const f of this.opts.filesUnder?.(rel) ?? []) this.stabilizer.touch(this.root, f);
+      } else this.stabilizer.touch(this.root, rel);
+      return;
+    }
+    if (st.isDirectory()) {
+      if (!this.dirs.has(rel) && makeDirFilter(this.root.exclude)(rel)) await this.addTree(rel, true);
+      return;
+    }
+    if (st.isFile() && this.ingestor.filterFor(this.root)(rel.normalize('NFC'))) this.stabilizer.touch(this.root, rel);
+    // symlinks, sockets, devices: not backed up
+  }
+
+  // ---- chokidar: a second look at new folders --------------------------------------------------
 
   private scheduleSweep(relDir: string): void {
     if (this.closed || relDir === '' || relDir.startsWith('..')) return;
