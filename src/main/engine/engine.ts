@@ -85,8 +85,9 @@ export class Engine {
   private timers: NodeJS.Timeout[] = [];
   private scanning = 0;
   private statusCache: { at: number; value: SyncStatus } | null = null;
-  private aggCache: { key: string; counts: ReturnType<Catalog['copyCounts']>; totals: ReturnType<Catalog['fileTotals']>; safe: ReturnType<Catalog['safeTotals']> } | null = null;
+  private aggCache: { key: string; counts: ReturnType<Catalog['copyCounts']>; totals: ReturnType<Catalog['fileTotals']>; safe: ReturnType<Catalog['safeTotals']>; safeKey: string; safeAt: number; safeStale: boolean; safeMs: number } | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
+  private safeRefresh: NodeJS.Timeout | null = null;
   private running = false;
   private lockPath: string;
   readonly startedAt = Date.now();
@@ -233,6 +234,7 @@ export class Engine {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     if (this.statusTimer) clearTimeout(this.statusTimer);
+    if (this.safeRefresh) clearTimeout(this.safeRefresh);
     this.stabilizer.close();
     await Promise.allSettled([...this.watchers.values()].map((w) => w.close()));
     this.watchers.clear();
@@ -573,7 +575,36 @@ export class Engine {
     // The catalog's aggregates are computed again only once something was written (idle polls are free).
     const aggKey = `${this.catalog.totalChanges()}|${[...ids].join(',')}`;
     if (this.aggCache?.key !== aggKey) {
-      this.aggCache = { key: aggKey, counts: this.catalog.copyCounts(), totals: this.catalog.fileTotals(), safe: this.catalog.safeTotals(targets.map((t) => t.id)) };
+      // The totals are kept by triggers (cheap). "Safe everywhere" reads every synced copy: on a
+      // big catalog whose copies change all the time (a big sync) it is counted again every 2 s,
+      // not on every call (a few ms on a small one: always).
+      const prev = this.aggCache;
+      const setKey = [...ids].join(',');
+      const fresh = !prev || prev.safeKey !== setKey || prev.safeMs < 5 || now - prev.safeAt >= 2000;
+      const t0 = performance.now();
+      const safeNow = fresh ? this.catalog.safeTotals(targets.map((t) => t.id)) : prev.safe;
+      this.aggCache = {
+        key: aggKey,
+        counts: this.catalog.copyCounts(),
+        totals: this.catalog.fileTotals(),
+        safe: safeNow,
+        safeKey: setKey,
+        safeAt: fresh ? now : prev.safeAt,
+        safeStale: !fresh,
+        safeMs: fresh ? performance.now() - t0 : prev.safeMs,
+      };
+      if (!fresh && !this.safeRefresh) {
+        // once the copies stop changing, the overview must not keep a stale count: look again
+        this.safeRefresh = setTimeout(() => {
+          this.safeRefresh = null;
+          if (this.running) this.scheduleStatus();
+        }, 2100);
+        this.safeRefresh.unref?.();
+      }
+    } else if (this.aggCache.safeStale && now - this.aggCache.safeAt >= 2000) {
+      this.aggCache.safe = this.catalog.safeTotals(targets.map((t) => t.id));
+      this.aggCache.safeAt = now;
+      this.aggCache.safeStale = false;
     }
     const { totals, safe } = this.aggCache;
     const counts = this.aggCache.counts.filter((r) => ids.has(r.target_id));
