@@ -2,6 +2,7 @@
 // s3rver (in its own process), one run. Also one target vs two targets at once.
 //
 //   node --import tsx bench/sync.mjs [--small 200] [--small-kb 256] [--large 3] [--large-mb 24] [--rounds 2]
+//        [--only raw,rclone,ours]   (a subset, e.g. to compare two of them over more rounds)
 //
 // Goals (issue 2): ours >= 1.0x rclone; ours >= 0.85x the raw ceiling; two targets <= 1.3x one target.
 import { createReadStream, readdirSync, statSync } from 'node:fs';
@@ -15,10 +16,11 @@ import { ensureApt, makeDataset, mbps, median, rm, startS3rverProcess, table, te
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 const { values } = parseArgs({
-  options: { small: { type: 'string', default: '200' }, 'small-kb': { type: 'string', default: '256' }, large: { type: 'string', default: '3' }, 'large-mb': { type: 'string', default: '24' }, rounds: { type: 'string', default: '2' }, concurrency: { type: 'string', default: '4' } },
+  options: { small: { type: 'string', default: '200' }, 'small-kb': { type: 'string', default: '256' }, large: { type: 'string', default: '3' }, 'large-mb': { type: 'string', default: '24' }, rounds: { type: 'string', default: '2' }, concurrency: { type: 'string', default: '4' }, only: { type: 'string' } },
 });
 const CONC = Number(values.concurrency);
 const ROUNDS = Number(values.rounds);
+const ONLY = values.only ? new Set(values.only.split(',')) : null;
 
 const { createEngine } = await import('../src/main/engine/engine.ts');
 const { saveConfig, defaultConfigPath } = await import('../src/main/engine/config/config.ts');
@@ -91,6 +93,7 @@ for (let r = 0; r < ROUNDS; r++) {
   const order = r % 2 === 0 ? ['raw', 'rawdual', 'rclone', 'ours', 'dual'] : ['dual', 'ours', 'rclone', 'rawdual', 'raw'];
   for (const what of order) {
     if (what === 'rclone' && !hasRclone) continue;
+    if (ONLY && !ONLY.has(what)) continue;
     const bucket = `${what}-${r}`;
     const t = await timed(() =>
       what === 'raw' ? raw(bucket) : what === 'rawdual' ? Promise.all([raw(bucket, s3a.endpoint), raw(bucket, s3b.endpoint)]) : what === 'rclone' ? rclone(bucket) : ours(bucket, what === 'dual'),
@@ -122,4 +125,4 @@ const ratios = {
 console.log('');
 for (const [k, v] of Object.entries(ratios)) console.log(`${k}: ${v.toFixed(2)}`);
 console.log('goals: ours/rclone >= 1.00, ours/raw >= 0.85, 2 targets/1 target <= 1.30');
-writeResult('sync', ratios);
+if (!ONLY) writeResult('sync', ratios); // a subset is a probe, not the benchmark's result

@@ -27,6 +27,7 @@ import { S3Backend, type S3BackendOptions } from '../../src/main/engine/backends
 import { StorageError, type ObjectInfo, type StorageBackend } from '../../src/main/engine/backends/types';
 import type { S3TargetConfig } from '../../src/shared/config';
 import { externalS3, startS3, type TestS3 } from '../helpers/s3';
+import { startSigV4Proxy } from '../helpers/sigv4-proxy';
 import { bufferBody, folderTarget, MiB, randomData, readAll, sha256, slowBody, SMALL_MULTIPART, tempDir } from './helpers';
 
 interface Harness {
@@ -246,7 +247,18 @@ function conformance(name: string, setup: () => Promise<Harness>, enabled = true
       const nfc = 'Café Ünïcødé.jpg'.normalize('NFC');
       const nfd = 'Café Ünïcødé.jpg'.normalize('NFD');
       expect(nfc).not.toBe(nfd);
-      const names = [`nfc/${nfc}`, `nfd/${nfd}`, 'emoji/🎉 party 👨‍👩‍👧.jpg', 'spaces/  two  spaces .jpg', 'cjk/写真 サンプル.png', 'symbols/a&b=c;d,e (1) [2] ~!@$.jpg'];
+      const names = [
+        `nfc/${nfc}`,
+        `nfd/${nfd}`,
+        'emoji/🎉 party 👨‍👩‍👧.jpg',
+        'spaces/  two  spaces .jpg',
+        'cjk/写真 サンプル.png',
+        'symbols/a&b=c;d,e (1) [2] ~!@$.jpg',
+        // What URL encoding gets wrong: "+" (a space in forms), "%" and escapes, "?", "#", "*", "'".
+        "escapes/1+1=2 100% 50%25 %2F a?b#c *'.jpg",
+        'escapes/plus+only.jpg',
+        'escapes/(x)[y]{z}^`|\\<>".jpg',
+      ];
       const bodies = new Map<string, Buffer>();
       for (const n of names) {
         const data = randomData(64 + n.length);
@@ -379,6 +391,7 @@ function conformance(name: string, setup: () => Promise<Harness>, enabled = true
         const e = await expectKind(bad.put(`${p}auth/y.bin`, bufferBody(data), { sha256: sha256(data), mtimeMs: 1 }), 'auth');
         expect(e.message).not.toMatch(/WRONGSECRET/);
         await expectKind(bad.head(`${p}auth/y.bin`), 'auth');
+        await expectKind(bad.get(`${p}auth/y.bin`), 'auth');
       } finally {
         bad.close?.();
       }
@@ -506,28 +519,49 @@ function recordCommands(backend: S3Backend): string[] {
 
 // --- s3rver -----------------------------------------------------------------------------------
 
-conformance('S3Backend on s3rver', async () => {
-  const s3: TestS3 = await startS3({ buckets: ['triplicate'] });
-  const opts: S3BackendOptions = { listPageSize: 7, connectTimeoutMs: 2000, idleTimeoutMs: 10_000 };
-  const target = (extra: Partial<S3TargetConfig> = {}) => s3.target('nas', { label: 'NAS', ...SMALL_MULTIPART, ...extra });
-  const backend = new S3Backend(target(), opts);
-  return {
-    backend,
-    prefix: 'conf/',
-    wrongKeyId: () => new S3Backend(target({ credentials: { accessKeyId: 'WRONGKEYID', secretAccessKey: 'WRONGSECRET' } }), opts),
-    wrongSecret: () => null, // s3rver does not verify SigV4 signatures
-    missingBucket: () => new S3Backend(target({ bucket: 'no-such-bucket' }), opts),
-    outage: { stop: () => s3.stop(), start: () => s3.start() },
-    listIncomplete: null, // s3rver: ListMultipartUploads is NotImplemented
-    quirks: { plainMultipartEtag: true, keepsPartialPut: true, listsInDirectoryOrder: true },
-    commands: recordCommands(backend),
-    partCopy: false, // s3rver: UploadPartCopy is NotImplemented
-    async dispose() {
-      backend.close();
-      await s3.dispose();
-    },
+/**
+ * s3rver on loopback. `lean: false`: the SDK's request path only. `checkSignatures`: behind a
+ * proxy that checks every SigV4 signature and payload hash as S3 does (s3rver itself checks
+ * neither), so a wrong secret is refused and every request of the suite, lean or SDK, must carry
+ * a valid signature.
+ */
+function s3rverHarness(o: { lean?: boolean; checkSignatures?: boolean } = {}): () => Promise<Harness> {
+  return async () => {
+    const s3: TestS3 = await startS3({ buckets: ['triplicate'] });
+    const proxy = o.checkSignatures ? await startSigV4Proxy(s3.endpoint, { S3RVER: 'S3RVER' }) : null;
+    const opts: S3BackendOptions = { listPageSize: 7, connectTimeoutMs: 2000, idleTimeoutMs: 10_000, lean: o.lean };
+    const target = (extra: Partial<S3TargetConfig> = {}) => s3.target('nas', { label: 'NAS', ...(proxy ? { endpoint: proxy.endpoint } : {}), ...SMALL_MULTIPART, ...extra });
+    const backend = new S3Backend(target(), opts);
+    return {
+      backend,
+      prefix: 'conf/',
+      wrongKeyId: () => new S3Backend(target({ credentials: { accessKeyId: 'WRONGKEYID', secretAccessKey: 'WRONGSECRET' } }), opts),
+      // s3rver does not verify SigV4 signatures; the proxy does
+      wrongSecret: () => (proxy ? new S3Backend(target({ credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'WRONGSECRET' } }), opts) : null),
+      missingBucket: () => new S3Backend(target({ bucket: 'no-such-bucket' }), opts),
+      // behind the proxy a stopped s3rver is a 502, not a refused connection: covered without it
+      outage: proxy ? null : { stop: () => s3.stop(), start: () => s3.start() },
+      listIncomplete: null, // s3rver: ListMultipartUploads is NotImplemented
+      quirks: { plainMultipartEtag: true, keepsPartialPut: true, listsInDirectoryOrder: true },
+      commands: recordCommands(backend),
+      partCopy: false, // s3rver: UploadPartCopy is NotImplemented
+      async dispose() {
+        backend.close();
+        await proxy?.close();
+        await s3.dispose();
+        if (proxy) {
+          // Every refusal must be one the suite provoked (the wrong-secret test), never a real request.
+          expect(proxy.refused.filter((r) => !(r.endsWith(': SIGNATURE') && r.includes('/conf/auth/y.bin')))).toEqual([]);
+          expect(proxy.checked).toBeGreaterThan(50);
+        }
+      },
+    };
   };
-});
+}
+
+conformance('S3Backend on s3rver', s3rverHarness());
+conformance('S3Backend on s3rver, SDK requests only (no lean GET/HEAD/PUT)', s3rverHarness({ lean: false }));
+conformance('S3Backend on s3rver behind a SigV4-checking proxy', s3rverHarness({ checkSignatures: true }));
 
 // --- folder -----------------------------------------------------------------------------------
 

@@ -6,7 +6,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { copySourceOf, parseContentRange, S3Backend, type S3BackendOptions } from '../../src/main/engine/backends/s3';
+import { encodeKeyPath, pathOf, type LeanS3 } from '../../src/main/engine/backends/s3-lean';
 import { StorageError } from '../../src/main/engine/backends/types';
 import type { S3TargetConfig } from '../../src/shared/config';
 import { startS3, type TestS3 } from '../helpers/s3';
@@ -315,5 +317,176 @@ describe('S3 helpers', () => {
     expect(parseContentRange('bytes 0-9/100')).toEqual({ start: 0, end: 9, total: 100 });
     expect(parseContentRange('bytes */100')).toBeUndefined();
     expect(parseContentRange(undefined)).toBeUndefined();
+  });
+});
+
+describe('S3Backend lean request path (GET, HEAD, single PUT without the SDK stack)', () => {
+  const oddKeys = [
+    'plain/key.jpg',
+    'a b/ü😀+#?.jpg',
+    "1+1=2 100% 50%25 %2F *'()!~.jpg",
+    'Café'.normalize('NFD') + '/写真 サンプル.png',
+    '(x)[y]{z}^`|\\<>"&=;,@$:.jpg',
+    'trailing/',
+  ];
+  const endpoints: { name: string; endpoint?: string; pathStyle: boolean; region: string }[] = [
+    { name: 'path-style IP endpoint', endpoint: 'http://127.0.0.1:9000', pathStyle: true, region: 'us-east-1' },
+    { name: 'virtual-hosted custom endpoint (R2-like)', endpoint: 'https://abc123.r2.cloudflarestorage.com', pathStyle: false, region: 'auto' },
+    { name: 'path-style endpoint with a path', endpoint: 'https://nas.local:9000/s3/', pathStyle: true, region: 'us-east-1' },
+    { name: 'AWS, no endpoint', endpoint: undefined, pathStyle: false, region: 'eu-central-1' },
+  ];
+  for (const ep of endpoints) {
+    it(`builds the URL the SDK would: ${ep.name}`, async () => {
+      const b = new S3Backend(target(ep.endpoint ?? '', { endpoint: ep.endpoint, pathStyle: ep.pathStyle, region: ep.region, preset: 'other', bucket: 'my-bucket' }), quick);
+      try {
+        const lean = (b as unknown as { lean: LeanS3 }).lean;
+        const base = await lean.resolve();
+        expect(base).not.toBeNull();
+        for (const key of oddKeys) {
+          // The SDK's own request for the same key, caught before it is sent.
+          let seen: { hostname: string; port?: number; path: string; headers: Record<string, string> } | undefined;
+          b.client.middlewareStack.add(
+            () => async (args) => {
+              seen = args.request as typeof seen;
+              throw new Error('captured');
+            },
+            { step: 'finalizeRequest', name: 'captureForTest', priority: 'low' },
+          );
+          await b.client.send(new HeadObjectCommand({ Bucket: 'my-bucket', Key: key })).catch(() => undefined);
+          b.client.middlewareStack.remove('captureForTest');
+          expect(seen, key).toBeDefined();
+          expect(pathOf(base!, key), key).toBe(seen!.path);
+          expect(base!.hostname, key).toBe(seen!.hostname);
+          expect(base!.port, key).toBe(seen!.port);
+          expect(base!.host, key).toBe(seen!.headers.host);
+          // Signed for the same region and service as the SDK signs (R2's "auto" included).
+          const scope = /Credential=[^/]+\/\d{8}\/([^/]+)\/([^/]+)\/aws4_request/.exec(seen!.headers.authorization ?? '');
+          expect(scope, seen!.headers.authorization).not.toBeNull();
+          expect([base!.signingRegion, base!.signingName]).toEqual([scope![1], scope![2]]);
+        }
+      } finally {
+        b.close();
+      }
+    });
+  }
+
+  it('S3 encoding of keys: every segment encoded, "/" kept, !\'()* escaped', () => {
+    expect(encodeKeyPath("a b/c+d%e?f#g*h'i(j)k!l~m.jpg")).toBe('a%20b/c%2Bd%25e%3Ff%23g%2Ah%27i%28j%29k%21l~m.jpg');
+  });
+
+  it('errors come out shaped like the SDK\'s, so both paths map to the same sentences', async () => {
+    // For each answer: the same kind and message from the lean path and from the SDK.
+    const answers: { status: number; code?: string }[] = [
+      { status: 403, code: 'SignatureDoesNotMatch' },
+      { status: 403, code: 'InvalidAccessKeyId' },
+      { status: 403 },
+      { status: 404, code: 'NoSuchKey' },
+      { status: 404, code: 'NoSuchBucket' },
+      { status: 400, code: 'AuthorizationHeaderMalformed' },
+      { status: 500, code: 'InternalError' },
+      { status: 503, code: 'SlowDown' },
+      { status: 503 },
+      { status: 416, code: 'InvalidRange' },
+      { status: 400, code: 'XAmzContentSHA256Mismatch' },
+    ];
+    for (const a of answers) {
+      const srv = await httpServer((req, res) => {
+        if (a.code && req.method !== 'HEAD') xmlError(res, a.status, a.code);
+        else {
+          res.writeHead(a.status);
+          res.end();
+        }
+      });
+      const lean = new S3Backend(target(srv.url), quick);
+      const sdk = new S3Backend(target(srv.url), { ...quick, lean: false });
+      try {
+        const data = randomData(100);
+        const ops = [
+          (b: S3Backend) => b.put('a/b.jpg', bufferBody(data), { sha256: sha256(data), mtimeMs: 1 }),
+          (b: S3Backend) => b.get('a/b.jpg', { range: { start: 10, end: 20 } }),
+          (b: S3Backend) => b.head('a/b.jpg'),
+        ];
+        for (const op of ops) {
+          const [l, s] = await Promise.all([op(lean).then(() => null, (e: unknown) => e), op(sdk).then(() => null, (e: unknown) => e)]);
+          const pick = (e: unknown) => (e instanceof StorageError ? { kind: e.kind, message: e.message } : e);
+          expect(pick(l), `${a.status} ${a.code ?? ''} ${op.toString()}`).toEqual(pick(s));
+        }
+      } finally {
+        lean.close();
+        sdk.close();
+        await srv.close();
+      }
+    }
+  });
+
+  it('a GET or HEAD aborted while waiting for the answer rejects at once as aborted and drops the connection', async () => {
+    const sockets = new Set<Socket>();
+    const srv = createServer(() => undefined); // never answers
+    srv.on('connection', (s) => {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const b = new S3Backend(target(`http://127.0.0.1:${(srv.address() as AddressInfo).port}`), { ...quick, idleTimeoutMs: 10_000 });
+    try {
+      for (const op of [(s: AbortSignal) => b.get('x.bin', { signal: s }), (s: AbortSignal) => b.head('x.bin', s)]) {
+        const ctl = new AbortController();
+        const p = op(ctl.signal);
+        await new Promise((r) => setTimeout(r, 100));
+        expect(sockets.size).toBe(1);
+        const t0 = Date.now();
+        ctl.abort();
+        expect((await failure(p)).kind).toBe('aborted');
+        expect(Date.now() - t0).toBeLessThan(500);
+        await new Promise((r) => setTimeout(r, 100));
+        expect(sockets.size).toBe(0); // the socket was closed, not left waiting
+      }
+    } finally {
+      b.close();
+      srv.closeAllConnections();
+      await new Promise<void>((r) => srv.close(() => r()));
+    }
+  });
+
+  it('a PUT answered with an error before its body is sent reports that error, not a broken connection', async () => {
+    // Like S3 refusing a wrong key at once: answer 403 as soon as the headers are in.
+    const srv = createServer((_req, res) => xmlError(res, 403, 'InvalidAccessKeyId'));
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const b = new S3Backend(target(`http://127.0.0.1:${(srv.address() as AddressInfo).port}`, { multipartThreshold: 64 * MiB }), quick);
+    try {
+      const data = randomData(8 * MiB);
+      const e = await failure(b.put('big.bin', bufferBody(data), { sha256: sha256(data), mtimeMs: 1 }));
+      expect(e.kind).toBe('auth');
+      expect(e.message).toMatch(/does not know the access key id/);
+    } finally {
+      b.close();
+      srv.closeAllConnections();
+      await new Promise<void>((r) => srv.close(() => r()));
+    }
+  });
+
+  it('sends the content SHA-256 as x-amz-content-sha256 and signed metadata headers', async () => {
+    const heard: IncomingMessage[] = [];
+    const srv = await httpServer((req, res) => {
+      heard.push(req);
+      res.writeHead(200, { etag: '"abc"' });
+      res.end();
+    });
+    const b = new S3Backend(target(srv.url), quick);
+    try {
+      const data = randomData(1000);
+      await b.put('dir/a b.jpg', bufferBody(data), { sha256: sha256(data), mtimeMs: 1234.4, contentType: 'image/jpeg' });
+      const h = heard[0]!.headers;
+      expect(heard[0]!.url).toBe('/media/dir/a%20b.jpg');
+      expect(h['x-amz-content-sha256']).toBe(sha256(data));
+      expect(h['x-amz-meta-sha256']).toBe(sha256(data));
+      expect(h['x-amz-meta-mtime']).toBe('1234');
+      expect(h['content-type']).toBe('image/jpeg');
+      expect(h['content-length']).toBe('1000');
+      expect(h.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIATESTKEY\/\d{8}\/us-east-1\/s3\/aws4_request, SignedHeaders=content-length;content-type;host;x-amz-content-sha256;x-amz-date;x-amz-meta-mtime;x-amz-meta-sha256, Signature=[0-9a-f]{64}$/);
+    } finally {
+      b.close();
+      await srv.close();
+    }
   });
 });

@@ -34,6 +34,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import type { S3TargetConfig } from '../../../shared/config';
 import { MAX_KEY_BYTES, utf8Length } from '../../../shared/keys';
 import { isNotFound, mapS3Error, sdkErrorName, type S3ErrorContext } from './s3-errors';
+import { LeanS3, outputFromHeaders } from './s3-lean';
 import { partSizeFor, resolveS3Settings, type EffectiveS3Settings } from './presets';
 import { localBodyError, meterBody, throwIfAborted, wrapBody } from './streams';
 import {
@@ -73,6 +74,14 @@ export interface S3BackendOptions {
   bucketCheckTtlMs?: number;
   /** Problems that did not fail the call (an abort the server refused). Never contains secrets. */
   onWarning?: (message: string, detail: string) => void;
+  /**
+   * Send GetObject, HeadObject and single-part PutObject as SigV4-signed node:http requests
+   * (s3-lean.ts) instead of through the SDK's middleware stack. Default true; false is the SDK
+   * path for everything (tests compare the two). The environment variable
+   * TRIPLICATE_S3_SDK_ONLY=1 turns it off for every target (a diagnostic switch for a server
+   * that misbehaves with it).
+   */
+  lean?: boolean;
 }
 
 export class S3Backend implements StorageBackend {
@@ -84,7 +93,9 @@ export class S3Backend implements StorageBackend {
   readonly client: S3Client;
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
-  private readonly opts: Required<Omit<S3BackendOptions, 'onWarning'>> & Pick<S3BackendOptions, 'onWarning'>;
+  private readonly opts: Required<Omit<S3BackendOptions, 'onWarning' | 'lean'>> & Pick<S3BackendOptions, 'onWarning'>;
+  /** The lean request path, or null when configured off. */
+  private readonly lean: LeanS3 | null;
   private readonly host: string;
   private bucketOkUntil = 0;
   /** Set once ListObjectsV2 failed here and v1 worked (see listPage). */
@@ -131,6 +142,25 @@ export class S3Backend implements StorageBackend {
         socketTimeout: this.opts.idleTimeoutMs,
       },
     });
+    this.lean =
+      opts.lean === false || process.env.TRIPLICATE_S3_SDK_ONLY === '1'
+        ? null
+        : new LeanS3(this.client, {
+            bucket: this.settings.bucket,
+            region: this.settings.region,
+            endpoint: this.settings.endpoint,
+            forcePathStyle: this.settings.forcePathStyle,
+            credentials: { accessKeyId: target.credentials.accessKeyId, secretAccessKey: target.credentials.secretAccessKey },
+            httpAgent: this.httpAgent,
+            httpsAgent: this.httpsAgent,
+            connectTimeoutMs: this.opts.connectTimeoutMs,
+            idleTimeoutMs: this.opts.idleTimeoutMs,
+          });
+  }
+
+  /** The lean path's base URL when it applies to this target (see s3-lean.ts), else null. */
+  private async leanBase() {
+    return this.lean ? this.lean.resolve() : null;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -155,7 +185,30 @@ export class S3Backend implements StorageBackend {
     const mpu: MultipartState = {};
     let etag: string | undefined;
     try {
-      if (!multipart) {
+      const base = multipart ? null : await this.leanBase();
+      if (base) {
+        const res = await this.lean!.send(
+          {
+            method: 'PUT',
+            key,
+            headers: {
+              'content-type': opts.contentType ?? 'application/octet-stream',
+              'x-amz-meta-sha256': metadata.sha256,
+              'x-amz-meta-mtime': metadata.mtime,
+            },
+            body: metered.stream,
+            contentLength: body.size,
+            // The SHA-256 of the content: S3, R2 and MinIO refuse a body that does not match it.
+            payloadHash: /^[0-9a-f]{64}$/.test(opts.sha256) ? opts.sha256 : 'UNSIGNED-PAYLOAD',
+            signal: ctl.controller.signal,
+          },
+          base,
+        );
+        res.body.resume();
+        const tag = res.headers.etag;
+        if (!tag) throw this.notS3('put', key, 'PutObject answered 200 without an ETag');
+        etag = tag;
+      } else if (!multipart) {
         const out = await this.client.send(
           new PutObjectCommand({
             Bucket: this.settings.bucket,
@@ -307,16 +360,17 @@ export class S3Backend implements StorageBackend {
     if (range && (!Number.isSafeInteger(range.start) || range.start < 0 || (range.end !== undefined && range.end < range.start))) {
       throw new StorageError('invalid', `The byte range ${range.start}-${range.end ?? ''} is not valid.`, 'bad range');
     }
-    let out;
+    const rangeHeader = range ? `bytes=${range.start}-${range.end ?? ''}` : undefined;
+    let out: ReturnType<typeof outputFromHeaders> & { Body?: unknown };
     try {
-      out = await this.client.send(
-        new GetObjectCommand({
-          Bucket: this.settings.bucket,
-          Key: key,
-          Range: range ? `bytes=${range.start}-${range.end ?? ''}` : undefined,
-        }),
-        { abortSignal: opts.signal },
-      );
+      const base = await this.leanBase();
+      if (base) {
+        const res = await this.lean!.send({ method: 'GET', key, headers: rangeHeader ? { range: rangeHeader } : {}, signal: opts.signal }, base);
+        out = { ...outputFromHeaders(res.headers), Body: res.body };
+      } else {
+        const o = await this.client.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: key, Range: rangeHeader }), { abortSignal: opts.signal });
+        out = { ...o, Metadata: o.Metadata ?? {} };
+      }
     } catch (e) {
       throw this.mapError(e, 'get', key, opts.signal);
     }
@@ -355,6 +409,12 @@ export class S3Backend implements StorageBackend {
     this.checkKey(key);
     throwIfAborted(signal);
     try {
+      const base = await this.leanBase();
+      if (base) {
+        const res = await this.lean!.send({ method: 'HEAD', key, signal }, base);
+        res.body.resume(); // no body: let it end, so its socket goes back to the pool
+        return infoFromHead(key, outputFromHeaders(res.headers));
+      }
       const out = await this.client.send(new HeadObjectCommand({ Bucket: this.settings.bucket, Key: key }), { abortSignal: signal });
       return infoFromHead(key, out);
     } catch (e) {
