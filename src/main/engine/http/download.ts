@@ -14,7 +14,7 @@
 // out destroys the response, so the client sees a broken download, never a short "200".
 // The operator's console reaches the same chain through the admin API (`/api/admin/download`).
 import { randomBytes } from 'node:crypto';
-import { close as fsClose, constants as fsc, createWriteStream, existsSync, fstat, open as fsOpen, read as fsRead, readlinkSync, renameSync, stat as fsStat, statSync, type Stats, type WriteStream } from 'node:fs';
+import { appendFileSync, close as fsClose, constants as fsc, createWriteStream, existsSync, fstat, open as fsOpen, read as fsRead, readlinkSync, renameSync, stat as fsStat, statSync, type Stats, type WriteStream } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -53,6 +53,7 @@ const SECURITY_HEADERS = {
   'referrer-policy': 'no-referrer',
   'x-frame-options': 'SAMEORIGIN',
 };
+const SECURITY_HEADER_LIST = Object.entries(SECURITY_HEADERS).flat();
 /** Served files are data, never a page that runs scripts (an SVG or HTML file opened inline). */
 const FILE_CSP = "sandbox; default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'";
 
@@ -73,21 +74,77 @@ interface AccessEntry {
   ua?: string;
 }
 
-interface ServeCtx {
-  req: IncomingMessage;
-  res: ServerResponse;
-  method: 'GET' | 'HEAD';
-  rootId: string;
-  relPath: string;
-  disposition: 'inline' | 'attachment';
-  cacheControl: string;
-  /** Aborted when the client leaves before the end. */
-  readonly signal: AbortSignal;
+type ServeWhat = { rootId: string; relPath: string; disposition: 'inline' | 'attachment'; cacheControl: string };
+
+/** One admitted download: what is served, to whom, and whether the client is still there. */
+class ServeCtx {
+  readonly method: 'GET' | 'HEAD';
+  readonly rootId: string;
+  readonly relPath: string;
+  readonly disposition: 'inline' | 'attachment';
+  readonly cacheControl: string;
   /** The client left before the end. */
-  gone: boolean;
-  entry: AccessEntry;
+  gone = false;
   /** Filled when a body (or HEAD headers) went out: status and first byte. */
   sent?: { status: number; firstByte: number };
+  /** Made only when a source asks for the signal (local files do not). */
+  private ac?: AbortController;
+  constructor(
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly entry: AccessEntry,
+    what: ServeWhat,
+  ) {
+    this.method = req.method === 'HEAD' ? 'HEAD' : 'GET';
+    this.rootId = what.rootId;
+    this.relPath = what.relPath;
+    this.disposition = what.disposition;
+    this.cacheControl = what.cacheControl;
+  }
+  /** Aborted when the client leaves before the end. */
+  get signal(): AbortSignal {
+    this.ac ??= new AbortController();
+    if (this.gone && !this.ac.signal.aborted) this.ac.abort();
+    return this.ac.signal;
+  }
+  /** The response closed: unless it finished, the client left, and the source is aborted. */
+  closed(): void {
+    if (this.res.writableFinished) return;
+    this.gone = true;
+    this.ac?.abort();
+  }
+}
+
+/** A public request until its response closes: its access-log entry and the download it was admitted as. */
+interface Pending {
+  t0: number;
+  entry: AccessEntry;
+  ctx?: ServeCtx;
+}
+
+/** A download path already decoded and checked once (a pure function of the path, so it can be remembered). */
+interface PathKey {
+  key: string;
+  dir: false;
+  rootId: string;
+  relPath: string;
+}
+
+const PATH_KEYS_MAX = 4096;
+const PATH_KEY_MAX_CHARS = 1024;
+
+/** A query that is just `token=<base64url JWT>`: read without URLSearchParams (nothing in it to decode). */
+const PLAIN_TOKEN_QUERY = /^token=[\w.-]*$/;
+
+let isoAt = NaN;
+let isoText = '';
+/** toISOString of a ms timestamp, reused while the millisecond is the same (many requests share one). */
+function isoTime(t: number): string {
+  if (t !== isoAt) {
+    isoAt = t;
+    isoText = new Date(t).toISOString();
+  }
+  return isoText;
 }
 
 /** sent; missing (not there); other (there, with other content than the catalog's); down; gone (the client left). */
@@ -96,10 +153,24 @@ type TryResult = 'sent' | 'missing' | 'other' | 'down' | 'gone';
 /** The object on a target is not what the catalog says (changed since): ask it again. */
 class ChangedError extends Error {}
 
-/** JSON-lines access log; tokens never reach it (only the path is logged, never the query or headers). */
+/** Access-log lines wait in memory at most this long (or until ACCESS_BATCH_CHARS), then go out in one write. */
+const ACCESS_FLUSH_MS = 200;
+const ACCESS_BATCH_CHARS = 64 * 1024;
+/** Logs with lines still in memory: written synchronously if the process exits before their flush. */
+const unflushedLogs = new Set<AccessLog>();
+let exitHookInstalled = false;
+
+/**
+ * JSON-lines access log; tokens never reach it (only the path is logged, never the query or headers).
+ * Lines are batched (like nginx's `access_log … buffer= flush=`): one write per ACCESS_FLUSH_MS or
+ * per 64 KiB instead of one per request; stop() and process exit write what is left.
+ */
 class AccessLog {
   private stream: WriteStream | null = null;
   private dropped = 0;
+  private pending = '';
+  private pendingLines = 0;
+  private timer: NodeJS.Timeout | null = null;
   constructor(private readonly path: string) {}
   open(): void {
     try {
@@ -107,22 +178,59 @@ class AccessLog {
     } catch {}
     this.stream = createWriteStream(this.path, { flags: 'a' });
     this.stream.on('error', (e) => log.warn(`download access log: ${errorText(e)}`));
+    if (!exitHookInstalled) {
+      exitHookInstalled = true;
+      process.once('exit', () => {
+        for (const l of unflushedLogs) l.flushSync();
+      });
+    }
   }
   write(e: AccessEntry): void {
-    const s = this.stream;
-    if (!s) return;
-    // A disk that cannot keep up must not make the log grow in memory.
-    if (s.writableLength > 8 * 1024 * 1024) {
-      this.dropped++;
-      return;
+    if (!this.stream) return;
+    this.pending += `${JSON.stringify(e)}\n`;
+    this.pendingLines++;
+    if (this.pending.length >= ACCESS_BATCH_CHARS) this.flush();
+    else if (!this.timer) {
+      unflushedLogs.add(this);
+      this.timer = setTimeout(() => this.flush(), ACCESS_FLUSH_MS);
+      this.timer.unref?.();
     }
-    if (this.dropped) {
-      s.write(`${JSON.stringify({ ts: new Date().toISOString(), dropped_lines: this.dropped })}\n`);
+  }
+  private take(): string {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    unflushedLogs.delete(this);
+    let text = this.pending;
+    if (this.dropped && text) {
+      text = `${JSON.stringify({ ts: new Date().toISOString(), dropped_lines: this.dropped })}\n${text}`;
       this.dropped = 0;
     }
-    s.write(`${JSON.stringify(e)}\n`);
+    this.pending = '';
+    this.pendingLines = 0;
+    return text;
+  }
+  flush(): void {
+    const s = this.stream;
+    if (!s || !this.pending) return;
+    // A disk that cannot keep up must not make the log grow in memory.
+    if (s.writableLength > 8 * 1024 * 1024) {
+      const lines = this.pendingLines;
+      this.take();
+      this.dropped += lines;
+      return;
+    }
+    s.write(this.take());
+  }
+  /** At process exit: append what is still in memory (best effort; the stream's own writes may be in flight). */
+  flushSync(): void {
+    if (!this.pending) return;
+    try {
+      appendFileSync(this.path, this.take());
+    } catch {}
   }
   close(): Promise<void> {
+    this.flush();
+    this.take();
     const s = this.stream;
     this.stream = null;
     return new Promise((r) => (s ? s.end(() => r()) : r()));
@@ -142,6 +250,8 @@ export class DownloadServer implements EngineService {
   private readonly rootReal = new Map<string, string>();
   /** Small local files kept in memory (bounded), so hot thumbnails and photos cost one stat per request. */
   private readonly smallFiles = new SmallFileCache();
+  /** Download paths decoded and parsed before (a pure function of the path: safe to remember). */
+  private readonly pathKeys = new Map<string, PathKey>();
   private deepCache: { at: number; status: number; body: unknown } | null = null;
   private offBus: (() => void) | null = null;
   private boundPort = 0;
@@ -338,121 +448,158 @@ export class DownloadServer implements EngineService {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const t0 = Date.now();
-    const entry: AccessEntry = { ts: new Date(t0).toISOString(), method: req.method ?? '?', path: '', ip: req.socket.remoteAddress };
+    const p: Pending = { t0, entry: { ts: isoTime(t0), method: req.method ?? '?', path: '', ip: req.socket.remoteAddress } };
     res.once('close', () => {
+      const entry = p.entry;
       entry.status = res.statusCode;
       entry.complete = res.writableFinished;
       entry.ms = Date.now() - t0;
       const ua = req.headers['user-agent'];
       if (ua) entry.ua = ua.slice(0, 200);
       this.access.write(entry);
+      if (p.ctx) this.release(p.ctx);
     });
-    for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
-    this.route(req, res, entry).catch((e) => {
-      entry.error = errorText(e).slice(0, 300);
-      log.error(`download ${req.method} ${entry.path}: ${errorText(e)}`);
-      if (!res.headersSent) sendError(req, res, 500, 'internal', 'Something went wrong on the server. Try again; if it keeps happening, tell the person who sent the link.');
-      else res.destroy();
-    });
+    // The common case (a cached link, a small file in memory) is answered without waiting for
+    // anything: route() returns a promise only when it has to.
+    let out: Promise<void> | void;
+    try {
+      out = this.route(req, res, p);
+    } catch (e) {
+      return this.failed(req, res, p.entry, e);
+    }
+    if (out) out.catch((e: unknown) => this.failed(req, res, p.entry, e));
   }
 
-  private async route(req: IncomingMessage, res: ServerResponse, entry: AccessEntry): Promise<void> {
+  private failed(req: IncomingMessage, res: ServerResponse, entry: AccessEntry, e: unknown): void {
+    entry.error = errorText(e).slice(0, 300);
+    log.error(`download ${req.method} ${entry.path}: ${errorText(e)}`);
+    if (!res.headersSent) sendError(req, res, 500, 'internal', 'Something went wrong on the server. Try again; if it keeps happening, tell the person who sent the link.');
+    else res.destroy();
+  }
+
+  private route(req: IncomingMessage, res: ServerResponse, p: Pending): Promise<void> | void {
+    const entry = p.entry;
     const method = req.method;
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const pathname = q < 0 ? url : url.slice(0, q);
-    entry.path = pathname.slice(0, 1000);
+    entry.path = pathname.length > 1000 ? pathname.slice(0, 1000) : pathname;
     if (url.length > MAX_URL_CHARS) return sendError(req, res, 414, 'uri_too_long', 'The address is too long.');
     if (method !== 'GET' && method !== 'HEAD') {
       return sendError(req, res, 405, 'method_not_allowed', 'Only GET and HEAD are allowed here.', { allow: 'GET, HEAD' });
     }
     if (!pathname.startsWith('/')) return sendError(req, res, 400, 'bad_request', 'The address is malformed.');
     if (pathname === '/health') return sendJsonBody(req, res, 200, { ok: true, uptime_s: Math.round((Date.now() - this.engine.startedAt) / 1000) });
-    if (pathname === '/health/deep') {
-      const { status, body } = await this.deepHealth();
-      return sendJsonBody(req, res, status, body);
-    }
+    if (pathname === '/health/deep') return this.deepHealth().then(({ status, body }) => sendJsonBody(req, res, status, body));
     if (!pathname.startsWith('/files/')) return sendError(req, res, 404, 'not_found', 'There is nothing at this address. Download links look like /files/<folder>/<file>?token=…');
-    const params = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
-    let decoded;
-    try {
-      decoded = decodeKeyPath(pathname.slice('/files/'.length));
-    } catch (e) {
-      entry.error = errorText(e);
-      return sendError(req, res, 400, 'bad_key', 'This address does not name a file that can be shared.');
+    const query = q < 0 ? '' : url.slice(q + 1);
+    let tokenParam: string | null = null;
+    let download: string | null = null;
+    if (PLAIN_TOKEN_QUERY.test(query)) tokenParam = query.slice('token='.length);
+    else if (query) {
+      const params = new URLSearchParams(query);
+      tokenParam = params.get('token');
+      download = params.get('download');
+    }
+    const rawKey = pathname.slice('/files/'.length);
+    const known = this.pathKeys.get(rawKey);
+    let decoded: { key: string; dir: boolean };
+    if (known) decoded = known;
+    else {
+      try {
+        decoded = decodeKeyPath(rawKey);
+      } catch (e) {
+        entry.error = errorText(e);
+        return sendError(req, res, 400, 'bad_key', 'This address does not name a file that can be shared.');
+      }
     }
     const auth = req.headers.authorization;
-    const token = params.get('token') ?? (auth && /^Bearer\s+/i.test(auth) ? auth.replace(/^Bearer\s+/i, '').trim() : null);
-    let grant: Grant;
+    const token = tokenParam ?? (auth && /^Bearer\s+/i.test(auth) ? auth.replace(/^Bearer\s+/i, '').trim() : null);
+    let grant: Grant | undefined;
     try {
-      grant = await this.links.verify(token);
+      grant = this.links.cachedGrant(token); // a token seen before: no signature check, no wait
     } catch (e) {
-      if (!(e instanceof LinkError)) throw e;
-      entry.error = e.code;
-      return sendError(req, res, e.status, e.code, e.message, e.status === 401 ? { 'www-authenticate': 'Bearer realm="triplicate"' } : {});
+      return refused(req, res, entry, e);
     }
+    if (grant) return this.granted(req, res, p, grant, rawKey, decoded, known, tokenParam, download);
+    return this.links.verify(token).then(
+      (g) => this.granted(req, res, p, g, rawKey, decoded, known, tokenParam, download),
+      (e: unknown) => refused(req, res, entry, e),
+    );
+  }
+
+  private granted(
+    req: IncomingMessage,
+    res: ServerResponse,
+    p: Pending,
+    grant: Grant,
+    rawKey: string,
+    decoded: { key: string; dir: boolean },
+    known: PathKey | undefined,
+    tokenParam: string | null,
+    download: string | null,
+  ): Promise<void> | void {
+    const entry = p.entry;
     entry.link = grant.id;
-    if (decoded.dir) return this.serveListing(req, res, grant, decoded.key, params.get('token'), entry);
-    let parsed;
-    try {
-      parsed = parseFileKey(decoded.key);
-    } catch (e) {
-      entry.error = errorText(e);
-      return sendError(req, res, 400, 'bad_key', 'This address does not name a file that can be shared.');
+    if (decoded.dir) return this.serveListing(req, res, grant, decoded.key, tokenParam, entry);
+    let pk = known;
+    if (!pk) {
+      let parsed;
+      try {
+        parsed = parseFileKey(decoded.key);
+      } catch (e) {
+        entry.error = errorText(e);
+        return sendError(req, res, 400, 'bad_key', 'This address does not name a file that can be shared.');
+      }
+      pk = { key: `${parsed.rootId}/${parsed.relPath}`, dir: false, rootId: parsed.rootId, relPath: parsed.relPath };
+      if (rawKey.length <= PATH_KEY_MAX_CHARS) {
+        if (this.pathKeys.size >= PATH_KEYS_MAX) this.pathKeys.clear();
+        this.pathKeys.set(rawKey, pk);
+      }
     }
-    const key = `${parsed.rootId}/${parsed.relPath}`;
-    if (!grantCovers(grant, key)) {
+    if (!grantCovers(grant, pk.key)) {
       entry.error = 'out_of_scope';
       return sendError(req, res, 403, 'out_of_scope', grant.prefix ? `This link opens the files in "${grant.scope}" only.` : 'This link opens one other file only.');
     }
-    const now = Date.now();
-    const maxAge = Math.max(0, Math.floor((grant.expiresAt - now) / 1000));
-    const disposition = params.get('download') === '1' ? 'attachment' : (grant.disposition ?? 'inline');
-    const ctx = await this.admit(req, res, entry, { rootId: parsed.rootId, relPath: parsed.relPath, disposition, cacheControl: `private, max-age=${maxAge}` });
+    const maxAge = Math.max(0, Math.floor((grant.expiresAt - Date.now()) / 1000));
+    const disposition = download === '1' ? 'attachment' : (grant.disposition ?? 'inline');
+    const ctx = this.admit(req, res, entry, { rootId: pk.rootId, relPath: pk.relPath, disposition, cacheControl: `private, max-age=${maxAge}` }, p);
     if (!ctx) return;
-    await this.serveKey(ctx);
+    const out = this.serveKey(ctx, pk.key);
+    if (out) return out.then(() => this.counted(grant, ctx));
+    this.counted(grant, ctx);
+  }
+
+  private counted(grant: Grant, ctx: ServeCtx): void {
     if (ctx.sent) this.links.recordUse(grant.id, ctx.method === 'GET' && (ctx.sent.status === 200 || (ctx.sent.status === 206 && ctx.sent.firstByte === 0)));
     else this.links.recordUse(grant.id, false);
   }
 
-  /** Bounded concurrency: beyond server.maxConcurrentDownloads, 503 with Retry-After. */
-  private async admit(
-    req: IncomingMessage,
-    res: ServerResponse,
-    entry: AccessEntry,
-    what: Pick<ServeCtx, 'rootId' | 'relPath' | 'disposition' | 'cacheControl'>,
-  ): Promise<ServeCtx | null> {
+  /**
+   * Bounded concurrency: beyond server.maxConcurrentDownloads, 503 with Retry-After. `owner`: the
+   * public request, whose close listener releases the download; without it one is added here.
+   */
+  private admit(req: IncomingMessage, res: ServerResponse, entry: AccessEntry, what: ServeWhat, owner?: Pending): ServeCtx | null {
     if (this.active >= this.engine.cfg.server.maxConcurrentDownloads) {
       entry.error = 'busy';
       sendError(req, res, 503, 'busy', 'The server is busy with other downloads. Try again in a few seconds.', { 'retry-after': '5' });
       return null;
     }
+    // The client left while its link was being checked: nothing to serve (and no close event to come).
+    if (res.destroyed) return null;
     this.active++;
     // A client that goes away (or a socket that idles out) aborts the source: S3 sockets are freed.
-    // The controller is made only when a source asks for the signal (local files do not).
-    let ac: AbortController | undefined;
-    const ctx: ServeCtx = {
-      req,
-      res,
-      method: req.method === 'HEAD' ? 'HEAD' : 'GET',
-      entry,
-      gone: false,
-      get signal() {
-        ac ??= new AbortController();
-        if (ctx.gone && !ac.signal.aborted) ac.abort();
-        return ac.signal;
-      },
-      ...what,
-    };
-    res.once('close', () => {
-      this.active--;
-      if (res.writableFinished) return;
-      ctx.gone = true;
-      ac?.abort();
-    });
+    const ctx = new ServeCtx(req, res, entry, what);
+    if (owner) owner.ctx = ctx;
+    else res.once('close', () => this.release(ctx));
     const range = req.headers.range;
     if (range) entry.range = range.slice(0, 100);
     return ctx;
+  }
+
+  private release(ctx: ServeCtx): void {
+    this.active--;
+    ctx.closed();
   }
 
   /** `GET /api/admin/download?key=`: the operator's own console, admin-token auth (checked by the admin server). */
@@ -470,34 +617,39 @@ export class DownloadServer implements EngineService {
       this.access.write(entry);
     });
     const disposition = url.searchParams.get('download') === '1' ? 'attachment' : 'inline';
-    const ctx = await this.admit(req, res, entry, { rootId, relPath, disposition, cacheControl: 'private, no-cache' });
-    if (ctx) await this.serveKey(ctx);
+    const ctx = this.admit(req, res, entry, { rootId, relPath, disposition, cacheControl: 'private, no-cache' });
+    if (ctx) await this.serveKey(ctx, `${rootId}/${relPath}`);
   }
 
   // ---- the source chain ------------------------------------------------------------------------
 
-  private async serveKey(ctx: ServeCtx): Promise<void> {
+  /**
+   * Serve a file key. A small file served less than SMALL_FILE_VALID_MS ago is answered from
+   * memory at once (like nginx's open_file_cache); everything else returns a promise.
+   */
+  private serveKey(ctx: ServeCtx, key: string): Promise<void> | void {
     const root = this.engine.cfg.roots.find((r) => r.id === ctx.rootId);
     if (!root) return sendError(ctx.req, ctx.res, 404, 'not_found', 'There is no such file. It may have been renamed or deleted.');
-    const key = `${ctx.rootId}/${ctx.relPath}`;
     const hit = this.smallFiles.get(key);
-    if (hit && hit.root === root.path) {
-      // A small file served before. Within a second of the last check it is served as it was
-      // (like nginx's open_file_cache); after that one stat proves it is still the same file
-      // (inode, size, modification and change times) before it is served from memory again.
+    if (hit && hit.root === root.path && Date.now() - hit.checkedAt < SMALL_FILE_VALID_MS) {
+      ctx.entry.source = 'local';
+      return this.sendBuffer(ctx, hit.buf, hit.rep);
+    }
+    return this.serveKeySlow(ctx, key, root, hit && hit.root === root.path ? hit : undefined);
+  }
+
+  private async serveKeySlow(ctx: ServeCtx, key: string, root: RootConfig, hit: CachedFile | undefined): Promise<void> {
+    if (hit) {
+      // A small file served before, last checked more than a second ago: one stat proves it is
+      // still the same file (inode, size, modification and change times) before it is served
+      // from memory again.
       const now = Date.now();
-      let same = now - hit.checkedAt < SMALL_FILE_VALID_MS;
-      if (!same) {
-        const st = await new Promise<Stats | null>((res) => fsStat(hit.abs, (e, x) => res(e ? null : x)));
-        same = !!st?.isFile() && sameFile(st, hit);
-        if (same) {
-          hit.checkedAt = now;
-          hit.etag = this.localEtag(this.engine.catalog.fileByPath(ctx.rootId, ctx.relPath), hit.size, hit.mtimeMs);
-        }
-      }
-      if (same) {
+      const st = await new Promise<Stats | null>((res) => fsStat(hit.abs, (e, x) => res(e ? null : x)));
+      if (st?.isFile() && sameFile(st, hit)) {
+        hit.checkedAt = now;
+        hit.rep = { size: hit.size, etag: this.localEtag(this.engine.catalog.fileByPath(ctx.rootId, ctx.relPath), hit.size, hit.mtimeMs), lastModified: hit.mtimeMs };
         ctx.entry.source = 'local';
-        return this.sendLocal(ctx, hit.buf, { size: hit.size, etag: hit.etag, lastModified: hit.mtimeMs });
+        return this.sendBuffer(ctx, hit.buf, hit.rep);
       }
       this.smallFiles.delete(key);
     }
@@ -512,9 +664,9 @@ export class DownloadServer implements EngineService {
         let body: number | Buffer = local.fd;
         if (st.size <= this.smallFiles.maxEntry) {
           body = await readSpan(local.fd, 0, st.size);
-          this.smallFiles.set(key, { buf: body, abs, root: root.path, dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, etag: rep.etag, checkedAt: Date.now() });
-        }
-        await this.sendLocal(ctx, body, rep);
+          this.smallFiles.set(key, { buf: body, abs, root: root.path, dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, rep, checkedAt: Date.now() });
+          await this.sendBuffer(ctx, body, rep);
+        } else await this.sendLocal(ctx, body, rep);
       } finally {
         fsClose(local.fd, () => undefined);
       }
@@ -612,15 +764,35 @@ export class DownloadServer implements EngineService {
     return f?.sha256 && f.size === size && f.mtime_ms === Math.trunc(mtimeMs) ? `"${f.sha256}"` : weakEtag(size, mtimeMs);
   }
 
-  /** Serve a local file from its open fd, or from its whole content already in memory (small files). */
-  private async sendLocal(ctx: ServeCtx, body: number | Buffer, rep: Representation): Promise<void> {
+  /** Serve a local file from its open fd. */
+  private async sendLocal(ctx: ServeCtx, fd: number, rep: Representation): Promise<void> {
     await this.send(ctx, rep, planResponse(ctx.method, ctx.req.headers, rep), async (span) => {
-      if (Buffer.isBuffer(body)) return body.subarray(span.start, span.end + 1);
       const len = span.end - span.start + 1;
       // Small spans in one read (one buffer, one write); bigger ones pumped through two reused buffers.
-      if (len <= SINGLE_READ_MAX) return readSpan(body, span.start, len);
-      return { fd: body };
+      if (len <= SINGLE_READ_MAX) return readSpan(fd, span.start, len);
+      return { fd };
     });
+  }
+
+  /**
+   * Serve content that is in memory (small local files). Answered at once, headers and body in
+   * one write; only a multi-range answer returns a promise.
+   */
+  private sendBuffer(ctx: ServeCtx, buf: Buffer, rep: Representation): Promise<void> | void {
+    const plan = planResponse(ctx.method, ctx.req.headers, rep);
+    const head = this.head(ctx, rep, plan);
+    if (!head) return;
+    if (head.framing) return this.sendBody(ctx, plan, head, async (span) => buf.subarray(span.start, span.end + 1));
+    const { res } = ctx;
+    res.writeHead(plan.status, head.headers);
+    const span = head.spans[0];
+    if (ctx.method === 'HEAD' || !span) {
+      res.end();
+      ctx.sent = { status: plan.status, firstByte: 0 };
+      return;
+    }
+    ctx.sent = { status: plan.status, firstByte: span.start };
+    res.end(span.start === 0 && span.end === buf.length - 1 ? buf : buf.subarray(span.start, span.end + 1));
   }
 
   /**
@@ -695,40 +867,59 @@ export class DownloadServer implements EngineService {
    * Failures after the headers destroy the response (never a silently short body).
    */
   private async send(ctx: ServeCtx, rep: Representation, plan: Plan, openSpan: (span: Span) => Promise<Body>): Promise<void> {
+    const head = this.head(ctx, rep, plan);
+    if (head) await this.sendBody(ctx, plan, head, openSpan);
+  }
+
+  /**
+   * The headers and spans of an answer with a body (200, 206), or null when the plan was answered
+   * here already (304, 412, 416).
+   */
+  private head(ctx: ServeCtx, rep: Representation, plan: Plan): Head | null {
     const { req, res } = ctx;
-    const name = ctx.relPath.slice(ctx.relPath.lastIndexOf('/') + 1);
-    const type = contentTypeOf(ctx.relPath);
-    const headers: Record<string, string | number> = {
-      'accept-ranges': 'bytes',
-      etag: rep.etag,
-      'cache-control': ctx.cacheControl,
-    };
-    if (rep.lastModified !== undefined) headers['last-modified'] = memo(httpDates, rep.lastModified, () => new Date(rep.lastModified!).toUTCString());
+    // A flat [name, value, …] list: the cheapest form for writeHead (no header object to build).
+    const headers: (string | number)[] = [...SECURITY_HEADER_LIST, 'accept-ranges', 'bytes', 'etag', rep.etag, 'cache-control', ctx.cacheControl];
+    if (rep.lastModified !== undefined) headers.push('last-modified', memo(httpDates, rep.lastModified, httpDate));
     if (plan.status === 304) {
       res.writeHead(304, headers);
       res.end();
-      return;
+      return null;
     }
-    if (plan.status === 412) return sendError(req, res, 412, 'precondition_failed', 'The file changed since you last got it.');
+    if (plan.status === 412) {
+      sendError(req, res, 412, 'precondition_failed', 'The file changed since you last got it.');
+      return null;
+    }
     if (plan.status === 416) {
-      return sendError(req, res, 416, 'range_not_satisfiable', 'The requested part of the file is beyond its end.', { 'content-range': `bytes */${rep.size}` });
+      sendError(req, res, 416, 'range_not_satisfiable', 'The requested part of the file is beyond its end.', { 'content-range': `bytes */${rep.size}` });
+      return null;
     }
-    headers['content-disposition'] = memo(dispositions, `${ctx.disposition}:${name}`, () => contentDisposition(ctx.disposition, name));
-    headers['content-security-policy'] = FILE_CSP;
+    const { name, type } = fileMeta(ctx.relPath);
+    headers.push(
+      'content-disposition',
+      ctx.disposition === 'inline' ? memo(inlineDispositions, name, inlineDisposition) : memo(attachmentDispositions, name, attachmentDisposition),
+      'content-security-policy',
+      FILE_CSP,
+    );
     const spans: Span[] = plan.status === 206 ? plan.ranges : rep.size > 0 ? [{ start: 0, end: rep.size - 1 }] : [];
-    const multi = spans.length > 1;
-    let framing: ReturnType<typeof multipartFraming> | undefined;
-    if (multi) {
+    let framing: Head['framing'];
+    let length: number;
+    if (spans.length > 1) {
       const boundary = randomBytes(12).toString('hex');
       framing = multipartFraming(boundary, type, spans, rep.size);
-      headers['content-type'] = `multipart/byteranges; boundary=${boundary}`;
-      headers['content-length'] = framing.length;
+      length = framing.length;
+      headers.push('content-type', `multipart/byteranges; boundary=${boundary}`, 'content-length', length);
     } else {
-      headers['content-type'] = type;
-      headers['content-length'] = spans.length ? spans[0]!.end - spans[0]!.start + 1 : 0;
-      if (plan.status === 206) headers['content-range'] = `bytes ${spans[0]!.start}-${spans[0]!.end}/${rep.size}`;
+      length = spans.length ? spans[0]!.end - spans[0]!.start + 1 : 0;
+      headers.push('content-type', type, 'content-length', length);
+      if (plan.status === 206) headers.push('content-range', `bytes ${spans[0]!.start}-${spans[0]!.end}/${rep.size}`);
     }
-    ctx.entry.bytes = Number(headers['content-length']);
+    ctx.entry.bytes = length;
+    return { headers, spans, framing };
+  }
+
+  private async sendBody(ctx: ServeCtx, plan: Plan, head: Head, openSpan: (span: Span) => Promise<Body>): Promise<void> {
+    const { res } = ctx;
+    const { headers, spans, framing } = head;
     if (ctx.method === 'HEAD' || spans.length === 0) {
       res.writeHead(plan.status, headers);
       res.end();
@@ -739,7 +930,7 @@ export class DownloadServer implements EngineService {
     res.writeHead(plan.status, headers);
     ctx.sent = { status: plan.status, firstByte: spans[0]!.start };
     try {
-      if (!multi) {
+      if (!framing) {
         if (Buffer.isBuffer(first)) {
           if (first.length !== spans[0]!.end - spans[0]!.start + 1) throw new Error('short read');
           res.end(first); // headers and body in one write
@@ -750,10 +941,10 @@ export class DownloadServer implements EngineService {
         return;
       }
       for (let i = 0; i < spans.length; i++) {
-        if (!res.write(framing!.heads[i]!)) await drained(res);
+        if (!res.write(framing.heads[i]!)) await drained(res);
         await pump(i === 0 ? first : await openSpan(spans[i]!), res, spans[i]!);
       }
-      res.end(framing!.tail);
+      res.end(framing.tail);
     } catch (e) {
       if (first instanceof Readable) first.destroy();
       if (!ctx.gone) {
@@ -806,6 +997,7 @@ export class DownloadServer implements EngineService {
       `<body style="font-family:sans-serif;max-width:50em;margin:2em auto;padding:0 1em"><h1>${esc(scope.scope)}</h1>${up}<ul>${items.join('') || '<li>No files here.</li>'}</ul>${more}</body>`;
     const body = Buffer.from(html);
     res.writeHead(200, {
+      ...SECURITY_HEADERS,
       'content-type': 'text/html; charset=utf-8',
       'content-length': body.length,
       'cache-control': 'private, no-cache',
@@ -874,9 +1066,12 @@ interface CachedFile {
   /** Where it was read from, and the root folder it belongs to (a changed root path misses). */
   abs: string;
   root: string;
-  etag: string;
+  /** Size, ETag and Last-Modified, as served. */
+  rep: Representation;
   /** When a stat last proved it current. */
   checkedAt: number;
+  /** SmallFileCache's insertion counter when it was last moved to the young end. */
+  seq?: number;
   dev: number;
   ino: number;
   size: number;
@@ -897,21 +1092,27 @@ function sameFile(st: Stats, c: CachedFile): boolean {
 class SmallFileCache {
   private readonly map = new Map<string, CachedFile>();
   private bytes = 0;
+  /** Insertion counter: an entry is moved to the young end only when it has aged (fewer Map rehashes). */
+  private seq = 0;
   constructor(
     readonly maxBytes = 32 * 1024 * 1024,
     readonly maxEntry = 512 * 1024,
   ) {}
   get(path: string): CachedFile | undefined {
     const e = this.map.get(path);
-    if (e) {
+    if (e && this.seq - (e.seq ?? 0) > this.map.size >> 1) {
+      // Used again but in the older half: move it to the young end (an approximate LRU that does
+      // not delete and re-insert the hot entries on every request).
       this.map.delete(path);
       this.map.set(path, e);
+      e.seq = ++this.seq;
     }
     return e;
   }
   set(path: string, e: CachedFile): void {
     if (e.size > this.maxEntry) return;
     this.delete(path);
+    e.seq = ++this.seq;
     this.map.set(path, e);
     this.bytes += e.size;
     for (const [k, v] of this.map) {
@@ -932,14 +1133,34 @@ class SmallFileCache {
   }
 }
 
+/** The headers and spans of an answer with a body. */
+interface Head {
+  /** [name, value, name, value, …] */
+  headers: (string | number)[];
+  spans: Span[];
+  /** Multipart framing, when more than one range is sent. */
+  framing?: { heads: string[]; tail: string; length: number };
+}
+
 /** Small memo tables for header values that are the same for every request of a file. */
 const httpDates = new Map<number, string>();
-const dispositions = new Map<string, string>();
-function memo<K, V>(m: Map<K, V>, k: K, make: () => V): V {
+const httpDate = (ms: number) => new Date(ms).toUTCString();
+const inlineDispositions = new Map<string, string>();
+const inlineDisposition = (name: string) => contentDisposition('inline', name);
+const attachmentDispositions = new Map<string, string>();
+const attachmentDisposition = (name: string) => contentDisposition('attachment', name);
+const fileMetas = new Map<string, { name: string; type: string }>();
+const makeFileMeta = (relPath: string) => ({ name: relPath.slice(relPath.lastIndexOf('/') + 1), type: contentTypeOf(relPath) });
+/** The file name and Content-Type of a relative path. */
+function fileMeta(relPath: string): { name: string; type: string } {
+  return memo(fileMetas, relPath, makeFileMeta);
+}
+/** `make` takes the key (no closure per call on the hot path). */
+function memo<K, V>(m: Map<K, V>, k: K, make: (k: K) => V): V {
   let v = m.get(k);
   if (v === undefined) {
     if (m.size >= 2048) m.clear();
-    v = make();
+    v = make(k);
     m.set(k, v);
   }
   return v;
@@ -1087,9 +1308,16 @@ function drained(res: ServerResponse): Promise<void> {
   });
 }
 
+/** A link that was refused (LinkError: 401 or 403, with its sentence); anything else is rethrown. */
+function refused(req: IncomingMessage, res: ServerResponse, entry: AccessEntry, e: unknown): void {
+  if (!(e instanceof LinkError)) throw e;
+  entry.error = e.code;
+  sendError(req, res, e.status, e.code, e.message, e.status === 401 ? { 'www-authenticate': 'Bearer realm="triplicate"' } : {});
+}
+
 function sendJsonBody(req: IncomingMessage, res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...extra });
+  res.writeHead(status, { ...SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...extra });
   res.end(req.method === 'HEAD' ? undefined : text);
 }
 

@@ -271,15 +271,28 @@ export class Links {
 
   /** Check a token; throws LinkError (401/403) with a sentence for the person holding the link. */
   async verify(token: string | null | undefined, now = Date.now()): Promise<Grant> {
+    const known = this.cachedGrant(token, now);
+    if (known) return known;
+    const c = await this.verifySignature(token!, now);
+    if (this.cache.size >= CACHE_MAX) this.cache.delete(this.cache.keys().next().value!);
+    this.cache.set(token!, c);
+    return this.grantOf(c, now);
+  }
+
+  /**
+   * verify() without waiting, for a token whose signature was checked before: its grant, or
+   * undefined when the signature still has to be checked (then call verify()). Expiry, not-before,
+   * revocation and the link's row are checked here on every call, and it throws the same LinkErrors.
+   */
+  cachedGrant(token: string | null | undefined, now = Date.now()): Grant | undefined {
     if (!token) throw new LinkError(401, 'no_token', 'This address needs a download link with a token. Ask the sender for the full link.');
     if (token.length > MAX_TOKEN_CHARS) throw invalid('token too long');
-    let c = this.cache.get(token);
-    if (c && c.gen !== this.gen) c = undefined;
-    if (!c) {
-      c = await this.verifySignature(token, now);
-      if (this.cache.size >= CACHE_MAX) this.cache.delete(this.cache.keys().next().value!);
-      this.cache.set(token, c);
-    }
+    const c = this.cache.get(token);
+    if (!c || c.gen !== this.gen) return undefined;
+    return this.grantOf(c, now);
+  }
+
+  private grantOf(c: CachedClaims, now: number): Grant {
     const nowS = now / 1000;
     if (c.exp <= nowS) throw expired(c.exp);
     if (c.nbf > nowS) throw notYet(c.nbf);
