@@ -2,7 +2,7 @@
 // Scale: 100,000 tiny files in one folder (issue 7).
 //   - the first scan (hash, catalog, queue for two destinations), in this process, uploads paused
 //   - an unchanged rescan (engine.scanAll) against `find <root> -type f -printf '%s %T@\n'` listing
-//     the same tree, alternating, median of 3 (goal: within 3x)
+//     the same tree, alternating, median of 5, once the first scan has settled (goal: within 3x)
 //   - idle CPU while watching (process.cpuUsage over 10 s)
 //   - the status endpoint (goal: p95 < 50 ms) and the Activity listing with filters, over the admin
 //     API, each call past the status cache
