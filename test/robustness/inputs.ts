@@ -395,6 +395,12 @@ async function permissionDenied(ctx: SuiteContext, counts: { tried: number }): P
     report.check(SUITE, 'permission denied: the readable files are backed up', s.targets.nas!.synced_count >= 3 && s.targets.cloud!.synced_count >= 3, `${s.targets.nas!.synced_count} on the NAS`);
     report.check(SUITE, 'permission denied: the unreadable file is named in the event log', /secret\.jpg/.test(evText), few(ev.filter((e) => e.level !== 'info').map((e) => e.message), 3));
     report.check(SUITE, 'permission denied: the unreadable folder is named in the event log', /locked/.test(evText), undefined);
+    if (asNobody) {
+      // the engine runs as another user than the one who ran `npm install` (a system service):
+      // the ffmpeg/ffprobe binaries from npm must still run (scripts/postinstall.mjs)
+      const tools = ev.find((e) => /ffprobe|ffmpeg/.test(e.message) && e.level !== 'info');
+      report.check(SUITE, 'running as another user than the installer: ffmpeg and ffprobe still run', !tools, tools?.message);
+    }
     report.check(SUITE, 'permission denied: the overview does not say every file is safe', !/^All .* safe/.test(s.summary) || s.health !== 'green', `"${s.summary}" (${s.health})`);
 
     // a folder that becomes unreadable after its files were backed up: they are not "deleted"
