@@ -4,7 +4,7 @@
 // A file that changed while uploading is re-queued, never marked synced.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { access, constants, readFile, stat } from 'node:fs/promises';
+import { access, constants, open, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import type { RootConfig, TargetConfig } from '../../../shared/config';
@@ -59,22 +59,43 @@ class WholeFileStream extends Readable implements BodyDigest {
   bytes = 0;
   sha256: string | undefined;
   private started = false;
-  constructor(private readonly path: string) {
+  constructor(
+    private readonly path: string,
+    private readonly size: number,
+  ) {
     super();
   }
   override _read(): void {
     if (this.started) return;
     this.started = true;
-    readFile(this.path).then(
+    readAtMost(this.path, this.size + 1).then(
       (buf) => {
         if (this.destroyed) return;
         this.bytes = buf.length;
         this.sha256 = createHash('sha256').update(buf).digest('hex');
+        // One byte more than announced (the file grew) fails the upload's size check.
         if (buf.length) this.push(buf);
         this.push(null);
       },
       (e: Error) => this.destroy(e),
     );
+  }
+}
+
+/** Up to `max` bytes from the start of a file, in as few reads as it takes (one, normally). */
+async function readAtMost(path: string, max: number): Promise<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(max);
+    let n = 0;
+    while (n < max) {
+      const { bytesRead } = await fh.read(buf, n, max - n, n);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+    }
+    return n === max ? buf : buf.subarray(0, n);
+  } finally {
+    await fh.close();
   }
 }
 
@@ -310,7 +331,7 @@ export class TargetLane {
           open: () => {
             lastBytes = 0;
             if (f.size <= WHOLE_FILE_MAX) {
-              const whole = new WholeFileStream(abs);
+              const whole = new WholeFileStream(abs, f.size);
               hasher = whole;
               return whole;
             }
