@@ -63,9 +63,11 @@ export class Stabilizer {
       st = await stat(join(p.root.path, ...p.rel.split('/')));
     } catch (e) {
       this.pending.delete(id);
-      if (errnoOf(e) === 'ENOENT') this.ingestor.markMissing(p.root.id, p.rel);
+      // closed while the stat ran (the engine stopping): the catalog may be closed already
+      if (errnoOf(e) === 'ENOENT' && !this.closed) this.ingestor.markMissing(p.root.id, p.rel);
       return;
     }
+    if (this.closed) return;
     const now = Date.now();
     if (st.size !== p.size || st.mtimeMs !== p.mtimeMs) {
       p.size = st.size;
