@@ -6,6 +6,8 @@ import { register } from 'tsx/esm/api';
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 register();
+// Keep the engine's heap close to its live size (see src/main/engine/heap.ts for the measurements).
+(await import('../src/main/engine/heap.ts')).tuneHeap();
 const { main } = await import('../src/main/engine/cli.ts');
 const code = await main(process.argv.slice(2));
 process.exitCode = code;

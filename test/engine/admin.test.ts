@@ -188,6 +188,11 @@ describe('admin API', () => {
     expect(text).toMatch(/^triplicate_files 2$/m);
     expect(text).toMatch(/^triplicate_copies\{target="nas",state="synced"\} 2$/m);
     expect(text).toMatch(/^triplicate_target_up\{target="nas"\} 1$/m);
+    // the process's own memory, as Prometheus client libraries name it (this test runs in-process)
+    const rss = Number(/^process_resident_memory_bytes (\d+)$/m.exec(text)?.[1]);
+    expect(rss).toBeGreaterThan(10 * 2 ** 20);
+    expect(rss).toBeLessThan(process.memoryUsage().rss * 2);
+    expect(text).toMatch(/^# TYPE process_cpu_seconds_total counter$/m);
   });
 
   it('answers unknown routes 404, wrong methods 405 and bad JSON 400 in sentences', async () => {

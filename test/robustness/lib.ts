@@ -214,9 +214,9 @@ export class ServeChild {
 
   constructor(
     readonly dataDir: string,
-    opts: { asUser?: string; args?: string[]; env?: Record<string, string> } = {},
+    opts: { asUser?: string; args?: string[]; env?: Record<string, string>; nodeArgs?: string[] } = {},
   ) {
-    const args = [BIN, 'serve', '--data-dir', dataDir, ...(opts.args ?? [])];
+    const args = [...(opts.nodeArgs ?? []), BIN, 'serve', '--data-dir', dataDir, ...(opts.args ?? [])];
     const env = { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...(opts.env ?? {}) };
     this.child = opts.asUser
       ? spawn('setpriv', [`--reuid=${opts.asUser}`, `--regid=${groupOf(opts.asUser)}`, '--clear-groups', process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...env, HOME: '/tmp' } })

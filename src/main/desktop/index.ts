@@ -3,6 +3,7 @@
 import { app, BrowserWindow, dialog, ipcMain, Notification, shell, type IpcMainEvent, type IpcMainInvokeEvent } from 'electron';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { tuneHeap } from '../engine/heap';
 import type { DesktopSettingsPatch, EngineConnection, RendererCommand } from '../../preload/bridge';
 import { IPC } from '../../preload/channels';
 import { ApiError } from '../../shared/client';
@@ -18,6 +19,8 @@ import { DesktopSettingsStore } from './settings-store';
 import { AppTray } from './tray';
 import { createMainWindow, errorPageUrl, isExternalHttpUrl, isSameOrigin } from './window';
 
+// The embedded engine lives in this process: same GC tuning as `triplicate serve`.
+tuneHeap();
 const log = setupLogging();
 app.setName('Triplicate');
 if (process.platform === 'win32') app.setAppUserModelId('org.triplicate.app');

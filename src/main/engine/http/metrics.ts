@@ -36,5 +36,13 @@ export function metricsText(engine: Engine): string {
   metric('triplicate_jobs', 'Queued and running jobs per lane.', 'gauge', engine.catalog.laneCounts().map((r) => [{ lane: r.lane, state: r.state }, r.n] as [Record<string, string>, number]));
   metric('triplicate_paused', '1 when all backups are paused.', 'gauge', [[{}, s.paused ? 1 : 0]]);
   metric('triplicate_uptime_seconds', 'Seconds since the engine started.', 'gauge', [[{}, Math.round((Date.now() - engine.startedAt) / 1000)]]);
+  // the process itself, under the names Prometheus's own client libraries use
+  const mem = process.memoryUsage();
+  metric('process_resident_memory_bytes', 'Resident memory size in bytes.', 'gauge', [[{}, mem.rss]]);
+  metric('nodejs_heap_size_used_bytes', 'JavaScript heap in use, bytes.', 'gauge', [[{}, mem.heapUsed]]);
+  metric('nodejs_heap_size_total_bytes', 'JavaScript heap reserved, bytes.', 'gauge', [[{}, mem.heapTotal]]);
+  metric('nodejs_external_memory_bytes', 'Memory of C++ objects bound to JavaScript (buffers, SQLite statements), bytes.', 'gauge', [[{}, mem.external]]);
+  const cpu = process.cpuUsage();
+  metric('process_cpu_seconds_total', 'User and system CPU time spent, seconds.', 'counter', [[{}, (cpu.user + cpu.system) / 1e6]]);
   return `${out.join('\n')}\n`;
 }
