@@ -132,7 +132,7 @@ export class Engine {
     this.services.push(this.admin);
     this.bus.on((e) => {
       if (e.type === 'status' || e.type === 'progress') return;
-      if (e.type === 'file' && e.change !== 'missing') this.wakeLanes();
+      if (e.type === 'file' && e.change !== 'missing') this.wakeLanesSoon();
       this.scheduleStatus();
     });
   }
@@ -235,6 +235,8 @@ export class Engine {
     this.timers = [];
     if (this.statusTimer) clearTimeout(this.statusTimer);
     if (this.safeRefresh) clearTimeout(this.safeRefresh);
+    if (this.laneWake) clearTimeout(this.laneWake);
+    this.laneWake = null;
     this.stabilizer.close();
     await Promise.allSettled([...this.watchers.values()].map((w) => w.close()));
     this.watchers.clear();
@@ -300,6 +302,21 @@ export class Engine {
 
   wakeLanes(): void {
     for (const l of this.lanes.values()) l.wake();
+  }
+
+  private laneWake: NodeJS.Timeout | null = null;
+
+  /**
+   * Wake the upload lanes once for a burst of file events: a restore or a scan reports hundreds a
+   * second, and each wake sends every upload worker to the queue (a claim and a look at the next due job).
+   */
+  private wakeLanesSoon(): void {
+    if (this.laneWake) return;
+    this.laneWake = setTimeout(() => {
+      this.laneWake = null;
+      this.wakeLanes();
+    }, 20);
+    this.laneWake.unref?.();
   }
 
   private async startWatchers(): Promise<void> {

@@ -4,7 +4,7 @@
 // jobs (lanes 'verify:<target>' and 'prune:<target>').
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, statSync, type Stats } from 'node:fs';
 import { stat, unlink } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import type { PruneReport, RestoreProgress, RestoreRequest, VerifyReport, VerifyTargetReport, VersionInfo } from '../../../shared/api';
@@ -18,7 +18,7 @@ import type { Engine, EngineService } from '../engine';
 import { badRequest, conflict, notFound, type Handlers } from '../http/router';
 import { log } from '../log';
 import { sha256File } from '../sync/hash';
-import { errnoOf, errorText, forEachLimit, sleep } from '../util';
+import { errnoOf, errorText, forEachLimit } from '../util';
 import { pruneTarget } from './prune';
 import { rebuildFromTarget, type RebuildReport } from './rebuild';
 import { currentKey, fileExistedAt, sourcesFor, type Source, type Want } from './sources';
@@ -664,7 +664,7 @@ export class RestoreService implements EngineService {
             },
           });
           slot.bytes = 0;
-          await this.afterWrite(f, p, r.sha256, r.size, damaged, s.mtimeMs);
+          await this.afterWrite(f, p, r.sha256, r.size, damaged, s.mtimeMs, r.stat);
           return this.finishJob(job, p, 'done', r.size, undefined, s.target.id);
         } catch (e) {
           slot.bytes = 0;
@@ -752,16 +752,20 @@ export class RestoreService implements EngineService {
   }
 
   /** Record a restored file in the catalog (so it shows present and is not uploaded again) and repair damaged copies. */
-  private async afterWrite(f: FileRow, p: RestoreJobPayload, sha256: string, size: number, damaged: Damaged[], mtimeSet: number | null = null): Promise<void> {
+  private async afterWrite(f: FileRow, p: RestoreJobPayload, sha256: string, size: number, damaged: Damaged[], mtimeSet: number | null = null, written?: Stats): Promise<void> {
     const { catalog, bus } = this.engine;
     const key = fileKey(f.root_id, f.rel_path);
     if (!p.inPlace) return;
     const root = this.root(f.root_id);
     if (!root) return;
+    // The watcher sees the restored file appear: ingest takes the hash checked here instead of reading it again.
+    if (written?.isFile() && written.size === size) {
+      this.engine.ingestor.vouch(f.root_id, diskRel(f), { sha256, size, ino: written.ino, mtimeMs: written.mtimeMs, ctimeMs: written.ctimeMs });
+    }
     if (f.sha256 === null || sha256 === f.sha256) {
       // The mtime we set reads back as the same millisecond (see fetchToFile); else ask the disk.
-      let mtime = mtimeSet ?? f.mtime_ms;
-      if (mtimeSet == null) {
+      let mtime = written ? Math.trunc(written.mtimeMs) : (mtimeSet ?? f.mtime_ms);
+      if (mtimeSet == null && !written) {
         try {
           mtime = Math.trunc(statSync(p.dest).mtimeMs);
         } catch {}
@@ -832,15 +836,31 @@ export class RestoreService implements EngineService {
   async waitFor(id: string, opts: { timeoutMs?: number; onProgress?: (p: RestoreProgress) => void; everyMs?: number } = {}): Promise<RestoreProgress> {
     const until = Date.now() + (opts.timeoutMs ?? 24 * 3600_000);
     let last = 0;
-    while (Date.now() < until) {
-      const p = this.progress(id);
-      if (!p) throw new Error(`no restore ${id}`);
-      if (FINAL.has(p.state)) return p;
-      if (opts.onProgress && Date.now() - last >= (opts.everyMs ?? 2000)) {
-        last = Date.now();
-        opts.onProgress(p);
+    // Woken by the run's last progress event at once; polled too (a run finished by another process).
+    let wakeUp: (() => void) | null = null;
+    const off = this.engine.bus.on((e) => {
+      if (e.type === 'restore' && e.progress.id === id && FINAL.has(e.progress.state)) wakeUp?.();
+    });
+    try {
+      while (Date.now() < until) {
+        const p = this.progress(id);
+        if (!p) throw new Error(`no restore ${id}`);
+        if (FINAL.has(p.state)) return p;
+        if (opts.onProgress && Date.now() - last >= (opts.everyMs ?? 2000)) {
+          last = Date.now();
+          opts.onProgress(p);
+        }
+        await new Promise<void>((res) => {
+          const t = setTimeout(res, 50);
+          wakeUp = () => {
+            clearTimeout(t);
+            res();
+          };
+        });
+        wakeUp = null;
       }
-      await sleep(50);
+    } finally {
+      off();
     }
     throw new Error(`restore ${id} did not finish in time`);
   }

@@ -197,8 +197,15 @@ class HashingFileWriter extends Writable {
   }
 }
 
+export interface Fetched {
+  sha256: string;
+  size: number;
+  /** lstat of the file right after the rename, when it could be read. */
+  stat?: fs.Stats;
+}
+
 /** Download `key` into `dest` atomically. Returns the written content's hash and size. */
-export async function fetchToFile(o: FetchOptions): Promise<{ sha256: string; size: number }> {
+export async function fetchToFile(o: FetchOptions): Promise<Fetched> {
   // A watchdog: no byte for stallMs fails the transfer (the next target is tried), so a job never
   // hangs on a server that keeps the connection open and sends nothing.
   const stallMs = o.stallMs ?? 120_000;
@@ -226,7 +233,7 @@ export async function fetchToFile(o: FetchOptions): Promise<{ sha256: string; si
   }
 }
 
-async function fetchInner(o: FetchOptions, alive: () => void): Promise<{ sha256: string; size: number }> {
+async function fetchInner(o: FetchOptions, alive: () => void): Promise<Fetched> {
   // Open the temp file while the request is on its way: each costs a round trip.
   const opening = fsOpen(o.temp, 'w', 0o644).then(
     (fd) => ({ fd }),
@@ -283,7 +290,12 @@ async function fetchInner(o: FetchOptions, alive: () => void): Promise<{ sha256:
     ok = true;
     // The directory entry is not fsynced per file (a restore writes thousands): a power cut may
     // lose a rename, never leave a half file under the real name; the next scan finds it missing.
-    return { sha256, size };
+    // What the file looks like now (the rename set its ctime): ingest trusts our hash while it stays so.
+    let stat: fs.Stats | undefined;
+    try {
+      stat = fs.lstatSync(o.dest, { throwIfNoEntry: false });
+    } catch {}
+    return { sha256, size, stat };
   } catch (e) {
     if (o.signal.aborted && !(e instanceof DestinationError) && !(e instanceof IntegrityError)) throw new StorageError('aborted', 'The restore was cancelled.', 'AbortError');
     throw e;

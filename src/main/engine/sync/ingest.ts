@@ -29,12 +29,60 @@ export interface IngestOptions {
 
 export type IngestResult = 'new' | 'changed' | 'same' | 'reappeared' | 'excluded' | 'gone' | 'unstable' | 'error';
 
+/** A file Triplicate wrote itself and whose content it checked (a restore): what lstat said right after. */
+export interface Vouch {
+  sha256: string;
+  size: number;
+  ino: number;
+  mtimeMs: number;
+  ctimeMs: number;
+}
+
+type StatLike = Pick<Vouch, 'ino' | 'size' | 'mtimeMs' | 'ctimeMs'>;
+
+/** Vouches kept at most (the oldest go first) and for how long: a lost one only costs a hash. */
+const VOUCH_MAX = 20_000;
+const VOUCH_TTL_MS = 10 * 60_000;
+
 export class Ingestor {
   private readonly filters = new Map<string, { key: string; fn: PathFilter }>();
   /** Files being hashed right now: a second ingest of the same path waits for the first. */
   private readonly inflight = new Map<string, Promise<IngestResult>>();
+  /** (root id, name on disk) -> content a restore just wrote and verified, and when. */
+  private readonly vouched = new Map<string, Vouch & { at: number }>();
+  /** Files read to hash them (tests, diagnostics). */
+  hashes = 0;
 
   constructor(private readonly ctx: SyncContext) {}
+
+  /**
+   * The restore wrote this file (name on disk, "/" separators) and checked its sha256: while the
+   * file stays exactly as it was then (same inode, size, mtime and ctime, so nothing wrote to it,
+   * renamed over it or set its times), ingest takes that sha256 instead of reading it again.
+   */
+  vouch(rootId: string, diskRelPath: string, v: Vouch): void {
+    const now = Date.now();
+    const id = `${rootId}\0${diskRelPath}`;
+    this.vouched.delete(id);
+    this.vouched.set(id, { ...v, at: now });
+    for (const [k, old] of this.vouched) {
+      if (this.vouched.size <= VOUCH_MAX && now - old.at < VOUCH_TTL_MS) break;
+      this.vouched.delete(k);
+    }
+  }
+
+  /** Is this file (name on disk) as a restore left it, content checked? The watcher need not look at it. */
+  isVouched(rootId: string, diskRelPath: string, st: StatLike): boolean {
+    return this.vouchedFor(`${rootId}\0${diskRelPath}`, st) !== undefined;
+  }
+
+  private vouchedFor(id: string, st: StatLike): Vouch | undefined {
+    const v = this.vouched.get(id);
+    if (!v) return undefined;
+    if (v.ino === st.ino && v.size === st.size && v.mtimeMs === st.mtimeMs && v.ctimeMs === st.ctimeMs && Date.now() - v.at < VOUCH_TTL_MS) return v;
+    this.vouched.delete(id); // changed since: hash it like any other file
+    return undefined;
+  }
 
   filterFor(root: RootConfig): PathFilter {
     const key = JSON.stringify([root.include, root.exclude]);
@@ -104,9 +152,15 @@ export class Ingestor {
       return 'error';
     }
     if (!before.isFile()) return 'excluded';
+    // Restored by us a moment ago and untouched since: its content is known, nothing to read.
+    const vouched = this.vouchedFor(`${root.id}\0${diskRelPath}`, before);
     let hashed;
     try {
-      hashed = await sha256File(abs, opts.signal, before.size);
+      if (vouched) hashed = { sha256: vouched.sha256, size: vouched.size };
+      else {
+        this.hashes++;
+        hashed = await sha256File(abs, opts.signal, before.size);
+      }
     } catch (e) {
       if (errnoOf(e) === 'ENOENT') {
         this.markMissing(root.id, rel);
@@ -116,9 +170,9 @@ export class Ingestor {
       this.problem(opts, { level: 'warn', kind: 'file-unreadable', message: describeLocalError(e, `"${rel}" in ${root.label}`), file_key: key, detail: errorText(e) });
       return 'error';
     }
-    let after;
+    let after = before;
     try {
-      after = await lstat(abs);
+      if (!vouched) after = await lstat(abs);
     } catch {
       this.markMissing(root.id, rel);
       return 'gone';

@@ -7,6 +7,7 @@ import { join, relative, sep } from 'node:path';
 import type { RootConfig } from '../../../shared/config';
 import { log } from '../log';
 import { errnoOf } from '../util';
+import { RESTORE_TEMP_PREFIX } from '../restore/writer';
 import { makeDirFilter } from './filter';
 import type { Ingestor } from './ingest';
 
@@ -89,6 +90,9 @@ export class Stabilizer {
     this.pending.clear();
   }
 }
+
+/** Our own temp files' names: the built-in filter excludes them. */
+const OWN_TEMP_PREFIX = '.triplicate-';
 
 /** When a new folder's contents are looked at again (ms after chokidar reported it). */
 const SWEEP_AFTER_MS = [1000, 5000];
@@ -201,7 +205,11 @@ export class RootWatcher {
       if (this.dirs.has(rel)) continue;
       let w: NodeWatcher;
       try {
-        w = fsWatch(this.absOf(rel), { persistent: true }, (_ev, name) => this.onEvent(rel, name));
+        w = fsWatch(this.absOf(rel), { persistent: true }, (ev, name) => {
+          // Our own temp files (a restore writing, then renaming them; never backed up): nothing to look at.
+          if (typeof name === 'string' && name.startsWith(OWN_TEMP_PREFIX) && (ev === 'change' || name.startsWith(RESTORE_TEMP_PREFIX))) return;
+          this.onEvent(rel, name);
+        });
       } catch (e) {
         if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') continue;
         this.watchError(e, rel);
@@ -221,7 +229,7 @@ export class RootWatcher {
           if (dirOk(r)) stack.push(r);
         } else if (sweep && d.isFile() && filter(r.normalize('NFC')) && !this.stabilizer.has(this.root, r)) {
           const st = await stat(this.absOf(r)).catch(() => null);
-          if (st && !this.opts.known?.(r, st.size, Math.trunc(st.mtimeMs))) this.stabilizer.touch(this.root, r);
+          if (st && !this.opts.known?.(r, st.size, Math.trunc(st.mtimeMs)) && !this.ingestor.isVouched(this.root.id, r, st)) this.stabilizer.touch(this.root, r);
         }
       }
     }
@@ -290,6 +298,8 @@ export class RootWatcher {
       if (!this.dirs.has(rel) && makeDirFilter(this.root.exclude)(rel)) await this.addTree(rel, true);
       return;
     }
+    // A file the restore just wrote and recorded, untouched since: nothing to wait for or read.
+    if (st.isFile() && this.ingestor.isVouched(this.root.id, rel, st)) return;
     if (st.isFile() && this.ingestor.filterFor(this.root)(rel.normalize('NFC'))) this.stabilizer.touch(this.root, rel);
     // symlinks, sockets, devices: not backed up
   }
