@@ -553,29 +553,46 @@ export class RestoreService implements EngineService {
 
   private async workerLoop(): Promise<void> {
     const { catalog } = this.engine;
-    while (this.running) {
-      let job: JobRow | undefined;
-      try {
-        job = catalog.claim(RESTORE_LANE, OWNER, this.leaseMs());
-      } catch (e) {
-        log.error(`restore claim failed: ${errorText(e)}`);
+    // A job whose bytes are all in and checked finishes (fsync, rename, catalog) while this worker
+    // fetches the next file: at most one such tail per worker, so still `concurrency` transfers.
+    let tail: Promise<void> | null = null;
+    try {
+      while (this.running) {
+        let job: JobRow | undefined;
+        try {
+          job = catalog.claim(RESTORE_LANE, OWNER, this.leaseMs());
+        } catch (e) {
+          log.error(`restore claim failed: ${errorText(e)}`);
+        }
+        if (!job) {
+          const next = catalog.nextRunAfter(RESTORE_LANE);
+          await this.idle(next ? Math.min(Math.max(next - Date.now(), 20), 5000) : 5000);
+          continue;
+        }
+        let transferred!: () => void;
+        const fetched = new Promise<void>((res) => (transferred = res));
+        const run = this.guardedRun(job, transferred);
+        await Promise.race([run, fetched]);
+        if (tail) await tail;
+        tail = run;
       }
-      if (!job) {
-        const next = catalog.nextRunAfter(RESTORE_LANE);
-        await this.idle(next ? Math.min(Math.max(next - Date.now(), 20), 5000) : 5000);
-        continue;
-      }
-      this.jobStarted();
-      try {
-        await this.runJob(job);
-      } catch (e) {
-        log.error(`restore job ${job.id} crashed: ${errorText(e)}`);
-        const p = parsePayload(job.payload);
-        if (p && job.attempts + 1 >= 5) this.finishJob(job, p, 'failed', 0, `A file could not be restored: ${errorText(e)}.`);
-        else catalog.release(job, Date.now() + 30_000, errorText(e), true);
-      } finally {
-        this.jobEnded();
-      }
+    } finally {
+      if (tail) await tail;
+    }
+  }
+
+  private async guardedRun(job: JobRow, transferred: () => void): Promise<void> {
+    const { catalog } = this.engine;
+    this.jobStarted();
+    try {
+      await this.runJob(job, transferred);
+    } catch (e) {
+      log.error(`restore job ${job.id} crashed: ${errorText(e)}`);
+      const p = parsePayload(job.payload);
+      if (p && job.attempts + 1 >= 5) this.finishJob(job, p, 'failed', 0, `A file could not be restored: ${errorText(e)}.`);
+      else catalog.release(job, Date.now() + 30_000, errorText(e), true);
+    } finally {
+      this.jobEnded();
     }
   }
 
@@ -605,7 +622,8 @@ export class RestoreService implements EngineService {
     return this.engine.cfg.sync.leaseSeconds * 1000;
   }
 
-  private async runJob(job: JobRow): Promise<void> {
+  /** `transferred`: called when the file's bytes are all in and checked (only its fsync, rename and catalog update are left). */
+  private async runJob(job: JobRow, transferred: () => void = () => undefined): Promise<void> {
     const { catalog } = this.engine;
     const p = parsePayload(job.payload);
     const run = p ? this.store.run(p.run) : undefined;
@@ -680,6 +698,7 @@ export class RestoreService implements EngineService {
             mtimeMs: s.mtimeMs,
             signal: ac.signal,
             fsync: true,
+            onVerified: transferred,
             where: p.destRoot,
             rel,
             onBytes: (n) => {

@@ -128,6 +128,8 @@ export interface FetchOptions {
   signal: AbortSignal;
   onBytes?: (n: number) => void;
   fsync: boolean;
+  /** The whole content is in and matches: only the fsync, mtime and rename are left. */
+  onVerified?: () => void;
   /** Last check before the rename (a file that appeared meanwhile); throw to give up. */
   beforeRename?: () => Promise<void>;
   /** For messages: the destination folder and the file's name. */
@@ -271,6 +273,7 @@ async function fetchInner(o: FetchOptions, alive: () => void): Promise<Fetched> 
     if (o.expectedSize != null && size !== o.expectedSize) throw new IntegrityError(`it ended after ${size} of ${o.expectedSize} bytes`, 'size');
     const sha256 = check.hash.digest('hex');
     if (o.expectedSha && sha256 !== o.expectedSha) throw new IntegrityError('its content does not match its checksum');
+    o.onVerified?.();
     try {
       // Half a millisecond in: the stored time truncates back to the same millisecond.
       const t = o.mtimeMs != null ? (o.mtimeMs + 0.5) / 1000 : null;
