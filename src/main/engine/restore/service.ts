@@ -87,7 +87,8 @@ export class RestoreService implements EngineService {
   private stopAc = new AbortController();
   private workers: Promise<void>[] = [];
   private wakers: (() => void)[] = [];
-  private readonly inflight = new Map<number, { runId: string; ac: AbortController; bytes: number }>();
+  /** Jobs running; `finishing`: its content is in and checked, only fsync, rename and catalog are left. */
+  private readonly inflight = new Map<number, { runId: string; ac: AbortController; bytes: number; finishing: boolean }>();
   private readonly meters = new Map<string, RateMeter>();
   private readonly lastEmit = new Map<string, number>();
   private readonly backends = new Map<string, StorageBackend>();
@@ -644,7 +645,7 @@ export class RestoreService implements EngineService {
     const ac = new AbortController();
     const onStop = () => ac.abort();
     this.stopAc.signal.addEventListener('abort', onStop, { once: true });
-    const slot = { runId: p.run, ac, bytes: 0 };
+    const slot = { runId: p.run, ac, bytes: 0, finishing: false };
     this.inflight.set(job.id, slot);
     const lease = this.leaseMs();
     const hb = setInterval(() => {
@@ -698,7 +699,10 @@ export class RestoreService implements EngineService {
             mtimeMs: s.mtimeMs,
             signal: ac.signal,
             fsync: true,
-            onVerified: transferred,
+            onVerified: () => {
+              slot.finishing = true;
+              transferred();
+            },
             where: p.destRoot,
             rel,
             onBytes: (n) => {
@@ -795,7 +799,8 @@ export class RestoreService implements EngineService {
         const jp = parsePayload(j.payload);
         if (jp) void unlink(tempPathFor(jp.dest, tempTag(j.file_id, p.run))).catch(() => undefined);
       }
-      for (const j of this.inflight.values()) if (j.runId === p.run) j.ac.abort();
+      // A file whose content is complete and checked still gets its rename (the disk has it already).
+      for (const j of this.inflight.values()) if (j.runId === p.run && !j.finishing) j.ac.abort();
       this.engine.bus.record({ level: 'error', kind: 'restore-failed', message: e.message, detail: e.code });
     }
     this.emit(p.run, true);
