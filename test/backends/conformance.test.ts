@@ -28,7 +28,7 @@ import { StorageError, type ObjectInfo, type StorageBackend } from '../../src/ma
 import type { S3TargetConfig } from '../../src/shared/config';
 import { externalS3, startS3, type TestS3 } from '../helpers/s3';
 import { startSigV4Proxy } from '../helpers/sigv4-proxy';
-import { bufferBody, folderTarget, MiB, randomData, readAll, sha256, slowBody, SMALL_MULTIPART, tempDir } from './helpers';
+import { blockBody, bufferBody, folderTarget, MiB, randomData, readAll, sha256, slowBody, SMALL_MULTIPART, tempDir } from './helpers';
 
 interface Harness {
   backend: StorageBackend;
@@ -183,6 +183,65 @@ function conformance(name: string, setup: () => Promise<Harness>, enabled = true
       // A range across the first part boundary.
       const r = await b.get(key, { range: { start: 5 * MiB - 10, end: 5 * MiB + 9 } });
       expect((await readAll(r.body)).equals(data.subarray(5 * MiB - 10, 5 * MiB + 10))).toBe(true);
+    });
+
+    it('a file read block by block (openReader) goes up in equal parts, read in order, reader closed', async () => {
+      const data = randomData(12 * MiB + 777);
+      const key = `${p}big/blocks.mov`;
+      const body = blockBody(data, { delayMs: 5 });
+      const progress: number[] = [];
+      h.commands?.splice(0);
+      await b.put(key, body, { sha256: sha256(data), mtimeMs: 7, contentType: 'video/quicktime', onProgress: (n) => progress.push(n) });
+      expect(await b.head(key)).toMatchObject({ size: data.length, sha256: sha256(data), mtimeMs: 7, contentType: 'video/quicktime' });
+      expect(sha256(await readAll((await b.get(key)).body))).toBe(sha256(data));
+      expect(progress.at(-1)).toBe(data.length);
+      if (h.commands) {
+        const sent = h.commands.splice(0);
+        expect(body.opened).toBe(1);
+        expect(body.readers.every((r) => r.closed)).toBe(true);
+        expect(sent.filter((c) => c === 'UploadPartCommand')).toHaveLength(3);
+        expect(sent).toContain('CompleteMultipartUploadCommand');
+      }
+      // Twice more: the second and third reuse the part buffers of the first; content stays exact.
+      const other = randomData(11 * MiB);
+      await b.put(`${p}big/blocks2.mov`, blockBody(other), { sha256: sha256(other), mtimeMs: 7 });
+      await b.put(key, blockBody(data.subarray(0, 10 * MiB + 1)), { sha256: sha256(data.subarray(0, 10 * MiB + 1)), mtimeMs: 8 });
+      expect(sha256(await readAll((await b.get(`${p}big/blocks2.mov`)).body))).toBe(sha256(other));
+      expect(sha256(await readAll((await b.get(key)).body))).toBe(sha256(data.subarray(0, 10 * MiB + 1)));
+    });
+
+    it('a file read block by block that shrank, grew or failed to read is a local error and stores nothing', async () => {
+      const data = randomData(11 * MiB);
+      const cases: [string, ReturnType<typeof blockBody>, RegExp][] = [
+        ['shrank', blockBody(data, { size: 13 * MiB }), /changed while it was being uploaded/],
+        ['grew', blockBody(data, { size: 10 * MiB }), /changed while it was being uploaded/],
+        ['eio', blockBody(data, { failAfter: 6 * MiB }), /./],
+      ];
+      for (const [name, body, msg] of cases) {
+        const key = `${p}blocks-bad/${name}.bin`;
+        const t0 = Date.now();
+        const e = await expectKind(b.put(key, body, { sha256: sha256(data), mtimeMs: 1 }), 'local');
+        expect(e.message, name).toMatch(msg);
+        expect(Date.now() - t0).toBeLessThan(10_000);
+        expectNothingStored(await b.head(key), body.size);
+        if (h.listIncomplete) expect((await h.listIncomplete(key)).filter((u) => u.key === key)).toEqual([]);
+        expect(body.readers.every((r) => r.closed), name).toBe(true);
+      }
+    });
+
+    it('aborting a multipart upload read block by block stores nothing and closes the reader', async () => {
+      const data = randomData(12 * MiB);
+      const key = `${p}abort/blocks.bin`;
+      const ctl = new AbortController();
+      const body = blockBody(data, { delayMs: 150 });
+      const timer = setTimeout(() => ctl.abort(), 250);
+      const started = Date.now();
+      await expectKind(b.put(key, body, { sha256: sha256(data), mtimeMs: 1, signal: ctl.signal }), 'aborted');
+      clearTimeout(timer);
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(await b.head(key)).toBeNull();
+      if (h.listIncomplete) expect((await h.listIncomplete(key)).filter((u) => u.key === key)).toEqual([]);
+      expect(body.readers.every((r) => r.closed)).toBe(true);
     });
 
     it('head of a missing key is null; get of it is not_found', async () => {

@@ -18,6 +18,51 @@ export function bufferBody(b: Buffer): BodySource {
 }
 
 /**
+ * A body that can also be read block by block (BodySource.openReader), as the uploader's local
+ * files are: a multipart upload of it reads each part straight into its buffer. `size` may lie
+ * (a file that shrank or grew); `delayMs` pauses each read; `failAfter` bytes make a read fail
+ * like a dying disk. `opened` counts the readers opened (one per attempt).
+ */
+export function blockBody(data: Buffer, opts: { size?: number; delayMs?: number; failAfter?: number } = {}): BodySource & { opened: number; readers: { closed: boolean }[] } {
+  const src = {
+    size: opts.size ?? data.length,
+    opened: 0,
+    readers: [] as { closed: boolean }[],
+    open: () =>
+      Readable.from(
+        (async function* () {
+          const end = opts.failAfter ?? data.length;
+          for (let off = 0; off < end; off += MiB) {
+            if (opts.delayMs) await new Promise((r) => setTimeout(r, opts.delayMs));
+            yield data.subarray(off, Math.min(end, off + MiB));
+          }
+          if (opts.failAfter !== undefined) throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
+        })(),
+      ),
+    openReader: async () => {
+      src.opened++;
+      const state = { closed: false };
+      src.readers.push(state);
+      let pos = 0;
+      return {
+        async read(buf: Buffer): Promise<number> {
+          if (state.closed) throw new Error('read after close');
+          if (opts.delayMs) await new Promise((r) => setTimeout(r, opts.delayMs));
+          if (opts.failAfter !== undefined && pos + buf.length > opts.failAfter) throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
+          const n = data.copy(buf, 0, pos, Math.min(data.length, pos + buf.length));
+          pos += n;
+          return n;
+        },
+        async close(): Promise<void> {
+          state.closed = true;
+        },
+      };
+    },
+  };
+  return src;
+}
+
+/**
  * A body that trickles out `size` bytes in `chunk`-sized pieces with a pause between them:
  * long enough to abort mid-upload. Bounded by size/chunk iterations.
  */

@@ -1,15 +1,17 @@
 // Upload workers: one lane per target with its own pool, so a down NAS never delays the cloud copy.
 // A job is claimed with a lease and a fence; the file is streamed to the target with its SHA-256 in
-// the object metadata, then HEADed and compared (size + sha256) before the copy is marked synced.
+// the object metadata, then verified before the copy is marked synced: HEADed and compared
+// (size + sha256), or, on a server shown to keep our metadata, by its ETag (the MD5 of the bytes
+// it stored) against the MD5 of the bytes we sent.
 // A file that changed while uploading is re-queued, never marked synced.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { access, constants, open, stat } from 'node:fs/promises';
+import { access, constants, open, stat, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import type { RootConfig, TargetConfig } from '../../../shared/config';
 import { contentTypeOf, fileKey, objectKey, versionKey } from '../../../shared/keys';
-import { StorageError, type StorageBackend } from '../backends/types';
+import { StorageError, type BlockReader, type StorageBackend } from '../backends/types';
 import { diskRel, uploadLane, type Catalog, type FileRow, type JobRow } from '../catalog/catalog';
 import type { EventBus } from '../events';
 import { log } from '../log';
@@ -48,6 +50,8 @@ const WHOLE_FILE_MAX = 8 * 1024 * 1024;
 interface BodyDigest {
   readonly bytes: number;
   readonly sha256: string | undefined;
+  /** Their MD5 (hex), for a body that goes up in one request: S3's ETag of such an object. */
+  readonly md5?: string | undefined;
 }
 
 /**
@@ -58,6 +62,7 @@ interface BodyDigest {
 class WholeFileStream extends Readable implements BodyDigest {
   bytes = 0;
   sha256: string | undefined;
+  md5: string | undefined;
   private started = false;
   constructor(
     private readonly path: string,
@@ -73,12 +78,50 @@ class WholeFileStream extends Readable implements BodyDigest {
         if (this.destroyed) return;
         this.bytes = buf.length;
         this.sha256 = createHash('sha256').update(buf).digest('hex');
+        this.md5 = createHash('md5').update(buf).digest('hex');
         // One byte more than announced (the file grew) fails the upload's size check.
         if (buf.length) this.push(buf);
         this.push(null);
       },
       (e: Error) => this.destroy(e),
     );
+  }
+}
+
+/**
+ * A file read block by block for a multipart upload (BodySource.openReader), hashed in the order
+ * it is read. Its SHA-256 is known once exactly the file's size was read; a file that grew or
+ * shrank has none, and the upload is not marked synced.
+ */
+class FileBlockReader implements BlockReader, BodyDigest {
+  bytes = 0;
+  private readonly h = createHash('sha256');
+  private digest: string | undefined;
+  private constructor(
+    private readonly fh: FileHandle,
+    private readonly size: number,
+  ) {}
+  static async open(path: string, size: number): Promise<FileBlockReader> {
+    return new FileBlockReader(await open(path, 'r'), size);
+  }
+  async read(buf: Buffer): Promise<number> {
+    let n = 0;
+    while (n < buf.length) {
+      const { bytesRead } = await this.fh.read(buf, n, buf.length - n, this.bytes + n);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+    }
+    if (n) this.h.update(n === buf.length ? buf : buf.subarray(0, n));
+    this.bytes += n;
+    return n;
+  }
+  get sha256(): string | undefined {
+    if (this.bytes !== this.size) return undefined;
+    this.digest ??= this.h.digest('hex');
+    return this.digest;
+  }
+  close(): Promise<void> {
+    return this.fh.close();
   }
 }
 
@@ -138,6 +181,13 @@ export class TargetLane {
   private listed = new Map<string, Set<string>>();
   private written = new Set<string>();
   private listing: Promise<void> | null = null;
+  /**
+   * Set once a post-upload HEAD on this lane matched an upload whose ETag was the MD5 of its
+   * bytes: from then on such an ETag verifies an upload without the HEAD (see runJob).
+   */
+  private etagsVouch = false;
+  /** How uploads were verified (tests, diagnostics): by ETag (MD5) or by HEAD. */
+  readonly verifiedBy = { etag: 0, head: 0 };
   /** Observers (tests, benchmark) see each job's outcome. */
   onOutcome?: (fileId: number, outcome: JobOutcome) => void;
 
@@ -324,7 +374,7 @@ export class TargetLane {
       this.written.add(key);
       let lastEmit = 0;
       let lastBytes = 0;
-      await this.backend.put(
+      const stored = await this.backend.put(
         key,
         {
           size: f.size,
@@ -335,9 +385,15 @@ export class TargetLane {
               hasher = whole;
               return whole;
             }
-            const h = new HashingStream();
+            const h = new HashingStream({ md5: true });
             hasher = h;
             return createReadStream(abs, { highWaterMark: 1 << 20 }).on('error', (e) => h.destroy(e)).pipe(h);
+          },
+          openReader: async () => {
+            lastBytes = 0;
+            const r = await FileBlockReader.open(abs, f.size);
+            hasher = r;
+            return r;
           },
         },
         {
@@ -365,14 +421,37 @@ export class TargetLane {
         if (!after) return this.fileGone(job, f, root);
         return this.fileChanged(job, f, root);
       }
-      const check = await this.backend.head(key, ac.signal);
-      if (!check || check.size !== f.size || check.sha256 !== f.sha256) {
+      // A single-part upload's ETag is the MD5 of the bytes the server stored (S3, R2, MinIO, B2,
+      // s3rver; not SSE-KMS/SSE-C or multipart): equal to the MD5 of the bytes we read, it checks
+      // the content itself, which the HEAD below does not (it compares the metadata we sent).
+      // Once a HEAD on this lane showed the server keeps our metadata and answers such ETags, a
+      // matching ETag stands for that HEAD; anything else (folder targets, multipart, other
+      // ETags) is HEADed as before.
+      const etagMatches = h.md5 !== undefined && stored.etag !== undefined && stored.etag.toLowerCase() === h.md5;
+      if (this.etagsVouch && h.md5 !== undefined && !etagMatches && stored.etag !== undefined && /^[0-9a-f]{32}$/i.test(stored.etag)) {
+        // This server answers the MD5 of what it stored, and that is not what we sent: the bytes
+        // were damaged on the way (a bad proxy, a flaky NIC). Its metadata looks right, so it must
+        // go, or the next try would take it for the file already there.
+        await this.backend.delete(key, ac.signal).catch(() => undefined);
         throw new StorageError(
           'integrity',
-          `${this.target.label} stored "${f.rel_path}" but it does not match after upload (${check ? `size ${check.size} of ${f.size}, checksum ${check.sha256 ? 'differs' : 'missing'}` : 'object missing'}). Triplicate uploads it again.`,
-          'post-upload HEAD mismatch',
+          `${this.target.label} stored "${f.rel_path}" with different content than was sent (its checksum differs). Triplicate uploads it again.`,
+          `ETag ${stored.etag} is not the MD5 ${h.md5} of the bytes sent`,
         );
       }
+      const byEtag = etagMatches && this.etagsVouch;
+      if (!byEtag) {
+        const check = await this.backend.head(key, ac.signal);
+        if (!check || check.size !== f.size || check.sha256 !== f.sha256) {
+          throw new StorageError(
+            'integrity',
+            `${this.target.label} stored "${f.rel_path}" but it does not match after upload (${check ? `size ${check.size} of ${f.size}, checksum ${check.sha256 ? 'differs' : 'missing'}` : 'object missing'}). Triplicate uploads it again.`,
+            'post-upload HEAD mismatch',
+          );
+        }
+        if (etagMatches) this.etagsVouch = true;
+      }
+      this.verifiedBy[byEtag ? 'etag' : 'head']++;
       return this.finish(job, f, 'synced');
     } catch (e) {
       if (ac.signal.aborted || (e instanceof StorageError && e.kind === 'aborted')) {
