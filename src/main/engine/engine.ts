@@ -132,7 +132,7 @@ export class Engine {
     this.services.push(this.admin);
     this.bus.on((e) => {
       if (e.type === 'status' || e.type === 'progress') return;
-      if (e.type === 'file' && e.change !== 'missing') this.wakeLanesSoon();
+      if (e.type === 'file' && e.change !== 'missing') this.wakeLanesFor();
       this.scheduleStatus();
     });
   }
@@ -235,8 +235,6 @@ export class Engine {
     this.timers = [];
     if (this.statusTimer) clearTimeout(this.statusTimer);
     if (this.safeRefresh) clearTimeout(this.safeRefresh);
-    if (this.laneWake) clearTimeout(this.laneWake);
-    this.laneWake = null;
     this.stabilizer.close();
     await Promise.allSettled([...this.watchers.values()].map((w) => w.close()));
     this.watchers.clear();
@@ -304,19 +302,14 @@ export class Engine {
     for (const l of this.lanes.values()) l.wake();
   }
 
-  private laneWake: NodeJS.Timeout | null = null;
-
   /**
-   * Wake the upload lanes once for a burst of file events: a restore or a scan reports hundreds a
-   * second, and each wake sends every upload worker to the queue (a claim and a look at the next due job).
+   * A file was queued (one job per lane): wake one idle worker of each lane, at once. Not every
+   * worker (a scan or a restore reports hundreds of files a second, and each wake is a claim), and
+   * not after a delay (while the scan is still hashing, the workers keep running dry: a wake
+   * coalesced over 20 ms left them idle up to 20 ms per file).
    */
-  private wakeLanesSoon(): void {
-    if (this.laneWake) return;
-    this.laneWake = setTimeout(() => {
-      this.laneWake = null;
-      this.wakeLanes();
-    }, 20);
-    this.laneWake.unref?.();
+  private wakeLanesFor(): void {
+    for (const l of this.lanes.values()) l.wakeOne();
   }
 
   private async startWatchers(): Promise<void> {

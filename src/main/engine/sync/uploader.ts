@@ -248,6 +248,11 @@ export class TargetLane {
     this.backend.close?.();
   }
 
+  /** One new job is there: send one idle worker (if any) to the queue, at once. */
+  wakeOne(): void {
+    this.wakeResolvers.shift()?.();
+  }
+
   /** New work may be there. */
   wake(): void {
     const rs = this.wakeResolvers;
