@@ -271,6 +271,7 @@ export class S3Backend implements StorageBackend {
       mtimeMs: Math.round(opts.mtimeMs),
       etag: stripQuotes(etag),
       contentType: opts.contentType ?? 'application/octet-stream',
+      singlePart: !multipart,
     };
   }
 
@@ -388,7 +389,7 @@ export class S3Backend implements StorageBackend {
       ctl.dispose();
       await reader?.close().catch(() => undefined);
     }
-    return { key, size: body.size, sha256: opts.sha256, mtimeMs: Math.round(opts.mtimeMs), etag: stripQuotes(etag), contentType };
+    return { key, size: body.size, sha256: opts.sha256, mtimeMs: Math.round(opts.mtimeMs), etag: stripQuotes(etag), contentType, singlePart: false };
   }
 
   /**

@@ -14,6 +14,8 @@ export interface ObjectInfo {
   lastModified?: number;
   etag?: string;
   contentType?: string;
+  /** From put(): true when the object went up in one request (its S3 ETag is the MD5 of the content). */
+  singlePart?: boolean;
 }
 
 /** A body that can be opened more than once (retries re-open it from the start). */
