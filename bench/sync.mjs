@@ -1,7 +1,7 @@
 // Upload throughput: Triplicate vs `rclone copy` vs raw parallel PutObject, same dataset, same
 // s3rver (in its own process), one run. Also one target vs two targets at once.
 //
-//   node --import tsx bench/sync.mjs [--small 200] [--small-kb 256] [--large 3] [--large-mb 24] [--rounds 2]
+//   node --import tsx bench/sync.mjs [--small 200] [--small-kb 256] [--large 3] [--large-mb 24] [--rounds 5] [--warmup 1]
 //        [--only raw,rclone,ours]   (a subset, e.g. to compare two of them over more rounds)
 //
 // Goals (issue 2): ours >= 1.0x rclone; ours >= 0.85x the raw ceiling; two targets <= 1.3x one target.
@@ -16,10 +16,11 @@ import { ensureApt, makeDataset, mbps, median, rm, startS3rverProcess, table, te
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 const { values } = parseArgs({
-  options: { small: { type: 'string', default: '200' }, 'small-kb': { type: 'string', default: '256' }, large: { type: 'string', default: '3' }, 'large-mb': { type: 'string', default: '24' }, rounds: { type: 'string', default: '2' }, concurrency: { type: 'string', default: '4' }, only: { type: 'string' } },
+  options: { small: { type: 'string', default: '200' }, 'small-kb': { type: 'string', default: '256' }, large: { type: 'string', default: '3' }, 'large-mb': { type: 'string', default: '24' }, rounds: { type: 'string', default: '5' }, warmup: { type: 'string', default: '1' }, concurrency: { type: 'string', default: '4' }, only: { type: 'string' } },
 });
 const CONC = Number(values.concurrency);
 const ROUNDS = Number(values.rounds);
+const WARMUP = Number(values.warmup);
 const ONLY = values.only ? new Set(values.only.split(',')) : null;
 
 const { createEngine } = await import('../src/main/engine/engine.ts');
@@ -39,10 +40,12 @@ const files = [];
   }
 })(media);
 const N = files.length;
-console.log(`dataset: ${N} files, ${(total / 1e6).toFixed(1)} MB; concurrency ${CONC}; ${ROUNDS} rounds`);
+console.log(`dataset: ${N} files, ${(total / 1e6).toFixed(1)} MB; concurrency ${CONC}; ${WARMUP} warm-up + ${ROUNDS} rounds (median)`);
 
 const buckets = [];
-for (let r = 0; r < ROUNDS; r++) buckets.push(`raw-${r}`, `rawdual-${r}`, `rclone-${r}`, `ours-${r}`, `dual-${r}`);
+// Rounds below 0 are warm-up: run, not counted (the first run of the engine in this process pays
+// for compiling its code, which a long-running engine pays once; rclone is compiled ahead).
+for (let r = -WARMUP; r < ROUNDS; r++) buckets.push(`raw-${r}`, `rawdual-${r}`, `rclone-${r}`, `ours-${r}`, `dual-${r}`);
 const s3a = await startS3rverProcess(join(base, 's3a'), buckets);
 const s3b = await startS3rverProcess(join(base, 's3b'), buckets.filter((b) => b.startsWith('dual') || b.startsWith('rawdual')));
 const creds = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
@@ -98,9 +101,9 @@ async function ours(bucket, dual) {
 }
 
 const times = { raw: [], rawdual: [], rclone: [], ours: [], dual: [] };
-for (let r = 0; r < ROUNDS; r++) {
+for (let r = -WARMUP; r < ROUNDS; r++) {
   // alternate the order so neither side always runs on a warm cache
-  const order = r % 2 === 0 ? ['raw', 'rawdual', 'rclone', 'ours', 'dual'] : ['dual', 'ours', 'rclone', 'rawdual', 'raw'];
+  const order = (r + WARMUP) % 2 === 0 ? ['raw', 'rawdual', 'rclone', 'ours', 'dual'] : ['dual', 'ours', 'rclone', 'rawdual', 'raw'];
   for (const what of order) {
     if (what === 'rclone' && !hasRclone) continue;
     if (ONLY && !ONLY.has(what)) continue;
@@ -108,8 +111,8 @@ for (let r = 0; r < ROUNDS; r++) {
     const t = await timed(() =>
       what === 'raw' ? raw(bucket) : what === 'rawdual' ? Promise.all([raw(bucket, s3a.endpoint), raw(bucket, s3b.endpoint)]) : what === 'rclone' ? rclone(bucket) : ours(bucket, what === 'dual'),
     );
-    times[what].push(t.seconds);
-    console.log(`  round ${r + 1}: ${what.padEnd(6)} ${t.seconds.toFixed(2)} s  ${mbps(total, t.seconds).toFixed(1)} MB/s`);
+    if (r >= 0) times[what].push(t.seconds);
+    console.log(`  ${r < 0 ? 'warm-up' : `round ${r + 1}`}: ${what.padEnd(6)} ${t.seconds.toFixed(2)} s  ${mbps(total, t.seconds).toFixed(1)} MB/s`);
   }
 }
 
