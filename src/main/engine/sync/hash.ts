@@ -35,37 +35,22 @@ export async function sha256File(path: string, signal?: AbortSignal, sizeHint?: 
   return { sha256: h.digest('hex'), size };
 }
 
-/**
- * A pass-through that hashes what flows through it (to prove the bytes uploaded are the bytes
- * hashed). With `md5`, also their MD5 (to compare with the ETag of a single-part upload).
- */
+/** A pass-through that hashes what flows through it (to prove the bytes uploaded are the bytes hashed). */
 export class HashingStream extends Transform {
   private readonly h = createHash('sha256');
-  private readonly m;
   bytes = 0;
   private result: string | undefined;
-  private resultMd5: string | undefined;
-  constructor(opts: { md5?: boolean } = {}) {
-    super();
-    this.m = opts.md5 ? createHash('md5') : null;
-  }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.h.update(chunk);
-    this.m?.update(chunk);
     this.bytes += chunk.length;
     cb(null, chunk);
   }
   override _flush(cb: TransformCallback): void {
     this.result = this.h.digest('hex');
-    this.resultMd5 = this.m?.digest('hex');
     cb();
   }
   /** The digest, once the stream has ended; undefined before. */
   get sha256(): string | undefined {
     return this.result;
-  }
-  /** The MD5 (hex) when asked for, once the stream has ended. */
-  get md5(): string | undefined {
-    return this.resultMd5;
   }
 }
