@@ -26,6 +26,8 @@ const ONLY = values.only ? new Set(values.only.split(',')) : null;
 const { createEngine } = await import('../src/main/engine/engine.ts');
 const { saveConfig, defaultConfigPath } = await import('../src/main/engine/config/config.ts');
 const { silenceConsole } = await import('../src/main/engine/log.ts');
+// The engine's GC policy, as `triplicate serve` and the desktop app set it (heap.ts).
+(await import('../src/main/engine/heap.ts')).tuneHeap();
 
 const hasRclone = ensureApt('rclone');
 const base = tempDir('trip-bench-sync-');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { HEAP_GROWING_PERCENT, RESTORE_HEAP_GROWING_PERCENT, boostHeapGrowth, heapGrowingPercent, tuneHeap } from '../../src/main/engine/heap';
+import { HEAP_GROWING_PERCENT, RESTORE_HEAP_GROWING_PERCENT, UPLOAD_HEAP_GROWING_PERCENT, boostHeapGrowth, heapGrowingPercent, tuneHeap } from '../../src/main/engine/heap';
 
 describe('tuneHeap', () => {
   it('sets the engine GC policy when the operator gave no heap flags', () => {
@@ -30,6 +30,20 @@ describe('boostHeapGrowth (restores)', () => {
     tuneHeap({}, []);
     expect(heapGrowingPercent()).toBe(RESTORE_HEAP_GROWING_PERCENT);
     b.end();
+    expect(heapGrowingPercent()).toBe(HEAP_GROWING_PERCENT);
+  });
+  it('nested boosts of different sizes: the biggest in force applies (an upload boost under a restore)', () => {
+    tuneHeap({}, []);
+    const up = boostHeapGrowth({}, [], UPLOAD_HEAP_GROWING_PERCENT);
+    expect(heapGrowingPercent()).toBe(UPLOAD_HEAP_GROWING_PERCENT);
+    const restore = boostHeapGrowth({}, []);
+    expect(heapGrowingPercent()).toBe(RESTORE_HEAP_GROWING_PERCENT);
+    restore.end();
+    expect(heapGrowingPercent()).toBe(UPLOAD_HEAP_GROWING_PERCENT);
+    const restore2 = boostHeapGrowth({}, []);
+    up.end();
+    expect(heapGrowingPercent()).toBe(RESTORE_HEAP_GROWING_PERCENT);
+    restore2.end();
     expect(heapGrowingPercent()).toBe(HEAP_GROWING_PERCENT);
   });
   it("leaves the operator's heap flags alone", () => {

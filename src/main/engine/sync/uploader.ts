@@ -18,6 +18,7 @@ import { log } from '../log';
 import { clockTime, describeLocalError, errnoOf, errorText } from '../util';
 import type { TargetHealth } from './health';
 import { HashingStream } from './hash';
+import { boostHeapGrowth, UPLOAD_HEAP_GROWING_PERCENT } from '../heap';
 import type { Ingestor } from './ingest';
 
 export interface LaneContext {
@@ -48,6 +49,32 @@ const LISTING_MAX_KEYS = 500_000;
  * the MD5 that checks their ETag; bigger ones are streamed and verified with a HEAD.
  */
 const WHOLE_FILE_MAX = 8 * 1024 * 1024;
+
+/**
+ * The heap boost uploads hold (heap.ts, UPLOAD_HEAP_GROWING_PERCENT): on with the first upload in
+ * flight in any lane, off when none has run for 2 s (a lane's next upload follows at once).
+ */
+const uploadHeap = {
+  active: 0,
+  boost: null as { end: () => void } | null,
+  timer: null as NodeJS.Timeout | null,
+  started(): void {
+    this.active++;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.boost ??= boostHeapGrowth(undefined, undefined, UPLOAD_HEAP_GROWING_PERCENT);
+  },
+  ended(): void {
+    if (--this.active > 0 || !this.boost || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (this.active > 0) return;
+      this.boost?.end();
+      this.boost = null;
+    }, 2000);
+    this.timer.unref?.();
+  },
+};
 
 /**
  * MD5s of recently uploaded content by SHA-256, shared by the lanes: the second destination of a
@@ -392,6 +419,7 @@ export class TargetLane {
       if (!catalog.heartbeat(job, lease)) ac.abort(); // fenced off: someone else owns the job now
     }, Math.max(1000, lease / 3));
     let hasher: BodyDigest | null = null;
+    uploadHeap.started();
     try {
       const existing = this.knownAbsent(f.root_id, key) ? null : await this.backend.head(key, ac.signal);
       if (existing && existing.size === f.size && existing.sha256 === f.sha256) {
@@ -514,6 +542,7 @@ export class TargetLane {
     } finally {
       clearInterval(hb);
       this.inflight.delete(f.id);
+      uploadHeap.ended();
       this.abort.signal.removeEventListener('abort', onStop);
     }
   }
