@@ -549,17 +549,21 @@ export class TargetLane {
 
   private finish(job: JobRow, f: FileRow, outcome: 'synced' | 'already-there'): JobOutcome {
     const { catalog } = this.ctx;
-    const ok = catalog.transaction(() => {
-      if (!catalog.complete(job)) return false;
+    const state = catalog.transaction(() => {
+      if (!catalog.complete(job)) return null;
       const cur = catalog.fileById(f.id);
-      if (cur && cur.sha256 === f.sha256) catalog.markCopySynced(f.id, this.target.id, f.sha256!, f.size);
-      else catalog.setCopyState(f.id, this.target.id, 'pending');
-      return true;
+      if (cur && cur.sha256 === f.sha256) {
+        catalog.markCopySynced(f.id, this.target.id, f.sha256!, f.size);
+        return 'synced' as const;
+      }
+      // The file changed while this copy was made: its new content has its own job.
+      catalog.setCopyState(f.id, this.target.id, 'pending');
+      return 'pending' as const;
     });
-    if (!ok) return 'stale';
+    if (!state) return 'stale';
     this.ctx.health.reportSuccess(this.target.id);
-    this.emitCopy(f, 'synced');
-    return outcome;
+    this.emitCopy(f, state);
+    return state === 'synced' ? outcome : 'requeued';
   }
 
   /** Keep the previous content restorable before it is overwritten (server-side copy). */
