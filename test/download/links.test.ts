@@ -154,7 +154,7 @@ describe('links through the CLI', () => {
 
   it('create, list, revoke', async () => {
     const c = await cli('create', 'media/photos/b.jpg', '--ttl', '1d', '--download');
-    expect(c.code).toBe(0);
+    expect(c.code, c.stderr).toBe(0);
     const link = JSON.parse(c.stdout.trim()) as LinkInfo;
     expect(link.expires_at - link.created_at).toBe(86_400_000);
     expect(c.stderr).toContain(link.url);
@@ -162,11 +162,11 @@ describe('links through the CLI', () => {
     expect(r.status).toBe(200);
     expect(r.headers['content-disposition']).toMatch(/^attachment;/);
     const l = await cli('list');
-    expect(l.code).toBe(0);
+    expect(l.code, l.stderr).toBe(0);
     const ids = l.stdout.trim().split('\n').map((x) => (JSON.parse(x) as LinkInfo).id);
     expect(ids).toContain(link.id);
     const v = await cli('revoke', link.id);
-    expect(v.code).toBe(0);
+    expect(v.code, v.stderr).toBe(0);
     expect(v.stderr).toMatch(/is turned off/);
     expect((await raw(t.port, { path: new URL(link.url).pathname + new URL(link.url).search })).status).toBe(403);
   }, 120_000);
