@@ -58,8 +58,14 @@ const GiB = 1024 * 1024 * 1024;
 const MAX_SINGLE_COPY = 5 * GiB;
 /** Part size of a multipart copy (server-side, so large parts cost nothing locally). */
 const COPY_PART_SIZE = 512 * 1024 * 1024;
-/** Tries of one part (or of the completion) of a multipart upload before the upload fails. */
-const PART_ATTEMPTS = 4;
+/**
+ * Tries of one part (or of the completion) of a multipart upload before the upload fails: a part
+ * that fails hands the whole upload to the job's backoff (30 s and more), so a part is worth a few
+ * more tries (0.25 s doubling, at most 4 s apart: ~16 s in all). rclone's default is 10 low-level
+ * retries; with 4, a server refusing every second request failed one 26 MB upload in CI.
+ */
+const PART_ATTEMPTS = 8;
+const GONE_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN']);
 /** Upper bound on listing pages, so a misbehaving server cannot loop us forever (10^9 keys). */
 const MAX_LIST_PAGES = 1_000_000;
 
@@ -447,6 +453,9 @@ export class S3Backend implements StorageBackend {
       } catch (e) {
         if ((!part && !complete) || attempt >= PART_ATTEMPTS || signal.aborted) throw e;
         if (!this.mapError(e, 'put').transient) throw e;
+        // A server that is not there at all (switched off, unplugged) is the target's outage, for
+        // the lane's health to handle: a few quick tries, not the full series.
+        if (attempt >= 3 && GONE_CODES.has((e as { code?: string }).code ?? '')) throw e;
         await delay(Math.min(4000, 250 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2));
         if (signal.aborted) throw e;
       }
