@@ -91,3 +91,39 @@ export function boostHeapGrowth(
     },
   };
 }
+
+/**
+ * A boost held while jobs of one kind run (restores, uploads): on with the first job, off once
+ * none has run for `lingerMs` (a worker's next job follows at once, so the boost does not flap
+ * between jobs), or at release().
+ */
+export class BoostWhileBusy {
+  private active = 0;
+  private boost: { end: () => void } | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  constructor(
+    private readonly percent: number,
+    private readonly lingerMs = 2000,
+  ) {}
+
+  started(): void {
+    this.active++;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.boost ??= boostHeapGrowth(undefined, undefined, this.percent);
+  }
+
+  ended(): void {
+    if (--this.active > 0 || !this.boost || this.timer) return;
+    this.timer = setTimeout(() => this.release(), this.lingerMs);
+    this.timer.unref?.();
+  }
+
+  /** End the boost now (stopping). */
+  release(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.boost?.end();
+    this.boost = null;
+  }
+}

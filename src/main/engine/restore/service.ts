@@ -16,7 +16,7 @@ import { isStorageError, type StorageBackend } from '../backends/types';
 import { diskRel, type FileRow, type JobRow } from '../catalog/catalog';
 import type { Engine, EngineService } from '../engine';
 import { badRequest, conflict, notFound, type Handlers } from '../http/router';
-import { boostHeapGrowth } from '../heap';
+import { BoostWhileBusy, RESTORE_HEAP_GROWING_PERCENT } from '../heap';
 import { log } from '../log';
 import { sha256File } from '../sync/hash';
 import { errnoOf, errorText, forEachLimit } from '../util';
@@ -99,9 +99,7 @@ export class RestoreService implements EngineService {
   private maintenance: Promise<void> = Promise.resolve();
   private readonly locks = new Map<string, Promise<unknown>>();
   /** Jobs running now, and the heap boost they hold (ended a little after the last one). */
-  private busy = 0;
-  private heapBoost: { end: () => void } | null = null;
-  private heapBoostTimer: NodeJS.Timeout | null = null;
+  private readonly heapBoost = new BoostWhileBusy(RESTORE_HEAP_GROWING_PERCENT);
   /** Tests: the outcome of each file. */
   onOutcome?: (fileKey: string, outcome: Outcome, info: { message?: string; from?: string }) => void;
 
@@ -147,7 +145,7 @@ export class RestoreService implements EngineService {
     this.wake();
     await Promise.allSettled(this.workers);
     this.workers = [];
-    this.endHeapBoost();
+    this.heapBoost.release();
     await this.maintenance.catch(() => undefined);
     await Promise.allSettled([...this.locks.values()]);
     this.resetBackends();
@@ -584,7 +582,7 @@ export class RestoreService implements EngineService {
 
   private async guardedRun(job: JobRow, transferred: () => void): Promise<void> {
     const { catalog } = this.engine;
-    this.jobStarted();
+    this.heapBoost.started(); // the heap may grow more while restores download (heap.ts)
     try {
       await this.runJob(job, transferred);
     } catch (e) {
@@ -593,30 +591,8 @@ export class RestoreService implements EngineService {
       if (p && job.attempts + 1 >= 5) this.finishJob(job, p, 'failed', 0, `A file could not be restored: ${errorText(e)}.`);
       else catalog.release(job, Date.now() + 30_000, errorText(e), true);
     } finally {
-      this.jobEnded();
+      this.heapBoost.ended();
     }
-  }
-
-  /** A job starts: the heap may grow more while restores download (see heap.ts). */
-  private jobStarted(): void {
-    this.busy++;
-    if (this.heapBoostTimer) clearTimeout(this.heapBoostTimer);
-    this.heapBoostTimer = null;
-    this.heapBoost ??= boostHeapGrowth();
-  }
-
-  /** A job ended: a run's next job follows at once, so the boost ends when none has run for 2 s. */
-  private jobEnded(): void {
-    if (--this.busy > 0 || !this.heapBoost || this.heapBoostTimer) return;
-    this.heapBoostTimer = setTimeout(() => this.endHeapBoost(), 2000);
-    this.heapBoostTimer.unref?.();
-  }
-
-  private endHeapBoost(): void {
-    if (this.heapBoostTimer) clearTimeout(this.heapBoostTimer);
-    this.heapBoostTimer = null;
-    this.heapBoost?.end();
-    this.heapBoost = null;
   }
 
   private leaseMs(): number {

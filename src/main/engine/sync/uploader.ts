@@ -18,7 +18,7 @@ import { log } from '../log';
 import { clockTime, describeLocalError, errnoOf, errorText } from '../util';
 import type { TargetHealth } from './health';
 import { HashingStream } from './hash';
-import { boostHeapGrowth, UPLOAD_HEAP_GROWING_PERCENT } from '../heap';
+import { BoostWhileBusy, UPLOAD_HEAP_GROWING_PERCENT } from '../heap';
 import type { Ingestor } from './ingest';
 
 export interface LaneContext {
@@ -50,31 +50,8 @@ const LISTING_MAX_KEYS = 500_000;
  */
 const WHOLE_FILE_MAX = 8 * 1024 * 1024;
 
-/**
- * The heap boost uploads hold (heap.ts, UPLOAD_HEAP_GROWING_PERCENT): on with the first upload in
- * flight in any lane, off when none has run for 2 s (a lane's next upload follows at once).
- */
-const uploadHeap = {
-  active: 0,
-  boost: null as { end: () => void } | null,
-  timer: null as NodeJS.Timeout | null,
-  started(): void {
-    this.active++;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    this.boost ??= boostHeapGrowth(undefined, undefined, UPLOAD_HEAP_GROWING_PERCENT);
-  },
-  ended(): void {
-    if (--this.active > 0 || !this.boost || this.timer) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      if (this.active > 0) return;
-      this.boost?.end();
-      this.boost = null;
-    }, 2000);
-    this.timer.unref?.();
-  },
-};
+/** The heap boost uploads hold, in any lane (heap.ts, UPLOAD_HEAP_GROWING_PERCENT). */
+const uploadHeap = new BoostWhileBusy(UPLOAD_HEAP_GROWING_PERCENT);
 
 /**
  * MD5s of recently uploaded content by SHA-256, shared by the lanes: the second destination of a
@@ -482,14 +459,13 @@ export class TargetLane {
         return this.fileChanged(job, f, root);
       }
       // A single-part upload's ETag is the MD5 of the bytes the server stored (S3, R2, MinIO, B2,
-      // s3rver; not SSE-KMS/SSE-C or multipart): equal to the MD5 of the bytes we read, it checks
-      // the content itself, which the HEAD below does not (it compares the metadata we sent).
-      // Once a HEAD on this lane showed the server keeps our metadata and answers such ETags, a
-      // matching ETag stands for that HEAD; anything else (folder targets, multipart, other
-      // ETags) is HEADed as before.
-      // The bytes sent hashed to f.sha256 (checked above), so their MD5 is that content's MD5.
-      // Only a single-part upload's ETag is an MD5 of the content (a multipart one is S3's
-      // "<md5 of part md5s>-<parts>", or on some servers a plain hex that is neither).
+      // s3rver; not SSE-KMS/SSE-C). A multipart one is not (S3's "<md5 of part md5s>-<parts>", or
+      // on some servers a plain hex that is neither). Equal to the MD5 of the bytes we sent, it
+      // checks the content itself, which the HEAD below does not (it compares the metadata we
+      // sent). Once a HEAD on this lane showed the server keeps our metadata and answers such
+      // ETags, a matching ETag stands for that HEAD; anything else (folder targets, multipart,
+      // streamed files, other ETags) is HEADed as before. The bytes sent hashed to f.sha256
+      // (checked above), so another lane's MD5 of that content is theirs too.
       const sentMd5 = stored.singlePart ? (h.md5 ?? knownMd5) : undefined;
       if (h.md5 !== undefined) md5Memo.set(f.sha256, h.md5);
       const etagMatches = sentMd5 !== undefined && stored.etag !== undefined && stored.etag.toLowerCase() === sentMd5;
