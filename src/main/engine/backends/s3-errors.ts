@@ -77,13 +77,26 @@ function detailOf(e: unknown, ctx: S3ErrorContext): string {
   return parts.join('; ');
 }
 
+/** The errno-style code of an SDK or socket error (the SDK sometimes keeps it on `cause`). */
+function codeOf(e: unknown): string {
+  const x = (e ?? {}) as SdkErrorShape;
+  return x.code ?? (x.cause as SdkErrorShape | undefined)?.code ?? '';
+}
+
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'EHOSTDOWN', 'ENETUNREACH']);
+
+/** The server is not there at all (switched off, unplugged, no route): nothing answered. */
+export function isUnreachable(e: unknown): boolean {
+  return UNREACHABLE_CODES.has(codeOf(e));
+}
+
 /** Map any error thrown by an S3 call. `aborted` tells whether our own signal fired. */
 export function mapS3Error(e: unknown, ctx: S3ErrorContext, aborted = false): StorageError {
   if (e instanceof StorageError) return e;
   const x = (e ?? {}) as SdkErrorShape;
   const name = sdkErrorName(e);
   const status = x.$metadata?.httpStatusCode;
-  const code = x.code ?? (x.cause as SdkErrorShape | undefined)?.code ?? '';
+  const code = codeOf(e);
   const detail = detailOf(e, ctx);
   const make = (kind: StorageErrorKind, message: string) => new StorageError(kind, message, detail, { cause: e });
   const t = ctx.target;

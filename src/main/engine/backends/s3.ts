@@ -36,7 +36,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import type { S3TargetConfig } from '../../../shared/config';
 import { MAX_KEY_BYTES, utf8Length } from '../../../shared/keys';
-import { isNotFound, mapS3Error, sdkErrorName, type S3ErrorContext } from './s3-errors';
+import { isNotFound, isUnreachable, mapS3Error, sdkErrorName, type S3ErrorContext } from './s3-errors';
 import { LeanS3, outputFromHeaders } from './s3-lean';
 import { partSizeFor, resolveS3Settings, type EffectiveS3Settings } from './presets';
 import { BodySizeError, localBodyError, meterBody, throwIfAborted, wrapBody } from './streams';
@@ -65,7 +65,6 @@ const COPY_PART_SIZE = 512 * 1024 * 1024;
  * retries; with 4, a server refusing every second request failed one 26 MB upload in CI.
  */
 const PART_ATTEMPTS = 8;
-const GONE_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN']);
 /** Upper bound on listing pages, so a misbehaving server cannot loop us forever (10^9 keys). */
 const MAX_LIST_PAGES = 1_000_000;
 
@@ -455,7 +454,7 @@ export class S3Backend implements StorageBackend {
         if (!this.mapError(e, 'put').transient) throw e;
         // A server that is not there at all (switched off, unplugged) is the target's outage, for
         // the lane's health to handle: a few quick tries, not the full series.
-        if (attempt >= 3 && GONE_CODES.has((e as { code?: string }).code ?? '')) throw e;
+        if (attempt >= 3 && isUnreachable(e)) throw e;
         await delay(Math.min(4000, 250 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2));
         if (signal.aborted) throw e;
       }
