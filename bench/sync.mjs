@@ -26,6 +26,8 @@ const ONLY = values.only ? new Set(values.only.split(',')) : null;
 const { createEngine } = await import('../src/main/engine/engine.ts');
 const { saveConfig, defaultConfigPath } = await import('../src/main/engine/config/config.ts');
 const { silenceConsole } = await import('../src/main/engine/log.ts');
+// rclone gets our single-request cutoff and part size, so both split the same files the same way.
+const { DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE } = await import('../src/main/engine/backends/presets.ts');
 // The engine's GC policy, as `triplicate serve` and the desktop app set it (heap.ts).
 (await import('../src/main/engine/heap.ts')).tuneHeap();
 
@@ -71,7 +73,7 @@ async function raw(bucket, endpoint = s3a.endpoint) {
 function rclone(bucket) {
   const env = { ...process.env, RCLONE_CONFIG_BENCH_TYPE: 's3', RCLONE_CONFIG_BENCH_PROVIDER: 'Other', RCLONE_CONFIG_BENCH_ENDPOINT: s3a.endpoint, RCLONE_CONFIG_BENCH_ACCESS_KEY_ID: 'S3RVER', RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY: 'S3RVER', RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE: 'true', RCLONE_CONFIG_BENCH_REGION: 'us-east-1' };
   delete env.AWS_CA_BUNDLE; // breaks rclone 1.60 against http endpoints
-  const r = spawnSync('rclone', ['copy', media, `bench:${bucket}/media`, '--transfers', String(CONC), '--checkers', String(CONC * 2), '--s3-upload-cutoff', '64M', '--s3-chunk-size', '8M'], { env, encoding: 'utf8' });
+  const r = spawnSync('rclone', ['copy', media, `bench:${bucket}/media`, '--transfers', String(CONC), '--checkers', String(CONC * 2), '--s3-upload-cutoff', `${DEFAULT_MULTIPART_THRESHOLD / 2 ** 20}M`, '--s3-chunk-size', `${DEFAULT_PART_SIZE / 2 ** 20}M`], { env, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`rclone failed: ${r.stderr}`);
 }
 
