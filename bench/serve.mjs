@@ -3,6 +3,8 @@
 // measured with wrk in one run. Prints a table with ratios and one JSON line.
 //
 //   node --import tsx bench/serve.mjs            (BENCH_DURATION=5s by default; BENCH_CONNECTIONS=32)
+//   BENCH_ONLY=fallback BENCH_ROUNDS=5 BENCH_PROFILE=/tmp/prof node --import tsx bench/serve.mjs
+//                                                (some groups only; more rounds; CPU profiles)
 //
 // Needs wrk and nginx (Debian/Ubuntu: apt-get install -y wrk nginx). nginx runs in the foreground
 // from a config in a temp dir on a free loopback port and is stopped at the end. s3rver runs in its
@@ -33,6 +35,8 @@ const CONNS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const SMALL = 200 * 1024;
 const LARGE = 100 * 1024 * 1024;
 const N_SMALL = 64;
+/** Uncounted seconds before measuring: each server once per group, the SDK client in every round. */
+const WARMUP_S = Number(process.env.BENCH_WARMUP ?? 3);
 
 function which(bin) {
   try {
@@ -107,7 +111,8 @@ function parseWrk(out) {
 
 /** Run wrk without blocking this process's event loop (the engine under test runs in it). */
 async function wrk(url, { script, conns = CONNS, duration = DURATION } = {}) {
-  const args = ['-t1', `-c${conns}`, `-d${duration}`, '--latency'];
+  // (a 100 MB answer can take longer than wrk's default 2 s timeout, which then counts as an error)
+  const args = ['-t1', `-c${conns}`, `-d${duration}`, '--latency', '--timeout', '30s'];
   if (script) args.push('-s', script);
   args.push(url);
   const out = await new Promise((res, rej) => {
@@ -138,13 +143,15 @@ async function sdkGets({ endpoint, bucket, keys, conns, duration }) {
       credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }, requestHandler: { httpAgent: agent },
       requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
     const keys = ${JSON.stringify(keys)};
+    // ${WARMUP_S} s of uncounted GETs first: this process is new each round, its code not yet compiled
+    // (counted like wrk counts: bytes received and requests completed inside the window)
     let n = 0, bytes = 0;
-    const t0 = Date.now(), until = t0 + ${seconds * 1000};
+    const t0 = Date.now() + ${WARMUP_S * 1000}, until = t0 + ${seconds * 1000};
     await Promise.all(Array.from({ length: ${conns} }, async (_, w) => {
       for (let i = w; Date.now() < until; i++) {
         const o = await c.send(new GetObjectCommand({ Bucket: ${JSON.stringify(bucket)}, Key: keys[i % keys.length] }));
-        for await (const chunk of o.Body) bytes += chunk.length;
-        n++;
+        for await (const chunk of o.Body) if (Date.now() >= t0) bytes += chunk.length;
+        if (Date.now() >= t0) n++;
       }
     }));
     const secs = (Date.now() - t0) / 1000;
@@ -200,7 +207,8 @@ try {
   children.push(s3);
   await waitHttp(`http://127.0.0.1:${s3port}/bench/`);
 
-  // the engine, in this process
+  // the engine, in this process, with the collector policy `triplicate serve` sets for itself
+  (await import('../src/main/engine/heap.ts')).tuneHeap();
   const { saveConfig, defaultConfigPath } = await import('../src/main/engine/config/config.ts');
   const { createEngine } = await import('../src/main/engine/engine.ts');
   const { silenceConsole } = await import('../src/main/engine/log.ts');
@@ -334,13 +342,32 @@ http {
       return NaN;
     }
   };
+  // GC pauses in this process (the engine's), to tell collector time from work in the CPU figure
+  let gcMs = 0;
+  const { PerformanceObserver } = await import('node:perf_hooks');
+  new PerformanceObserver((l) => {
+    for (const e of l.getEntries()) gcMs += e.duration;
+  }).observe({ entryTypes: ['gc'] });
+  // BENCH_PROFILE=DIR: a CPU profile of the engine's thread for each of its rounds (open the
+  // .cpuprofile files in Chrome's DevTools, Performance tab)
+  const PROFILE_DIR = process.env.BENCH_PROFILE;
+  const profiler = await (async () => {
+    if (!PROFILE_DIR) return null;
+    mkdirSync(PROFILE_DIR, { recursive: true });
+    const { Session } = await import('node:inspector');
+    const session = new Session();
+    session.connect();
+    const post = (method) => new Promise((res, rej) => session.post(method, (err, out) => (err ? rej(err) : res(out))));
+    await post('Profiler.enable');
+    return { start: () => post('Profiler.start'), stop: async (file) => writeFileSync(file, JSON.stringify((await post('Profiler.stop')).profile)) };
+  })();
   const selfCpu = () => {
     const u = process.cpuUsage();
     return (u.user + u.system) / 1e6;
   };
 
   const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-  const groups = [
+  const allGroups = [
     {
       name: '200 KB files',
       unit: 'rps',
@@ -381,7 +408,10 @@ http {
       ],
     },
   ];
-  process.stderr.write(`  - wrk -t1 -c${CONNS} -d${DURATION} (100 MB files: -c4), ${ROUNDS} alternating rounds, ${cpus().length} CPUs, load average ${loadavg()[0].toFixed(1)}\n`);
+  // BENCH_ONLY=fallback (or any word of the group names): measure only the matching groups
+  const only = process.env.BENCH_ONLY?.toLowerCase();
+  const groups = only ? allGroups.filter((g) => g.name.toLowerCase().includes(only)) : allGroups;
+  process.stderr.write(`  - wrk -t1 -c${CONNS} -d${DURATION} (100 MB files: -c4), ${WARMUP_S} s warm-up per server, ${ROUNDS} rounds in alternating order, ${cpus().length} CPUs, load average ${loadavg()[0].toFixed(1)}\n`);
   const median = (xs) => {
     const v = [...xs].filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
     if (!v.length) return NaN;
@@ -389,9 +419,11 @@ http {
   };
   const results = {};
   for (const g of groups) {
-    for (const e of g.entries) if (!e.sdk) await wrk(e.url, { script: e.script, conns: g.conns, duration: '1s' }); // warm up
+    // warm up every server (its JIT, heap sizes, and s3rver's for the fallback path, which would
+    // otherwise be warm only for whoever comes second); then alternate the order round by round
+    for (const e of g.entries) if (!e.sdk) await wrk(e.url, { script: e.script, conns: g.conns, duration: `${WARMUP_S}s` });
     for (let r = 0; r < ROUNDS; r++) {
-      for (const e of g.entries) {
+      for (const e of r % 2 ? [...g.entries].reverse() : g.entries) {
         let m;
         let cpuS;
         if (e.sdk) {
@@ -399,12 +431,17 @@ http {
           cpuS = NaN; // the client's own CPU is not the server's
         } else {
           const c0 = e.cpu();
+          const gc0 = gcMs;
+          const ours = e.cpu === selfCpu;
+          if (ours && PROFILE_DIR) await profiler.start();
           m = await wrk(e.url, { script: e.script, conns: g.conns });
           cpuS = e.cpu() - c0;
+          if (ours) m.gcMs = gcMs - gc0;
+          if (ours && PROFILE_DIR) await profiler.stop(join(PROFILE_DIR, `${g.name.replace(/\W+/g, '-')}-${r + 1}.cpuprofile`));
         }
         const key = `${g.name} | ${e.name}`;
         (results[key] ??= []).push({ ...m, cpuPerReq: (cpuS / Math.max(1, m.requests)) * 1e6, cpuPerMB: (cpuS / Math.max(1e-9, m.megabytes)) * 1e3 });
-        process.stderr.write(`  ${key.padEnd(52)} ${m.rps.toFixed(0).padStart(7)} req/s ${m.mbps.toFixed(0).padStart(6)} MB/s  p99 ${m.p99.padStart(8)}  ${Number.isNaN(cpuS) ? '' : `CPU ${((cpuS / Math.max(1, m.requests)) * 1e6).toFixed(0)} µs/req`}\n`);
+        process.stderr.write(`  ${key.padEnd(52)} ${m.rps.toFixed(0).padStart(7)} req/s ${m.mbps.toFixed(0).padStart(6)} MB/s  p99 ${m.p99.padStart(8)}  ${Number.isNaN(cpuS) ? '' : `CPU ${((cpuS / Math.max(1, m.requests)) * 1e6).toFixed(0)} µs/req`}${m.gcMs === undefined ? '' : `, GC ${m.gcMs.toFixed(0)} ms`}\n`);
       }
     }
   }

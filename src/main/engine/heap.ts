@@ -27,6 +27,15 @@ export const HEAP_GROWING_PERCENT = 30;
 export const RESTORE_HEAP_GROWING_PERCENT = 300;
 
 /**
+ * While the download server streams a file from a target (the local copy is gone): the same 64 KiB
+ * buffer per socket read as a restore. bench/serve.mjs's S3 fallback of a 100 MB file, 4 clients:
+ * with 30 % the engine spent 570-660 ms of each 5 s round in GC pauses and used 0.63-0.67 s of CPU
+ * per 100 MB (210-220 MB/s, 0.59x a signed SDK GET); with 300 %, ~200 ms, 0.11-0.15 s per 100 MB
+ * and 450-500 MB/s (0.99x).
+ */
+export const PROXY_HEAP_GROWING_PERCENT = RESTORE_HEAP_GROWING_PERCENT;
+
+/**
  * While uploads run. Each upload's request, signing and stream objects live through a few young
  * collections and are promoted, so with 30 % headroom V8 ran a full collection every few files: in
  * bench/sync.mjs's set the engine's CPU was 2.0-2.1 s with 30 %, 1.7-1.8 s with 100 %. Less than a

@@ -27,6 +27,7 @@ import { createBackend } from '../backends';
 import { isStorageError, type ObjectInfo, type StorageBackend } from '../backends/types';
 import { diskRel, type FileRow } from '../catalog/catalog';
 import type { Engine, EngineService } from '../engine';
+import { BoostWhileBusy, PROXY_HEAP_GROWING_PERCENT } from '../heap';
 import { log } from '../log';
 import { errorText } from '../util';
 import { HttpError } from './router';
@@ -253,6 +254,8 @@ export class DownloadServer implements EngineService {
   /** Download paths decoded and parsed before (a pure function of the path: safe to remember). */
   private readonly pathKeys = new Map<string, PathKey>();
   private deepCache: { at: number; status: number; body: unknown } | null = null;
+  /** Heap headroom while bodies are proxied from targets (see PROXY_HEAP_GROWING_PERCENT). */
+  private readonly proxyHeap = new BoostWhileBusy(PROXY_HEAP_GROWING_PERCENT);
   private offBus: (() => void) | null = null;
   private boundPort = 0;
   private boundHost = '';
@@ -340,6 +343,7 @@ export class DownloadServer implements EngineService {
       await closed;
     }
     this.links.flush();
+    this.proxyHeap.release();
     for (const { backend } of this.backends.values()) backend.close?.();
     for (const b of this.retired.splice(0)) b.close?.();
     this.backends.clear();
@@ -835,6 +839,8 @@ export class DownloadServer implements EngineService {
         };
       }
       const plan = planResponse(ctx.method, ctx.req.headers, rep);
+      const proxying = ctx.method === 'GET';
+      if (proxying) this.proxyHeap.started();
       try {
         await this.send(ctx, rep, plan, async (span) => {
           const whole = span.start === 0 && span.end === rep.size - 1;
@@ -856,6 +862,8 @@ export class DownloadServer implements EngineService {
         if (isStorageError(e) && e.kind === 'not_found') return 'missing';
         this.markDown(t, e);
         return 'down';
+      } finally {
+        if (proxying) this.proxyHeap.ended();
       }
     }
     return 'other';
