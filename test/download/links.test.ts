@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LinkInfo } from '../../src/shared/api';
 import { ApiError } from '../../src/shared/client';
-import { parseScope, parseTtl } from '../../src/main/engine/http/links';
+import { newLinkId, parseScope, parseTtl } from '../../src/main/engine/http/links';
 import { raw, setupSharing, type Setup } from './helpers';
 
 const run = promisify(execFile);
@@ -186,6 +186,12 @@ describe('links through the CLI', () => {
 });
 
 describe('link helpers', () => {
+  it('link ids never start with "-" or "_" (the CLI would take "revoke -x…" for an option; 1 random id in 32 did)', () => {
+    const ids = new Set(Array.from({ length: 4000 }, () => newLinkId()));
+    expect(ids.size).toBe(4000);
+    for (const id of ids) expect(id).toMatch(/^[A-Za-z0-9][A-Za-z0-9_-]{15}$/);
+  });
+
   it('parseTtl', () => {
     expect(parseTtl('90')).toBe(90);
     expect(parseTtl('30m')).toBe(1800);
