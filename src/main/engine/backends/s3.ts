@@ -38,6 +38,7 @@ import type { S3TargetConfig } from '../../../shared/config';
 import { MAX_KEY_BYTES, utf8Length } from '../../../shared/keys';
 import { isNotFound, isUnreachable, mapS3Error, sdkErrorName, type S3ErrorContext } from './s3-errors';
 import { LeanS3, outputFromHeaders } from './s3-lean';
+import { ioBuffers } from '../buffers';
 import { partSizeFor, resolveS3Settings, type EffectiveS3Settings } from './presets';
 import { BodySizeError, localBodyError, meterBody, throwIfAborted, wrapBody } from './streams';
 import {
@@ -332,7 +333,7 @@ export class S3Backend implements StorageBackend {
         while (next < count && !signal.aborted) {
           const n = next++;
           const len = Math.min(partSize, body.size - n * partSize);
-          const whole = partBuffers.take(partSize);
+          const whole = ioBuffers.take(partSize);
           const buf = whole.subarray(0, len);
           const read = lastRead.then(() => rd.read(buf));
           lastRead = read.catch(() => undefined);
@@ -355,7 +356,7 @@ export class S3Backend implements StorageBackend {
           if (!out.ETag) throw this.notS3('put', key, `UploadPart ${n + 1} answered without an ETag`);
           parts[n] = { PartNumber: n + 1, ETag: out.ETag };
           // Only a part the server took goes back to the pool: a failed request may still hold it.
-          partBuffers.give(whole);
+          ioBuffers.give(whole);
           sent += len;
           opts.onProgress?.(sent);
         }
@@ -881,33 +882,6 @@ export class S3Backend implements StorageBackend {
     return mapS3Error(e, ctx, signal?.aborted ?? false);
   }
 }
-
-/**
- * Part buffers of multipart uploads, reused: a fresh 8 MiB buffer per part costs its page faults
- * and its garbage. At most POOL_BYTES are kept idle, and none once no part was sent for
- * POOL_IDLE_MS (an idle engine holds no upload memory).
- */
-const POOL_BYTES = 64 * 1024 * 1024;
-const POOL_IDLE_MS = 10_000;
-const partBuffers = {
-  free: [] as Buffer[],
-  timer: undefined as NodeJS.Timeout | undefined,
-  take(size: number): Buffer {
-    const i = this.free.findIndex((b) => b.length === size);
-    if (i >= 0) return this.free.splice(i, 1)[0]!;
-    return Buffer.allocUnsafeSlow(size);
-  },
-  give(buf: Buffer): void {
-    this.free.push(buf);
-    let bytes = 0;
-    for (const b of this.free) bytes += b.length;
-    while (bytes > POOL_BYTES && this.free.length) bytes -= this.free.shift()!.length;
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.free = [];
-    }, POOL_IDLE_MS).unref();
-  },
-};
 
 interface MultipartState {
   uploadId?: string;

@@ -1,38 +1,38 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { Transform, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { ioBuffers } from '../buffers';
 
-/** Files up to this size (by the caller's stat) are read in one call instead of streamed. */
-const SMALL_FILE = 256 * 1024;
+/** Bytes read per call while hashing a file. */
+const READ_BLOCK = 1024 * 1024;
 
 /**
- * SHA-256 (hex) and byte count of a file, streamed (no whole-file buffer). With `sizeHint` (a stat
- * the caller just made) a small file is read in one call: a stream allocates a 1 MiB buffer per
- * file, which for 100,000 photos of a few KB is gigabytes of garbage.
+ * SHA-256 (hex) and byte count of a file, read block by block into one reused buffer (buffers.ts):
+ * no whole-file buffer, and no fresh buffer per file or per block (100,000 photos would otherwise
+ * be gigabytes of garbage and page faults). With `sizeHint` (a stat the caller just made) a small
+ * file takes a buffer its size and, normally, one read.
  */
 export async function sha256File(path: string, signal?: AbortSignal, sizeHint?: number): Promise<{ sha256: string; size: number }> {
-  if (sizeHint !== undefined && sizeHint <= SMALL_FILE) {
-    signal?.throwIfAborted();
-    const buf = await readFile(path, { signal });
-    // grown past the hint since: hash what was read all the same (the caller compares sizes)
-    return { sha256: createHash('sha256').update(buf).digest('hex'), size: buf.length };
+  signal?.throwIfAborted();
+  const fh = await open(path, 'r');
+  // one byte more than the hint: a file that grew since is read to its end all the same
+  const buf = ioBuffers.take(sizeHint !== undefined && sizeHint < READ_BLOCK ? sizeHint + 1 : READ_BLOCK);
+  try {
+    const h = createHash('sha256');
+    let size = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, size);
+      if (bytesRead === 0) break;
+      h.update(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead));
+      size += bytesRead;
+      signal?.throwIfAborted();
+    }
+    return { sha256: h.digest('hex'), size };
+  } finally {
+    // (every read was awaited: nothing writes into the buffer any more)
+    ioBuffers.give(buf);
+    await fh.close();
   }
-  const h = createHash('sha256');
-  let size = 0;
-  await pipeline(
-    createReadStream(path, { highWaterMark: 1 << 20 }),
-    async function* (src: AsyncIterable<Buffer>) {
-      for await (const chunk of src) {
-        h.update(chunk);
-        size += chunk.length;
-      }
-      yield* [];
-    },
-    { signal },
-  );
-  return { sha256: h.digest('hex'), size };
 }
 
 /** A pass-through that hashes what flows through it (to prove the bytes uploaded are the bytes hashed). */

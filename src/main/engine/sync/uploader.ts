@@ -19,6 +19,7 @@ import { clockTime, describeLocalError, errnoOf, errorText } from '../util';
 import type { TargetHealth } from './health';
 import { HashingStream } from './hash';
 import { BoostWhileBusy, UPLOAD_HEAP_GROWING_PERCENT } from '../heap';
+import { ioBuffers } from '../buffers';
 import type { Ingestor } from './ingest';
 
 export interface LaneContext {
@@ -81,15 +82,17 @@ interface BodyDigest {
 }
 
 /**
- * The body of a small file: one read into one buffer of the file's size, hashed, pushed as one
+ * The body of a small file: one read into one pooled buffer (buffers.ts), hashed, pushed as one
  * chunk. A stream of a 256 KB photo otherwise allocates a 1 MiB read buffer, copies it, and sends
  * it through a hashing Transform: garbage and stream hops that cost more CPU than the upload.
+ * recycle() gives the buffer back once the request that sent it was answered.
  */
 class WholeFileStream extends Readable implements BodyDigest {
   bytes = 0;
   sha256: string | undefined;
   md5: string | undefined;
   private started = false;
+  private buf: Buffer | undefined;
   constructor(
     private readonly path: string,
     private readonly size: number,
@@ -100,8 +103,10 @@ class WholeFileStream extends Readable implements BodyDigest {
   override _read(): void {
     if (this.started) return;
     this.started = true;
-    readAtMost(this.path, this.size + 1).then(
+    const pooled = ioBuffers.take(this.size + 1);
+    readAtMost(this.path, pooled.subarray(0, this.size + 1)).then(
       (buf) => {
+        this.buf = pooled;
         if (this.destroyed) return;
         this.bytes = buf.length;
         this.sha256 = createHash('sha256').update(buf).digest('hex');
@@ -112,6 +117,12 @@ class WholeFileStream extends Readable implements BodyDigest {
       },
       (e: Error) => this.destroy(e),
     );
+  }
+
+  /** The request that sent the body was answered: nothing reads the buffer any more. */
+  recycle(): void {
+    if (this.buf) ioBuffers.give(this.buf);
+    this.buf = undefined;
   }
 }
 
@@ -152,11 +163,11 @@ class FileBlockReader implements BlockReader, BodyDigest {
   }
 }
 
-/** Up to `max` bytes from the start of a file, in as few reads as it takes (one, normally). */
-async function readAtMost(path: string, max: number): Promise<Buffer> {
+/** Up to `buf.length` bytes from the start of a file into `buf`, in as few reads as it takes (one, normally). */
+async function readAtMost(path: string, buf: Buffer): Promise<Buffer> {
+  const max = buf.length;
   const fh = await open(path, 'r');
   try {
-    const buf = Buffer.allocUnsafe(max);
     let n = 0;
     while (n < max) {
       const { bytesRead } = await fh.read(buf, n, max - n, n);
@@ -449,8 +460,10 @@ export class TargetLane {
           },
         },
       );
-      // The bytes sent must be the bytes hashed, and the file must not have moved under us.
       const h = hasher as BodyDigest | null;
+      // The request was answered: its body's buffer can serve the next upload.
+      if (h instanceof WholeFileStream) h.recycle();
+      // The bytes sent must be the bytes hashed, and the file must not have moved under us.
       const after = await stat(abs).catch(() => null);
       if (!h || h.sha256 !== f.sha256 || h.bytes !== f.size || !after || after.size !== f.size || Math.trunc(after.mtimeMs) !== f.mtime_ms) {
         // What landed on the target does not match its metadata: remove it, then hash again.
