@@ -218,7 +218,9 @@ describe('media pipeline in the engine', () => {
     await waitForStatus(engine, allSynced(3), 60_000, 'original, MP4 and poster synced');
     for (const rel of ['trip/clip.mov', 'trip/clip.mp4', 'trip/clip.poster.jpg']) await expectBackedUp(s, rel);
 
-    // the admin API: the original with what ffprobe read, the outputs linked to it
+    // the admin API: the original with what ffprobe read, the outputs linked to it (the MP4 is
+    // looked at once the uploads are done: probes wait for them)
+    await mediaService(engine).probesDrained();
     const file = await api<FileRecord>(engine, 'GET', `/api/admin/file?key=${encodeURIComponent('media/trip/clip.mov')}`);
     expect(file.status).toBe(200);
     expect(file.body.media).toMatchObject({
@@ -511,6 +513,37 @@ describe('media pipeline in the engine', () => {
     expect(none.body.error).toMatch(/notes\.txt is not a picture or a video/);
     expect((await api(engine, 'GET', '/api/admin/thumbnail?key=media/no-such.jpg')).status).toBe(404);
     expect((await api(engine, 'GET', '/api/admin/thumbnail?key=..%2Fetc')).status).toBe(400);
+  });
+});
+
+describe('media work and uploads', () => {
+  it('a picture is looked at (sharp) only once the uploads that were running are done: the backup first', async () => {
+    const s = await setup();
+    // Both destinations at 256 KB/s: a 1.5 MiB file keeps the uploads busy for ~6 s.
+    const slow = { bandwidth: { defaultBytesPerSecond: 256 * 1024, schedule: [] } };
+    s.cfg.targets = [{ ...s.nasT, ...slow }, { ...s.cloudT, ...slow }];
+    dropBytes(s, 'filler.bin', Buffer.alloc(1536 * 1024, 7));
+    const engine = await start(s);
+    await waitForStatus(engine, (st) => st.uploading > 0, 30_000, 'the filler uploading');
+    dropBytes(s, 'photo.jpg', await sharp({ create: { width: 60, height: 40, channels: 3, background: '#468' } }).jpeg().toBuffer());
+    await engine.scanAll();
+    await waitForStatus(engine, (st) => st.total_files === 2, 30_000, 'the photo cataloged');
+    type P = Page<FileRecord>;
+    const photo = async () => (await api<P>(engine, 'GET', '/api/admin/media?q=photo')).body.items[0];
+    expect(await photo()).toBeDefined();
+    // Looked at again and again while the filler is still on its way: no picture size yet.
+    let checks = 0;
+    while (engine.status().uploading > 0 && checks < 20) {
+      expect((await photo())?.media?.width, 'no probe while uploads run').toBeUndefined();
+      checks++;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(checks).toBeGreaterThan(3);
+    await waitForStatus(engine, allSynced(2), 60_000, 'all synced');
+    // then the probe runs (it looks again every 500 ms)
+    const until = Date.now() + 10_000;
+    while (!(await photo())?.media?.width && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    expect((await photo())?.media).toMatchObject({ width: 60, height: 40 });
   });
 });
 

@@ -298,6 +298,20 @@ export class Engine {
     await lane?.stop();
   }
 
+  /**
+   * Whether uploads are being sent, or are due and will be at once: a destination that is paused
+   * or waiting out an outage does not count (its queue may wait for hours).
+   */
+  uploadsBusy(now = Date.now()): boolean {
+    for (const l of this.lanes.values()) {
+      if (l.activeUploads > 0) return true;
+      if (this.paused || !this.health.mayRun(l.target.id).ok) continue;
+      const next = this.catalog.nextRunAfter(l.lane);
+      if (next !== null && next <= now) return true;
+    }
+    return false;
+  }
+
   wakeLanes(): void {
     for (const l of this.lanes.values()) l.wake();
   }
