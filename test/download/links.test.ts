@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LinkInfo } from '../../src/shared/api';
 import { ApiError } from '../../src/shared/client';
 import { newLinkId, parseScope, parseTtl } from '../../src/main/engine/http/links';
+import { randomToken } from '../../src/main/engine/util';
 import { raw, setupSharing, type Setup } from './helpers';
 
 const run = promisify(execFile);
@@ -186,10 +187,11 @@ describe('links through the CLI', () => {
 });
 
 describe('link helpers', () => {
-  it('link ids never start with "-" or "_" (the CLI would take "revoke -x…" for an option; 1 random id in 32 did)', () => {
+  it('link ids and admin tokens never start with "-" or "_" (the CLI would take "revoke -x…" or "--token -x…" for an option; 1 random value in 32 did)', () => {
     const ids = new Set(Array.from({ length: 4000 }, () => newLinkId()));
     expect(ids.size).toBe(4000);
     for (const id of ids) expect(id).toMatch(/^[A-Za-z0-9][A-Za-z0-9_-]{15}$/);
+    for (let i = 0; i < 4000; i++) expect(randomToken(32)).toMatch(/^[A-Za-z0-9][A-Za-z0-9_-]{42}$/);
   });
 
   it('parseTtl', () => {

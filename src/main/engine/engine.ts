@@ -1,7 +1,6 @@
 // The composition root: builds everything from a config and a data dir; start() / stop().
 // Runs under plain Node (the CLI, a service) or inside Electron's main process; imports nothing
 // from 'electron'.
-import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync, writeSync, chmodSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -21,7 +20,7 @@ import { Ingestor } from './sync/ingest';
 import { RootProblem, scanRoot } from './sync/scanner';
 import { TargetLane } from './sync/uploader';
 import { RootWatcher, Stabilizer } from './sync/watcher';
-import { errorText } from './util';
+import { errorText, randomToken } from './util';
 import { AdminServer } from './http/admin';
 import { RestoreService } from './restore/service';
 import { coreHandlers } from './http/admin-handlers';
@@ -175,7 +174,7 @@ export class Engine {
       const t = readFileSync(p, 'utf8').trim();
       if (t.length >= 32) return t;
     }
-    const t = randomBytes(32).toString('base64url');
+    const t = randomToken(32);
     writeFileSync(p, `${t}\n`, { mode: 0o600 });
     chmodSync(p, 0o600);
     return t;

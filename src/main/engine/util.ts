@@ -1,4 +1,17 @@
 // Small helpers shared by the engine's modules.
+import { randomBytes } from 'node:crypto';
+
+/**
+ * `bytes` random bytes as URL-safe text (base64url) that never starts with '-' or '_': these
+ * end up on command lines (`triplicate link revoke <id>`, `--token <admin token>`), where a
+ * leading '-' reads as an option (1 random value in 32 started with one).
+ */
+export function randomToken(bytes: number): string {
+  for (;;) {
+    const t = randomBytes(bytes).toString('base64url');
+    if (/^[A-Za-z0-9]/.test(t)) return t;
+  }
+}
 
 /** Run fn over items with at most `limit` in flight; resolves when all are done (errors are fn's business). */
 export async function forEachLimit<T>(items: Iterable<T> | AsyncIterable<T>, limit: number, fn: (item: T) => Promise<void>): Promise<void> {

@@ -14,6 +14,7 @@ import type { CreateLinkRequest, LinkInfo } from '../../../shared/api';
 import { KeyError, normalizeRelPath, parseFileKey } from '../../../shared/keys';
 import type { Engine } from '../engine';
 import { HttpError, badRequest, notFound } from './router';
+import { randomToken } from '../util';
 
 const SECRET_KV = 'links.secret';
 const DISPOSITION_KV = (id: string) => `links.disposition.${id}`;
@@ -53,15 +54,9 @@ interface CachedClaims {
   gen: number;
 }
 
-/**
- * A new link id: 16 URL-safe characters that never start with '-' or '_' ("triplicate link revoke
- * -x…" would read an id starting with '-' as an option; 1 in 32 random ids did).
- */
+/** A new link id: 16 URL-safe characters, never starting with '-' or '_' (see randomToken). */
 export function newLinkId(): string {
-  for (;;) {
-    const id = randomBytes(12).toString('base64url');
-    if (/^[A-Za-z0-9]/.test(id)) return id;
-  }
+  return randomToken(12);
 }
 
 /** A refused token: status 401 (not a valid link) or 403 (valid but not for this, or revoked). */
