@@ -66,6 +66,14 @@ const COPY_PART_SIZE = 512 * 1024 * 1024;
  * retries; with 4, a server refusing every second request failed one 26 MB upload in CI.
  */
 const PART_ATTEMPTS = 8;
+/**
+ * Tries of a part when the server is not there at all (connection refused, no route; see
+ * isUnreachable): an outage is the lane's to handle, but a blip of a second or two (a Wi-Fi drop, a NAS
+ * switch port flapping) is not one: a multipart upload given up is sent again from its first part,
+ * and its abort may fail too while the link is down. 6 tries wait 2-4 s in all; with 3
+ * (<= 0.75 s) the robustness harness's 0.5-2 s flaps left two 12 MB uploads unfinished in one run.
+ */
+const PART_ATTEMPTS_UNREACHABLE = 6;
 /** Upper bound on listing pages, so a misbehaving server cannot loop us forever (10^9 keys). */
 const MAX_LIST_PAGES = 1_000_000;
 
@@ -454,8 +462,8 @@ export class S3Backend implements StorageBackend {
         if ((!part && !complete) || attempt >= PART_ATTEMPTS || signal.aborted) throw e;
         if (!this.mapError(e, 'put').transient) throw e;
         // A server that is not there at all (switched off, unplugged) is the target's outage, for
-        // the lane's health to handle: a few quick tries, not the full series.
-        if (attempt >= 3 && isUnreachable(e)) throw e;
+        // the lane's health to handle: a few seconds of tries, not the full series.
+        if (attempt >= PART_ATTEMPTS_UNREACHABLE && isUnreachable(e)) throw e;
         await delay(Math.min(4000, 250 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2));
         if (signal.aborted) throw e;
       }
