@@ -143,12 +143,7 @@ class FileBlockReader implements BlockReader, BodyDigest {
     return new FileBlockReader(await open(path, 'r'), size);
   }
   async read(buf: Buffer): Promise<number> {
-    let n = 0;
-    while (n < buf.length) {
-      const { bytesRead } = await this.fh.read(buf, n, buf.length - n, this.bytes + n);
-      if (bytesRead === 0) break;
-      n += bytesRead;
-    }
+    const n = await fill(this.fh, buf, this.bytes);
     if (n) this.h.update(n === buf.length ? buf : buf.subarray(0, n));
     this.bytes += n;
     return n;
@@ -163,18 +158,23 @@ class FileBlockReader implements BlockReader, BodyDigest {
   }
 }
 
-/** Up to `buf.length` bytes from the start of a file into `buf`, in as few reads as it takes (one, normally). */
+/** Fill `buf` from the file at `position`, in as few reads as it takes (one, normally); fewer bytes only at the end of the file. */
+async function fill(fh: FileHandle, buf: Buffer, position: number): Promise<number> {
+  let n = 0;
+  while (n < buf.length) {
+    const { bytesRead } = await fh.read(buf, n, buf.length - n, position + n);
+    if (bytesRead === 0) break;
+    n += bytesRead;
+  }
+  return n;
+}
+
+/** Up to `buf.length` bytes from the start of a file into `buf`. */
 async function readAtMost(path: string, buf: Buffer): Promise<Buffer> {
-  const max = buf.length;
   const fh = await open(path, 'r');
   try {
-    let n = 0;
-    while (n < max) {
-      const { bytesRead } = await fh.read(buf, n, max - n, n);
-      if (bytesRead === 0) break;
-      n += bytesRead;
-    }
-    return n === max ? buf : buf.subarray(0, n);
+    const n = await fill(fh, buf, 0);
+    return n === buf.length ? buf : buf.subarray(0, n);
   } finally {
     await fh.close();
   }
