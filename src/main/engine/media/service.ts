@@ -53,7 +53,7 @@ const PROBE_CONCURRENCY = 2;
  * every page written afterwards takes a copy-on-write fault (100 ms of kernel time per video in
  * bench/sync.mjs; the sync of 203 files took 1.55 s without the probes and 1.93 s with them).
  */
-export const PROBE_MAX_WAIT_MS = 10 * 60_000;
+const PROBE_MAX_WAIT_MS = 10 * 60_000;
 /** How often probes held back by uploads look again. */
 const PROBE_RECHECK_MS = 500;
 /** Progress events per conversion: at most one per this many ms. */
