@@ -94,6 +94,10 @@ export async function startS3(opts: { buckets?: string[]; port?: number; directo
     running: () => instance !== null,
     async dispose() {
       await stop();
+      // A request cut off by the close may still be between s3rver's mkdirp and its open of a part
+      // or object file, on a write stream without an error handler: with the folder gone that open
+      // is an uncaught ENOENT in the test process (seen once in CI). Let those opens happen first.
+      await new Promise((r) => setTimeout(r, 200));
       rmSync(directory, { recursive: true, force: true });
     },
   };
