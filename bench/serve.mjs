@@ -432,16 +432,22 @@ http {
         } else {
           const c0 = e.cpu();
           const gc0 = gcMs;
+          const sys0 = process.cpuUsage().system;
+          const flt0 = process.resourceUsage().minorPageFault;
           const ours = e.cpu === selfCpu;
           if (ours && PROFILE_DIR) await profiler.start();
           m = await wrk(e.url, { script: e.script, conns: g.conns });
           cpuS = e.cpu() - c0;
-          if (ours) m.gcMs = gcMs - gc0;
+          if (ours) {
+            m.gcMs = gcMs - gc0;
+            m.kernelShare = (process.cpuUsage().system - sys0) / 1e6 / cpuS;
+            m.faults = process.resourceUsage().minorPageFault - flt0;
+          }
           if (ours && PROFILE_DIR) await profiler.stop(join(PROFILE_DIR, `${g.name.replace(/\W+/g, '-')}-${r + 1}.cpuprofile`));
         }
         const key = `${g.name} | ${e.name}`;
         (results[key] ??= []).push({ ...m, cpuPerReq: (cpuS / Math.max(1, m.requests)) * 1e6, cpuPerMB: (cpuS / Math.max(1e-9, m.megabytes)) * 1e3 });
-        process.stderr.write(`  ${key.padEnd(52)} ${m.rps.toFixed(0).padStart(7)} req/s ${m.mbps.toFixed(0).padStart(6)} MB/s  p99 ${m.p99.padStart(8)}  ${Number.isNaN(cpuS) ? '' : `CPU ${((cpuS / Math.max(1, m.requests)) * 1e6).toFixed(0)} µs/req`}${m.gcMs === undefined ? '' : `, GC ${m.gcMs.toFixed(0)} ms`}\n`);
+        process.stderr.write(`  ${key.padEnd(52)} ${m.rps.toFixed(0).padStart(7)} req/s ${m.mbps.toFixed(0).padStart(6)} MB/s  p99 ${m.p99.padStart(8)}  ${Number.isNaN(cpuS) ? '' : `CPU ${((cpuS / Math.max(1, m.requests)) * 1e6).toFixed(0)} µs/req`}${m.gcMs === undefined ? '' : ` (${(m.kernelShare * 100).toFixed(0)} % in the kernel, ${m.faults} page faults), GC ${m.gcMs.toFixed(0)} ms`}\n`);
       }
     }
   }
