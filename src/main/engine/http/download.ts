@@ -251,6 +251,14 @@ export class DownloadServer implements EngineService {
   private readonly rootReal = new Map<string, string>();
   /** Small local files kept in memory (bounded), so hot thumbnails and photos cost one stat per request. */
   private readonly smallFiles = new SmallFileCache();
+  /**
+   * File keys whose local file could not be opened, and when (nginx's open_file_cache_errors):
+   * a file lost from the disk and served from a target is not looked for on the disk again for
+   * SMALL_FILE_VALID_MS. (A failed open costs a trip through the thread pool, ~9 % of the
+   * engine's time in bench/serve.mjs's small-file fallback.) A file that comes back within that
+   * second is served from a target meanwhile: the same bytes, as the catalog's SHA-256 is checked.
+   */
+  private readonly localMisses = new Map<string, number>();
   /** Download paths decoded and parsed before (a pure function of the path: safe to remember). */
   private readonly pathKeys = new Map<string, PathKey>();
   private deepCache: { at: number; status: number; body: unknown } | null = null;
@@ -415,6 +423,7 @@ export class DownloadServer implements EngineService {
     }
     this.rootReal.clear();
     this.smallFiles.clear();
+    this.localMisses.clear();
     this.deepCache = null;
   }
 
@@ -658,8 +667,18 @@ export class DownloadServer implements EngineService {
       this.smallFiles.delete(key);
     }
     const f = this.engine.catalog.fileByPath(ctx.rootId, ctx.relPath);
+    const missKey = `${root.path}\0${key}`;
+    const missedAt = this.localMisses.get(missKey);
     const abs = join(root.path, ...(f ? diskRel(f) : ctx.relPath).split('/'));
-    const local = await this.openLocal(root, abs, ctx.relPath);
+    let local: { fd: number; st: Stats } | null = null;
+    if (missedAt === undefined || Date.now() - missedAt >= SMALL_FILE_VALID_MS) {
+      local = await this.openLocal(root, abs, ctx.relPath);
+      if (local) this.localMisses.delete(missKey);
+      else {
+        if (this.localMisses.size >= LOCAL_MISSES_MAX) this.localMisses.clear();
+        this.localMisses.set(missKey, Date.now());
+      }
+    }
     if (local) {
       ctx.entry.source = 'local';
       const { st } = local;
@@ -1176,6 +1195,8 @@ function memo<K, V>(m: Map<K, V>, k: K, make: (k: K) => V): V {
 
 /** A cached small file is served without a stat for this long after the last check. */
 const SMALL_FILE_VALID_MS = 1_000;
+/** Remembered local misses at most (all forgotten at once when full: they are a second's worth). */
+const LOCAL_MISSES_MAX = 10_000;
 /** Spans up to this size are read in one call into one buffer. */
 const SINGLE_READ_MAX = 1024 * 1024;
 /** Linux: check the file actually opened through /proc/self/fd. */
@@ -1204,6 +1225,10 @@ async function pump(body: Body, res: ServerResponse, span: Span): Promise<void> 
   // Errors after we stopped listening (the source aborted because the client left) are expected:
   // a permanent listener keeps them from becoming uncaught.
   body.on('error', () => undefined);
+  // A small body (a photo, a thumbnail) goes out in one write with the headers once it has all
+  // come in, not a write per socket read of the source (3-4 for 200 KB).
+  const corked = want <= CORK_MAX;
+  if (corked) res.cork();
   try {
     await new Promise<void>((resolve, reject) => {
       const onDrain = () => body.resume();
@@ -1231,6 +1256,7 @@ async function pump(body: Body, res: ServerResponse, span: Span): Promise<void> 
       res.once('close', onClose);
     });
   } finally {
+    if (corked) res.uncork();
     if (!body.destroyed) body.destroy();
   }
   if (got !== want) throw new Error(`the source ended after ${got} of ${want} bytes`);
@@ -1238,6 +1264,8 @@ async function pump(body: Body, res: ServerResponse, span: Span): Promise<void> 
 
 /** Bytes a proxied download may have waiting for the client before its source is paused. */
 const STREAM_WINDOW = 1024 * 1024;
+/** Proxied spans up to this size are sent in one write when complete (below STREAM_WINDOW: no pause). */
+const CORK_MAX = 512 * 1024;
 
 /** What a source gives for a span: a stream (targets), bytes (small local spans) or an open file to pump. */
 type Body = Readable | Buffer | { fd: number };
