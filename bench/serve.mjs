@@ -145,8 +145,9 @@ async function sdkGets({ endpoint, bucket, keys, conns, duration }) {
     const keys = ${JSON.stringify(keys)};
     // ${WARMUP_S} s of uncounted GETs first: this process is new each round, its code not yet compiled
     // (counted like wrk counts: bytes received and requests completed inside the window)
-    let n = 0, bytes = 0;
+    let n = 0, bytes = 0, cpu0 = null;
     const t0 = Date.now() + ${WARMUP_S * 1000}, until = t0 + ${seconds * 1000};
+    setTimeout(() => (cpu0 = process.cpuUsage()), t0 - Date.now());
     await Promise.all(Array.from({ length: ${conns} }, async (_, w) => {
       for (let i = w; Date.now() < until; i++) {
         const o = await c.send(new GetObjectCommand({ Bucket: ${JSON.stringify(bucket)}, Key: keys[i % keys.length] }));
@@ -155,7 +156,8 @@ async function sdkGets({ endpoint, bucket, keys, conns, duration }) {
       }
     }));
     const secs = (Date.now() - t0) / 1000;
-    console.log(JSON.stringify({ requests: n, megabytes: bytes / 1048576, secs }));
+    const cpu = process.cpuUsage(cpu0);
+    console.log(JSON.stringify({ requests: n, megabytes: bytes / 1048576, secs, cpuS: (cpu.user + cpu.system) / 1e6 }));
     process.exit(0);`;
   const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
@@ -428,7 +430,7 @@ http {
         let cpuS;
         if (e.sdk) {
           m = await sdkGets({ endpoint: s3url, bucket: 'bench', keys: e.sdk.keys, conns: g.conns ?? CONNS, duration: DURATION });
-          cpuS = NaN; // the client's own CPU is not the server's
+          cpuS = m.cpuS; // the client's own CPU (compare with ours, a server and a client in one)
         } else {
           const c0 = e.cpu();
           const gc0 = gcMs;
@@ -454,7 +456,7 @@ http {
   bare.close();
   const med = (key, field) => median(results[key].map((x) => x[field]));
   const fmt = (n) => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
-  const lines = ['', `| measure | compared with | theirs | triplicate | ratio | goal | server CPU, theirs / ours |`, `|---|---|---:|---:|---:|---|---:|`];
+  const lines = ['', `| measure | compared with | theirs | triplicate | ratio | goal | CPU, theirs (the server; for the SDK the client) / ours |`, `|---|---|---:|---:|---:|---|---:|`];
   const cpuText = (key, unit) => {
     const v = med(key, unit === 'rps' ? 'cpuPerReq' : 'cpuPerMB');
     return Number.isNaN(v) ? '–' : `${fmt(v)}${unit === 'rps' ? ' µs/req' : ' ms/MB'}`;
