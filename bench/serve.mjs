@@ -3,7 +3,7 @@
 // measured with wrk in one run. Prints a table with ratios and one JSON line.
 //
 //   node --import tsx bench/serve.mjs            (BENCH_DURATION=5s by default; BENCH_CONNECTIONS=32)
-//   BENCH_ONLY=fallback BENCH_ROUNDS=5 BENCH_PROFILE=/tmp/prof node --import tsx bench/serve.mjs
+//   BENCH_ONLY=fallback BENCH_ROUNDS=9 BENCH_PROFILE=/tmp/prof node --import tsx bench/serve.mjs
 //                                                (some groups only; more rounds; CPU profiles)
 //
 // Needs wrk and nginx (Debian/Ubuntu: apt-get install -y wrk nginx). nginx runs in the foreground
@@ -17,6 +17,9 @@
 // engine writes its JSON lines once per 200 ms or 64 KiB) and `open_file_cache` valid for 1 s (the
 // engine keeps small files in memory and re-checks them with a stat at most a second later).
 // nginx still sends with sendfile (no copy through user space), which Node cannot.
+// Rounds (5 by default) take every contender in turn, in alternating order; the ratio is of the
+// medians, and the table shows how far the rounds' own ratios spread (this machine's speed
+// drifts by tens of percent within a minute).
 // Goals (issue 3): >= 0.7x nginx requests/s on 200 KB files, >= 0.9x nginx MB/s on 100 MB files,
 // >= 0.9x direct-S3 throughput on the fallback path (local copy absent).
 import { execFileSync, spawn } from 'node:child_process';
@@ -130,42 +133,64 @@ async function wrk(url, { script, conns = CONNS, duration = DURATION } = {}) {
 /**
  * The fair baseline for the fallback path: GETs with the same S3 client the engine uses (AWS SDK
  * v3, signed, keep-alive), from a process of their own, `conns` at a time, bodies read and dropped.
- * (wrk's GETs are anonymous, which s3rver allows but a real NAS or R2 does not.)
+ * (wrk's GETs are anonymous, which s3rver allows but a real NAS or R2 does not.) One process per
+ * group, warmed up once (its code compiled, its sockets open), then told to run once per round.
  */
-async function sdkGets({ endpoint, bucket, keys, conns, duration }) {
-  const seconds = Number(String(duration).replace(/s$/, ''));
+async function sdkClient({ endpoint, bucket, keys, conns }) {
   const script = `
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
     const { S3Client, GetObjectCommand } = await import('@aws-sdk/client-s3');
     const http = await import('node:http');
+    const readline = await import('node:readline');
     const agent = new http.Agent({ keepAlive: true, maxSockets: ${conns * 2} });
     const c = new S3Client({ region: 'us-east-1', endpoint: ${JSON.stringify(endpoint)}, forcePathStyle: true, maxAttempts: 1,
       credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }, requestHandler: { httpAgent: agent },
       requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
     const keys = ${JSON.stringify(keys)};
-    // ${WARMUP_S} s of uncounted GETs first: this process is new each round, its code not yet compiled
-    // (counted like wrk counts: bytes received and requests completed inside the window)
-    let n = 0, bytes = 0, cpu0 = null;
-    const t0 = Date.now() + ${WARMUP_S * 1000}, until = t0 + ${seconds * 1000};
-    setTimeout(() => (cpu0 = process.cpuUsage()), t0 - Date.now());
-    await Promise.all(Array.from({ length: ${conns} }, async (_, w) => {
-      for (let i = w; Date.now() < until; i++) {
-        const o = await c.send(new GetObjectCommand({ Bucket: ${JSON.stringify(bucket)}, Key: keys[i % keys.length] }));
-        for await (const chunk of o.Body) if (Date.now() >= t0) bytes += chunk.length;
-        if (Date.now() >= t0) n++;
-      }
-    }));
-    const secs = (Date.now() - t0) / 1000;
-    const cpu = process.cpuUsage(cpu0);
-    console.log(JSON.stringify({ requests: n, megabytes: bytes / 1048576, secs, cpuS: (cpu.user + cpu.system) / 1e6 }));
+    // counted like wrk counts: bytes received and requests completed inside the window
+    const run = async (ms) => {
+      let n = 0, bytes = 0;
+      const cpu0 = process.cpuUsage();
+      const t0 = Date.now(), until = t0 + ms;
+      await Promise.all(Array.from({ length: ${conns} }, async (_, w) => {
+        for (let i = w; Date.now() < until; i++) {
+          const o = await c.send(new GetObjectCommand({ Bucket: ${JSON.stringify(bucket)}, Key: keys[i % keys.length] }));
+          for await (const chunk of o.Body) bytes += chunk.length;
+          if (Date.now() <= until) n++;
+        }
+      }));
+      const cpu = process.cpuUsage(cpu0);
+      return { requests: n, megabytes: bytes / 1048576, secs: (Date.now() - t0) / 1000, cpuS: (cpu.user + cpu.system) / 1e6 };
+    };
+    for await (const line of readline.createInterface({ input: process.stdin })) {
+      console.log(JSON.stringify(await run(Number(line))));
+    }
     process.exit(0);`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  const code = await new Promise((r) => child.once('exit', r));
-  if (code !== 0) throw new Error('the SDK client failed');
-  const r = JSON.parse(out.trim().split('\n').pop());
-  return { ...r, rps: r.requests / r.secs, mbps: r.megabytes / r.secs, p99: '', non2xx: 0, socketErrors: '', pid: child.pid };
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
+  children.push(child);
+  const lines = [];
+  const waiting = [];
+  let buf = '';
+  child.stdout.on('data', (d) => {
+    buf += d;
+    for (let i; (i = buf.indexOf('\n')) >= 0; ) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      const w = waiting.shift();
+      if (w) w(line);
+      else lines.push(line);
+    }
+  });
+  const died = new Promise((_, rej) => child.once('exit', (code) => rej(new Error(`the SDK client exited (${code})`))));
+  died.catch(() => undefined);
+  const ask = async (ms) => {
+    child.stdin.write(`${ms}\n`);
+    const line = await Promise.race([new Promise((res) => (lines.length ? res(lines.shift()) : waiting.push(res))), died]);
+    const r = JSON.parse(line);
+    return { ...r, rps: r.requests / r.secs, mbps: r.megabytes / r.secs, p99: '', non2xx: 0, socketErrors: '' };
+  };
+  await ask(WARMUP_S * 1000);
+  return { run: () => ask(Number(String(DURATION).replace(/s$/, '')) * 1000), stop: () => child.kill('SIGTERM') };
 }
 
 function luaPaths(file, paths) {
@@ -368,7 +393,7 @@ http {
     return (u.user + u.system) / 1e6;
   };
 
-  const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+  const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
   const allGroups = [
     {
       name: '200 KB files',
@@ -423,13 +448,16 @@ http {
   for (const g of groups) {
     // warm up every server (its JIT, heap sizes, and s3rver's for the fallback path, which would
     // otherwise be warm only for whoever comes second); then alternate the order round by round
-    for (const e of g.entries) if (!e.sdk) await wrk(e.url, { script: e.script, conns: g.conns, duration: `${WARMUP_S}s` });
+    for (const e of g.entries) {
+      if (e.sdk) e.client = await sdkClient({ endpoint: s3url, bucket: 'bench', keys: e.sdk.keys, conns: g.conns ?? CONNS });
+      else await wrk(e.url, { script: e.script, conns: g.conns, duration: `${WARMUP_S}s` });
+    }
     for (let r = 0; r < ROUNDS; r++) {
       for (const e of r % 2 ? [...g.entries].reverse() : g.entries) {
         let m;
         let cpuS;
         if (e.sdk) {
-          m = await sdkGets({ endpoint: s3url, bucket: 'bench', keys: e.sdk.keys, conns: g.conns ?? CONNS, duration: DURATION });
+          m = await e.client.run();
           cpuS = m.cpuS; // the client's own CPU (compare with ours, a server and a client in one)
         } else {
           const c0 = e.cpu();
@@ -453,10 +481,11 @@ http {
       }
     }
   }
+  for (const g of groups) for (const e of g.entries) e.client?.stop();
   bare.close();
   const med = (key, field) => median(results[key].map((x) => x[field]));
   const fmt = (n) => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
-  const lines = ['', `| measure | compared with | theirs | triplicate | ratio | goal | CPU, theirs (the server; for the SDK the client) / ours |`, `|---|---|---:|---:|---:|---|---:|`];
+  const lines = ['', `| measure | compared with | theirs | triplicate | ratio | rounds' own ratios | goal | CPU, theirs (the server; for the SDK the client) / ours |`, `|---|---|---:|---:|---:|---:|---|---:|`];
   const cpuText = (key, unit) => {
     const v = med(key, unit === 'rps' ? 'cpuPerReq' : 'cpuPerMB');
     return Number.isNaN(v) ? '–' : `${fmt(v)}${unit === 'rps' ? ' µs/req' : ' ms/MB'}`;
@@ -471,11 +500,14 @@ http {
       const key = `${g.name} | ${e.name}`;
       const theirs = med(key, g.unit);
       const ratio = mine / theirs;
+      // and round by round (each round measures both within seconds): how far the rounds spread
+      const perRound = results[mineKey].map((x, r) => x[g.unit] / results[key][r][g.unit]).filter((x) => Number.isFinite(x));
+      const spread = perRound.length ? `${Math.min(...perRound).toFixed(2)}–${Math.max(...perRound).toFixed(2)}` : '–';
       const isRef = e.name.startsWith('bare');
       summary[key] = { theirs: Math.round(theirs), triplicate: Math.round(mine), ratio: Number(ratio.toFixed(2)) };
       if (!isRef) ratiosOut[`serve: ${g.name}, ours / ${e.name} (goal >= ${goal})`] = ratio;
       lines.push(
-        `| ${g.name}, ${g.unit === 'rps' ? 'requests/s' : 'MB/s'} | ${e.name} | ${fmt(theirs)} | ${fmt(mine)} | ${ratio.toFixed(2)}x | ${isRef ? '(reference)' : `>= ${goal}x ${ratio >= goal ? 'met' : 'MISSED'}`} | ${cpuText(key, g.unit)} / ${cpuText(mineKey, g.unit)} |`,
+        `| ${g.name}, ${g.unit === 'rps' ? 'requests/s' : 'MB/s'} | ${e.name} | ${fmt(theirs)} | ${fmt(mine)} | ${ratio.toFixed(2)}x | ${spread} | ${isRef ? '(reference)' : `>= ${goal}x ${ratio >= goal ? 'met' : 'MISSED'}`} | ${cpuText(key, g.unit)} / ${cpuText(mineKey, g.unit)} |`,
       );
     }
   }

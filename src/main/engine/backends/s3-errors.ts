@@ -40,9 +40,21 @@ const NETWORK_CODES = new Set([
   'ENETDOWN',
   'ECONNABORTED',
   'ERR_SOCKET_CONNECTION_TIMEOUT',
+  // undici (the lean path's GETs): the socket closed, or the body ended short of its length
   'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
 ]);
-const TIMEOUT_CODES = new Set(['ETIMEDOUT', 'ESOCKETTIMEDOUT', 'TimeoutError', 'RequestTimeout', 'ERR_HTTP_REQUEST_TIMEOUT']);
+const TIMEOUT_CODES = new Set([
+  'ETIMEDOUT',
+  'ESOCKETTIMEDOUT',
+  'TimeoutError',
+  'RequestTimeout',
+  'ERR_HTTP_REQUEST_TIMEOUT',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+]);
 const TLS_CODES = /^(CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|ERR_TLS|ERR_SSL|EPROTO$)/;
 
 /** The SDK's error name (service error code), e.g. "NoSuchKey", "NotFound", "TimeoutError". */
@@ -102,7 +114,7 @@ export function mapS3Error(e: unknown, ctx: S3ErrorContext, aborted = false): St
   const t = ctx.target;
   const keyPart = ctx.key !== undefined ? ` "${ctx.key}"` : '';
 
-  if (aborted || name === 'AbortError' || code === 'ABORT_ERR') return make('aborted', 'The operation was cancelled.');
+  if (aborted || name === 'AbortError' || code === 'ABORT_ERR' || code === 'UND_ERR_ABORTED') return make('aborted', 'The operation was cancelled.');
 
   // The SDK renames ECONNRESET and EPIPE to "TimeoutError": look at the errno first.
   if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ECONNABORTED') {

@@ -10,11 +10,18 @@
 // everything else (list, copy, delete, multipart). Errors come out shaped like the SDK's
 // (name = S3 error code, or "NotFound" for a bodiless 404; $metadata.httpStatusCode; code for
 // network errors; "TimeoutError"; "AbortError"), so s3-errors.ts maps both paths the same way.
+//
+// GETs go through undici (Node's own fetch engine, used here through its Pool) rather than
+// node:http: downloads and restores are GETs, and the download server's S3 fallback proxies one per
+// visitor request. Measured on a 2-core box (32 clients, 200 KB objects from s3rver): 435-516 µs
+// of client CPU per request with undici, 552-651 µs with node:http's agent. HEAD and PUT stay on
+// node:http (a PUT streams its body through the same keep-alive agent as the SDK's multipart).
 import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { S3Client } from '@aws-sdk/client-s3';
+import { Pool } from 'undici';
 
 export interface LeanConfig {
   bucket: string;
@@ -24,6 +31,8 @@ export interface LeanConfig {
   credentials: { accessKeyId: string; secretAccessKey: string };
   httpAgent: http.Agent;
   httpsAgent: https.Agent;
+  /** Connections per endpoint for GETs (the agents' maxSockets). */
+  maxSockets: number;
   connectTimeoutMs: number;
   idleTimeoutMs: number;
 }
@@ -45,7 +54,7 @@ export interface LeanResponse {
   status: number;
   headers: http.IncomingHttpHeaders;
   /** The response body (empty for HEAD); the caller reads or destroys it. */
-  body: http.IncomingMessage;
+  body: Readable;
 }
 
 /** Where requests go, resolved once from the SDK's endpoint rules. */
@@ -89,6 +98,8 @@ export function pathOf(base: Pick<Base, 'pathPrefix'>, key: string): string {
 export class LeanS3 {
   private base: Promise<Base | null> | null = null;
   private readonly signer: SignatureV4;
+  /** undici's connection pool for GETs, made at the first one. */
+  private pool: Pool | null = null;
 
   constructor(
     private readonly client: S3Client,
@@ -157,7 +168,47 @@ export class LeanS3 {
       { signingRegion: base.signingRegion, signingService: base.signingName },
     );
     if (r.signal?.aborted) throw sdkAbortError();
+    if (r.method === 'GET') return this.transmitGet(r, base, path, signed.headers);
     return this.transmit(r, base, path, signed.headers);
+  }
+
+  /** Close the GET pool's connections (the agents are the backend's to destroy). */
+  close(): void {
+    void this.pool?.destroy().catch(() => undefined);
+    this.pool = null;
+  }
+
+  private async transmitGet(r: LeanRequest, base: Base, path: string, headers: Record<string, string>): Promise<LeanResponse> {
+    const { connectTimeoutMs, idleTimeoutMs } = this.cfg;
+    this.pool ??= new Pool(`${base.protocol}//${base.host}`, {
+      connections: this.cfg.maxSockets,
+      connect: { timeout: connectTimeoutMs },
+      // Idle timeouts, as the SDK's socketTimeout: no byte for this long fails the request.
+      headersTimeout: idleTimeoutMs,
+      bodyTimeout: idleTimeoutMs,
+    });
+    let res;
+    try {
+      res = await this.pool.request({ method: 'GET', path, headers, signal: r.signal });
+    } catch (e) {
+      throw sdkShapedUndiciError(e, r.signal, this.cfg);
+    }
+    const status = res.statusCode;
+    const h = res.headers as http.IncomingHttpHeaders;
+    if (status >= 200 && status < 300) {
+      // undici's body emits an error when destroyed without one (node:http's does not), and a
+      // caller may destroy a body it no longer wants: never an uncaught error for that. The
+      // caller's own listeners still see every error.
+      res.body.on('error', () => undefined);
+      return { status, headers: h, body: res.body };
+    }
+    let text = '';
+    try {
+      text = await readSmall(res.body, 64 * 1024);
+    } catch (e) {
+      throw sdkShapedUndiciError(e, r.signal, this.cfg);
+    }
+    throw errorFromResponse(status, h, text);
   }
 
   private transmit(r: LeanRequest, base: Base, path: string, headers: Record<string, string>): Promise<LeanResponse> {
@@ -236,7 +287,25 @@ export class LeanS3 {
   }
 }
 
-function readSmall(res: http.IncomingMessage, limit: number): Promise<string> {
+/**
+ * undici's errors in the shapes the SDK throws (and s3-errors.ts maps): its timeouts as
+ * "TimeoutError", an abort by our signal as "AbortError"; socket errors keep their errno code
+ * (ECONNREFUSED, ECONNRESET) or UND_ERR_SOCKET ("other side closed").
+ */
+export function sdkShapedUndiciError(e: unknown, signal: AbortSignal | undefined, cfg: Pick<LeanConfig, 'connectTimeoutMs' | 'idleTimeoutMs'>): unknown {
+  if (signal?.aborted) return sdkAbortError();
+  const code = (e as { code?: string } | null)?.code;
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') {
+    return Object.assign(new Error(`Socket timed out without establishing a connection within ${cfg.connectTimeoutMs} ms`), { name: 'TimeoutError', cause: e });
+  }
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    return Object.assign(new Error(`Connection timed out after ${cfg.idleTimeoutMs} ms`), { name: 'TimeoutError', cause: e });
+  }
+  if (code === 'UND_ERR_ABORTED') return sdkAbortError();
+  return e;
+}
+
+function readSmall(res: Readable, limit: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let n = 0;

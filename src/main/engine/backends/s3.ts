@@ -171,6 +171,7 @@ export class S3Backend implements StorageBackend {
             credentials: { accessKeyId: target.credentials.accessKeyId, secretAccessKey: target.credentials.secretAccessKey },
             httpAgent: this.httpAgent,
             httpsAgent: this.httpsAgent,
+            maxSockets,
             connectTimeoutMs: this.opts.connectTimeoutMs,
             idleTimeoutMs: this.opts.idleTimeoutMs,
           });
@@ -859,6 +860,7 @@ export class S3Backend implements StorageBackend {
   }
 
   close(): void {
+    this.lean?.close();
     this.client.destroy();
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
