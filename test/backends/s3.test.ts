@@ -95,6 +95,10 @@ describe('S3Backend error classification', () => {
       expect(e.targetLevel).toBe(true);
       expect(e.message).toBe(`NAS (http://127.0.0.1:${port}, bucket media) refused the connection. Check that it is switched on and reachable; Triplicate keeps retrying.`);
       expect(e.detail).toMatch(/ECONNREFUSED/);
+      // a GET (undici on the lean path) says the same
+      const g = await failure(b.get('a.jpg'));
+      expect(g.kind).toBe('network');
+      expect(g.message).toBe(e.message);
     } finally {
       b.close();
     }
@@ -112,10 +116,41 @@ describe('S3Backend error classification', () => {
       expect(e.transient).toBe(true);
       expect(e.message).toMatch(/did not answer within/);
       expect(Date.now() - t0).toBeLessThan(5000);
+      const t1 = Date.now();
+      const g = await failure(b.get('a.jpg'));
+      expect(g.kind).toBe('timeout');
+      expect(g.message).toBe(e.message);
+      expect(Date.now() - t1).toBeLessThan(5000);
     } finally {
       b.close();
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => tcp.close(() => r()));
+    }
+  });
+
+  it('a GET whose body stalls half-way fails the stream as a timeout (not a short file)', async () => {
+    const srv = await httpServer((_req, res) => {
+      res.writeHead(200, { 'content-length': '1000', 'content-type': 'application/octet-stream' });
+      res.write(Buffer.alloc(400, 1)); // then nothing
+    });
+    const b = new S3Backend(target(srv.url), quick);
+    try {
+      const got = await b.get('a.jpg');
+      const t0 = Date.now();
+      let n = 0;
+      const e = await (async () => {
+        for await (const c of got.body) n += (c as Buffer).length;
+      })().then(
+        () => null,
+        (x: unknown) => x,
+      );
+      expect(n).toBe(400);
+      expect(e).toBeInstanceOf(StorageError);
+      expect((e as StorageError).kind).toBe('timeout');
+      expect(Date.now() - t0).toBeLessThan(5000);
+    } finally {
+      b.close();
+      await srv.close();
     }
   });
 
