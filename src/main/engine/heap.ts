@@ -74,7 +74,8 @@ function operatorHeapFlags(env: NodeJS.ProcessEnv, execArgv: readonly string[]):
  * bench/serve.mjs (the S3 fallback of a 100 MB file, 4 clients) on a 2-core VM where faults are
  * dear: 190,000 page faults per 5 s round and 0.58 s of CPU per 100 MB (62 % of it in the
  * kernel, 190 MB/s) until glibc's own heuristics caught up after 10-15 s of streaming; with this,
- * 11,000 faults and 0.12 s per 100 MB (500-570 MB/s) from the first round on.
+ * 11,000 faults and 0.12 s per 100 MB (500-570 MB/s) from the first round on (in 8 of 9 runs:
+ * a collection that frees more than 32 MiB at the top of the heap still trims).
  *
  * glibc raises its thresholds itself once a block it had mapped separately (>= 128 KiB) is freed:
  * the mapping threshold becomes that block's size and the trim threshold twice that. So one
@@ -93,7 +94,7 @@ export function tuneMalloc(): void {
 }
 
 /** The size of tuneMalloc's block (<= glibc's 32 MiB cap for the adjustment). */
-export const MALLOC_WARM_BLOCK = 16 * 1024 * 1024;
+const MALLOC_WARM_BLOCK = 16 * 1024 * 1024;
 let mallocTuned = false;
 
 /**

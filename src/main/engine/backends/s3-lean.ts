@@ -292,7 +292,7 @@ export class LeanS3 {
  * "TimeoutError", an abort by our signal as "AbortError"; socket errors keep their errno code
  * (ECONNREFUSED, ECONNRESET) or UND_ERR_SOCKET ("other side closed").
  */
-export function sdkShapedUndiciError(e: unknown, signal: AbortSignal | undefined, cfg: Pick<LeanConfig, 'connectTimeoutMs' | 'idleTimeoutMs'>): unknown {
+function sdkShapedUndiciError(e: unknown, signal: AbortSignal | undefined, cfg: Pick<LeanConfig, 'connectTimeoutMs' | 'idleTimeoutMs'>): unknown {
   if (signal?.aborted) return sdkAbortError();
   const code = (e as { code?: string } | null)?.code;
   if (code === 'UND_ERR_CONNECT_TIMEOUT') {
