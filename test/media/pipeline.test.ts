@@ -318,8 +318,8 @@ describe('media pipeline in the engine', () => {
     expect(missing[0]!.message).toMatch(/^Videos cannot be converted to MP4 right now: ffmpeg was not found at \/nonexistent\/triplicate-test\/ffmpeg\. Correct media\.ffmpegPath in the settings/);
     expect(missing[0]!.message).toMatch(/every video is backed up as it is/);
     for (const k of ['media/a.mov', 'media/b.mov']) expect(engine.file(k)!.media?.transcode_state).toBe('queued');
-    // (the conversion jobs are queued by the same probe step; one CI run saw the count at 0 right
-    // after the probes drained, so the status is given a few seconds to show both)
+    // (status() is cached for 250 ms: the one waitForStatus saw may predate the jobs, which the
+    // probe step queues; one CI run read that cached 0 right after the probes drained)
     await waitFor(() => engine.status().transcoding?.queued === 2, 10_000, 'both conversions counted as waiting');
     const st = engine.status();
     expect(st.transcoding).toMatchObject({ active: 0, queued: 2 });
