@@ -5,6 +5,8 @@
 //   node --import tsx bench/serve.mjs            (BENCH_DURATION=5s by default; BENCH_CONNECTIONS=32)
 //   BENCH_ONLY=fallback BENCH_ROUNDS=9 BENCH_PROFILE=/tmp/prof node --import tsx bench/serve.mjs
 //                                                (some groups only; more rounds; CPU profiles)
+//   BENCH_PIN=1 BENCH_ONLY=fallback node --import tsx bench/serve.mjs
+//                                                (s3rver on a CPU of its own, as a NAS would be)
 //
 // Needs wrk and nginx (Debian/Ubuntu: apt-get install -y wrk nginx). nginx runs in the foreground
 // from a config in a temp dir on a free loopback port and is stopped at the end. s3rver runs in its
@@ -49,6 +51,12 @@ function which(bin) {
   }
 }
 
+const PIN = process.env.BENCH_PIN === '1';
+const taskset = PIN ? which('taskset') : null;
+if (PIN && (!taskset || cpus().length < 2)) {
+  process.stderr.write('BENCH_PIN=1 needs taskset (util-linux) and at least 2 CPUs.\n');
+  process.exit(2);
+}
 const wrkBin = which('wrk');
 const nginxBin = which('nginx') ?? ['/usr/sbin/nginx', '/usr/local/sbin/nginx'].find((p) => { try { execFileSync(p, ['-v'], { stdio: 'ignore' }); return true; } catch { return false; } });
 if (!wrkBin || !nginxBin) {
@@ -226,13 +234,17 @@ try {
   const s3dir = join(base, 's3');
   mkdirSync(s3dir);
   const s3port = await freePort();
-  const s3 = spawn(
-    process.execPath,
-    ['--input-type=module', '-e', `import S3rver from 's3rver'; await new S3rver({ address: '127.0.0.1', port: ${s3port}, silent: true, directory: ${JSON.stringify(s3dir)}, configureBuckets: [{ name: 'bench' }], vhostBuckets: false }).run(); console.log('ready');`],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
+  const s3Args = ['--input-type=module', '-e', `import S3rver from 's3rver'; await new S3rver({ address: '127.0.0.1', port: ${s3port}, silent: true, directory: ${JSON.stringify(s3dir)}, configureBuckets: [{ name: 'bench' }], vhostBuckets: false }).run(); console.log('ready');`];
+  // BENCH_PIN=1: s3rver gets the last CPU to itself and everything else (this process with the
+  // engine, wrk, nginx, the SDK client, all started later) the others: a model of a site, where
+  // the NAS or the cloud is another machine and never takes CPU from the engine or its client.
+  const pin = PIN ? { s3: String(cpus().length - 1), rest: `0-${cpus().length - 2}` } : null;
+  const s3 = pin
+    ? spawn(taskset, ['-c', pin.s3, process.execPath, ...s3Args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
+    : spawn(process.execPath, s3Args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(s3);
   await waitHttp(`http://127.0.0.1:${s3port}/bench/`);
+  if (pin) execFileSync(taskset, ['-a', '-p', '-c', pin.rest, String(process.pid)], { stdio: 'ignore' });
 
   // the engine, in this process, with the collector policy `triplicate serve` sets for itself
   (await import('../src/main/engine/heap.ts')).tuneHeap();
@@ -438,7 +450,7 @@ http {
   // BENCH_ONLY=fallback (or any word of the group names): measure only the matching groups
   const only = process.env.BENCH_ONLY?.toLowerCase();
   const groups = only ? allGroups.filter((g) => g.name.toLowerCase().includes(only)) : allGroups;
-  process.stderr.write(`  - wrk -t1 -c${CONNS} -d${DURATION} (100 MB files: -c4), ${WARMUP_S} s warm-up per server, ${ROUNDS} rounds in alternating order, ${cpus().length} CPUs, load average ${loadavg()[0].toFixed(1)}\n`);
+  process.stderr.write(`  - wrk -t1 -c${CONNS} -d${DURATION} (100 MB files: -c4), ${WARMUP_S} s warm-up per server, ${ROUNDS} rounds in alternating order, ${cpus().length} CPUs${pin ? ` (s3rver alone on CPU ${pin.s3}, the rest on ${pin.rest})` : ''}, load average ${loadavg()[0].toFixed(1)}\n`);
   const median = (xs) => {
     const v = [...xs].filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
     if (!v.length) return NaN;
@@ -513,8 +525,8 @@ http {
   }
   lines.push('', `medians of ${ROUNDS} rounds of ${DURATION}; load average at the end ${loadavg()[0].toFixed(1)} (other work on the machine makes runs vary)`, '');
   process.stdout.write(lines.join('\n'));
-  writeResult('serve', ratiosOut);
-  process.stdout.write(`${JSON.stringify({ bench: 'serve', duration: DURATION, rounds: ROUNDS, connections: CONNS, cpus: cpus().length, summary })}\n`);
+  writeResult(pin ? 'serve-pinned' : 'serve', ratiosOut);
+  process.stdout.write(`${JSON.stringify({ bench: 'serve', pinned: !!pin, duration: DURATION, rounds: ROUNDS, connections: CONNS, cpus: cpus().length, summary })}\n`);
   const accessLines = readFileSync(join(dataDir, 'logs', 'download-access.jsonl'), 'utf8').split('\n').length;
   process.stderr.write(`  (the download server wrote ${accessLines} access-log lines during the run)\n`);
 } finally {
