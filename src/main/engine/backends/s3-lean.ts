@@ -187,12 +187,9 @@ export class LeanS3 {
       headersTimeout: idleTimeoutMs,
       bodyTimeout: idleTimeoutMs,
     });
-    let res;
-    try {
-      res = await this.pool.request({ method: 'GET', path, headers, signal: r.signal });
-    } catch (e) {
-      throw sdkShapedUndiciError(e, r.signal, this.cfg);
-    }
+    // undici's errors (UND_ERR_CONNECT_TIMEOUT, UND_ERR_SOCKET, …, or the signal's AbortError) go
+    // out as they are: s3-errors.ts maps their codes, as it maps the SDK's.
+    const res = await this.pool.request({ method: 'GET', path, headers, signal: r.signal });
     const status = res.statusCode;
     const h = res.headers as http.IncomingHttpHeaders;
     if (status >= 200 && status < 300) {
@@ -202,13 +199,7 @@ export class LeanS3 {
       res.body.on('error', () => undefined);
       return { status, headers: h, body: res.body };
     }
-    let text = '';
-    try {
-      text = await readSmall(res.body, 64 * 1024);
-    } catch (e) {
-      throw sdkShapedUndiciError(e, r.signal, this.cfg);
-    }
-    throw errorFromResponse(status, h, text);
+    throw errorFromResponse(status, h, await readSmall(res.body, 64 * 1024));
   }
 
   private transmit(r: LeanRequest, base: Base, path: string, headers: Record<string, string>): Promise<LeanResponse> {
@@ -285,24 +276,6 @@ export class LeanS3 {
       }
     });
   }
-}
-
-/**
- * undici's errors in the shapes the SDK throws (and s3-errors.ts maps): its timeouts as
- * "TimeoutError", an abort by our signal as "AbortError"; socket errors keep their errno code
- * (ECONNREFUSED, ECONNRESET) or UND_ERR_SOCKET ("other side closed").
- */
-function sdkShapedUndiciError(e: unknown, signal: AbortSignal | undefined, cfg: Pick<LeanConfig, 'connectTimeoutMs' | 'idleTimeoutMs'>): unknown {
-  if (signal?.aborted) return sdkAbortError();
-  const code = (e as { code?: string } | null)?.code;
-  if (code === 'UND_ERR_CONNECT_TIMEOUT') {
-    return Object.assign(new Error(`Socket timed out without establishing a connection within ${cfg.connectTimeoutMs} ms`), { name: 'TimeoutError', cause: e });
-  }
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
-    return Object.assign(new Error(`Connection timed out after ${cfg.idleTimeoutMs} ms`), { name: 'TimeoutError', cause: e });
-  }
-  if (code === 'UND_ERR_ABORTED') return sdkAbortError();
-  return e;
 }
 
 function readSmall(res: Readable, limit: number): Promise<string> {
