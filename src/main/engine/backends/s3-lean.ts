@@ -95,9 +95,20 @@ export function pathOf(base: Pick<Base, 'pathPrefix'>, key: string): string {
   return `${base.pathPrefix}/${encodeKeyPath(key)}`;
 }
 
+/**
+ * Signed headers of a bodiless request (GET, HEAD) are reused for the same method, key and headers
+ * for this long. A SigV4 signature stays valid for 15 minutes after its x-amz-date (S3, R2 and
+ * MinIO refuse older ones), so a few seconds is far inside what every server accepts; signing
+ * costs ~70 µs of CPU here (8 % of a proxied 200 KB download in bench/serve.mjs), and a file being
+ * downloaded by many visitors, or a restore re-reading it, signs once per window.
+ */
+const SIGNED_REUSE_MS = 5_000;
+const SIGNED_MAX = 2048;
+
 export class LeanS3 {
   private base: Promise<Base | null> | null = null;
   private readonly signer: SignatureV4;
+  private readonly signed = new Map<string, { at: number; headers: Record<string, string> }>();
   /** undici's connection pool for GETs, made at the first one. */
   private pool: Pool | null = null;
 
@@ -163,13 +174,28 @@ export class LeanS3 {
       headers['x-amz-content-sha256'] = EMPTY_SHA256;
     }
     const path = pathOf(base, r.key);
-    const signed = await this.signer.sign(
+    const signed = await this.sign(r, base, path, headers);
+    if (r.signal?.aborted) throw sdkAbortError();
+    if (r.method === 'GET') return this.transmitGet(r, base, path, signed);
+    return this.transmit(r, base, path, signed);
+  }
+
+  /** SigV4 headers for the request; those of a bodiless one are reused for SIGNED_REUSE_MS. */
+  private async sign(r: LeanRequest, base: Base, path: string, headers: Record<string, string>): Promise<Record<string, string>> {
+    const reuse = !r.body;
+    const key = reuse ? `${r.method} ${path}${r.headers ? ` ${JSON.stringify(r.headers)}` : ''}` : '';
+    const now = Date.now();
+    const have = reuse ? this.signed.get(key) : undefined;
+    if (have && now - have.at < SIGNED_REUSE_MS) return have.headers;
+    const out = await this.signer.sign(
       { method: r.method, protocol: base.protocol, hostname: base.hostname, port: base.port, path, query: {}, headers },
       { signingRegion: base.signingRegion, signingService: base.signingName },
     );
-    if (r.signal?.aborted) throw sdkAbortError();
-    if (r.method === 'GET') return this.transmitGet(r, base, path, signed.headers);
-    return this.transmit(r, base, path, signed.headers);
+    if (reuse) {
+      if (!have && this.signed.size >= SIGNED_MAX) this.signed.clear();
+      this.signed.set(key, { at: now, headers: out.headers });
+    }
+    return out.headers;
   }
 
   /** Close the GET pool's connections (the agents are the backend's to destroy). */

@@ -25,7 +25,7 @@ import type { RootConfig, TargetConfig } from '../../../shared/config';
 import { contentTypeOf, objectKey, parseFileKey } from '../../../shared/keys';
 import { createBackend } from '../backends';
 import { isStorageError, type ObjectInfo, type StorageBackend } from '../backends/types';
-import { diskRel, type FileRow } from '../catalog/catalog';
+import { diskRel, type CopyRow, type FileRow } from '../catalog/catalog';
 import type { Engine, EngineService } from '../engine';
 import { BoostWhileBusy, PROXY_HEAP_GROWING_PERCENT } from '../heap';
 import { log } from '../log';
@@ -259,6 +259,14 @@ export class DownloadServer implements EngineService {
    * second is served from a target meanwhile: the same bytes, as the catalog's SHA-256 is checked.
    */
   private readonly localMisses = new Map<string, number>();
+  /**
+   * The catalog rows a download reads (the file, its copy on each target), remembered for
+   * SMALL_FILE_VALID_MS per file key: two SQLite reads were ~8 % of the engine's time on the
+   * small-file fallback path. A row at most a second old is safe here: a copy trusted from it is
+   * still checked against the SHA-256 the target returns, and a file changed on the disk is
+   * stat'ed, not taken from the row.
+   */
+  private readonly rows = new Map<string, KnownRows>();
   /** Download paths decoded and parsed before (a pure function of the path: safe to remember). */
   private readonly pathKeys = new Map<string, PathKey>();
   private deepCache: { at: number; status: number; body: unknown } | null = null;
@@ -424,6 +432,7 @@ export class DownloadServer implements EngineService {
     this.rootReal.clear();
     this.smallFiles.clear();
     this.localMisses.clear();
+    this.rows.clear();
     this.deepCache = null;
   }
 
@@ -440,6 +449,27 @@ export class DownloadServer implements EngineService {
     const was = (this.downUntil.get(t.id) ?? 0) > Date.now();
     this.downUntil.set(t.id, Date.now() + DOWN_MEMORY_MS);
     if (!was) log.warn(`download: ${t.label} did not answer, trying the next copy: ${isStorageError(e) ? `${e.kind}: ${e.detail || e.message}` : errorText(e)}`);
+  }
+
+  /** The file's catalog row (and a place for its copies' rows), at most SMALL_FILE_VALID_MS old. */
+  private known(key: string, rootId: string, relPath: string): KnownRows {
+    const now = Date.now();
+    let k = this.rows.get(key);
+    if (!k || now - k.at >= SMALL_FILE_VALID_MS) {
+      if (!k && this.rows.size >= ROWS_MAX) this.rows.clear();
+      k = { at: now, file: this.engine.catalog.fileByPath(rootId, relPath), copies: new Map() };
+      this.rows.set(key, k);
+    }
+    return k;
+  }
+
+  /** The file's copy on a target, from the same memory as its row. */
+  private copyRow(k: KnownRows, targetId: string): CopyRow | undefined {
+    if (!k.file) return undefined;
+    if (k.copies.has(targetId)) return k.copies.get(targetId);
+    const c = this.engine.catalog.copy(k.file.id, targetId);
+    k.copies.set(targetId, c);
+    return c;
   }
 
   // ---- request handling ----------------------------------------------------------------------
@@ -660,13 +690,14 @@ export class DownloadServer implements EngineService {
       const st = await new Promise<Stats | null>((res) => fsStat(hit.abs, (e, x) => res(e ? null : x)));
       if (st?.isFile() && sameFile(st, hit)) {
         hit.checkedAt = now;
-        hit.rep = { size: hit.size, etag: this.localEtag(this.engine.catalog.fileByPath(ctx.rootId, ctx.relPath), hit.size, hit.mtimeMs), lastModified: hit.mtimeMs };
+        hit.rep = { size: hit.size, etag: this.localEtag(this.known(key, ctx.rootId, ctx.relPath).file, hit.size, hit.mtimeMs), lastModified: hit.mtimeMs };
         ctx.entry.source = 'local';
         return this.sendBuffer(ctx, hit.buf, hit.rep);
       }
       this.smallFiles.delete(key);
     }
-    const f = this.engine.catalog.fileByPath(ctx.rootId, ctx.relPath);
+    const known = this.known(key, ctx.rootId, ctx.relPath);
+    const f = known.file;
     const missKey = `${root.path}\0${key}`;
     const missedAt = this.localMisses.get(missKey);
     const abs = join(root.path, ...(f ? diskRel(f) : ctx.relPath).split('/'));
@@ -699,7 +730,7 @@ export class DownloadServer implements EngineService {
     const other: TargetConfig[] = [];
     for (const t of this.targetOrder()) {
       if (ctx.gone) return;
-      const r = await this.tryTarget(ctx, t, f, true);
+      const r = await this.tryTarget(ctx, t, known, true);
       if (r === 'sent' || r === 'gone') return;
       if (r === 'down') down++;
       if (r === 'other') other.push(t);
@@ -709,7 +740,7 @@ export class DownloadServer implements EngineService {
     // as it is, with its own ETag, rather than nothing.
     for (const t of other) {
       if (ctx.gone) return;
-      const r = await this.tryTarget(ctx, t, f, false);
+      const r = await this.tryTarget(ctx, t, known, false);
       if (r === 'sent' || r === 'gone') return;
       if (r === 'down') down++;
     }
@@ -823,7 +854,7 @@ export class DownloadServer implements EngineService {
    * object differs (another size or SHA-256) is passed over ('other') for one that has the right
    * bytes; only when no target has them is a differing object served, as it is (non-strict).
    */
-  private async tryTarget(ctx: ServeCtx, t: TargetConfig, f: FileRow | undefined, strict: boolean): Promise<TryResult> {
+  private async tryTarget(ctx: ServeCtx, t: TargetConfig, known: KnownRows, strict: boolean): Promise<TryResult> {
     let key: string;
     try {
       key = objectKey(t.prefix, ctx.rootId, ctx.relPath);
@@ -831,8 +862,9 @@ export class DownloadServer implements EngineService {
       return 'missing';
     }
     const backend = this.backendFor(t);
+    const f = known.file;
     const want = strict && f?.sha256 ? { size: f.size, sha256: f.sha256 } : undefined;
-    const copy = want ? this.engine.catalog.copy(f!.id, t.id) : undefined;
+    const copy = want ? this.copyRow(known, t.id) : undefined;
     // A copy the catalog knows as synced with this content: GET straight away (one round trip).
     let trusted = ctx.method === 'GET' && !!want && copy?.state === 'synced' && copy.sha256 === want.sha256;
     for (let attempt = 0; attempt < 2; attempt++) {
@@ -1088,6 +1120,13 @@ function publicReason(e: unknown): string {
   }
 }
 
+/** A file's catalog rows as read at `at`: its own, and its copy per target id (read when first needed). */
+interface KnownRows {
+  at: number;
+  file: FileRow | undefined;
+  copies: Map<string, CopyRow | undefined>;
+}
+
 interface CachedFile {
   buf: Buffer;
   /** Where it was read from, and the root folder it belongs to (a changed root path misses). */
@@ -1195,6 +1234,8 @@ function memo<K, V>(m: Map<K, V>, k: K, make: (k: K) => V): V {
 
 /** A cached small file is served without a stat for this long after the last check. */
 const SMALL_FILE_VALID_MS = 1_000;
+/** Files whose catalog rows are remembered, at most (all forgotten at once when full: a second's worth). */
+const ROWS_MAX = 10_000;
 /** Remembered local misses at most (all forgotten at once when full: they are a second's worth). */
 const LOCAL_MISSES_MAX = 10_000;
 /** Spans up to this size are read in one call into one buffer. */
