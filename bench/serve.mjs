@@ -24,6 +24,16 @@
 // drifts by tens of percent within a minute).
 // Goals (issue 3): >= 0.7x nginx requests/s on 200 KB files, >= 0.9x nginx MB/s on 100 MB files,
 // >= 0.9x direct-S3 throughput on the fallback path (local copy absent).
+//
+// The fallback path is a proxy, and its contenders are: the direct GET (wrk sending the requests
+// the engine sends, SigV4 headers made by the same signer: what s3rver does per request is the
+// same); nginx as a reverse proxy to the same s3rver (the field's best proxy, given the same
+// job minus signing: its GETs are anonymous); the AWS SDK as a client (a script fetching the files
+// itself; for information); a bare Node proxy (sign, undici, pipe: the least a Node proxy does;
+// a reference). On 2 shared CPUs every proxy loses against the direct GET, because the proxy and
+// the extra hop take CPU the S3 server would otherwise have: the table's last lines show what each
+// proxy gets against the direct GET (nginx too), the ceiling of that goal on such a machine.
+// BENCH_PIN=1 gives s3rver a CPU of its own, as a NAS or a cloud has.
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, openSync, closeSync, writeSync, rmSync, writeFileSync, readFileSync, readdirSync } from 'node:fs';
@@ -139,10 +149,9 @@ async function wrk(url, { script, conns = CONNS, duration = DURATION } = {}) {
 }
 
 /**
- * The fair baseline for the fallback path: GETs with the same S3 client the engine uses (AWS SDK
- * v3, signed, keep-alive), from a process of their own, `conns` at a time, bodies read and dropped.
- * (wrk's GETs are anonymous, which s3rver allows but a real NAS or R2 does not.) One process per
- * group, warmed up once (its code compiled, its sockets open), then told to run once per round.
+ * A client fetching the files from S3 itself: AWS SDK v3 (signed, keep-alive), from a process of
+ * its own, `conns` at a time, bodies read and dropped. One process per group, warmed up once (its
+ * code compiled, its sockets open), then told to run once per round.
  */
 async function sdkClient({ endpoint, bucket, keys, conns }) {
   const script = `
@@ -207,6 +216,36 @@ function luaPaths(file, paths) {
     `local paths = {${paths.map((p) => JSON.stringify(p)).join(',')}}\nlocal i = 0\nrequest = function()\n  i = i % #paths + 1\n  return wrk.format(nil, paths[i])\nend\n`,
   );
   return file;
+}
+
+/**
+ * A wrk script sending each path with its own SigV4 headers, made by the signer the engine uses:
+ * the requests s3rver gets from the engine, sent by the cheapest client there is. (s3rver accepts
+ * a header-signed request for 15 minutes after its x-amz-date: made at the start of each group.)
+ */
+async function luaSigned(file, { endpoint, bucket, keys }) {
+  const u = new URL(endpoint);
+  const signer = await s3rverSigner();
+  const lua = (v) => JSON.stringify(String(v));
+  const reqs = [];
+  for (const key of keys) {
+    const path = `/${bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
+    const signed = await signer.sign({ method: 'GET', protocol: u.protocol, hostname: u.hostname, port: Number(u.port), path, query: {}, headers: { host: u.host, 'x-amz-content-sha256': EMPTY_SHA256 } });
+    const headers = Object.entries(signed.headers).map(([k, v]) => `[${lua(k === 'host' ? 'Host' : k)}] = ${lua(v)}`);
+    reqs.push(`{${lua(path)}, {${headers.join(', ')}}}`);
+  }
+  writeFileSync(file, `local reqs = {${reqs.join(',\n')}}\nlocal i = 0\nrequest = function()\n  i = i % #reqs + 1\n  return wrk.format("GET", reqs[i][1], reqs[i][2])\nend\n`);
+  return file;
+}
+const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
+/** A SigV4 signer for s3rver's credentials, with the S3 client's own hash and path escaping (as s3-lean.ts signs). */
+async function s3rverSigner() {
+  const { SignatureV4 } = await import('@smithy/signature-v4');
+  const { S3Client } = await import('@aws-sdk/client-s3');
+  const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+  const sha256 = new S3Client({ region: 'us-east-1', credentials }).config.sha256;
+  return new SignatureV4({ credentials, region: 'us-east-1', service: 's3', sha256, uriEscapePath: false });
 }
 
 const base = mkdtempSync(join(tmpdir(), 'trip-bench-serve-'));
@@ -317,10 +356,25 @@ http {
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
   default_type application/octet-stream;
+  # the reference proxy for the fallback path: /s3/<key> forwarded to s3rver (anonymous, as
+  # nginx cannot sign), over kept-alive connections, through 1 MiB of memory buffers per request
+  # (never a temp file)
+  upstream s3 {
+    server 127.0.0.1:${s3port};
+    keepalive 64;
+  }
   server {
     listen 127.0.0.1:${port};
     root ${media};
     location / { }
+    location /s3/ {
+      proxy_pass http://s3/bench/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffers 16 64k;
+      proxy_busy_buffers_size 128k;
+      proxy_max_temp_file_size 0;
+    }
   }
 }
 `,
@@ -345,13 +399,34 @@ http {
   });
   await new Promise((r) => bare.listen(0, '127.0.0.1', r));
   const bareUrl = `http://127.0.0.1:${bare.address().port}`;
+  // Reference for the fallback path: the least a Node proxy does (no auth, no catalog, no log, no
+  // checks): sign the GET, send it through an undici pool to s3rver, pipe the answer back.
+  const { Pool } = await import('undici');
+  const { pipeline } = await import('node:stream/promises');
+  const bareSigner = await s3rverSigner();
+  const barePool = new Pool(`http://127.0.0.1:${s3port}`, { connections: 64 });
+  const bareProxy = createHttp(async (req, res) => {
+    try {
+      const path = `/bench${req.url}`;
+      const signed = await bareSigner.sign({ method: 'GET', protocol: 'http:', hostname: '127.0.0.1', port: s3port, path, query: {}, headers: { host: `127.0.0.1:${s3port}`, 'x-amz-content-sha256': EMPTY_SHA256 } });
+      const up = await barePool.request({ method: 'GET', path, headers: signed.headers });
+      res.writeHead(up.statusCode, { 'content-length': up.headers['content-length'], 'content-type': 'application/octet-stream' });
+      // pipeline: a client that leaves mid-answer destroys the body and frees its pool connection
+      await pipeline(up.body, res);
+    } catch {
+      res.destroy();
+    }
+  });
+  await new Promise((r) => bareProxy.listen(0, '127.0.0.1', r));
+  const bareProxyUrl = `http://127.0.0.1:${bareProxy.address().port}`;
 
   const smallPaths = Array.from({ length: N_SMALL }, (_, i) => `/small/s-${i}.bin`);
   const fbPaths = Array.from({ length: N_SMALL }, (_, i) => `/fallback/s-${i}.bin`);
   const scripts = {
     plainSmall: luaPaths(join(base, 'plain-small.lua'), smallPaths),
     oursSmall: luaPaths(join(base, 'tr-small.lua'), smallPaths.map((p) => `/files/media${p}${q}`)),
-    s3Small: luaPaths(join(base, 's3-small.lua'), fbPaths.map((p) => `/bench/media${p}`)),
+    nginxFbSmall: luaPaths(join(base, 'nginx-fb-small.lua'), fbPaths.map((p) => `/s3/media${p}`)),
+    bareFbSmall: luaPaths(join(base, 'bare-fb-small.lua'), fbPaths.map((p) => `/media${p}`)),
     oursFbSmall: luaPaths(join(base, 'tr-fb-small.lua'), fbPaths.map((p) => `/files/media${p}${q}`)),
   };
   const ours = `http://127.0.0.1:${new URL(dl).port}`;
@@ -404,8 +479,20 @@ http {
     const u = process.cpuUsage();
     return (u.user + u.system) / 1e6;
   };
+  /** The machine's idle and busy CPU seconds so far (/proc/stat), to tell a CPU-bound round from one that waits. */
+  const machineCpu = () => {
+    try {
+      const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+      const idle = f[3] + f[4];
+      return { idle: idle / tick, busy: (f.reduce((a, b) => a + b, 0) - idle) / tick };
+    } catch {
+      return null;
+    }
+  };
 
   const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+  const DIRECT = 'direct GET from s3rver (wrk, signed)';
+  const NGINX_PROXY = 'nginx proxy to s3rver (1 worker)';
   const allGroups = [
     {
       name: '200 KB files',
@@ -414,7 +501,7 @@ http {
         { name: 'triplicate', url: ours, script: scripts.oursSmall, cpu: selfCpu },
         { name: 'nginx (1 worker)', url: ng1.url, script: scripts.plainSmall, cpu: () => procCpu(ng1.pid) },
         { name: 'nginx (auto workers)', url: ngAuto.url, script: scripts.plainSmall, cpu: () => procCpu(ngAuto.pid) },
-        { name: 'bare Node, from memory', url: bareUrl, script: scripts.plainSmall, cpu: selfCpu },
+        { name: 'bare Node, from memory', ref: true, url: bareUrl, script: scripts.plainSmall, cpu: selfCpu },
       ],
     },
     {
@@ -433,8 +520,10 @@ http {
       conns: 4,
       entries: [
         { name: 'triplicate', url: `${ours}/files/media/fallback/big.bin${q}`, cpu: selfCpu },
-        { name: 'direct GET from s3rver (wrk, anonymous)', url: `${s3url}/bench/media/fallback/big.bin`, cpu: () => procCpu(s3.pid) },
-        { name: 'direct GET from s3rver (AWS SDK, signed)', sdk: { keys: ['media/fallback/big.bin'] } },
+        { name: DIRECT, url: s3url, script: () => luaSigned(join(base, 's3-signed-big.lua'), { endpoint: s3url, bucket: 'bench', keys: ['media/fallback/big.bin'] }), cpu: () => procCpu(s3.pid) },
+        { name: NGINX_PROXY, url: `${ng1.url}/s3/media/fallback/big.bin`, cpu: () => procCpu(ng1.pid) },
+        { name: 'direct GET from s3rver (AWS SDK client)', goal: null, sdk: { keys: ['media/fallback/big.bin'] } },
+        { name: 'bare Node proxy to s3rver', ref: true, url: `${bareProxyUrl}/media/fallback/big.bin`, cpu: selfCpu },
       ],
     },
     {
@@ -442,8 +531,10 @@ http {
       unit: 'rps',
       entries: [
         { name: 'triplicate', url: ours, script: scripts.oursFbSmall, cpu: selfCpu },
-        { name: 'direct GET from s3rver (wrk, anonymous)', url: s3url, script: scripts.s3Small, cpu: () => procCpu(s3.pid) },
-        { name: 'direct GET from s3rver (AWS SDK, signed)', sdk: { keys: fbPaths.map((p) => `media${p}`) } },
+        { name: DIRECT, url: s3url, script: () => luaSigned(join(base, 's3-signed-small.lua'), { endpoint: s3url, bucket: 'bench', keys: fbPaths.map((p) => `media${p}`) }), cpu: () => procCpu(s3.pid) },
+        { name: NGINX_PROXY, url: ng1.url, script: scripts.nginxFbSmall, cpu: () => procCpu(ng1.pid) },
+        { name: 'direct GET from s3rver (AWS SDK client)', goal: null, sdk: { keys: fbPaths.map((p) => `media${p}`) } },
+        { name: 'bare Node proxy to s3rver', ref: true, url: bareProxyUrl, script: scripts.bareFbSmall, cpu: selfCpu },
       ],
     },
   ];
@@ -461,6 +552,7 @@ http {
     // warm up every server (its JIT, heap sizes, and s3rver's for the fallback path, which would
     // otherwise be warm only for whoever comes second); then alternate the order round by round
     for (const e of g.entries) {
+      if (typeof e.script === 'function') e.script = await e.script();
       if (e.sdk) e.client = await sdkClient({ endpoint: s3url, bucket: 'bench', keys: e.sdk.keys, conns: g.conns ?? CONNS });
       else await wrk(e.url, { script: e.script, conns: g.conns, duration: `${WARMUP_S}s` });
     }
@@ -468,6 +560,10 @@ http {
       for (const e of r % 2 ? [...g.entries].reverse() : g.entries) {
         let m;
         let cpuS;
+        // fallback groups: s3rver's own CPU in every round, and how busy the whole machine was
+        const s3group = g.name.startsWith('S3');
+        const mc0 = machineCpu();
+        const s30 = s3group ? procCpu(s3.pid) : NaN;
         if (e.sdk) {
           m = await e.client.run();
           cpuS = m.cpuS; // the client's own CPU (compare with ours, a server and a client in one)
@@ -487,14 +583,19 @@ http {
           }
           if (ours && PROFILE_DIR) await profiler.stop(join(PROFILE_DIR, `${g.name.replace(/\W+/g, '-')}-${r + 1}.cpuprofile`));
         }
+        const mc1 = machineCpu();
+        if (mc0 && mc1) m.machineBusy = (mc1.busy - mc0.busy) / Math.max(1e-9, mc1.busy - mc0.busy + mc1.idle - mc0.idle);
+        if (s3group) m.s3PerReq = ((procCpu(s3.pid) - s30) / Math.max(1, m.requests)) * 1e6;
         const key = `${g.name} | ${e.name}`;
         (results[key] ??= []).push({ ...m, cpuPerReq: (cpuS / Math.max(1, m.requests)) * 1e6, cpuPerMB: (cpuS / Math.max(1e-9, m.megabytes)) * 1e3 });
-        process.stderr.write(`  ${key.padEnd(52)} ${m.rps.toFixed(0).padStart(7)} req/s ${m.mbps.toFixed(0).padStart(6)} MB/s  p99 ${m.p99.padStart(8)}  ${Number.isNaN(cpuS) ? '' : `CPU ${((cpuS / Math.max(1, m.requests)) * 1e6).toFixed(0)} µs/req`}${m.gcMs === undefined ? '' : ` (${(m.kernelShare * 100).toFixed(0)} % in the kernel, ${m.faults} page faults), GC ${m.gcMs.toFixed(0)} ms`}\n`);
+        process.stderr.write(`  ${key.padEnd(52)} ${m.rps.toFixed(0).padStart(7)} req/s ${m.mbps.toFixed(0).padStart(6)} MB/s  p99 ${m.p99.padStart(8)}  ${Number.isNaN(cpuS) ? '' : `CPU ${((cpuS / Math.max(1, m.requests)) * 1e6).toFixed(0)} µs/req`}${m.gcMs === undefined ? '' : ` (${(m.kernelShare * 100).toFixed(0)} % in the kernel, ${m.faults} page faults), GC ${m.gcMs.toFixed(0)} ms`}${m.s3PerReq === undefined ? '' : `, s3rver ${m.s3PerReq.toFixed(0)} µs/req`}${m.machineBusy === undefined ? '' : `, machine ${(m.machineBusy * 100).toFixed(0)} % busy`}\n`);
       }
     }
   }
   for (const g of groups) for (const e of g.entries) e.client?.stop();
   bare.close();
+  bareProxy.close();
+  await barePool.close();
   const med = (key, field) => median(results[key].map((x) => x[field]));
   const fmt = (n) => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
   const lines = ['', `| measure | compared with | theirs | triplicate | ratio | rounds' own ratios | goal | CPU, theirs (the server; for the SDK the client) / ours |`, `|---|---|---:|---:|---:|---:|---|---:|`];
@@ -507,21 +608,33 @@ http {
   for (const g of groups) {
     const mineKey = `${g.name} | triplicate`;
     const mine = med(mineKey, g.unit);
-    const goal = g.name.startsWith('S3') ? 0.9 : g.unit === 'rps' ? 0.7 : 0.9;
+    const groupGoal = g.name.startsWith('S3') ? 0.9 : g.unit === 'rps' ? 0.7 : 0.9;
     for (const e of g.entries.slice(1)) {
+      // an entry's own goal: null for one shown for information, none for a reference
+      const goal = e.ref ? null : e.goal === undefined ? groupGoal : e.goal;
       const key = `${g.name} | ${e.name}`;
       const theirs = med(key, g.unit);
       const ratio = mine / theirs;
       // and round by round (each round measures both within seconds): how far the rounds spread
       const perRound = results[mineKey].map((x, r) => x[g.unit] / results[key][r][g.unit]).filter((x) => Number.isFinite(x));
       const spread = perRound.length ? `${Math.min(...perRound).toFixed(2)}–${Math.max(...perRound).toFixed(2)}` : '–';
-      const isRef = e.name.startsWith('bare');
       summary[key] = { theirs: Math.round(theirs), triplicate: Math.round(mine), ratio: Number(ratio.toFixed(2)) };
-      if (!isRef) ratiosOut[`serve: ${g.name}, ours / ${e.name} (goal >= ${goal})`] = ratio;
+      if (!e.ref) ratiosOut[`serve: ${g.name}, ours / ${e.name}${goal ? ` (goal >= ${goal})` : ''}`] = ratio;
+      const goalText = e.ref ? '(reference)' : goal ? `>= ${goal}x ${ratio >= goal ? 'met' : 'MISSED'}` : '–';
       lines.push(
-        `| ${g.name}, ${g.unit === 'rps' ? 'requests/s' : 'MB/s'} | ${e.name} | ${fmt(theirs)} | ${fmt(mine)} | ${ratio.toFixed(2)}x | ${spread} | ${isRef ? '(reference)' : `>= ${goal}x ${ratio >= goal ? 'met' : 'MISSED'}`} | ${cpuText(key, g.unit)} / ${cpuText(mineKey, g.unit)} |`,
+        `| ${g.name}, ${g.unit === 'rps' ? 'requests/s' : 'MB/s'} | ${e.name} | ${fmt(theirs)} | ${fmt(mine)} | ${ratio.toFixed(2)}x | ${spread} | ${goalText} | ${cpuText(key, g.unit)} / ${cpuText(mineKey, g.unit)} |`,
       );
     }
+  }
+  // What any proxy gets here against the direct GET: on shared CPUs the proxy (and the extra hop
+  // of its client) takes CPU from the S3 server, so this is the ceiling of the goal on this machine.
+  for (const g of groups) {
+    const directKey = `${g.name} | ${DIRECT}`;
+    if (!results[directKey]) continue;
+    const direct = med(directKey, g.unit);
+    const proxies = g.entries.filter((e) => e.name === 'triplicate' || e.name.includes('proxy'));
+    const ceiling = proxies.map((e) => `${e.name} ${(med(`${g.name} | ${e.name}`, g.unit) / direct).toFixed(2)}x`).join(', ');
+    lines.push(`${g.name}: proxies against the ${DIRECT}: ${ceiling}`);
   }
   lines.push('', `medians of ${ROUNDS} rounds of ${DURATION}; load average at the end ${loadavg()[0].toFixed(1)} (other work on the machine makes runs vary)`, '');
   process.stdout.write(lines.join('\n'));

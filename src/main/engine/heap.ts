@@ -74,15 +74,18 @@ function operatorHeapFlags(env: NodeJS.ProcessEnv, execArgv: readonly string[]):
  * bench/serve.mjs (the S3 fallback of a 100 MB file, 4 clients) on a 2-core VM where faults are
  * dear: 190,000 page faults per 5 s round and 0.58 s of CPU per 100 MB (62 % of it in the
  * kernel, 190 MB/s) until glibc's own heuristics caught up after 10-15 s of streaming; with this,
- * 11,000 faults and 0.12 s per 100 MB (500-570 MB/s) from the first round on (in 8 of 9 runs:
- * a collection that frees more than 32 MiB at the top of the heap still trims).
+ * 11,000 faults and 0.12 s per 100 MB (500-570 MB/s) from the first round on. With a 32 MiB trim
+ * threshold, a collection that freed more than that at the top of the heap still trimmed: with
+ * the CPUs pinned (BENCH_PIN=1, engine and clients on one core, so collections come later and
+ * free more) 2 of 5 rounds had the storm again (158,000-180,000 faults, 280 MB/s); with 64 MiB,
+ * none in 5 (10,000-14,000).
  *
  * glibc raises its thresholds itself once a block it had mapped separately (>= 128 KiB) is freed:
- * the mapping threshold becomes that block's size and the trim threshold twice that. So one
- * 16 MiB buffer, never touched (no page of it is mapped in) and dropped at start, sets them to
- * 16 and 32 MiB for the life of the process, as the environment variables MALLOC_MMAP_THRESHOLD_
- * and MALLOC_TRIM_THRESHOLD_ would (which only work when set before the process starts). Cost: up
- * to 32 MiB of freed memory may stay with the process. Other allocators (macOS, Windows, the
+ * the mapping threshold becomes that block's size and the trim threshold twice that (for blocks
+ * up to 32 MiB). So one buffer just under 32 MiB, never touched (no page of it is mapped in) and
+ * dropped at start, sets them to 32 and 64 MiB for the life of the process, as the environment
+ * variables MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ would (which only work when set
+ * before the process starts). Cost: up to 64 MiB of freed memory may stay with the process. Other allocators (macOS, Windows, the
  * Electron main process) ignore it: one short-lived allocation.
  */
 export function tuneMalloc(): void {
@@ -91,8 +94,11 @@ export function tuneMalloc(): void {
   Buffer.allocUnsafeSlow(MALLOC_WARM_BLOCK); // dropped at once: freed by the next collection
 }
 
-/** The size of tuneMalloc's block (<= glibc's 32 MiB cap for the adjustment). */
-const MALLOC_WARM_BLOCK = 16 * 1024 * 1024;
+/**
+ * The size of tuneMalloc's block: just under glibc's 32 MiB cap for the adjustment (its mapped
+ * chunk, with header and page rounding, must not exceed the cap, or nothing is adjusted).
+ */
+const MALLOC_WARM_BLOCK = 32 * 1024 * 1024 - 64 * 1024;
 let mallocTuned = false;
 
 /**
