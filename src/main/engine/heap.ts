@@ -85,8 +85,9 @@ function operatorHeapFlags(env: NodeJS.ProcessEnv, execArgv: readonly string[]):
  * up to 32 MiB). So one buffer just under 32 MiB, never touched (no page of it is mapped in) and
  * dropped at start, sets them to 32 and 64 MiB for the life of the process, as the environment
  * variables MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ would (which only work when set
- * before the process starts). Cost: up to 64 MiB of freed memory may stay with the process. Other allocators (macOS, Windows, the
- * Electron main process) ignore it: one short-lived allocation.
+ * before the process starts). Cost: up to 64 MiB of freed memory may stay with the process.
+ * Other allocators (macOS, Windows, the Electron main process) ignore it: one short-lived
+ * allocation.
  */
 export function tuneMalloc(): void {
   if (mallocTuned) return;
