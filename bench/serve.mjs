@@ -210,12 +210,16 @@ async function sdkClient({ endpoint, bucket, keys, conns }) {
   return { run: () => ask(Number(String(DURATION).replace(/s$/, '')) * 1000), stop: () => child.kill('SIGTERM') };
 }
 
-function luaPaths(file, paths) {
-  writeFileSync(
-    file,
-    `local paths = {${paths.map((p) => JSON.stringify(p)).join(',')}}\nlocal i = 0\nrequest = function()\n  i = i % #paths + 1\n  return wrk.format(nil, paths[i])\nend\n`,
-  );
+/** A wrk script sending GETs of the given paths in turn, each with its own headers (if any). */
+function luaRequests(file, reqs) {
+  const lua = (v) => JSON.stringify(String(v));
+  const entries = reqs.map(({ path, headers = {} }) => `{${lua(path)}, {${Object.entries(headers).map(([k, v]) => `[${lua(k)}] = ${lua(v)}`).join(', ')}}}`);
+  writeFileSync(file, `local reqs = {${entries.join(',\n')}}\nlocal i = 0\nrequest = function()\n  i = i % #reqs + 1\n  return wrk.format("GET", reqs[i][1], reqs[i][2])\nend\n`);
   return file;
+}
+
+function luaPaths(file, paths) {
+  return luaRequests(file, paths.map((path) => ({ path })));
 }
 
 /**
@@ -224,28 +228,30 @@ function luaPaths(file, paths) {
  * a header-signed request for 15 minutes after its x-amz-date: made at the start of each group.)
  */
 async function luaSigned(file, { endpoint, bucket, keys }) {
-  const u = new URL(endpoint);
-  const signer = await s3rverSigner();
-  const lua = (v) => JSON.stringify(String(v));
+  const sign = await s3rverSigner(endpoint);
   const reqs = [];
   for (const key of keys) {
     const path = `/${bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
-    const signed = await signer.sign({ method: 'GET', protocol: u.protocol, hostname: u.hostname, port: Number(u.port), path, query: {}, headers: { host: u.host, 'x-amz-content-sha256': EMPTY_SHA256 } });
-    const headers = Object.entries(signed.headers).map(([k, v]) => `[${lua(k === 'host' ? 'Host' : k)}] = ${lua(v)}`);
-    reqs.push(`{${lua(path)}, {${headers.join(', ')}}}`);
+    const { host, ...headers } = await sign(path);
+    reqs.push({ path, headers: { Host: host, ...headers } }); // wrk's own Host header is "Host"
   }
-  writeFileSync(file, `local reqs = {${reqs.join(',\n')}}\nlocal i = 0\nrequest = function()\n  i = i % #reqs + 1\n  return wrk.format("GET", reqs[i][1], reqs[i][2])\nend\n`);
-  return file;
+  return luaRequests(file, reqs);
 }
-const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
-/** A SigV4 signer for s3rver's credentials, with the S3 client's own hash and path escaping (as s3-lean.ts signs). */
-async function s3rverSigner() {
+/**
+ * SigV4 headers of a GET of `path` on s3rver, made with its credentials and the S3 client's own
+ * hash and path escaping (as s3-lean.ts signs).
+ */
+async function s3rverSigner(endpoint) {
   const { SignatureV4 } = await import('@smithy/signature-v4');
   const { S3Client } = await import('@aws-sdk/client-s3');
   const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
   const sha256 = new S3Client({ region: 'us-east-1', credentials }).config.sha256;
-  return new SignatureV4({ credentials, region: 'us-east-1', service: 's3', sha256, uriEscapePath: false });
+  const signer = new SignatureV4({ credentials, region: 'us-east-1', service: 's3', sha256, uriEscapePath: false });
+  const u = new URL(endpoint);
+  const empty = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'; // SHA-256 of no body
+  return async (path) =>
+    (await signer.sign({ method: 'GET', protocol: u.protocol, hostname: u.hostname, port: Number(u.port), path, query: {}, headers: { host: u.host, 'x-amz-content-sha256': empty } })).headers;
 }
 
 const base = mkdtempSync(join(tmpdir(), 'trip-bench-serve-'));
@@ -403,13 +409,12 @@ http {
   // checks): sign the GET, send it through an undici pool to s3rver, pipe the answer back.
   const { Pool } = await import('undici');
   const { pipeline } = await import('node:stream/promises');
-  const bareSigner = await s3rverSigner();
+  const bareSign = await s3rverSigner(`http://127.0.0.1:${s3port}`);
   const barePool = new Pool(`http://127.0.0.1:${s3port}`, { connections: 64 });
   const bareProxy = createHttp(async (req, res) => {
     try {
       const path = `/bench${req.url}`;
-      const signed = await bareSigner.sign({ method: 'GET', protocol: 'http:', hostname: '127.0.0.1', port: s3port, path, query: {}, headers: { host: `127.0.0.1:${s3port}`, 'x-amz-content-sha256': EMPTY_SHA256 } });
-      const up = await barePool.request({ method: 'GET', path, headers: signed.headers });
+      const up = await barePool.request({ method: 'GET', path, headers: await bareSign(path) });
       res.writeHead(up.statusCode, { 'content-length': up.headers['content-length'], 'content-type': 'application/octet-stream' });
       // pipeline: a client that leaves mid-answer destroys the body and frees its pool connection
       await pipeline(up.body, res);
