@@ -186,6 +186,11 @@ export const serverSettingsSchema = z
     adminPort: z.number().int().min(0).max(65535).default(8765),
     /** Required when adminHost is not loopback (web console on the LAN): scrypt hash, set via the API. */
     adminPasswordHash: z.string().optional(),
+    /**
+     * Names the console also answers to, besides addresses, localhost and this computer's name
+     * (a LAN name such as backup.museum.lan). Any other Host is refused (DNS rebinding).
+     */
+    allowedHosts: z.array(z.string().regex(/^[a-z0-9.-]+$/i, 'a host name such as backup.museum.lan (no scheme, no port)')).default([]),
     // Loopback by default: the Cloudflare Tunnel reaches it there. Set 0.0.0.0 to share links on the LAN.
     downloadHost: z.string().default('127.0.0.1'),
     downloadPort: z.number().int().min(0).max(65535).default(8766),

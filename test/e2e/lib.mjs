@@ -1,7 +1,7 @@
 /* global window, DataTransfer, DragEvent */
 // Helpers for the end-to-end specs: a real engine process, real s3rver targets, real Chromium.
 import { spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -83,6 +83,7 @@ export async function startEngine({ root, dataDir, port, logDir }) {
   });
   return {
     ...ready,
+    token: readFileSync(ready.tokenFile, 'utf8').trim(),
     proc,
     async stop() {
       if (proc.exitCode !== null || proc.signalCode !== null) return;

@@ -43,7 +43,8 @@ function serve(dataDir: string, extra: string[] = []): { child: ChildProcess; re
     rl.on('line', (l) => {
       lines.push(l);
       const j = JSON.parse(l);
-      if (j.event === 'ready') resolve(j);
+      // the token is not on the ready line (stdout may go to a journal): it is in the token file
+      if (j.event === 'ready') resolve({ ...j, token: readFileSync(j.tokenFile, 'utf8').trim() });
     });
     child.once('exit', (code) => reject(new Error(`serve exited ${code} before ready: ${stderr}`)));
   });

@@ -228,9 +228,9 @@ export class ServeChild {
       rl.on('line', (line) => {
         this.stdout = (this.stdout + line + '\n').slice(-20_000);
         try {
-          const j = JSON.parse(line) as { event?: string } & Ready;
+          const j = JSON.parse(line) as { event?: string; tokenFile: string } & Ready;
           if (j.event === 'ready') {
-            this.ready = { adminUrl: j.adminUrl, token: j.token, pid: j.pid };
+            this.ready = { adminUrl: j.adminUrl, token: readFileSync(j.tokenFile, 'utf8').trim(), pid: j.pid };
             resolve(this.ready);
           }
         } catch {}

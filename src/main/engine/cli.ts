@@ -70,7 +70,8 @@ export async function serveEngine(engine: Engine, extra: Record<string, unknown>
   process.once('SIGINT', () => stop('SIGINT'));
   const ep = await engine.start();
   writeFileSync(runFile(engine.dataDir), JSON.stringify({ pid: process.pid, adminUrl: ep.adminUrl, downloadUrl: ep.downloadUrl }), { mode: 0o600 });
-  out({ event: 'ready', adminUrl: ep.adminUrl, downloadUrl: ep.downloadUrl ?? null, token: ep.token, dataDir: engine.dataDir, pid: process.pid, ...extra });
+  // Never the token itself: a service's stdout goes to the journal, which other users may read.
+  out({ event: 'ready', adminUrl: ep.adminUrl, downloadUrl: ep.downloadUrl ?? null, tokenFile: engine.tokenFile, dataDir: engine.dataDir, pid: process.pid, ...extra });
   await new Promise<void>((resolveWait) => {
     const t = setInterval(() => {
       if (stopping) {

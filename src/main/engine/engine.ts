@@ -12,7 +12,7 @@ import { createBackend } from './backends';
 import { testConnection } from './backends/probe';
 import type { StorageBackend } from './backends/types';
 import { Catalog, type FileRow } from './catalog/catalog';
-import { ConfigError, defaultConfigPath, loadConfig, saveConfig } from './config/config';
+import { ConfigError, defaultConfigPath, loadConfig, parseConfig, programPathChanges, programPathError, saveConfig } from './config/config';
 import { EventBus } from './events';
 import { configureLogging, log } from './log';
 import { TargetHealth } from './sync/health';
@@ -168,8 +168,13 @@ export class Engine {
     } catch {}
   }
 
+  /** The admin token's file (0600): the one place the token is written. */
+  get tokenFile(): string {
+    return join(this.dataDir, 'admin-token');
+  }
+
   private loadOrCreateToken(): string {
-    const p = join(this.dataDir, 'admin-token');
+    const p = this.tokenFile;
     if (existsSync(p)) {
       const t = readFileSync(p, 'utf8').trim();
       if (t.length >= 32) return t;
@@ -497,8 +502,16 @@ export class Engine {
     return t;
   }
 
-  /** Validate, save (0600) and apply a new config: lanes and watchers follow. */
-  async applyConfig(next: unknown): Promise<Config> {
+  /**
+   * Validate, save (0600) and apply a new config: lanes and watchers follow. Program paths change
+   * only when the caller says it may set them (config.json on disk, the desktop shell), never from
+   * the admin API.
+   */
+  async applyConfig(next: unknown, opts: { programPaths?: boolean } = {}): Promise<Config> {
+    if (!opts.programPaths) {
+      const changed = programPathChanges(this.cfg, parseConfig(next));
+      if (changed.length) throw programPathError(changed);
+    }
     const cfg = saveConfig(this.configPath, next as Config);
     const prev = this.cfg;
     this.cfg = cfg;

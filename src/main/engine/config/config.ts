@@ -15,6 +15,32 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * Settings that name a program the engine runs. They are set in config.json on the server or by the
+ * desktop shell, never over HTTP: whoever holds the console's token must not be able to make the
+ * engine run a program of their choosing.
+ */
+const PROGRAM_PATHS = [
+  ['media', 'ffmpegPath'],
+  ['media', 'ffprobePath'],
+  ['tunnel', 'cloudflaredPath'],
+] as const;
+
+/** A change the console may not make (a program path): the admin API answers 403. */
+export class ForbiddenSettingError extends ConfigError {}
+
+export function programPathError(names: string[]): ForbiddenSettingError {
+  return new ForbiddenSettingError(
+    `${names.join(' and ')} can be set only in config.json on the server itself (or in the desktop app), not from the web console: they name a program Triplicate runs. Nothing was changed.`,
+    names,
+  );
+}
+
+/** The program paths that differ between two configs (`media.ffmpegPath`, …). */
+export function programPathChanges(prev: Config, next: Config): string[] {
+  return PROGRAM_PATHS.filter(([section, key]) => (prev[section] as Record<string, unknown>)[key] !== (next[section] as Record<string, unknown>)[key]).map(([section, key]) => `${section}.${key}`);
+}
+
 export function defaultConfigPath(dataDir: string): string {
   return join(dataDir, 'config.json');
 }

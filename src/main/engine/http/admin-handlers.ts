@@ -179,7 +179,7 @@ export function coreHandlers(engine: Engine, admin: AdminServer): Handlers {
     },
     events: ({ query }) => engine.catalog.events(Number(query.after ?? 0) || 0, Math.min(Number(query.limit ?? 200) || 200, 1000)),
 
-    login: ({ body }) => admin.login((body as { password: string }).password),
+    login: ({ body, req }) => admin.login((body as { password: string }).password, (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '')),
     setAdminPassword: async ({ body }) => {
       const pw = z.string().min(8, 'use at least 8 characters').safeParse(body?.password);
       if (!pw.success) throw badRequest('The console password needs at least 8 characters.', ['password: at least 8 characters']);

@@ -4,7 +4,8 @@
 // password (scrypt), exchanged at `/api/login` for the token. JSON-lines access log, tokens stripped.
 import { createReadStream, createWriteStream, existsSync, mkdirSync, statSync, type WriteStream } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import { basename, dirname, extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
@@ -14,7 +15,7 @@ import { log } from '../log';
 import { errorText } from '../util';
 import { HttpError, Router, readJsonBody, sendJson, type Handlers } from './router';
 import { metricsText } from './metrics';
-import { ConfigError } from '../config/config';
+import { ConfigError, ForbiddenSettingError } from '../config/config';
 import { KeyError } from '../../../shared/keys';
 import { describeIssues } from '../../../shared/config';
 import { ZodError } from 'zod';
@@ -23,6 +24,11 @@ import { ZodError } from 'zod';
 export type RawHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean | void> | boolean | void;
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+/** Failed sign-ins a client may make per LOGIN_WINDOW_MS before it must wait. */
+const LOGIN_MAX_FAILURES = 10;
+const LOGIN_WINDOW_MS = 60_000;
+/** Clients whose failures are remembered, at most (a flood of addresses cannot grow memory). */
+const LOGIN_CLIENTS_MAX = 10_000;
 
 export function hashPassword(password: string): string {
   const salt = randomBytes(16);
@@ -73,7 +79,8 @@ export class AdminServer implements EngineService {
   private sse = new Set<ServerResponse>();
   private offBus: (() => void) | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
-  private loginFailures: number[] = [];
+  /** Failed sign-ins per client address (timestamps within LOGIN_WINDOW_MS). */
+  private readonly loginFailures = new Map<string, number[]>();
   webRoot: string | undefined;
 
   constructor(private readonly opts: { port?: number; host?: string; webRoot?: string } = {}) {}
@@ -198,10 +205,28 @@ export class AdminServer implements EngineService {
     }
     res.on('finish', () => this.logAccess(req, res, url, started));
     res.setHeader('x-content-type-options', 'nosniff');
-    res.setHeader('access-control-allow-origin', '*');
+    // DNS rebinding: a page whose own name resolves to this computer is same-origin with it in the
+    // browser's eyes; only the Host header tells it apart.
+    const host = hostOf(req.headers.host);
+    if (host !== undefined && !this.hostAllowed(host)) {
+      return sendJson(res, 421, {
+        error: `This address (${host.slice(0, 100)}) is not one the Triplicate console answers to. Open the console at ${this.engine.endpoints.adminUrl ?? 'http://127.0.0.1'}, or add the name to server.allowedHosts in config.json.`,
+        code: 'misdirected',
+      });
+    }
+    // The console is same-origin (the desktop window loads it from this port; `npm run dev` proxies
+    // /api through the dev server): no CORS headers, so no other page may read an answer, and a
+    // change sent by a page of another origin is refused before it runs.
     if (method === 'OPTIONS') {
-      res.writeHead(204, { 'access-control-allow-methods': 'GET, POST, PUT, PATCH, DELETE', 'access-control-allow-headers': 'authorization, content-type', 'access-control-max-age': '600' });
+      res.writeHead(204);
       return void res.end();
+    }
+    const origin = req.headers.origin;
+    if (method !== 'GET' && method !== 'HEAD' && origin !== undefined && !sameOrigin(origin, req.headers.host)) {
+      return sendJson(res, 403, {
+        error: `A page of another web site (${origin.slice(0, 100)}) tried to change Triplicate's settings; it was refused. Use the console at ${this.engine.endpoints.adminUrl ?? 'http://127.0.0.1'}.`,
+        code: 'foreign_origin',
+      });
     }
     const ac = new AbortController();
     res.on('close', () => ac.abort());
@@ -223,6 +248,10 @@ export class AdminServer implements EngineService {
         if (!m.handler) throw new HttpError(404, 'not_available', 'This feature is not available in this version of the engine yet.');
         const query = Object.fromEntries(url.searchParams.entries());
         delete (query as Record<string, string>).access_token;
+        // A form or text/plain body needs no preflight, so any page could send one blind: sign-in takes JSON only.
+        if (m.name === 'login' && !/^application\/json\s*(;|$)/i.test(req.headers['content-type'] ?? '')) {
+          throw new HttpError(415, 'json_only', 'Send the password as JSON (Content-Type: application/json), as the Triplicate console does.');
+        }
         const body = routes[m.name].method === 'GET' ? undefined : await readJsonBody(req);
         const out = await m.handler({ params: m.params, query, body: body ?? {}, req, signal: ac.signal } as never);
         return sendJson(res, 200, out);
@@ -240,18 +269,35 @@ export class AdminServer implements EngineService {
     }
   }
 
-  /** Sign in for a console bound beyond loopback: password -> token. At most 10 failures a minute. */
-  login(password: string): { token: string } {
+  /**
+   * Sign in for a console bound beyond loopback: password -> token. Failures count per client
+   * address, so a guesser locks out only itself, never the operator.
+   */
+  login(password: string, client = ''): { token: string } {
     const now = Date.now();
-    this.loginFailures = this.loginFailures.filter((t) => now - t < 60_000);
-    if (this.loginFailures.length >= 10) throw new HttpError(429, 'too_many_attempts', 'Too many wrong passwords. Wait a minute and try again.');
+    const recent = (this.loginFailures.get(client) ?? []).filter((t) => now - t < LOGIN_WINDOW_MS);
+    if (recent.length >= LOGIN_MAX_FAILURES) throw new HttpError(429, 'too_many_attempts', 'Too many wrong passwords from this computer. Wait a minute and try again.');
     const stored = this.engine.cfg.server.adminPasswordHash;
     if (!stored) throw new HttpError(400, 'no_password', 'No console password is set. Open the console on the server itself (http://127.0.0.1) to set one.');
     if (typeof password !== 'string' || !verifyPassword(password, stored)) {
-      this.loginFailures.push(now);
+      if (!this.loginFailures.has(client) && this.loginFailures.size >= LOGIN_CLIENTS_MAX) this.loginFailures.delete(this.loginFailures.keys().next().value!);
+      this.loginFailures.set(client, [...recent, now]);
       throw new HttpError(401, 'wrong_password', 'That password is not right.');
     }
+    this.loginFailures.delete(client);
     return { token: this.engine.token };
+  }
+
+  /**
+   * Names this console answers to: IP literals (a rebinding page has a name, never an address),
+   * loopback names, this computer's name, the configured admin host and server.allowedHosts.
+   */
+  private hostAllowed(host: string): boolean {
+    if (isIP(host) || host === 'localhost' || host.endsWith('.localhost')) return true;
+    const cfg = this.engine.cfg.server;
+    const me = hostname().toLowerCase();
+    const names = [me, `${me}.local`, cfg.adminHost.toLowerCase(), ...(cfg.allowedHosts ?? []).map((h) => h.toLowerCase())];
+    return names.includes(host);
   }
 
   private serveStatic(req: IncomingMessage, res: ServerResponse, path: string): void {
@@ -299,6 +345,7 @@ export class AdminServer implements EngineService {
 
 export function toHttpError(e: unknown): HttpError {
   if (e instanceof HttpError) return e;
+  if (e instanceof ForbiddenSettingError) return new HttpError(403, 'forbidden_setting', e.message, undefined, e.fields);
   if (e instanceof ConfigError) return new HttpError(400, 'invalid_config', e.message, undefined, e.fields.length ? e.fields : undefined);
   if (e instanceof KeyError) return new HttpError(400, 'bad_key', e.message);
   if (e instanceof ZodError) {
@@ -306,4 +353,23 @@ export function toHttpError(e: unknown): HttpError {
     return new HttpError(400, 'invalid_input', `Please check ${fields.length === 1 ? 'this field' : 'these fields'}: ${fields.join('; ')}.`, undefined, fields);
   }
   return new HttpError(500, 'internal', 'Something went wrong inside the engine. The details are in the log; please send "Save diagnostics" to your support contact.', errorText(e));
+}
+
+/** The host name of a Host header, lower-case, without port or IPv6 brackets; undefined when absent. */
+export function hostOf(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const h = header.trim().toLowerCase();
+  if (h.startsWith('[')) return h.slice(1, h.indexOf(']') > 0 ? h.indexOf(']') : undefined);
+  const colon = h.lastIndexOf(':');
+  return (colon >= 0 && h.indexOf(':') === colon ? h.slice(0, colon) : h).replace(/\.$/, '');
+}
+
+/** Is `origin` the console's own (the page was served from this Host)? */
+function sameOrigin(origin: string, host: string | undefined): boolean {
+  try {
+    const o = new URL(origin);
+    return o.protocol === 'http:' && host !== undefined && o.host === new URL(`http://${host}`).host;
+  } catch {
+    return false;
+  }
 }

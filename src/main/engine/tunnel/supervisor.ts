@@ -22,6 +22,7 @@ import type { Engine, EngineService } from '../engine';
 import { log } from '../log';
 import { errorText } from '../util';
 import { badRequest } from '../http/router';
+import { programPathError } from '../config/config';
 
 export interface TunnelOptions {
   /** Where cloudflared sends the traffic: the download server's local URL (known once it listens). */
@@ -150,7 +151,8 @@ export class TunnelSupervisor implements EngineService {
   }
 
   /** `POST /api/admin/tunnel`: save the tunnel settings and apply them. */
-  async set(body: { mode?: unknown; token?: unknown; hostname?: unknown }): Promise<TunnelStatus> {
+  async set(body: { mode?: unknown; token?: unknown; hostname?: unknown; cloudflaredPath?: unknown }): Promise<TunnelStatus> {
+    if (body?.cloudflaredPath !== undefined && body.cloudflaredPath !== this.engine.cfg.tunnel.cloudflaredPath) throw programPathError(['tunnel.cloudflaredPath']);
     const mode = body?.mode;
     if (mode !== 'off' && mode !== 'quick' && mode !== 'named') throw badRequest('Choose the tunnel mode: off, quick (no account) or named (your Cloudflare tunnel).', ['mode']);
     const cur = this.engine.cfg.tunnel;
