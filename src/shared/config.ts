@@ -273,8 +273,21 @@ export function redactConfig(cfg: Config): Config {
     ...cfg,
     server: { ...cfg.server, adminPasswordHash: cfg.server.adminPasswordHash ? SECRET_MASK : undefined },
     tunnel: { ...cfg.tunnel, token: cfg.tunnel.token ? SECRET_MASK : undefined },
+    notifications: { ...cfg.notifications, webhookUrl: cfg.notifications.webhookUrl ? redactUrl(cfg.notifications.webhookUrl) : undefined },
     targets: cfg.targets.map((t) => (t.kind === 's3' ? { ...t, credentials: redactCredentials(t.credentials) } : t)),
   };
+}
+
+/**
+ * A URL safe to show: its scheme and host, and the mask instead of everything else. A webhook's
+ * path or query is usually its secret (Slack's /services/T…/B…/…, an ntfy topic, ?key=), and a
+ * user:password may precede the host.
+ */
+export function redactUrl(url: string): string {
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)(?:[^@/?#]*@)?([^/?#]*)(.*)$/i.exec(url);
+  if (!m) return SECRET_MASK;
+  const [, scheme, host, rest] = m;
+  return rest && rest !== '/' ? `${scheme}${host}/${SECRET_MASK}` : url.includes('@') ? `${scheme}${host}/` : url;
 }
 
 export function redactCredentials(c: { accessKeyId: string; secretAccessKey: string }) {
@@ -282,7 +295,7 @@ export function redactCredentials(c: { accessKeyId: string; secretAccessKey: str
   return { accessKeyId: tail ? `${SECRET_MASK}${tail}` : SECRET_MASK, secretAccessKey: SECRET_MASK };
 }
 
-/** True when a value coming back from a form is the mask, i.e. "keep the stored secret". */
-export function isMasked(v: string | undefined): boolean {
-  return v !== undefined && v.startsWith(SECRET_MASK);
+/** True when a value coming back from a form is the mask, i.e. "keep the stored secret". `anywhere`: a masked URL. */
+export function isMasked(v: string | undefined, anywhere = false): boolean {
+  return v !== undefined && (anywhere ? v.includes(SECRET_MASK) : v.startsWith(SECRET_MASK));
 }

@@ -1,7 +1,7 @@
 // The composition root: builds everything from a config and a data dir; start() / stop().
 // Runs under plain Node (the CLI, a service) or inside Electron's main process; imports nothing
 // from 'electron'.
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync, writeSync, chmodSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync, writeSync, chmodSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { CopyInfo, FileRecord, Page, QueueQuery, ScanReport, SyncStatus, TargetStatus, TestConnectionResult } from '../../shared/api';
@@ -21,6 +21,7 @@ import { RootProblem, scanRoot } from './sync/scanner';
 import { TargetLane } from './sync/uploader';
 import { RootWatcher, Stabilizer } from './sync/watcher';
 import { errorText, randomToken } from './util';
+import { tightenDataDir } from './private-files';
 import { AdminServer } from './http/admin';
 import { RestoreService } from './restore/service';
 import { coreHandlers } from './http/admin-handlers';
@@ -102,7 +103,7 @@ export class Engine {
   constructor(opts: EngineOptions) {
     this.opts = opts;
     this.dataDir = resolve(opts.dataDir);
-    mkdirSync(this.dataDir, { recursive: true });
+    tightenDataDir(this.dataDir);
     configureLogging(this.dataDir, { console: opts.logToConsole ?? false });
     this.configPath = opts.configFile ? resolve(opts.configFile) : defaultConfigPath(this.dataDir);
     this.cfg = loadConfig(this.configPath);

@@ -2,6 +2,7 @@
 // Secrets are never passed to the logger; config objects are logged only through redactConfig().
 import logger from 'electron-log/node';
 import { join } from 'node:path';
+import { PRIVATE_FILE_MODE } from './private-files';
 
 export const log = logger.scope('engine');
 
@@ -10,6 +11,7 @@ let configured = false;
 export function configureLogging(dataDir: string, opts: { console?: boolean; level?: 'error' | 'warn' | 'info' | 'debug' } = {}): void {
   logger.transports.file.resolvePathFn = () => join(dataDir, 'logs', 'engine.log');
   logger.transports.file.maxSize = 5 * 1024 * 1024; // rotates to engine.old.log
+  logger.transports.file.writeOptions = { ...logger.transports.file.writeOptions, mode: PRIVATE_FILE_MODE };
   logger.transports.file.level = opts.level ?? 'info';
   logger.transports.console.level = opts.console === false ? false : (opts.level ?? 'warn');
   configured = true;

@@ -3,6 +3,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { privateFile } from '../private-files';
 import { migrations as allMigrations, type Migration } from './migrations';
 
 export type DB = Database.Database;
@@ -18,7 +19,11 @@ export class CatalogVersionError extends Error {
 }
 
 export function openCatalog(path: string, opts: { migrations?: Migration[]; readonly?: boolean } = {}): DB {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  if (path !== ':memory:') {
+    mkdirSync(dirname(path), { recursive: true });
+    // it holds the link signing key: private from its first byte (its WAL and SHM take its mode)
+    if (!opts.readonly) privateFile(path);
+  }
   const db = new Database(path, { readonly: opts.readonly ?? false });
   try {
     if (!opts.readonly) {

@@ -196,7 +196,8 @@ export function coreHandlers(engine: Engine, admin: AdminServer): Handlers {
         notifications: {
           ...c.notifications,
           ...(body.notifications?.desktop !== undefined ? { desktop: body.notifications.desktop } : {}),
-          ...(body.notifications?.webhookUrl !== undefined ? { webhookUrl: body.notifications.webhookUrl ?? undefined } : {}),
+          // the masked address sent back by a form keeps the stored one
+          ...(body.notifications?.webhookUrl !== undefined && !isMasked(body.notifications.webhookUrl ?? undefined, true) ? { webhookUrl: body.notifications.webhookUrl ?? undefined } : {}),
         },
       };
       return redactConfig(await save(next));

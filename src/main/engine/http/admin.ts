@@ -2,7 +2,7 @@
 // `<data dir>/admin-token` (0600); the SSE stream and other GET stream routes also take
 // `?access_token=` (EventSource, <img> and <a> cannot set headers). Binding beyond loopback needs a
 // password (scrypt), exchanged at `/api/login` for the token. JSON-lines access log, tokens stripped.
-import { createReadStream, createWriteStream, existsSync, mkdirSync, statSync, type WriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, statSync, type WriteStream } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
@@ -15,6 +15,7 @@ import { log } from '../log';
 import { errorText } from '../util';
 import { HttpError, Router, readJsonBody, sendJson, type Handlers } from './router';
 import { metricsText } from './metrics';
+import { PRIVATE_FILE_MODE, privateDir } from '../private-files';
 import { ConfigError, ForbiddenSettingError } from '../config/config';
 import { KeyError } from '../../../shared/keys';
 import { describeIssues } from '../../../shared/config';
@@ -106,8 +107,8 @@ export class AdminServer implements EngineService {
       );
     }
     this.webRoot = this.opts.webRoot ?? findWebRoot();
-    mkdirSync(join(engine.dataDir, 'logs'), { recursive: true });
-    this.access = createWriteStream(join(engine.dataDir, 'logs', 'admin-access.jsonl'), { flags: 'a' });
+    privateDir(join(engine.dataDir, 'logs'));
+    this.access = createWriteStream(join(engine.dataDir, 'logs', 'admin-access.jsonl'), { flags: 'a', mode: PRIVATE_FILE_MODE });
     this.registerBuiltins();
     this.server = createServer({ requestTimeout: 0, headersTimeout: 30_000, maxHeaderSize: 16 * 1024 }, (req, res) => void this.handle(req, res));
     this.server.keepAliveTimeout = 5_000;

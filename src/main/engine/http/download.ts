@@ -30,6 +30,7 @@ import type { Engine, EngineService } from '../engine';
 import { BoostWhileBusy, PROXY_HEAP_GROWING_PERCENT } from '../heap';
 import { log } from '../log';
 import { errorText } from '../util';
+import { PRIVATE_FILE_MODE } from '../private-files';
 import { HttpError } from './router';
 import { encodeKeyPath, grantCovers, LinkError, parseScope, type Grant, type Links } from './links';
 import { contentDisposition, decodeKeyPath, multipartFraming, planResponse, weakEtag, type Plan, type Representation, type Span } from './ranges';
@@ -177,7 +178,7 @@ class AccessLog {
     try {
       if (statSync(this.path).size > 50 * 1024 * 1024) renameSync(this.path, `${this.path}.1`);
     } catch {}
-    this.stream = createWriteStream(this.path, { flags: 'a' });
+    this.stream = createWriteStream(this.path, { flags: 'a', mode: PRIVATE_FILE_MODE });
     this.stream.on('error', (e) => log.warn(`download access log: ${errorText(e)}`));
     if (!exitHookInstalled) {
       exitHookInstalled = true;

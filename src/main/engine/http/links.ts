@@ -307,7 +307,10 @@ export class Links {
     if (row.revoked_at !== null) {
       throw new LinkError(403, 'link_revoked', 'This download link was turned off by the person who shared it. Ask them for a new link if you still need the file.');
     }
-    return { id: row.id, scope: row.scope, prefix: row.is_prefix === 1, expiresAt: c.exp * 1000, disposition: c.disp };
+    // The row is the authority on expiry: a token re-signed with a later `exp` (by someone who read
+    // the signing key) does not outlive the link that was made.
+    if (row.expires_at <= now) throw expired(row.expires_at / 1000);
+    return { id: row.id, scope: row.scope, prefix: row.is_prefix === 1, expiresAt: Math.min(row.expires_at, c.exp * 1000), disposition: c.disp };
   }
 
   /**

@@ -14,6 +14,7 @@ import { abortedError, fsError, MediaError } from './errors';
 import type { MediaTools, ToolPaths } from './ffmpeg';
 import { isVideoPath } from './naming';
 import { grabFrame, writeAtomically } from './transcode';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../private-files';
 
 export interface ThumbnailOptions {
   /** Longest side in pixels (the picture fits inside size x size, never enlarged). Default 256. */
@@ -136,11 +137,11 @@ async function generate(
   }
   if (o.signal?.aborted) throw abortedError('Making the thumbnail');
   try {
-    await fsp.mkdir(join(out, '..'), { recursive: true });
+    await fsp.mkdir(join(out, '..'), { recursive: true, mode: PRIVATE_DIR_MODE });
   } catch (e) {
     throw fsError(e, out, 'write');
   }
-  await writeAtomically(out, data);
+  await writeAtomically(out, data, PRIVATE_FILE_MODE); // the cache is in the data dir
   return out;
 }
 

@@ -436,11 +436,11 @@ export async function makePoster(input: string, posterPath: string, opts: Poster
 }
 
 /** Write `data` to a temp name next to `path`, then rename. Disk full and other errors become MediaErrors. */
-export async function writeAtomically(path: string, data: Buffer): Promise<void> {
+export async function writeAtomically(path: string, data: Buffer, mode?: number): Promise<void> {
   const tmp = tempPathFor(path);
   activeTemps.add(tmp);
   try {
-    await fsp.writeFile(tmp, data, { flag: 'wx' });
+    await fsp.writeFile(tmp, data, { flag: 'wx', mode });
     await fsp.rename(tmp, path);
   } catch (e) {
     await removeQuietly(tmp);
