@@ -288,6 +288,7 @@ export class Engine {
         leaseMs: () => this.cfg.sync.leaseSeconds * 1000,
         globallyPaused: () => this.paused,
         whenGone: (f, root, attempts) => this.service<MediaService>('media')?.whenGone(f, root, attempts),
+        repairSources: () => [...this.lanes.values()].sort((a, b) => a.target.priority - b.target.priority).map((l) => ({ target: l.target, backend: l.backend })),
       },
       ENGINE_OWNER,
     );

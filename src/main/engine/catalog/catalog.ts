@@ -201,7 +201,7 @@ export class Catalog {
         `INSERT INTO jobs (lane, kind, file_id, state, priority, run_after, created_at)
          SELECT 'upload:' || c.target_id, 'upload', c.file_id, 'queued', 0, coalesce(c.next_attempt_at, 0), @now FROM copies c
          WHERE c.target_id = @target AND c.state IN ('pending', 'uploading')
-           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.lane = 'upload:' || c.target_id AND j.kind = 'upload' AND j.file_id = c.file_id)`,
+           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.lane = 'upload:' || c.target_id AND j.kind IN ('upload', 'repair') AND j.file_id = c.file_id)`,
       ),
       uploadingToPending: db.prepare(`UPDATE copies SET state = 'pending' WHERE state = 'uploading'`),
       addVersion: db.prepare(
@@ -303,6 +303,24 @@ export class Catalog {
       this.s.upsertPendingCopy.run({ file_id: fileId, target_id: targetId, size, now });
       this.enqueue(uploadLane(targetId), 'upload', fileId, opts, now);
     });
+  }
+
+  /**
+   * A copy whose bytes do not match its checksum (its metadata still does): no longer synced, with
+   * the reason, and a repair job on its target's lane (one transaction). The job is the durable
+   * mark of a damaged copy: downloads pass the copy over while it is queued.
+   */
+  queueRepair(fileId: number, targetId: string, size: number, reason: string, now = Date.now()): void {
+    this.transaction(() => {
+      this.s.upsertPendingCopy.run({ file_id: fileId, target_id: targetId, size, now });
+      this.setCopyState(fileId, targetId, 'pending', { last_error: reason }, now);
+      this.enqueue(uploadLane(targetId), REPAIR, fileId, { priority: 1 }, now);
+    });
+  }
+
+  /** A repair of this copy is queued or running (see queueRepair). */
+  repairQueued(fileId: number, targetId: string): boolean {
+    return this.s.jobFor.get(uploadLane(targetId), REPAIR, fileId) !== undefined;
   }
 
   setCopyState(
@@ -588,6 +606,9 @@ function toEvent(r: EventRecordRow): EventRecord {
 export function diskRel(f: Pick<FileRow, 'rel_path' | 'disk_rel'>): string {
   return f.disk_rel ?? f.rel_path;
 }
+
+/** Kind of the upload-lane job that replaces a damaged copy (see Catalog.queueRepair). */
+export const REPAIR = 'repair';
 
 export function uploadLane(targetId: string): string {
   return `upload:${targetId}`;

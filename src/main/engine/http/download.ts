@@ -12,19 +12,23 @@
 // file could not be asked, because "not found" would be a lie that clients and caches keep.
 // Bodies are streamed with backpressure (pipeline); a source that breaks after the headers went
 // out destroys the response, so the client sees a broken download, never a short "200".
+// Bytes from a target are checked against the SHA-256 they must have: a small object before its
+// first byte goes out (a damaged copy is passed over for the next target), a big one while it
+// streams, its last chunk held back until the hash is known (a damaged copy is cut off short of
+// its Content-Length). A damaged copy is queued for repair and passed over until it is repaired.
 // The operator's console reaches the same chain through the admin API (`/api/admin/download`).
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { appendFileSync, close as fsClose, constants as fsc, createWriteStream, existsSync, fstat, open as fsOpen, read as fsRead, readlinkSync, renameSync, stat as fsStat, statSync, type Stats, type WriteStream } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join, sep } from 'node:path';
-import { Readable } from 'node:stream';
+import { pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
 import type { RootConfig, TargetConfig } from '../../../shared/config';
 import { contentTypeOf, objectKey, parseFileKey } from '../../../shared/keys';
 import { createBackend } from '../backends';
-import { isStorageError, type ObjectInfo, type StorageBackend } from '../backends/types';
+import { isStorageError, type GetResult, type ObjectInfo, type StorageBackend } from '../backends/types';
 import { diskRel, type CopyRow, type FileRow } from '../catalog/catalog';
 import type { Engine, EngineService } from '../engine';
 import { BoostWhileBusy, PROXY_HEAP_GROWING_PERCENT } from '../heap';
@@ -149,11 +153,28 @@ function isoTime(t: number): string {
   return isoText;
 }
 
-/** sent; missing (not there); other (there, with other content than the catalog's); down; gone (the client left). */
-type TryResult = 'sent' | 'missing' | 'other' | 'down' | 'gone';
+/**
+ * sent; missing (not there); other (there, with other content than the catalog's); damaged (its
+ * bytes do not match its checksum, or a repair of it is pending); down; gone (the client left).
+ */
+type TryResult = 'sent' | 'missing' | 'other' | 'damaged' | 'down' | 'gone';
 
 /** The object on a target is not what the catalog says (changed since): ask it again. */
 class ChangedError extends Error {}
+
+/** The bytes of an object do not hash to the SHA-256 they must have. */
+class DamagedError extends Error {
+  constructor(readonly actual: string) {
+    super(`the bytes do not match their checksum (they hash to ${actual})`);
+  }
+}
+
+/**
+ * Objects up to this size are read whole into memory and checked before their first byte goes
+ * out (a damaged copy can then be passed over): phone photos and thumbnails, while 64 downloads at
+ * once (the default limit) hold at most 256 MiB.
+ */
+const CHECK_IN_MEMORY_MAX = 4 * 1024 * 1024;
 
 /** Access-log lines wait in memory at most this long (or until ACCESS_BATCH_CHARS), then go out in one write. */
 const ACCESS_FLUSH_MS = 200;
@@ -271,6 +292,8 @@ export class DownloadServer implements EngineService {
   /** Download paths decoded and parsed before (a pure function of the path: safe to remember). */
   private readonly pathKeys = new Map<string, PathKey>();
   private deepCache: { at: number; status: number; body: unknown } | null = null;
+  /** Damaged objects of other content than the catalog's, already reported (target, key, hash). */
+  private readonly damagedSeen = new Set<string>();
   /** Heap headroom while bodies are proxied from targets (see PROXY_HEAP_GROWING_PERCENT). */
   private readonly proxyHeap = new BoostWhileBusy(PROXY_HEAP_GROWING_PERCENT);
   private offBus: (() => void) | null = null;
@@ -728,12 +751,14 @@ export class DownloadServer implements EngineService {
       return;
     }
     let down = 0;
+    let damaged = 0;
     const other: TargetConfig[] = [];
     for (const t of this.targetOrder()) {
       if (ctx.gone) return;
       const r = await this.tryTarget(ctx, t, known, true);
       if (r === 'sent' || r === 'gone') return;
       if (r === 'down') down++;
+      if (r === 'damaged') damaged++;
       if (r === 'other') other.push(t);
     }
     // No target has the content the catalog knows; one has some other content under this name
@@ -744,6 +769,7 @@ export class DownloadServer implements EngineService {
       const r = await this.tryTarget(ctx, t, known, false);
       if (r === 'sent' || r === 'gone') return;
       if (r === 'down') down++;
+      if (r === 'damaged') damaged++;
     }
     if (ctx.gone) return;
     if (down > 0) {
@@ -756,6 +782,11 @@ export class DownloadServer implements EngineService {
         "This file is not on the server's own disk, and its backup copies cannot be reached right now. Try again in a few minutes.",
         { 'retry-after': '60' },
       );
+    }
+    if (damaged > 0) {
+      ctx.entry.error = 'copies_damaged';
+      const why = "This file is not on the server's own disk, and its backup copies are damaged, so it was not sent. The operator has been told; ask the person who shared it.";
+      return sendError(ctx.req, ctx.res, 502, 'copies_damaged', why);
     }
     sendError(ctx.req, ctx.res, 404, 'not_found', 'There is no such file. It may have been renamed or deleted.');
   }
@@ -866,6 +897,8 @@ export class DownloadServer implements EngineService {
     const f = known.file;
     const want = strict && f?.sha256 ? { size: f.size, sha256: f.sha256 } : undefined;
     const copy = want ? this.copyRow(known, t.id) : undefined;
+    // A copy found damaged stays passed over until its repair made it synced again.
+    if (copy && copy.state !== 'synced' && this.engine.catalog.repairQueued(copy.file_id, t.id)) return 'damaged';
     // A copy the catalog knows as synced with this content: GET straight away (one round trip).
     let trusted = ctx.method === 'GET' && !!want && copy?.state === 'synced' && copy.sha256 === want.sha256;
     for (let attempt = 0; attempt < 2; attempt++) {
@@ -893,15 +926,32 @@ export class DownloadServer implements EngineService {
       const plan = planResponse(ctx.method, ctx.req.headers, rep);
       const proxying = ctx.method === 'GET';
       if (proxying) this.proxyHeap.started();
+      const open = async (range?: Span): Promise<GetResult> => {
+        const got = await backend.get(key, { range, signal: ctx.signal });
+        if (got.totalSize !== rep.size || (rep.sha256 && got.info.sha256 && got.info.sha256 !== rep.sha256)) {
+          got.body.destroy();
+          throw new ChangedError(`the object changed: ${got.totalSize} bytes, sha256 ${got.info.sha256 ?? '?'}`);
+        }
+        return got;
+      };
+      // The SHA-256 the bytes must have: the catalog's, or (non-strict) the object's own.
+      const check = want?.sha256 ?? rep.sha256;
+      let inMemory: Promise<Buffer> | undefined;
       try {
         await this.send(ctx, rep, plan, async (span) => {
-          const whole = span.start === 0 && span.end === rep.size - 1;
-          const got = await backend.get(key, { range: whole ? undefined : span, signal: ctx.signal });
-          if (got.totalSize !== rep.size || (rep.sha256 && got.info.sha256 && got.info.sha256 !== rep.sha256)) {
-            got.body.destroy();
-            throw new ChangedError(`the object changed: ${got.totalSize} bytes, sha256 ${got.info.sha256 ?? '?'}`);
+          if (check && rep.size <= CHECK_IN_MEMORY_MAX) {
+            // Every range of it is served from the whole object, checked before the headers go out.
+            inMemory ??= open().then((got) => readChecked(got.body, rep.size, check));
+            return (await inMemory).subarray(span.start, span.end + 1);
           }
-          return got.body;
+          const whole = span.start === 0 && span.end === rep.size - 1;
+          const got = await open(whole ? undefined : span);
+          // A part of a big file cannot be checked against the whole file's hash: it is served
+          // from a copy not known to be damaged (one found damaged is passed over, above).
+          if (!check || !whole) return got.body;
+          const checked = new CheckedStream(rep.size, check, (actual) => this.damaged(ctx, t, known, strict, actual));
+          pipeline(got.body, checked, () => undefined); // a failing source destroys `checked`, which breaks the response
+          return checked;
         });
         ctx.entry.source = t.id;
         return 'sent';
@@ -911,6 +961,10 @@ export class DownloadServer implements EngineService {
           trusted = false;
           continue;
         }
+        if (e instanceof DamagedError) {
+          this.damaged(ctx, t, known, strict, e.actual);
+          return 'damaged';
+        }
         if (isStorageError(e) && e.kind === 'not_found') return 'missing';
         this.markDown(t, e);
         return 'down';
@@ -919,6 +973,34 @@ export class DownloadServer implements EngineService {
       }
     }
     return 'other';
+  }
+
+  /**
+   * The copy on `t` is damaged: its bytes hash to `actual`, not to the SHA-256 they must have. A
+   * copy of the catalog's content is no longer trusted: a repair job on its lane (downloads pass
+   * it over until the repair is done) and an event in Activity. Other content (non-strict) has no
+   * copy to repair: the operator is told once.
+   */
+  private damaged(ctx: ServeCtx, t: TargetConfig, known: KnownRows, strict: boolean, actual: string): void {
+    const key = `${ctx.rootId}/${ctx.relPath}`;
+    const f = known.file;
+    ctx.entry.error = `damaged copy on ${t.id}`;
+    const message = `The copy of "${key}" on ${t.label} is damaged: its bytes do not match its checksum, so it was not sent.`;
+    const detail = `the bytes hash to ${actual}`;
+    if (strict && f?.sha256) {
+      const reason = `The copy on ${t.label} is damaged (its bytes do not match its checksum). Triplicate replaces it with a good copy.`;
+      this.engine.catalog.queueRepair(f.id, t.id, f.size, reason);
+      known.copies.delete(t.id);
+      this.engine.bus.record({ level: 'error', kind: 'copy-damaged', message: `${message} Triplicate replaces it with a good copy.`, file_key: key, target_id: t.id, detail });
+      this.engine.bus.emit({ type: 'copy', file_key: key, target_id: t.id, state: 'pending', error: reason });
+      this.engine.wakeLanes();
+      return;
+    }
+    const seen = `${t.id}\0${key}\0${actual}`;
+    if (this.damagedSeen.has(seen)) return;
+    if (this.damagedSeen.size >= ROWS_MAX) this.damagedSeen.clear();
+    this.damagedSeen.add(seen);
+    this.engine.bus.record({ level: 'error', kind: 'copy-damaged', message, file_key: key, target_id: t.id, detail });
   }
 
   /**
@@ -1317,6 +1399,61 @@ async function pump(body: Body, res: ServerResponse, span: Span): Promise<void> 
     if (!body.destroyed) body.destroy();
   }
   if (got !== want) throw new Error(`the source ended after ${got} of ${want} bytes`);
+}
+
+/** A whole object read into memory, checked against the SHA-256 it must have (DamagedError if not). */
+async function readChecked(body: Readable, size: number, sha256: string): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(size);
+  let got = 0;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      if (got + chunk.length > size) throw new Error(`the source gave more than ${size} bytes`);
+      chunk.copy(buf, got);
+      got += chunk.length;
+    }
+  } finally {
+    body.destroy();
+  }
+  if (got !== size) throw new Error(`the source ended after ${got} of ${size} bytes`);
+  const actual = createHash('sha256').update(buf).digest('hex');
+  if (actual !== sha256) throw new DamagedError(actual);
+  return buf;
+}
+
+/**
+ * A whole object passed through and hashed one chunk behind: the last chunk goes out only once
+ * the hash of all of it is known to be `sha256`. Otherwise `onDamaged` is told and the stream
+ * fails, which destroys the response short of its Content-Length: the client never sees a clean end.
+ */
+class CheckedStream extends Transform {
+  private readonly hash = createHash('sha256');
+  private held: Buffer | null = null;
+  private bytes = 0;
+  constructor(
+    private readonly size: number,
+    private readonly sha256: string,
+    private readonly onDamaged: (actual: string) => void,
+  ) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    if (this.held) this.push(this.held);
+    this.held = chunk;
+    cb();
+  }
+  override _flush(cb: TransformCallback): void {
+    if (this.bytes !== this.size) return cb(new Error(`the source ended after ${this.bytes} of ${this.size} bytes`));
+    const actual = this.hash.digest('hex');
+    if (actual !== this.sha256) {
+      this.onDamaged(actual);
+      return cb(new DamagedError(actual));
+    }
+    if (this.held) this.push(this.held);
+    this.held = null;
+    cb();
+  }
 }
 
 /** Bytes a proxied download may have waiting for the client before its source is paused. */

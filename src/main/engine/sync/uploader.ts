@@ -7,12 +7,12 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { access, constants, open, stat, type FileHandle } from 'node:fs/promises';
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { join } from 'node:path';
 import type { RootConfig, TargetConfig } from '../../../shared/config';
 import { contentTypeOf, fileKey, objectKey, versionKey } from '../../../shared/keys';
 import { StorageError, type BlockReader, type StorageBackend } from '../backends/types';
-import { diskRel, uploadLane, type Catalog, type FileRow, type JobRow } from '../catalog/catalog';
+import { diskRel, REPAIR, uploadLane, type Catalog, type FileRow, type JobRow } from '../catalog/catalog';
 import type { EventBus } from '../events';
 import { log } from '../log';
 import { clockTime, describeLocalError, errnoOf, errorText } from '../util';
@@ -37,6 +37,14 @@ export interface LaneContext {
    * its MP4 is there, look again later when it may still be converting). undefined: the default rule.
    */
   whenGone?(f: FileRow, root: RootConfig, attempts: number): Promise<{ skip: string } | { retryAt: number; reason: string } | undefined> | undefined;
+  /** The destinations a damaged copy may be repaired from (every lane's target and backend), by priority. */
+  repairSources?(): RepairSource[];
+}
+
+/** A destination read to repair a damaged copy of a file that is gone from this computer. */
+export interface RepairSource {
+  target: TargetConfig;
+  backend: StorageBackend;
 }
 
 /** Outcome of one job, for tests and the benchmark. */
@@ -380,19 +388,29 @@ export class TargetLane {
     }
     const abs = join(root.path, ...diskRel(f).split('/'));
 
+    // A repair replaces a damaged copy (Catalog.queueRepair): from this computer when the file is
+    // here, else from a good copy on another destination.
+    const repair = job.kind === REPAIR;
+    let from: RepairSource | undefined;
     // Is the file still the one we hashed?
     let st;
     try {
       st = await stat(abs);
     } catch (e) {
-      if (errnoOf(e) === 'ENOENT') return this.fileGone(job, f, root);
-      return this.fileFailure(job, f, describeLocalError(e, label), errorText(e));
+      if (errnoOf(e) !== 'ENOENT') return this.fileFailure(job, f, describeLocalError(e, label), errorText(e));
+      if (!repair) return this.fileGone(job, f, root);
+      from = this.repairSource(f, job.attempts);
+      if (!from) {
+        return this.fileFailure(job, f, `The copy of ${label} on ${this.target.label} is damaged, the file is no longer on this computer, and no other destination has a good copy to repair it from.`, 'no good copy to repair from');
+      }
     }
-    if (st.size !== f.size || Math.trunc(st.mtimeMs) !== f.mtime_ms) return this.fileChanged(job, f, root);
-    try {
-      await access(abs, constants.R_OK);
-    } catch (e) {
-      return this.fileFailure(job, f, describeLocalError(e, label), errorText(e));
+    if (st) {
+      if (st.size !== f.size || Math.trunc(st.mtimeMs) !== f.mtime_ms) return this.fileChanged(job, f, root);
+      try {
+        await access(abs, constants.R_OK);
+      } catch (e) {
+        return this.fileFailure(job, f, describeLocalError(e, label), errorText(e));
+      }
     }
 
     const key = objectKey(this.target.kind === 's3' || this.target.kind === 'folder' ? this.target.prefix : '', f.root_id, f.rel_path);
@@ -410,7 +428,8 @@ export class TargetLane {
     uploadHeap.started();
     try {
       const existing = this.knownAbsent(f.root_id, key) ? null : await this.backend.head(key, ac.signal);
-      if (existing && existing.size === f.size && existing.sha256 === f.sha256) {
+      // A repair does not trust matching metadata: the damaged copy has it too.
+      if (!repair && existing && existing.size === f.size && existing.sha256 === f.sha256) {
         return this.finish(job, f, 'already-there');
       }
       if (existing && existing.sha256 && existing.sha256 !== f.sha256) await this.preserveVersion(key, existing.sha256, existing.size, existing.mtimeMs, existing.lastModified, f, ac.signal);
@@ -426,6 +445,7 @@ export class TargetLane {
           size: f.size,
           open: () => {
             lastBytes = 0;
+            if (from) return (hasher = this.openCopy(from, f, ac.signal));
             if (f.size <= WHOLE_FILE_MAX) {
               const whole = new WholeFileStream(abs, f.size, knownMd5 === undefined);
               hasher = whole;
@@ -437,12 +457,17 @@ export class TargetLane {
             hasher = h;
             return createReadStream(abs, { highWaterMark: 1 << 20 }).on('error', (e) => h.destroy(e)).pipe(h);
           },
-          openReader: async () => {
-            lastBytes = 0;
-            const r = await FileBlockReader.open(abs, f.size);
-            hasher = r;
-            return r;
-          },
+          // A copy read from another destination is streamed (the SDK cuts it into parts).
+          ...(from
+            ? {}
+            : {
+                openReader: async () => {
+                  lastBytes = 0;
+                  const r = await FileBlockReader.open(abs, f.size);
+                  hasher = r;
+                  return r;
+                },
+              }),
         },
         {
           sha256: f.sha256,
@@ -464,10 +489,12 @@ export class TargetLane {
       // The request was answered: its body's buffer can serve the next upload.
       if (h instanceof WholeFileStream) h.recycle();
       // The bytes sent must be the bytes hashed, and the file must not have moved under us.
-      const after = await stat(abs).catch(() => null);
-      if (!h || h.sha256 !== f.sha256 || h.bytes !== f.size || !after || after.size !== f.size || Math.trunc(after.mtimeMs) !== f.mtime_ms) {
+      const after = from ? undefined : await stat(abs).catch(() => null);
+      const moved = after !== undefined && (!after || after.size !== f.size || Math.trunc(after.mtimeMs) !== f.mtime_ms);
+      if (!h || h.sha256 !== f.sha256 || h.bytes !== f.size || moved) {
         // What landed on the target does not match its metadata: remove it, then hash again.
         await this.backend.delete(key).catch(() => undefined);
+        if (from) return this.sourceDamaged(job, f, from);
         if (!after) return this.fileGone(job, f, root);
         return this.fileChanged(job, f, root);
       }
@@ -506,7 +533,13 @@ export class TargetLane {
         if (etagMatches) this.etagsVouch = true;
       }
       this.verifiedBy[byEtag ? 'etag' : 'head']++;
-      return this.finish(job, f, 'synced');
+      const outcome = this.finish(job, f, 'synced');
+      if (repair && outcome === 'synced') {
+        const fk = fileKey(f.root_id, f.rel_path);
+        const source = from ? from.target.label : 'this computer';
+        this.ctx.bus.record({ level: 'info', kind: 'copy-repaired', message: `The damaged copy of "${fk}" on ${this.target.label} was replaced with a good one from ${source}.`, file_key: fk, target_id: this.target.id });
+      }
+      return outcome;
     } catch (e) {
       if (ac.signal.aborted || (e instanceof StorageError && e.kind === 'aborted')) {
         // Stopping, or the job was fenced off: put it back untouched (a no-op when fenced).
@@ -515,11 +548,15 @@ export class TargetLane {
         });
         return 'aborted';
       }
-      if (e instanceof StorageError && e.kind === 'local') return this.fileFailure(job, f, e.message, e.detail);
+      if (e instanceof StorageError && e.kind === 'local') {
+        if (from) return this.fileFailure(job, f, `The damaged copy of ${label} on ${this.target.label} could not be replaced: reading the good copy on ${from.target.label} failed.`, e.detail);
+        return this.fileFailure(job, f, e.message, e.detail);
+      }
       // The server refused the body because it does not match the SHA-256 it was announced with
-      // (S3, R2, MinIO check it): when the bytes we read were other content, the file changed.
+      // (S3, R2, MinIO check it): when the bytes we read were other content, the file changed
+      // (or, for a repair, the copy read is damaged too).
       const sent = hasher as BodyDigest | null;
-      if (e instanceof StorageError && e.kind === 'integrity' && sent?.sha256 !== undefined && sent.sha256 !== f.sha256) return this.fileChanged(job, f, root);
+      if (e instanceof StorageError && e.kind === 'integrity' && sent?.sha256 !== undefined && sent.sha256 !== f.sha256) return from ? this.sourceDamaged(job, f, from) : this.fileChanged(job, f, root);
       if (!(e instanceof StorageError) && errnoOf(e)) {
         // The local read failed mid-upload.
         if (errnoOf(e) === 'ENOENT') return this.fileGone(job, f, root);
@@ -553,6 +590,35 @@ export class TargetLane {
     this.ctx.health.reportSuccess(this.target.id);
     this.emitCopy(f, state);
     return state === 'synced' ? outcome : 'requeued';
+  }
+
+  /** A destination whose copy is synced with the file's SHA-256, to repair from; each try takes the next one. */
+  private repairSource(f: FileRow, attempts: number): RepairSource | undefined {
+    const good = (this.ctx.repairSources?.() ?? []).filter((s) => {
+      if (s.target.id === this.target.id) return false;
+      const c = this.ctx.catalog.copy(f.id, s.target.id);
+      return c?.state === 'synced' && c.sha256 === f.sha256;
+    });
+    return good.length ? good[attempts % good.length] : undefined;
+  }
+
+  /** The bytes of the copy on another destination, hashed as they stream into the upload. */
+  private openCopy(from: RepairSource, f: FileRow, signal: AbortSignal): HashingStream {
+    const h = new HashingStream();
+    void from.backend.get(objectKey(from.target.prefix, f.root_id, f.rel_path), { signal }).then(
+      (got) => pipeline(got.body, h, () => undefined), // a failing source destroys h, which fails the upload
+      (e: Error) => h.destroy(e),
+    );
+    return h;
+  }
+
+  /** The copy read to repair this one is damaged too: it is marked for repair, and this repair waits for another good copy. */
+  private sourceDamaged(job: JobRow, f: FileRow, from: RepairSource): JobOutcome {
+    const fk = fileKey(f.root_id, f.rel_path);
+    const reason = `The copy of "${fk}" on ${from.target.label} is damaged (its bytes do not match its checksum).`;
+    this.ctx.catalog.queueRepair(f.id, from.target.id, f.size, reason);
+    this.ctx.bus.record({ level: 'error', kind: 'copy-damaged', message: reason, file_key: fk, target_id: from.target.id });
+    return this.fileFailure(job, f, `The damaged copy of "${fk}" on ${this.target.label} could not be replaced from ${from.target.label}: that copy is damaged too.`, 'source copy damaged');
   }
 
   /** Keep the previous content restorable before it is overwritten (server-side copy). */
