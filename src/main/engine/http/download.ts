@@ -13,6 +13,7 @@
 // Bodies are streamed with backpressure (pipeline); a source that breaks after the headers went
 // out destroys the response, so the client sees a broken download, never a short "200".
 // The operator's console reaches the same chain through the admin API (`/api/admin/download`).
+// A link opens only files that are backed up (linkablePaths, links.ts).
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, close as fsClose, constants as fsc, createWriteStream, existsSync, fstat, open as fsOpen, read as fsRead, readlinkSync, renameSync, stat as fsStat, statSync, type Stats, type WriteStream } from 'node:fs';
 import { realpath } from 'node:fs/promises';
@@ -31,7 +32,7 @@ import { BoostWhileBusy, PROXY_HEAP_GROWING_PERCENT } from '../heap';
 import { log } from '../log';
 import { errorText } from '../util';
 import { HttpError } from './router';
-import { encodeKeyPath, grantCovers, LinkError, parseScope, type Grant, type Links } from './links';
+import { encodeKeyPath, grantCovers, linkablePaths, LinkError, parseScope, type Grant, type Links } from './links';
 import { contentDisposition, decodeKeyPath, multipartFraming, planResponse, weakEtag, type Plan, type Representation, type Span } from './ranges';
 
 export interface DownloadServerOptions {
@@ -604,6 +605,11 @@ export class DownloadServer implements EngineService {
       entry.error = 'out_of_scope';
       return sendError(req, res, 403, 'out_of_scope', grant.prefix ? `This link opens the files in "${grant.scope}" only.` : 'This link opens one other file only.');
     }
+    if (!this.linkOpens(pk)) {
+      // Not backed up (excluded, temporary, never cataloged): the same answer as a missing file.
+      entry.error = 'not_backed_up';
+      return sendError(req, res, 404, 'not_found', NOT_FOUND);
+    }
     const maxAge = Math.max(0, Math.floor((grant.expiresAt - Date.now()) / 1000));
     const disposition = download === '1' ? 'attachment' : (grant.disposition ?? 'inline');
     const ctx = this.admit(req, res, entry, { rootId: pk.rootId, relPath: pk.relPath, disposition, cacheControl: `private, max-age=${maxAge}` }, p);
@@ -611,6 +617,13 @@ export class DownloadServer implements EngineService {
     const out = this.serveKey(ctx, pk.key);
     if (out) return out.then(() => this.counted(grant, ctx));
     this.counted(grant, ctx);
+  }
+
+  /** Does a link open this file? linkablePaths (links.ts) decides; remembered with the file's rows. */
+  private linkOpens(pk: PathKey): boolean {
+    const k = this.known(pk.key, pk.rootId, pk.relPath);
+    k.linkOpens ??= k.file !== undefined && linkablePaths(this.engine, pk.rootId)(k.file.rel_path);
+    return k.linkOpens;
   }
 
   private counted(grant: Grant, ctx: ServeCtx): void {
@@ -659,9 +672,16 @@ export class DownloadServer implements EngineService {
       entry.ms = Date.now() - t0;
       this.access.write(entry);
     });
+    // The console shows the catalog's files, and opens those only (not any name in the folder).
+    // A file a later rule left out still opens: the console lists it and its backups stay restorable.
+    const key = `${rootId}/${relPath}`;
+    if (!this.known(key, rootId, relPath).file) {
+      entry.error = 'not_cataloged';
+      return sendError(req, res, 404, 'not_found', 'Triplicate does not know this file. It may have been renamed or deleted; refresh the page.');
+    }
     const disposition = url.searchParams.get('download') === '1' ? 'attachment' : 'inline';
     const ctx = this.admit(req, res, entry, { rootId, relPath, disposition, cacheControl: 'private, no-cache' });
-    if (ctx) await this.serveKey(ctx, `${rootId}/${relPath}`);
+    if (ctx) await this.serveKey(ctx, key);
   }
 
   // ---- the source chain ------------------------------------------------------------------------
@@ -672,7 +692,7 @@ export class DownloadServer implements EngineService {
    */
   private serveKey(ctx: ServeCtx, key: string): Promise<void> | void {
     const root = this.engine.cfg.roots.find((r) => r.id === ctx.rootId);
-    if (!root) return sendError(ctx.req, ctx.res, 404, 'not_found', 'There is no such file. It may have been renamed or deleted.');
+    if (!root) return sendError(ctx.req, ctx.res, 404, 'not_found', NOT_FOUND);
     const hit = this.smallFiles.get(key);
     if (hit && hit.root === root.path && Date.now() - hit.checkedAt < SMALL_FILE_VALID_MS) {
       ctx.entry.source = 'local';
@@ -698,9 +718,11 @@ export class DownloadServer implements EngineService {
     }
     const known = this.known(key, ctx.rootId, ctx.relPath);
     const f = known.file;
+    // Only files the catalog knows are served (checked before admission; gone from it since: gone).
+    if (!f) return sendError(ctx.req, ctx.res, 404, 'not_found', NOT_FOUND);
     const missKey = `${root.path}\0${key}`;
     const missedAt = this.localMisses.get(missKey);
-    const abs = join(root.path, ...(f ? diskRel(f) : ctx.relPath).split('/'));
+    const abs = join(root.path, ...diskRel(f).split('/'));
     let local: { fd: number; st: Stats } | null = null;
     if (missedAt === undefined || Date.now() - missedAt >= SMALL_FILE_VALID_MS) {
       local = await this.openLocal(root, abs, ctx.relPath);
@@ -756,7 +778,7 @@ export class DownloadServer implements EngineService {
         { 'retry-after': '60' },
       );
     }
-    sendError(ctx.req, ctx.res, 404, 'not_found', 'There is no such file. It may have been renamed or deleted.');
+    sendError(ctx.req, ctx.res, 404, 'not_found', NOT_FOUND);
   }
 
   private async realRoot(root: RootConfig): Promise<string | null> {
@@ -1028,11 +1050,17 @@ export class DownloadServer implements EngineService {
       entry.error = 'out_of_scope';
       return sendError(req, res, 403, 'out_of_scope', 'This link does not open this folder.');
     }
-    const rows = this.engine.catalog.db
-      .prepare<[string, number, string], { rel_path: string; size: number }>(
-        'SELECT rel_path, size FROM files WHERE root_id = ? AND substr(rel_path, 1, ?) = ? ORDER BY rel_path LIMIT 5001',
-      )
-      .all(scope.rootId, scope.relPath ? scope.relPath.length + 1 : 0, scope.relPath ? `${scope.relPath}/` : '');
+    // The files a link opens (linkablePaths): a listing never shows what a link would refuse.
+    const opens = linkablePaths(this.engine, scope.rootId);
+    const rows: { rel_path: string; size: number }[] = [];
+    const all = this.engine.catalog.db
+      .prepare<[string, number, string], { rel_path: string; size: number }>('SELECT rel_path, size FROM files WHERE root_id = ? AND substr(rel_path, 1, ?) = ? ORDER BY rel_path')
+      .iterate(scope.rootId, scope.relPath ? scope.relPath.length + 1 : 0, scope.relPath ? `${scope.relPath}/` : '');
+    for (const r of all) {
+      if (!opens(r.rel_path)) continue;
+      rows.push(r);
+      if (rows.length > 5000) break;
+    }
     const base = scope.relPath ? `${scope.relPath}/` : '';
     const dirs = new Set<string>();
     const files: { name: string; size: number }[] = [];
@@ -1125,6 +1153,8 @@ interface KnownRows {
   at: number;
   file: FileRow | undefined;
   copies: Map<string, CopyRow | undefined>;
+  /** Whether a link opens it (DownloadServer.linkOpens), once asked. */
+  linkOpens?: boolean;
 }
 
 interface CachedFile {
@@ -1232,6 +1262,7 @@ function memo<K, V>(m: Map<K, V>, k: K, make: (k: K) => V): V {
   return v;
 }
 
+const NOT_FOUND = 'There is no such file. It may have been renamed or deleted.';
 /** A cached small file is served without a stat for this long after the last check. */
 const SMALL_FILE_VALID_MS = 1_000;
 /** Files whose catalog rows are remembered, at most (all forgotten at once when full: a second's worth). */
