@@ -13,7 +13,8 @@
 // Bodies are streamed with backpressure (pipeline); a source that breaks after the headers went
 // out destroys the response, so the client sees a broken download, never a short "200".
 // The operator's console reaches the same chain through the admin API (`/api/admin/download`).
-// A link opens only files that are backed up (linkablePaths, links.ts).
+// A link opens only files that are backed up (linkablePaths, links.ts); downloads share
+// server.maxConcurrentDownloads per client and per link, with a minimum rate (slots.ts).
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, close as fsClose, constants as fsc, createWriteStream, existsSync, fstat, open as fsOpen, read as fsRead, readlinkSync, renameSync, stat as fsStat, statSync, type Stats, type WriteStream } from 'node:fs';
 import { realpath } from 'node:fs/promises';
@@ -34,6 +35,7 @@ import { errorText } from '../util';
 import { HttpError } from './router';
 import { encodeKeyPath, grantCovers, linkablePaths, LinkError, parseScope, type Grant, type Links } from './links';
 import { contentDisposition, decodeKeyPath, multipartFraming, planResponse, weakEtag, type Plan, type Representation, type Span } from './ranges';
+import { clientAddress, RateFloor, Slots, type Slot } from './slots';
 
 export interface DownloadServerOptions {
   /** Override server.downloadPort (0: any free port). */
@@ -42,6 +44,9 @@ export interface DownloadServerOptions {
   /** A socket that moves no bytes for this long is closed (a vanished client). Default 60 s. */
   idleTimeoutMs?: number;
 }
+
+/** The console's own downloads at once (outside the public pool: a full pool does not lock the operator out). */
+const ADMIN_DOWNLOADS_MAX = 16;
 
 /** URLs longer than this get 414; headers beyond MAX_HEADER_BYTES get 431 from the parser. */
 export const MAX_URL_CHARS = 4096;
@@ -122,6 +127,7 @@ interface Pending {
   t0: number;
   entry: AccessEntry;
   ctx?: ServeCtx;
+  slot?: Slot;
 }
 
 /** A download path already decoded and checked once (a pure function of the path, so it can be remembered). */
@@ -244,7 +250,10 @@ export class DownloadServer implements EngineService {
   private server: Server | null = null;
   private engine!: Engine;
   private access!: AccessLog;
-  private active = 0;
+  /** Public downloads by client and by link (server.maxConcurrentDownloads), and the console's. */
+  private readonly slots = new Slots();
+  private adminActive = 0;
+  private readonly floor = new RateFloor();
   private readonly sockets = new Set<Socket>();
   private readonly backends = new Map<string, { sig: string; backend: StorageBackend }>();
   private readonly retired: StorageBackend[] = [];
@@ -282,9 +291,14 @@ export class DownloadServer implements EngineService {
     private readonly opts: DownloadServerOptions = {},
   ) {}
 
-  /** Downloads being served right now. */
+  /** Downloads being served right now (public and the console's). */
   get activeDownloads(): number {
-    return this.active;
+    return this.slots.active + this.adminActive;
+  }
+
+  /** Change the minimum transfer rate of public downloads (tests use a short window; defaults: MIN_RATE). */
+  setMinRate(bytesPerSec: number, windowMs: number): void {
+    this.floor.start(bytesPerSec, windowMs);
   }
 
   /** Change the idle timeout of new connections (tests use a short one). */
@@ -340,6 +354,7 @@ export class DownloadServer implements EngineService {
       return;
     }
     this.server = srv;
+    this.floor.start();
     const addr = srv.address() as AddressInfo;
     this.boundPort = addr.port;
     this.boundHost = addr.address;
@@ -351,6 +366,7 @@ export class DownloadServer implements EngineService {
 
   async stop(): Promise<void> {
     this.offBus?.();
+    this.floor.stop();
     const srv = this.server;
     this.server = null;
     if (srv) {
@@ -501,7 +517,7 @@ export class DownloadServer implements EngineService {
       const ua = req.headers['user-agent'];
       if (ua) entry.ua = ua.slice(0, 200);
       this.access.write(entry);
-      if (p.ctx) this.release(p.ctx);
+      if (p.ctx) this.release(p);
     });
     // The common case (a cached link, a small file in memory) is answered without waiting for
     // anything: route() returns a promise only when it has to.
@@ -612,7 +628,7 @@ export class DownloadServer implements EngineService {
     }
     const maxAge = Math.max(0, Math.floor((grant.expiresAt - Date.now()) / 1000));
     const disposition = download === '1' ? 'attachment' : (grant.disposition ?? 'inline');
-    const ctx = this.admit(req, res, entry, { rootId: pk.rootId, relPath: pk.relPath, disposition, cacheControl: `private, max-age=${maxAge}` }, p);
+    const ctx = this.admit(req, res, p, grant.id, { rootId: pk.rootId, relPath: pk.relPath, disposition, cacheControl: `private, max-age=${maxAge}` });
     if (!ctx) return;
     const out = this.serveKey(ctx, pk.key);
     if (out) return out.then(() => this.counted(grant, ctx));
@@ -632,30 +648,43 @@ export class DownloadServer implements EngineService {
   }
 
   /**
-   * Bounded concurrency: beyond server.maxConcurrentDownloads, 503 with Retry-After. `owner`: the
-   * public request, whose close listener releases the download; without it one is added here.
+   * A slot of server.maxConcurrentDownloads, within the client's and the link's shares (see
+   * slots.ts), or an answer with Retry-After. The request's close listener (handle) releases it.
    */
-  private admit(req: IncomingMessage, res: ServerResponse, entry: AccessEntry, what: ServeWhat, owner?: Pending): ServeCtx | null {
-    if (this.active >= this.engine.cfg.server.maxConcurrentDownloads) {
-      entry.error = 'busy';
-      sendError(req, res, 503, 'busy', 'The server is busy with other downloads. Try again in a few seconds.', { 'retry-after': '5' });
-      return null;
-    }
+  private admit(req: IncomingMessage, res: ServerResponse, p: Pending, linkId: string, what: ServeWhat): ServeCtx | null {
+    const entry = p.entry;
     // The client left while its link was being checked: nothing to serve (and no close event to come).
     if (res.destroyed) return null;
-    this.active++;
+    const slot: Slot = { client: clientAddress(req.socket.remoteAddress, req.headers['cf-connecting-ip']), link: linkId };
+    const refusal = this.slots.take(slot, this.engine.cfg.server.maxConcurrentDownloads);
+    if (refusal) {
+      entry.error = refusal.code;
+      sendError(req, res, refusal.status, refusal.code, refusal.message, { 'retry-after': refusal.retryAfter });
+      return null;
+    }
     // A client that goes away (or a socket that idles out) aborts the source: S3 sockets are freed.
+    const ctx = this.serveCtx(req, res, entry, what);
+    p.ctx = ctx;
+    p.slot = slot;
+    this.floor.watch(ctx, req.socket, () => {
+      entry.error = 'too_slow';
+      ctx.closed();
+      res.destroy();
+    });
+    return ctx;
+  }
+
+  private serveCtx(req: IncomingMessage, res: ServerResponse, entry: AccessEntry, what: ServeWhat): ServeCtx {
     const ctx = new ServeCtx(req, res, entry, what);
-    if (owner) owner.ctx = ctx;
-    else res.once('close', () => this.release(ctx));
     const range = req.headers.range;
     if (range) entry.range = range.slice(0, 100);
     return ctx;
   }
 
-  private release(ctx: ServeCtx): void {
-    this.active--;
-    ctx.closed();
+  private release(p: Pending): void {
+    if (p.slot) this.slots.give(p.slot);
+    this.floor.unwatch(p.ctx!);
+    p.ctx!.closed();
   }
 
   /** `GET /api/admin/download?key=`: the operator's own console, admin-token auth (checked by the admin server). */
@@ -679,9 +708,20 @@ export class DownloadServer implements EngineService {
       entry.error = 'not_cataloged';
       return sendError(req, res, 404, 'not_found', 'Triplicate does not know this file. It may have been renamed or deleted; refresh the page.');
     }
+    // Its own small bound, outside the public pool: a full pool does not lock the operator out.
+    if (this.adminActive >= ADMIN_DOWNLOADS_MAX) {
+      entry.error = 'busy';
+      return sendError(req, res, 503, 'busy', `The console is already downloading ${ADMIN_DOWNLOADS_MAX} files at once. Wait until one has finished, then try again.`, { 'retry-after': '5' });
+    }
+    if (res.destroyed) return;
+    this.adminActive++;
     const disposition = url.searchParams.get('download') === '1' ? 'attachment' : 'inline';
-    const ctx = this.admit(req, res, entry, { rootId, relPath, disposition, cacheControl: 'private, no-cache' });
-    if (ctx) await this.serveKey(ctx, key);
+    const ctx = this.serveCtx(req, res, entry, { rootId, relPath, disposition, cacheControl: 'private, no-cache' });
+    res.once('close', () => {
+      this.adminActive--;
+      ctx.closed();
+    });
+    await this.serveKey(ctx, key);
   }
 
   // ---- the source chain ------------------------------------------------------------------------
