@@ -92,14 +92,17 @@ describe('vanished, stalled and crowding clients', () => {
   }, 30_000);
 
   it(`beyond ${MAX} downloads at once: 503 with Retry-After, then service again`, async () => {
+    // Many clients (behind the tunnel: CF-Connecting-IP) on two links: one client or one link gets
+    // a share of the slots only (test/security/download-slots.test.ts).
+    const links = [path, t.pathOf(await t.link('media/Videos/tour.mp4')), t.pathOf(await t.link('media/Videos/tour.mp4'))];
     const held = [];
     for (let i = 0; i < MAX; i++) {
-      const c = await openRaw(t.port, path);
+      const c = await openRaw(t.port, links[i % 2]!, { 'cf-connecting-ip': `198.51.100.${i}` });
       c.sock.pause();
       held.push(c);
     }
     expect(downloads.activeDownloads).toBe(MAX);
-    const busy = await raw(t.port, { path });
+    const busy = await raw(t.port, { path: links[2]!, headers: { 'cf-connecting-ip': '198.51.100.99' } });
     expect(busy.status).toBe(503);
     expect(busy.headers['retry-after']).toBe('5');
     expect(JSON.parse(busy.body.toString()).code).toBe('busy');

@@ -17,6 +17,8 @@
 // streams, its last chunk held back until the hash is known (a damaged copy is cut off short of
 // its Content-Length). A damaged copy is queued for repair and passed over until it is repaired.
 // The operator's console reaches the same chain through the admin API (`/api/admin/download`).
+// A link opens only files that are backed up (linkablePaths, links.ts); downloads share
+// server.maxConcurrentDownloads per client and per link, with a minimum rate (slots.ts).
 import { createHash, randomBytes } from 'node:crypto';
 import { appendFileSync, close as fsClose, constants as fsc, createWriteStream, existsSync, fstat, open as fsOpen, read as fsRead, readlinkSync, renameSync, stat as fsStat, statSync, type Stats, type WriteStream } from 'node:fs';
 import { realpath } from 'node:fs/promises';
@@ -36,8 +38,9 @@ import { log } from '../log';
 import { errorText } from '../util';
 import { PRIVATE_FILE_MODE } from '../private-files';
 import { HttpError } from './router';
-import { encodeKeyPath, grantCovers, LinkError, parseScope, type Grant, type Links } from './links';
+import { encodeKeyPath, grantCovers, linkablePaths, LinkError, parseScope, type Grant, type Links } from './links';
 import { contentDisposition, decodeKeyPath, multipartFraming, planResponse, weakEtag, type Plan, type Representation, type Span } from './ranges';
+import { clientAddress, RateFloor, Slots, type Slot } from './slots';
 
 export interface DownloadServerOptions {
   /** Override server.downloadPort (0: any free port). */
@@ -46,6 +49,9 @@ export interface DownloadServerOptions {
   /** A socket that moves no bytes for this long is closed (a vanished client). Default 60 s. */
   idleTimeoutMs?: number;
 }
+
+/** The console's own downloads at once (outside the public pool: a full pool does not lock the operator out). */
+const ADMIN_DOWNLOADS_MAX = 16;
 
 /** URLs longer than this get 414; headers beyond MAX_HEADER_BYTES get 431 from the parser. */
 export const MAX_URL_CHARS = 4096;
@@ -126,6 +132,7 @@ interface Pending {
   t0: number;
   entry: AccessEntry;
   ctx?: ServeCtx;
+  slot?: Slot;
 }
 
 /** A download path already decoded and checked once (a pure function of the path, so it can be remembered). */
@@ -265,7 +272,10 @@ export class DownloadServer implements EngineService {
   private server: Server | null = null;
   private engine!: Engine;
   private access!: AccessLog;
-  private active = 0;
+  /** Public downloads by client and by link (server.maxConcurrentDownloads), and the console's. */
+  private readonly slots = new Slots();
+  private adminActive = 0;
+  private readonly floor = new RateFloor();
   private readonly sockets = new Set<Socket>();
   private readonly backends = new Map<string, { sig: string; backend: StorageBackend }>();
   private readonly retired: StorageBackend[] = [];
@@ -305,9 +315,14 @@ export class DownloadServer implements EngineService {
     private readonly opts: DownloadServerOptions = {},
   ) {}
 
-  /** Downloads being served right now. */
+  /** Downloads being served right now (public and the console's). */
   get activeDownloads(): number {
-    return this.active;
+    return this.slots.active + this.adminActive;
+  }
+
+  /** Change the minimum transfer rate of public downloads (tests use a short window; defaults: MIN_RATE). */
+  setMinRate(bytesPerSec: number, windowMs: number): void {
+    this.floor.start(bytesPerSec, windowMs);
   }
 
   /** Change the idle timeout of new connections (tests use a short one). */
@@ -363,6 +378,7 @@ export class DownloadServer implements EngineService {
       return;
     }
     this.server = srv;
+    this.floor.start();
     const addr = srv.address() as AddressInfo;
     this.boundPort = addr.port;
     this.boundHost = addr.address;
@@ -374,6 +390,7 @@ export class DownloadServer implements EngineService {
 
   async stop(): Promise<void> {
     this.offBus?.();
+    this.floor.stop();
     const srv = this.server;
     this.server = null;
     if (srv) {
@@ -524,7 +541,7 @@ export class DownloadServer implements EngineService {
       const ua = req.headers['user-agent'];
       if (ua) entry.ua = ua.slice(0, 200);
       this.access.write(entry);
-      if (p.ctx) this.release(p.ctx);
+      if (p.ctx) this.release(p);
     });
     // The common case (a cached link, a small file in memory) is answered without waiting for
     // anything: route() returns a promise only when it has to.
@@ -628,13 +645,25 @@ export class DownloadServer implements EngineService {
       entry.error = 'out_of_scope';
       return sendError(req, res, 403, 'out_of_scope', grant.prefix ? `This link opens the files in "${grant.scope}" only.` : 'This link opens one other file only.');
     }
+    if (!this.linkOpens(pk)) {
+      // Not backed up (excluded, temporary, never cataloged): the same answer as a missing file.
+      entry.error = 'not_backed_up';
+      return sendError(req, res, 404, 'not_found', NOT_FOUND);
+    }
     const maxAge = Math.max(0, Math.floor((grant.expiresAt - Date.now()) / 1000));
     const disposition = download === '1' ? 'attachment' : (grant.disposition ?? 'inline');
-    const ctx = this.admit(req, res, entry, { rootId: pk.rootId, relPath: pk.relPath, disposition, cacheControl: `private, max-age=${maxAge}` }, p);
+    const ctx = this.admit(req, res, p, grant.id, { rootId: pk.rootId, relPath: pk.relPath, disposition, cacheControl: `private, max-age=${maxAge}` });
     if (!ctx) return;
     const out = this.serveKey(ctx, pk.key);
     if (out) return out.then(() => this.counted(grant, ctx));
     this.counted(grant, ctx);
+  }
+
+  /** Does a link open this file? linkablePaths (links.ts) decides; remembered with the file's rows. */
+  private linkOpens(pk: PathKey): boolean {
+    const k = this.known(pk.key, pk.rootId, pk.relPath);
+    k.linkOpens ??= k.file !== undefined && linkablePaths(this.engine, pk.rootId)(k.file.rel_path);
+    return k.linkOpens;
   }
 
   private counted(grant: Grant, ctx: ServeCtx): void {
@@ -643,30 +672,43 @@ export class DownloadServer implements EngineService {
   }
 
   /**
-   * Bounded concurrency: beyond server.maxConcurrentDownloads, 503 with Retry-After. `owner`: the
-   * public request, whose close listener releases the download; without it one is added here.
+   * A slot of server.maxConcurrentDownloads, within the client's and the link's shares (see
+   * slots.ts), or an answer with Retry-After. The request's close listener (handle) releases it.
    */
-  private admit(req: IncomingMessage, res: ServerResponse, entry: AccessEntry, what: ServeWhat, owner?: Pending): ServeCtx | null {
-    if (this.active >= this.engine.cfg.server.maxConcurrentDownloads) {
-      entry.error = 'busy';
-      sendError(req, res, 503, 'busy', 'The server is busy with other downloads. Try again in a few seconds.', { 'retry-after': '5' });
-      return null;
-    }
+  private admit(req: IncomingMessage, res: ServerResponse, p: Pending, linkId: string, what: ServeWhat): ServeCtx | null {
+    const entry = p.entry;
     // The client left while its link was being checked: nothing to serve (and no close event to come).
     if (res.destroyed) return null;
-    this.active++;
+    const slot: Slot = { client: clientAddress(req.socket.remoteAddress, req.headers['cf-connecting-ip']), link: linkId };
+    const refusal = this.slots.take(slot, this.engine.cfg.server.maxConcurrentDownloads);
+    if (refusal) {
+      entry.error = refusal.code;
+      sendError(req, res, refusal.status, refusal.code, refusal.message, { 'retry-after': refusal.retryAfter });
+      return null;
+    }
     // A client that goes away (or a socket that idles out) aborts the source: S3 sockets are freed.
+    const ctx = this.serveCtx(req, res, entry, what);
+    p.ctx = ctx;
+    p.slot = slot;
+    this.floor.watch(ctx, req.socket, () => {
+      entry.error = 'too_slow';
+      ctx.closed();
+      res.destroy();
+    });
+    return ctx;
+  }
+
+  private serveCtx(req: IncomingMessage, res: ServerResponse, entry: AccessEntry, what: ServeWhat): ServeCtx {
     const ctx = new ServeCtx(req, res, entry, what);
-    if (owner) owner.ctx = ctx;
-    else res.once('close', () => this.release(ctx));
     const range = req.headers.range;
     if (range) entry.range = range.slice(0, 100);
     return ctx;
   }
 
-  private release(ctx: ServeCtx): void {
-    this.active--;
-    ctx.closed();
+  private release(p: Pending): void {
+    if (p.slot) this.slots.give(p.slot);
+    this.floor.unwatch(p.ctx!);
+    p.ctx!.closed();
   }
 
   /** `GET /api/admin/download?key=`: the operator's own console, admin-token auth (checked by the admin server). */
@@ -683,9 +725,27 @@ export class DownloadServer implements EngineService {
       entry.ms = Date.now() - t0;
       this.access.write(entry);
     });
+    // The console shows the catalog's files, and opens those only (not any name in the folder).
+    // A file a later rule left out still opens: the console lists it and its backups stay restorable.
+    const key = `${rootId}/${relPath}`;
+    if (!this.known(key, rootId, relPath).file) {
+      entry.error = 'not_cataloged';
+      return sendError(req, res, 404, 'not_found', 'Triplicate does not know this file. It may have been renamed or deleted; refresh the page.');
+    }
+    // Its own small bound, outside the public pool: a full pool does not lock the operator out.
+    if (this.adminActive >= ADMIN_DOWNLOADS_MAX) {
+      entry.error = 'busy';
+      return sendError(req, res, 503, 'busy', `The console is already downloading ${ADMIN_DOWNLOADS_MAX} files at once. Wait until one has finished, then try again.`, { 'retry-after': '5' });
+    }
+    if (res.destroyed) return;
+    this.adminActive++;
     const disposition = url.searchParams.get('download') === '1' ? 'attachment' : 'inline';
-    const ctx = this.admit(req, res, entry, { rootId, relPath, disposition, cacheControl: 'private, no-cache' });
-    if (ctx) await this.serveKey(ctx, `${rootId}/${relPath}`);
+    const ctx = this.serveCtx(req, res, entry, { rootId, relPath, disposition, cacheControl: 'private, no-cache' });
+    res.once('close', () => {
+      this.adminActive--;
+      ctx.closed();
+    });
+    await this.serveKey(ctx, key);
   }
 
   // ---- the source chain ------------------------------------------------------------------------
@@ -696,7 +756,7 @@ export class DownloadServer implements EngineService {
    */
   private serveKey(ctx: ServeCtx, key: string): Promise<void> | void {
     const root = this.engine.cfg.roots.find((r) => r.id === ctx.rootId);
-    if (!root) return sendError(ctx.req, ctx.res, 404, 'not_found', 'There is no such file. It may have been renamed or deleted.');
+    if (!root) return sendError(ctx.req, ctx.res, 404, 'not_found', NOT_FOUND);
     const hit = this.smallFiles.get(key);
     if (hit && hit.root === root.path && Date.now() - hit.checkedAt < SMALL_FILE_VALID_MS) {
       ctx.entry.source = 'local';
@@ -722,9 +782,11 @@ export class DownloadServer implements EngineService {
     }
     const known = this.known(key, ctx.rootId, ctx.relPath);
     const f = known.file;
+    // Only files the catalog knows are served (checked before admission; gone from it since: gone).
+    if (!f) return sendError(ctx.req, ctx.res, 404, 'not_found', NOT_FOUND);
     const missKey = `${root.path}\0${key}`;
     const missedAt = this.localMisses.get(missKey);
-    const abs = join(root.path, ...(f ? diskRel(f) : ctx.relPath).split('/'));
+    const abs = join(root.path, ...diskRel(f).split('/'));
     let local: { fd: number; st: Stats } | null = null;
     if (missedAt === undefined || Date.now() - missedAt >= SMALL_FILE_VALID_MS) {
       local = await this.openLocal(root, abs, ctx.relPath);
@@ -788,7 +850,7 @@ export class DownloadServer implements EngineService {
       const why = "This file is not on the server's own disk, and its backup copies are damaged, so it was not sent. The operator has been told; ask the person who shared it.";
       return sendError(ctx.req, ctx.res, 502, 'copies_damaged', why);
     }
-    sendError(ctx.req, ctx.res, 404, 'not_found', 'There is no such file. It may have been renamed or deleted.');
+    sendError(ctx.req, ctx.res, 404, 'not_found', NOT_FOUND);
   }
 
   private async realRoot(root: RootConfig): Promise<string | null> {
@@ -1111,11 +1173,17 @@ export class DownloadServer implements EngineService {
       entry.error = 'out_of_scope';
       return sendError(req, res, 403, 'out_of_scope', 'This link does not open this folder.');
     }
-    const rows = this.engine.catalog.db
-      .prepare<[string, number, string], { rel_path: string; size: number }>(
-        'SELECT rel_path, size FROM files WHERE root_id = ? AND substr(rel_path, 1, ?) = ? ORDER BY rel_path LIMIT 5001',
-      )
-      .all(scope.rootId, scope.relPath ? scope.relPath.length + 1 : 0, scope.relPath ? `${scope.relPath}/` : '');
+    // The files a link opens (linkablePaths): a listing never shows what a link would refuse.
+    const opens = linkablePaths(this.engine, scope.rootId);
+    const rows: { rel_path: string; size: number }[] = [];
+    const all = this.engine.catalog.db
+      .prepare<[string, number, string], { rel_path: string; size: number }>('SELECT rel_path, size FROM files WHERE root_id = ? AND substr(rel_path, 1, ?) = ? ORDER BY rel_path')
+      .iterate(scope.rootId, scope.relPath ? scope.relPath.length + 1 : 0, scope.relPath ? `${scope.relPath}/` : '');
+    for (const r of all) {
+      if (!opens(r.rel_path)) continue;
+      rows.push(r);
+      if (rows.length > 5000) break;
+    }
     const base = scope.relPath ? `${scope.relPath}/` : '';
     const dirs = new Set<string>();
     const files: { name: string; size: number }[] = [];
@@ -1208,6 +1276,8 @@ interface KnownRows {
   at: number;
   file: FileRow | undefined;
   copies: Map<string, CopyRow | undefined>;
+  /** Whether a link opens it (DownloadServer.linkOpens), once asked. */
+  linkOpens?: boolean;
 }
 
 interface CachedFile {
@@ -1315,6 +1385,7 @@ function memo<K, V>(m: Map<K, V>, k: K, make: (k: K) => V): V {
   return v;
 }
 
+const NOT_FOUND = 'There is no such file. It may have been renamed or deleted.';
 /** A cached small file is served without a stat for this long after the last check. */
 const SMALL_FILE_VALID_MS = 1_000;
 /** Files whose catalog rows are remembered, at most (all forgotten at once when full: a second's worth). */

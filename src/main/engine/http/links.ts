@@ -13,6 +13,7 @@ import type { Statement } from 'better-sqlite3';
 import type { CreateLinkRequest, LinkInfo } from '../../../shared/api';
 import { KeyError, normalizeRelPath, parseFileKey } from '../../../shared/keys';
 import type { Engine } from '../engine';
+import type { PathFilter } from '../sync/filter';
 import { HttpError, badRequest, notFound } from './router';
 import { randomToken } from '../util';
 
@@ -98,6 +99,17 @@ export function grantCovers(g: Pick<Grant, 'scope' | 'prefix'>, key: string): bo
   return g.prefix ? key.startsWith(g.scope) && key.length > g.scope.length : key === g.scope;
 }
 
+/**
+ * The one rule for what a link opens: a file of the catalog (a row of `files` in that root) whose
+ * path the root's current include/exclude rules still take, the scanner's own filter (so OS litter
+ * and temp files, never cataloged, are out too). A rule added later hides the files it excludes
+ * at once, though their rows and backups stay for restores. Returns the test of a cataloged path.
+ */
+export function linkablePaths(engine: Pick<Engine, 'cfg' | 'ingestor'>, rootId: string): PathFilter {
+  const root = engine.cfg.roots.find((r) => r.id === rootId);
+  return root ? engine.ingestor.filterFor(root) : () => false;
+}
+
 /** Path part of a download URL for a key or prefix: each segment percent-encoded. */
 export function encodeKeyPath(key: string): string {
   return key
@@ -176,6 +188,9 @@ export class Links {
     if (!root) throw notFound(`There is no folder with the id "${parsed.rootId}". Check the key; it starts with the folder id.`);
     if (!parsed.prefix && !this.engine.catalog.fileByPath(parsed.rootId, parsed.relPath)) {
       throw notFound(`Triplicate does not know the file "${parsed.scope}". Check the spelling, or wait until the file has been scanned.`);
+    }
+    if (!parsed.prefix && !linkablePaths(this.engine, parsed.rootId)(parsed.relPath)) {
+      throw badRequest(`"${parsed.scope}" is left out of the backups by the include/exclude rules of the folder ${root.label}, so a link would not open it. Change the folder's rules first if it should be shared.`, ['key']);
     }
     this.baseUrl(); // throws (with a sentence) when links could not open anyway: before anything is stored
     const nowS = Math.floor(now / 1000);
