@@ -178,7 +178,7 @@ describe('tunnel supervisor', () => {
   });
 
   it('missing binary: state "missing" with install steps for each OS', async () => {
-    await engine.applyConfig({ ...engine.cfg, tunnel: { ...engine.cfg.tunnel, mode: 'quick', cloudflaredPath: join(dataDir, 'nope', 'cloudflared') } });
+    await engine.applyConfig({ ...engine.cfg, tunnel: { ...engine.cfg.tunnel, mode: 'quick', cloudflaredPath: join(dataDir, 'nope', 'cloudflared') } }, { programPaths: true });
     api = new ApiClient({ baseUrl: engine.endpoints.adminUrl!, token: engine.token });
     const s = await waitState((x) => x.state === 'missing', 'missing');
     expect(s.message).toContain(`was not found at ${join(dataDir, 'nope', 'cloudflared')}`);

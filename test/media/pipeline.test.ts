@@ -1,7 +1,7 @@
 // The media pipeline wired into a real engine: real ffmpeg on lavfi clips made here, two real
 // s3rver targets, the admin API over HTTP, and a real `triplicate serve` killed mid-conversion.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -315,7 +315,7 @@ describe('media pipeline in the engine', () => {
     const missing = engine.catalog.events(0, 1000).filter((e) => e.kind === 'media-tools-missing');
     expect(missing).toHaveLength(1);
     expect(missing[0]!.level).toBe('error');
-    expect(missing[0]!.message).toMatch(/^Videos cannot be converted to MP4 right now: ffmpeg was not found at \/nonexistent\/triplicate-test\/ffmpeg\. Correct media\.ffmpegPath in the settings/);
+    expect(missing[0]!.message).toMatch(/^Videos cannot be converted to MP4 right now: ffmpeg was not found at \/nonexistent\/triplicate-test\/ffmpeg\. Correct media\.ffmpegPath in config\.json/);
     expect(missing[0]!.message).toMatch(/every video is backed up as it is/);
     for (const k of ['media/a.mov', 'media/b.mov']) expect(engine.file(k)!.media?.transcode_state).toBe('queued');
     // (status() is cached for 250 ms: the one waitForStatus saw may predate the jobs, which the
@@ -591,10 +591,10 @@ async function serve(data: string): Promise<Served> {
     const rl = createInterface({ input: child.stdout! });
     rl.on('line', (line) => {
       try {
-        const j = JSON.parse(line) as { event?: string; adminUrl: string; token: string };
+        const j = JSON.parse(line) as { event?: string; adminUrl: string; tokenFile: string };
         if (j.event === 'ready') {
           clearTimeout(t);
-          resolvePromise(j);
+          resolvePromise({ adminUrl: j.adminUrl, token: readFileSync(j.tokenFile, 'utf8').trim() });
         }
       } catch {}
     });

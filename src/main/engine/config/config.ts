@@ -36,9 +36,15 @@ export function programPathError(names: string[]): ForbiddenSettingError {
   );
 }
 
-/** The program paths that differ between two configs (`media.ffmpegPath`, …). */
+/**
+ * The program paths that a change would set to a new program (`media.ffmpegPath`, …). Clearing one
+ * is not among them: it goes back to the program that comes with Triplicate.
+ */
 export function programPathChanges(prev: Config, next: Config): string[] {
-  return PROGRAM_PATHS.filter(([section, key]) => (prev[section] as Record<string, unknown>)[key] !== (next[section] as Record<string, unknown>)[key]).map(([section, key]) => `${section}.${key}`);
+  return PROGRAM_PATHS.filter(([section, key]) => {
+    const to = (next[section] as Record<string, unknown>)[key];
+    return !!to && to !== (prev[section] as Record<string, unknown>)[key];
+  }).map(([section, key]) => `${section}.${key}`);
 }
 
 export function defaultConfigPath(dataDir: string): string {

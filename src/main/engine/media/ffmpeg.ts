@@ -113,8 +113,8 @@ async function resolveTool(name: ToolName, configured?: string): Promise<Resolve
 
 function nextStep(name: ToolName, source: ToolSource): string {
   return source === 'config'
-    ? `Correct ${SETTING[name]} in the settings, or clear it to use the ${name} that ships with Triplicate.`
-    : `Reinstall Triplicate or set ${SETTING[name]} to the ${name} program you installed.`;
+    ? `Correct ${SETTING[name]} in config.json in the data folder, or remove it there to use the ${name} that ships with Triplicate.`
+    : `Reinstall Triplicate, or set ${SETTING[name]} in config.json in the data folder to the ${name} program you installed.`;
 }
 
 async function checkTool(name: ToolName, path: string, source: ToolSource): Promise<ResolvedTool> {
