@@ -2,7 +2,7 @@
 // lease + fence) and finishes with every file byte-exact, no partial or temp file, no file counted
 // twice. The engine runs as its own process: `node bin/triplicate.mjs serve --data-dir ...`.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -29,10 +29,11 @@ async function serve(dataDir: string): Promise<{ child: ChildProcess; client: Ap
     const t = setTimeout(() => reject(new Error(`engine did not start: ${stderr}`)), 30_000);
     rl.on('line', (line) => {
       try {
-        const j = JSON.parse(line) as { event: string; adminUrl: string; token: string };
+        const j = JSON.parse(line) as { event: string; adminUrl: string; tokenFile: string };
         if (j.event === 'ready') {
           clearTimeout(t);
-          resolve(j);
+          // the ready line names the token file, never the token
+          resolve({ adminUrl: j.adminUrl, token: readFileSync(j.tokenFile, 'utf8').trim() });
         }
       } catch {}
     });
