@@ -1,12 +1,12 @@
 // `triplicate serve | demo | status | link | restore | verify | password`
 // The engine's command line. Machine-readable output is JSON lines on stdout; messages for people
 // go to stderr.
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ApiClient, ApiError } from '../../shared/client';
+import { ApiError } from '../../shared/client';
 import { formatBytes } from '../../shared/format';
+import { CliRefusal, dataDirOf, openDataDir, requireEngine } from './cli-data-dir';
 import { ConfigError } from './config/config';
 import { EngineLockedError, createEngine, type Engine } from './engine';
 import { linkCommand } from './http/link-cli';
@@ -26,7 +26,11 @@ Usage:
   triplicate verify [--full]                                check every copy now; prune [--dry-run]: apply retention now
 
 The data dir holds config.json, the catalog, logs and the admin token.
-Default data dir: $TRIPLICATE_DATA_DIR, else ~/.triplicate.
+Default data dir: $TRIPLICATE_DATA_DIR, else ~/.triplicate. Only serve and demo make a new one.
+
+Exit codes: 0 done; 1 the command line is wrong (or an unexpected error); 2 a problem was found (a
+damaged copy, a file not restored, nothing to check) or the config is not valid; 3 no data dir or
+no running engine to work with (nothing was changed).
 `;
 
 export interface Command {
@@ -38,10 +42,6 @@ export interface Command {
 export const extraCommands: Command[] = [];
 extraCommands.push(linkCommand);
 extraCommands.push(...restoreCommands);
-
-function defaultDataDir(): string {
-  return process.env.TRIPLICATE_DATA_DIR ?? join(homedir(), '.triplicate');
-}
 
 function out(obj: unknown): void {
   process.stdout.write(`${JSON.stringify(obj)}\n`);
@@ -99,7 +99,7 @@ async function cmdServe(argv: string[]): Promise<number> {
     },
     strict: true,
   });
-  const dataDir = resolve(values['data-dir'] ?? defaultDataDir());
+  const dataDir = dataDirOf(values);
   const port = (v: string | undefined) => (v === undefined ? undefined : Number(v));
   const engine = createEngine({
     dataDir,
@@ -129,17 +129,7 @@ async function cmdServe(argv: string[]): Promise<number> {
 
 async function cmdStatus(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { 'data-dir': { type: 'string' }, url: { type: 'string' }, token: { type: 'string' } }, strict: true });
-  const dataDir = resolve(values['data-dir'] ?? defaultDataDir());
-  let url = values.url;
-  if (!url) {
-    if (!existsSync(runFile(dataDir))) {
-      say(`The Triplicate engine is not running for ${dataDir}. Start it with: triplicate serve --data-dir ${dataDir}`);
-      return 3;
-    }
-    url = (JSON.parse(readFileSync(runFile(dataDir), 'utf8')) as { adminUrl: string }).adminUrl;
-  }
-  const token = values.token ?? readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
-  const client = new ApiClient({ baseUrl: url, token });
+  const client = await requireEngine(values);
   const status = await client.call('status');
   out(status);
   say(status.summary);
@@ -148,7 +138,8 @@ async function cmdStatus(argv: string[]): Promise<number> {
 
 async function cmdPassword(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { 'data-dir': { type: 'string' } }, strict: true });
-  const dataDir = resolve(values['data-dir'] ?? defaultDataDir());
+  // before reading stdin: a wrong folder is said at once, and no config is written into it
+  const { configFile } = openDataDir(values);
   const chunks: Buffer[] = [];
   for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);
   const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
@@ -156,11 +147,10 @@ async function cmdPassword(argv: string[]): Promise<number> {
     say('The console password needs at least 8 characters. Pipe it in: echo "…" | triplicate password --data-dir DIR');
     return 1;
   }
-  const { loadConfig, saveConfig, defaultConfigPath } = await import('./config/config');
+  const { loadConfig, saveConfig } = await import('./config/config');
   const { hashPassword } = await import('./http/admin');
-  const path = defaultConfigPath(dataDir);
-  const cfg = loadConfig(path);
-  saveConfig(path, { ...cfg, server: { ...cfg.server, adminPasswordHash: hashPassword(password) } });
+  const cfg = loadConfig(configFile);
+  saveConfig(configFile, { ...cfg, server: { ...cfg.server, adminPasswordHash: hashPassword(password) } });
   say('The web-console password is set. Restart the engine to use it.');
   return 0;
 }
@@ -193,6 +183,11 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
       }
     }
   } catch (e) {
+    if (e instanceof CliRefusal) {
+      say(e.message);
+      out({ event: 'error', error: e.message });
+      return e.exitCode;
+    }
     if (e instanceof ConfigError || e instanceof EngineLockedError) {
       say(`triplicate: ${e.message}`);
       out({ event: 'error', error: e.message });

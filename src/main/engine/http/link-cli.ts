@@ -1,13 +1,10 @@
 // `triplicate link create <key> --ttl 1d | list | revoke <id>`: talks to the running engine through
 // the admin API (the data dir's engine.json + admin-token, like `triplicate status`).
 // JSON lines on stdout; sentences for people on stderr.
-import { existsSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { LinkInfo } from '../../../shared/api';
-import { ApiClient } from '../../../shared/client';
 import type { Command } from '../cli';
+import { requireEngine } from '../cli-data-dir';
 import { parseTtl } from './links';
 
 export const LINK_USAGE = `Usage:
@@ -20,21 +17,6 @@ A key is <folder id>/<path>, for example media/Gallery 2/Colour chart.jpg. --ttl
 
 const out = (obj: unknown) => process.stdout.write(`${JSON.stringify(obj)}\n`);
 const say = (text: string) => process.stderr.write(`${text}\n`);
-
-function client(values: { 'data-dir'?: string; url?: string; token?: string }): ApiClient | null {
-  const dataDir = resolve(values['data-dir'] ?? process.env.TRIPLICATE_DATA_DIR ?? join(homedir(), '.triplicate'));
-  let url = values.url;
-  if (!url) {
-    const run = join(dataDir, 'engine.json');
-    if (!existsSync(run)) {
-      say(`The Triplicate engine is not running for ${dataDir}. Start it with: triplicate serve --data-dir ${dataDir}`);
-      return null;
-    }
-    url = (JSON.parse(readFileSync(run, 'utf8')) as { adminUrl: string }).adminUrl;
-  }
-  const token = values.token ?? readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
-  return new ApiClient({ baseUrl: url, token });
-}
 
 function describe(l: LinkInfo, now = Date.now()): string {
   const state = l.revoked_at ? 'turned off' : l.expires_at <= now ? 'expired' : `works until ${new Date(l.expires_at).toLocaleString()}`;
@@ -66,8 +48,7 @@ export const linkCommand: Command = {
           say(`triplicate: ${(e as Error).message}`);
           return 1;
         }
-        const api = client(values);
-        if (!api) return 3;
+        const api = await requireEngine(values);
         const link = await api.call('createLink', { body: { key, ttl_seconds: ttl, disposition: values.download ? 'attachment' : undefined, note: values.note } });
         out(link);
         say(`Link to ${link.key}, works until ${new Date(link.expires_at).toLocaleString()}:\n${link.url}`);
@@ -75,8 +56,7 @@ export const linkCommand: Command = {
       }
       case 'list': {
         const { values } = parseArgs({ args: rest, options: { ...common, all: { type: 'boolean' } }, strict: true });
-        const api = client(values);
-        if (!api) return 3;
+        const api = await requireEngine(values);
         const links = await api.call('listLinks', { query: { include_expired: values.all ? true : undefined } });
         for (const l of links) out(l);
         say(links.length ? links.map((l) => describe(l)).join('\n') : 'There are no links that still work.');
@@ -89,8 +69,7 @@ export const linkCommand: Command = {
           say(`Give the id of the link to turn off (see: triplicate link list).\n\n${LINK_USAGE}`);
           return 1;
         }
-        const api = client(values);
-        if (!api) return 3;
+        const api = await requireEngine(values);
         const link = await api.call('revokeLink', { params: { id } });
         out(link);
         say(`The link ${link.id} to ${link.key} is turned off; it no longer opens anything.`);

@@ -4,14 +4,12 @@
 //   triplicate restore --all --from nas --data-dir DIR
 // rebuilds the catalog from the target's listing + metadata and restores everything.
 // JSON lines on stdout; sentences for people on stderr.
-import { existsSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { PruneReport, RestoreProgress, RestoreRequest, VerifyReport } from '../../../shared/api';
-import { ApiClient } from '../../../shared/client';
 import { formatBytes } from '../../../shared/format';
 import type { Command } from '../cli';
+import { findEngine, localDataDir } from '../cli-data-dir';
 import { createEngine, type Engine } from '../engine';
 import { silenceConsole } from '../log';
 import type { RestoreService } from './service';
@@ -24,43 +22,13 @@ export const RESTORE_USAGE = `Usage:
   triplicate verify [--full] [--target TARGET]     check every copy now (HEAD), re-read a sample (--full: everything)
   triplicate prune [--dry-run] [--target TARGET]   apply the retention policies now
 Options: --data-dir DIR (default $TRIPLICATE_DATA_DIR or ~/.triplicate), --config FILE.
-With the engine running, these ask it through its admin API; without it they work on the data dir directly.
+With the engine running, these ask it through its admin API; without it they work on the data dir directly,
+which needs its config.json and catalog (restore --all starts from a data dir with only the config).
 `;
 
 const out = (obj: unknown) => process.stdout.write(`${JSON.stringify(obj)}\n`);
 const say = (text: string) => process.stderr.write(`${text}\n`);
 const common = { 'data-dir': { type: 'string' }, config: { type: 'string' }, url: { type: 'string' }, token: { type: 'string' } } as const;
-
-function dataDirOf(v: { 'data-dir'?: string }): string {
-  return resolve(v['data-dir'] ?? process.env.TRIPLICATE_DATA_DIR ?? join(homedir(), '.triplicate'));
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** A client for the engine running on this data dir, or null when none runs. */
-function runningEngine(dataDir: string, v: { url?: string; token?: string }): ApiClient | null {
-  let url = v.url;
-  if (!url) {
-    const run = join(dataDir, 'engine.json');
-    if (!existsSync(run)) return null;
-    try {
-      const info = JSON.parse(readFileSync(run, 'utf8')) as { adminUrl: string; pid?: number };
-      if (info.pid && !alive(info.pid)) return null; // left by a crash
-      url = info.adminUrl;
-    } catch {
-      return null;
-    }
-  }
-  const token = v.token ?? readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
-  return new ApiClient({ baseUrl: url, token });
-}
 
 function parseTime(s: string): number {
   if (/^\d+$/.test(s)) return Number(s);
@@ -74,8 +42,10 @@ function progressLine(p: RestoreProgress): string {
   return `  ${p.files_done}/${p.files_total} files, ${formatBytes(p.bytes_done)} of ${formatBytes(p.bytes_total)} (${formatBytes(p.rate_bps)}/s${eta})`;
 }
 
-async function withLocalEngine<T>(v: { 'data-dir'?: string; config?: string }, fn: (engine: Engine, svc: RestoreService) => Promise<T>): Promise<T> {
-  const engine = createEngine({ dataDir: dataDirOf(v), configFile: v.config, watch: false, scanOnStart: false, logToConsole: false });
+/** Works on the data folder itself (no engine runs for it); refused unless it has a config and, but for a recovery, a catalog. */
+async function withLocalEngine<T>(v: { 'data-dir'?: string; config?: string }, fn: (engine: Engine, svc: RestoreService) => Promise<T>, opts: { recovery?: boolean } = {}): Promise<T> {
+  const { dir } = localDataDir(v, opts);
+  const engine = createEngine({ dataDir: dir, configFile: v.config, watch: false, scanOnStart: false, logToConsole: false });
   silenceConsole();
   const svc = engine.service<RestoreService>('restore')!;
   try {
@@ -116,14 +86,13 @@ export const restoreCommand: Command = {
       process.stdout.write(RESTORE_USAGE);
       return 0;
     }
-    const dataDir = dataDirOf(values);
     const at = values.at ? parseTime(values.at) : undefined;
     const to = values.to ? resolve(values.to) : undefined;
     const selection = !!(values.prefix || values.key?.length || values.q);
     const req: RestoreRequest = { keys: values.key, prefix: values.prefix, q: values.q, to, at, from: values.from, overwrite: values.overwrite };
     const t0 = Date.now();
 
-    const api = runningEngine(dataDir, values);
+    const api = await findEngine(values, { recovery: values.all });
     if (api) {
       if (values.all) {
         say('The engine is running for this data folder: its catalog is already there. Use "triplicate restore" (what is missing) or stop the engine for a disaster recovery.');
@@ -147,7 +116,7 @@ export const restoreCommand: Command = {
 
     return withLocalEngine(values, async (engine, svc) => {
       const targets = engine.enabledTargets();
-      if (!targets.length) throw new Error(`The config of ${dataDir} has no destination to restore from. Put the same config.json there (or use --config FILE).`);
+      if (!targets.length) throw new Error(`The config of ${engine.dataDir} has no destination to restore from. Put the same config.json there (or use --config FILE).`);
       if (values.all) {
         const from = values.from ?? targets[0]!.id;
         say(`Reading the list of files on ${engine.targetLabel(from)}…`);
@@ -172,7 +141,7 @@ export const restoreCommand: Command = {
         },
       });
       return finish(done, (Date.now() - t0) / 1000);
-    });
+    }, { recovery: values.all });
   },
 };
 
@@ -187,7 +156,7 @@ export const verifyCommand: Command = {
   name: 'verify',
   async run(argv: string[]): Promise<number> {
     const { values } = parseArgs({ args: argv, options: { ...common, full: { type: 'boolean' }, target: { type: 'string' } }, strict: true });
-    const api = runningEngine(dataDirOf(values), values);
+    const api = await findEngine(values);
     if (api) return printVerify(await api.call('verifyNow', { body: { full: values.full === true, target: values.target } }));
     return withLocalEngine(values, async (_engine, svc) => printVerify(await svc.verifyNow({ full: values.full === true, target: values.target })));
   },
@@ -195,6 +164,10 @@ export const verifyCommand: Command = {
 
 function printPrune(r: PruneReport): number {
   out({ event: 'prune', ...r });
+  if (!r.targets.length) {
+    say('Nothing was pruned: no destination is set up (or none is enabled). Add one under Destinations, then run it again.');
+    return 2;
+  }
   say(r.summary);
   return r.targets.some((t) => t.error) ? 2 : 0;
 }
@@ -203,7 +176,7 @@ export const pruneCommand: Command = {
   name: 'prune',
   async run(argv: string[]): Promise<number> {
     const { values } = parseArgs({ args: argv, options: { ...common, 'dry-run': { type: 'boolean' }, target: { type: 'string' } }, strict: true });
-    const api = runningEngine(dataDirOf(values), values);
+    const api = await findEngine(values);
     if (api) return printPrune(await api.call('pruneNow', { body: { dry_run: values['dry-run'] === true, target: values.target } }));
     return withLocalEngine(values, async (_engine, svc) => printPrune(await svc.pruneNow({ dryRun: values['dry-run'] === true, target: values.target })));
   },

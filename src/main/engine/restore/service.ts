@@ -933,8 +933,15 @@ export class RestoreService implements EngineService {
     const read = reports.reduce((a, r) => a + r.bytes_read, 0);
     let summary = `Checked ${plural(checked, 'copy', 'copies')} on ${plural(reports.length, 'destination')} and re-read ${formatBytes(read)}: `;
     summary += problems ? `${plural(problems, 'copy', 'copies')} damaged or missing (being repaired where the file is still on this computer).` : 'all good.';
+    // A check that checked nothing proves nothing: never "good" (a cron job would call it healthy forever).
+    if (!checked && !problems) {
+      const empty = reports.filter((r) => !r.error).map((r) => r.label);
+      summary = !reports.length
+        ? 'Nothing was checked: no destination is set up (or none is enabled). Add one under Destinations, then check again.'
+        : `Nothing was checked:${empty.length ? ` there is no copy on ${empty.join(' or ')} yet.` : ''}`;
+    }
     if (unreachable.length) summary += ` ${unreachable.map((r) => r.error).join(' ')}`;
-    return { started_at: started, finished_at: Date.now(), full: opts.full === true, ok: problems === 0 && unreachable.length === 0, summary, targets: reports };
+    return { started_at: started, finished_at: Date.now(), full: opts.full === true, ok: checked > 0 && problems === 0 && unreachable.length === 0, summary, targets: reports };
   }
 
   private verifyOne(t: TargetConfig, o: { full: boolean; signal?: AbortSignal; onTick?: () => void }): Promise<VerifyTargetReport> {
