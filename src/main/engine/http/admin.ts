@@ -14,7 +14,7 @@ import { log } from '../log';
 import { errorText } from '../util';
 import { HttpError, Router, readJsonBody, sendJson, type Handlers } from './router';
 import { metricsText } from './metrics';
-import { ConfigError } from '../config/config';
+import { ConfigChangedError, ConfigError } from '../config/config';
 import { KeyError } from '../../../shared/keys';
 import { describeIssues } from '../../../shared/config';
 import { ZodError } from 'zod';
@@ -299,6 +299,7 @@ export class AdminServer implements EngineService {
 
 export function toHttpError(e: unknown): HttpError {
   if (e instanceof HttpError) return e;
+  if (e instanceof ConfigChangedError) return new HttpError(409, 'config_changed', e.message, undefined, e.fields.length ? e.fields : undefined);
   if (e instanceof ConfigError) return new HttpError(400, 'invalid_config', e.message, undefined, e.fields.length ? e.fields : undefined);
   if (e instanceof KeyError) return new HttpError(400, 'bad_key', e.message);
   if (e instanceof ZodError) {
