@@ -62,6 +62,16 @@ export const retentionSchema = z
 export type RetentionPolicy = z.infer<typeof retentionSchema>;
 export const DEFAULT_RETENTION: RetentionPolicy = { keepAllDays: 30, dailyDays: 7, weeklyWeeks: 8, deletedDays: 90 };
 
+/**
+ * A full folder path: POSIX "/…", a Windows drive "C:\…" or a share "\\server\share…". A relative
+ * path would depend on the folder Triplicate happens to be started from.
+ */
+const ABSOLUTE_PATH = /^(\/|[A-Za-z]:[\\/]|\\\\[^\\/]+[\\/][^\\/]+)/;
+const folderPath = z
+  .string()
+  .min(1, 'the folder path is empty')
+  .regex(ABSOLUTE_PATH, 'use the full folder path, for example /srv/media/photos or D:\\Photos (a relative path, or one starting with ~, is not allowed)');
+
 const targetBase = {
   id: idSchema,
   label: z.string().min(1).max(80),
@@ -123,7 +133,7 @@ export const folderTargetSchema = z
     ...targetBase,
     kind: z.literal('folder'),
     /** A mounted NAS share or USB disk. */
-    path: z.string().min(1, 'the folder path is empty'),
+    path: folderPath,
     prefix: z.string().default(''),
   })
   .strict();
@@ -136,7 +146,7 @@ export const rootSchema = z
   .object({
     id: idSchema,
     label: z.string().min(1).max(80),
-    path: z.string().min(1, 'the folder path is empty'),
+    path: folderPath,
     include: z.array(z.string().min(1)).default([]),
     exclude: z.array(z.string().min(1)).default([]),
     enabled: z.boolean().default(true),

@@ -31,6 +31,8 @@ export async function startEmbeddedEngine(opts: { dataDir: string; configFile?: 
     try {
       return createEngine({ dataDir: opts.dataDir, configFile: opts.configFile, webRoot: opts.webRoot, adminPort });
     } catch (e) {
+      // A config problem names the file, the field and what to do: show it (a folder refused, say).
+      if (e instanceof Error && e.constructor.name === 'ConfigError') throw new EngineStartError(e.message, errText(e));
       throw new EngineStartError('The backup engine could not start: its settings or data could not be read. Send the log file to your IT contact.', errText(e));
     }
   };

@@ -1,9 +1,9 @@
 // The composition root: builds everything from a config and a data dir; start() / stop().
 // Runs under plain Node (the CLI, a service) or inside Electron's main process; imports nothing
 // from 'electron'.
-import { closeSync, existsSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync, writeSync, chmodSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync, statSync, statfsSync, watch as fsWatch, writeFileSync, writeSync, chmodSync, type FSWatcher } from 'node:fs';
 import { hostname } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { CopyInfo, FileRecord, Page, QueueQuery, ScanReport, SyncStatus, TargetStatus, TestConnectionResult } from '../../shared/api';
 import { configSchema, type Config, type RootConfig, type TargetConfig } from '../../shared/config';
 import { formatBytes, formatClock, formatCount, joinNames, plural } from '../../shared/format';
@@ -12,7 +12,8 @@ import { createBackend } from './backends';
 import { testConnection } from './backends/probe';
 import type { StorageBackend } from './backends/types';
 import { Catalog, type FileRow } from './catalog/catalog';
-import { ConfigError, defaultConfigPath, loadConfig, parseConfig, programPathChanges, programPathError, saveConfig } from './config/config';
+import { ConfigChangedError, ConfigError, defaultConfigPath, parseConfig, parseConfigText, problemsError, programPathChanges, programPathError, readConfigFile, writeConfigFile, type ConfigReadWhen } from './config/config';
+import { configFolderProblems, OwnData } from './config/folders';
 import { EventBus } from './events';
 import { configureLogging, log } from './log';
 import { TargetHealth } from './sync/health';
@@ -68,6 +69,11 @@ export class EngineLockedError extends Error {}
 
 const ENGINE_OWNER = `${hostname()}:${process.pid}`;
 
+/** config.json is looked at this often (ms) besides the folder watch, which may miss events. */
+const CONFIG_POLL_MS = 2000;
+/** An editor writes a file in several steps: read it once they stop (ms). */
+const CONFIG_SETTLE_MS = 250;
+
 export class Engine {
   readonly dataDir: string;
   readonly configPath: string;
@@ -99,6 +105,21 @@ export class Engine {
   /** The admin API + web console; services register their routes on it. */
   readonly admin: AdminServer;
   private scanPromise: Promise<unknown> | null = null;
+  /** Triplicate's own files (data folder, config file): never backed up. */
+  readonly ownData: OwnData;
+  /** Hash of config.json as Triplicate last read or wrote it (null: no file). */
+  private configHash: string | null = null;
+  /** Hash of an invalid config.json already reported. */
+  private configBadHash: string | null = null;
+  private configStat = '';
+  private configWatcher: FSWatcher | null = null;
+  private configSettle: NodeJS.Timeout | null = null;
+  /** Config changes (saves from the app, hand edits) run one at a time. */
+  private configQueue: Promise<unknown> = Promise.resolve();
+  /** Each config in use gets a number; a save based on one older than the last hand edit is refused. */
+  private readonly configGen = new WeakMap<Config, number>();
+  private gen = 0;
+  private handEdit = { gen: 0, at: 0 };
 
   constructor(opts: EngineOptions) {
     this.opts = opts;
@@ -106,7 +127,11 @@ export class Engine {
     tightenDataDir(this.dataDir);
     configureLogging(this.dataDir, { console: opts.logToConsole ?? false });
     this.configPath = opts.configFile ? resolve(opts.configFile) : defaultConfigPath(this.dataDir);
-    this.cfg = loadConfig(this.configPath);
+    this.ownData = new OwnData(this.dataDir, this.configPath);
+    const file = readConfigFile(this.configPath);
+    this.cfg = this.checkFolders(file ? parseConfigText(file.text, this.configPath) : configSchema.parse({}), `The config file ${this.configPath}`);
+    this.configHash = file?.hash ?? null;
+    this.configGen.set(this.cfg, 0);
     this.lockPath = join(this.dataDir, 'engine.lock');
     this.acquireLock();
     try {
@@ -123,6 +148,7 @@ export class Engine {
       bus: this.bus,
       config: () => this.cfg,
       targetIds: () => this.enabledTargets().map((t) => t.id),
+      ownData: this.ownData,
       onFileChanged: (fileId, root, rel) => this.fileHooks.forEach((h) => h(fileId, root, rel)),
     });
     this.stabilizer = new Stabilizer(this.ingestor, () => this.cfg.sync.stabilityMs);
@@ -216,7 +242,9 @@ export class Engine {
     );
     const rescanMin = this.cfg.sync.rescanIntervalMinutes;
     if (rescanMin > 0) this.timers.push(setInterval(() => void this.scanAll().catch(() => undefined), rescanMin * 60_000));
+    this.timers.push(setInterval(() => this.pollConfigFile(), CONFIG_POLL_MS));
     for (const t of this.timers) t.unref?.();
+    this.watchConfigFile();
     if (this.opts.watch !== false) await this.startWatchers();
     if (this.opts.scanOnStart !== false) this.scanPromise = this.scanAll().catch((e) => log.error(`initial scan failed: ${errorText(e)}`));
     this.bus.record({ level: 'info', kind: 'engine-started', message: `Triplicate started with ${plural(this.cfg.roots.length, 'folder')} and ${plural(this.enabledTargets().length, 'destination')}.` });
@@ -238,6 +266,10 @@ export class Engine {
     this.scanAbort.abort();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    this.configWatcher?.close();
+    this.configWatcher = null;
+    if (this.configSettle) clearTimeout(this.configSettle);
+    await this.configQueue.catch(() => undefined);
     if (this.statusTimer) clearTimeout(this.statusTimer);
     if (this.safeRefresh) clearTimeout(this.safeRefresh);
     this.stabilizer.close();
@@ -505,18 +537,132 @@ export class Engine {
   }
 
   /**
-   * Validate, save (0600) and apply a new config: lanes and watchers follow. Program paths change
-   * only when the caller says it may set them (config.json on disk, the desktop shell), never from
-   * the admin API.
+   * Validate, save (0600) and apply a new config: lanes and watchers follow. `base` is the config
+   * the change was made on: when config.json was changed by hand since (or is now), nothing is
+   * written and a ConfigChangedError says so. The hand edit is loaded, when valid, so the operator
+   * sees it and makes the change again on top of it: merging the two could silently combine
+   * edits nobody saw together. Program paths change only when the caller may set them
+   * (`programPaths`: the desktop shell, tests), never from the admin API.
    */
-  async applyConfig(next: unknown, opts: { programPaths?: boolean } = {}): Promise<Config> {
-    if (!opts.programPaths) {
-      const changed = programPathChanges(this.cfg, parseConfig(next));
-      if (changed.length) throw programPathError(changed);
+  applyConfig(next: unknown, opts: { base?: Config; programPaths?: boolean } = {}): Promise<Config> {
+    const { base } = opts;
+    return this.serialConfig(async () => {
+      const handEdit = await this.takeHandEdit();
+      if (handEdit) throw handEdit;
+      if (base && (this.configGen.get(base) ?? 0) < this.handEdit.gen) throw this.changedByHand(this.handEdit.at);
+      const valid = this.checkFolders(parseConfig(next, 'This change', 'save'), 'This change', 'save');
+      if (!opts.programPaths) {
+        const changed = programPathChanges(this.cfg, valid);
+        if (changed.length) throw programPathError(changed);
+      }
+      const { cfg, hash } = writeConfigFile(this.configPath, valid);
+      this.configHash = hash;
+      this.configBadHash = null;
+      return this.install(cfg);
+    });
+  }
+
+  /** Roots and folder destinations that may not be used (the data folder, system folders...): a ConfigError. */
+  private checkFolders(cfg: Config, source: string, when: ConfigReadWhen = 'start'): Config {
+    const problems = configFolderProblems(cfg, this.ownData);
+    if (problems.length) throw problemsError(source, problems, when);
+    return cfg;
+  }
+
+  private serialConfig<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.configQueue.then(fn, fn);
+    this.configQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  private changedByHand(at: number, problem?: ConfigError): ConfigChangedError {
+    const name = basename(this.configPath);
+    return problem
+      ? new ConfigChangedError(`${name} was changed by hand at ${formatClock(at)} and Triplicate cannot use it, so your change was not saved. ${problem.message}`, problem.fields)
+      : new ConfigChangedError(`${name} was changed by hand at ${formatClock(at)}; Triplicate loaded it. Check the page and save again.`);
+  }
+
+  /**
+   * Has config.json changed on disk since Triplicate last read or wrote it? A valid file is applied
+   * (not written back) and an info event says so; an invalid one is reported once as an error event
+   * and left as it is, and the running config stays. Returns the refusal for a save made meanwhile.
+   */
+  private async takeHandEdit(): Promise<ConfigChangedError | null> {
+    let file;
+    try {
+      file = readConfigFile(this.configPath);
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      this.reportBadConfig('unreadable', e.message);
+      return this.changedByHand(Date.now(), e);
     }
-    const cfg = saveConfig(this.configPath, next as Config);
+    // Removed: nothing to lose; the next save writes it again.
+    if (!file || file.hash === this.configHash) return null;
+    const name = basename(this.configPath);
+    try {
+      const cfg = this.checkFolders(parseConfigText(file.text, this.configPath, 'reload'), `The config file ${this.configPath}`, 'reload');
+      this.configHash = file.hash;
+      this.configBadHash = null;
+      await this.install(cfg);
+      this.handEdit = { gen: this.gen, at: file.mtimeMs };
+      this.bus.record({ level: 'info', kind: 'config-reloaded', message: `${name} was changed outside Triplicate at ${formatClock(file.mtimeMs)}; the new settings are in use.` });
+      return this.changedByHand(file.mtimeMs);
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      this.reportBadConfig(file.hash, `${name} was changed at ${formatClock(file.mtimeMs)} but Triplicate cannot use it. ${e.message}`);
+      return this.changedByHand(file.mtimeMs, e);
+    }
+  }
+
+  /** Once per content of the file: the error event the operator sees. */
+  private reportBadConfig(hash: string, message: string): void {
+    if (this.configBadHash === hash) return;
+    this.configBadHash = hash;
+    this.bus.record({ level: 'error', kind: 'config-invalid', message });
+  }
+
+  /** Look at config.json when its folder reports a change to it (once the writes settle). */
+  private watchConfigFile(): void {
+    const name = basename(this.configPath);
+    try {
+      // The folder, not the file: editors and our own save replace the file by renaming over it.
+      this.configWatcher = fsWatch(dirname(this.configPath), { persistent: false }, (_ev, f) => {
+        if (f !== null && f !== name) return;
+        if (this.configSettle) clearTimeout(this.configSettle);
+        this.configSettle = setTimeout(() => this.checkConfigFile(), CONFIG_SETTLE_MS);
+        this.configSettle.unref?.();
+      });
+      this.configWatcher.on('error', () => {
+        this.configWatcher?.close();
+        this.configWatcher = null; // the poll still notices
+      });
+    } catch (e) {
+      log.warn(`cannot watch ${this.configPath} for changes (${errorText(e)}); it is looked at every ${CONFIG_POLL_MS / 1000} s`);
+    }
+  }
+
+  /** The fallback: a stat; the file is read only when it looks different. */
+  private pollConfigFile(): void {
+    let key = '';
+    try {
+      const st = statSync(this.configPath);
+      key = `${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch {}
+    if (key === this.configStat) return;
+    this.configStat = key;
+    this.checkConfigFile();
+  }
+
+  private checkConfigFile(): void {
+    if (!this.running) return;
+    void this.serialConfig(() => this.takeHandEdit()).catch((e) => log.warn(`reading ${this.configPath} again: ${errorText(e)}`));
+  }
+
+  /** Put a validated config in use: lanes and watchers follow. */
+  private async install(cfg: Config): Promise<Config> {
     const prev = this.cfg;
     this.cfg = cfg;
+    this.configGen.set(cfg, ++this.gen);
     if (!this.running) return cfg;
     // targets
     const same = (a: TargetConfig, b: TargetConfig) => JSON.stringify(a) === JSON.stringify(b);

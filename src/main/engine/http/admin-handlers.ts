@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { isMasked, redactConfig, redactCredentials, rootSchema, targetSchema, type Config, type RootConfig, type TargetConfig } from '../../../shared/config';
 import type { TargetInfo } from '../../../shared/api';
 import { listPresets } from '../backends/presets';
+import { destinationOverlap, folderRefusal } from '../config/folders';
 import type { Engine } from '../engine';
 import { logFilePath } from '../log';
 import { describeLocalError } from '../util';
@@ -67,7 +68,13 @@ function mergeTarget(stored: TargetConfig | undefined, patch: Record<string, unk
 
 export function coreHandlers(engine: Engine, admin: AdminServer): Handlers {
   const cfg = () => engine.cfg;
-  const save = (next: Config | Record<string, unknown>) => engine.applyConfig(next);
+  // `base`: the config the change was made on (a hand edit of config.json since then refuses the save).
+  const save = (next: Config | Record<string, unknown>, base: Config) => engine.applyConfig(next, { base });
+  /** A folder that may not be backed up or receive copies: 400 with the sentence. */
+  const refuseFolder = (path: string, c: Config, destination = false) => {
+    const why = folderRefusal(path, { own: engine.ownData, destination }) ?? (destination ? destinationOverlap(path, c) : null);
+    if (why) throw badRequest(why, ['path']);
+  };
 
   const targetInfo = (t: TargetConfig): TargetInfo => ({ ...redactTarget(t), status: engine.status().targets[t.id] });
 
@@ -92,13 +99,14 @@ export function coreHandlers(engine: Engine, admin: AdminServer): Handlers {
     addRoot: async ({ body }) => {
       const abs = await checkFolder(body.path, 'to back up');
       const c = cfg();
+      refuseFolder(abs, c);
       const dup = c.roots.find((r) => resolve(r.path) === abs);
       if (dup) throw new HttpError(409, 'conflict', `"${abs}" is already backed up as "${dup.label}".`);
       const nested = c.roots.find((r) => abs.startsWith(resolve(r.path) + '/') || resolve(r.path).startsWith(abs + '/'));
       if (nested) throw new HttpError(409, 'conflict', `"${abs}" is inside, or contains, the folder "${nested.label}" (${nested.path}). Back up each file only once: choose another folder or remove "${nested.label}" first.`);
       const label = (body.label ?? parse(abs).base) || abs;
       const root = rootSchema.parse({ ...body, path: abs, label, id: body.id ?? slugId(label, c.roots.map((r) => r.id)) });
-      await save({ ...c, roots: [...c.roots, root] });
+      await save({ ...c, roots: [...c.roots, root] }, c);
       return root;
     },
     updateRoot: async ({ params, body }) => {
@@ -106,16 +114,19 @@ export function coreHandlers(engine: Engine, admin: AdminServer): Handlers {
       const cur = c.roots.find((r) => r.id === params.id);
       if (!cur) throw notFound(`There is no folder with the id "${params.id}".`);
       const next = { ...cur, ...body, id: cur.id };
-      if (body.path !== undefined && body.path !== cur.path) next.path = await checkFolder(body.path, 'to back up');
+      if (body.path !== undefined && body.path !== cur.path) {
+        next.path = await checkFolder(body.path, 'to back up');
+        refuseFolder(next.path, c);
+      }
       const root = rootSchema.parse(next);
-      await save({ ...c, roots: c.roots.map((r) => (r.id === cur.id ? root : r)) });
+      await save({ ...c, roots: c.roots.map((r) => (r.id === cur.id ? root : r)) }, c);
       return root;
     },
     removeRoot: async ({ params }) => {
       const c = cfg();
       if (!c.roots.some((r) => r.id === params.id)) throw notFound(`There is no folder with the id "${params.id}".`);
       // The catalog keeps its files: their backups stay restorable. Nothing is deleted anywhere.
-      await save({ ...c, roots: c.roots.filter((r) => r.id !== params.id) });
+      await save({ ...c, roots: c.roots.filter((r) => r.id !== params.id) }, c);
       return { removed: true as const };
     },
 
@@ -126,8 +137,8 @@ export function coreHandlers(engine: Engine, admin: AdminServer): Handlers {
       const id = typeof body.id === 'string' && body.id ? body.id : slugId(label, c.targets.map((t) => t.id));
       if (c.targets.some((t) => t.id === id)) throw new HttpError(409, 'conflict', `A destination with the id "${id}" exists already.`);
       const t = targetSchema.parse({ ...body, id, label });
-      if (t.kind === 'folder') await checkFolder(t.path, 'for the copies');
-      const saved = await save({ ...c, targets: [...c.targets, t] });
+      if (t.kind === 'folder') refuseFolder(await checkFolder(t.path, 'for the copies'), c, true);
+      const saved = await save({ ...c, targets: [...c.targets, t] }, c);
       return redactTarget(saved.targets.find((x) => x.id === id)!);
     },
     updateTarget: async ({ params, body }) => {
@@ -135,14 +146,15 @@ export function coreHandlers(engine: Engine, admin: AdminServer): Handlers {
       const cur = c.targets.find((t) => t.id === params.id);
       if (!cur) throw notFound(`There is no destination with the id "${params.id}".`);
       const t = targetSchema.parse({ ...mergeTarget(cur, body), id: cur.id });
-      const saved = await save({ ...c, targets: c.targets.map((x) => (x.id === cur.id ? t : x)) });
+      if (t.kind === 'folder' && cur.kind === 'folder' && t.path !== cur.path) refuseFolder(await checkFolder(t.path, 'for the copies'), c, true);
+      const saved = await save({ ...c, targets: c.targets.map((x) => (x.id === cur.id ? t : x)) }, c);
       return redactTarget(saved.targets.find((x) => x.id === cur.id)!);
     },
     removeTarget: async ({ params }) => {
       const c = cfg();
       if (!c.targets.some((t) => t.id === params.id)) throw notFound(`There is no destination with the id "${params.id}".`);
       // Objects on the target stay where they are: removing a destination never deletes backups.
-      await save({ ...c, targets: c.targets.filter((t) => t.id !== params.id) });
+      await save({ ...c, targets: c.targets.filter((t) => t.id !== params.id) }, c);
       engine.catalog.deleteLane(`upload:${params.id}`);
       return { removed: true as const };
     },
@@ -183,7 +195,8 @@ export function coreHandlers(engine: Engine, admin: AdminServer): Handlers {
     setAdminPassword: async ({ body }) => {
       const pw = z.string().min(8, 'use at least 8 characters').safeParse(body?.password);
       if (!pw.success) throw badRequest('The console password needs at least 8 characters.', ['password: at least 8 characters']);
-      await save({ ...cfg(), server: { ...cfg().server, adminPasswordHash: hashPassword(pw.data) } });
+      const c = cfg();
+      await save({ ...c, server: { ...c.server, adminPasswordHash: hashPassword(pw.data) } }, c);
       return { ok: true as const };
     },
     updateSettings: async ({ body }) => {
@@ -200,7 +213,7 @@ export function coreHandlers(engine: Engine, admin: AdminServer): Handlers {
           ...(body.notifications?.webhookUrl !== undefined && !isMasked(body.notifications.webhookUrl ?? undefined, true) ? { webhookUrl: body.notifications.webhookUrl ?? undefined } : {}),
         },
       };
-      return redactConfig(await save(next));
+      return redactConfig(await save(next, c));
     },
     logs: async ({ query }) => {
       const file = logFilePath() ?? join(engine.dataDir, 'logs', 'engine.log');

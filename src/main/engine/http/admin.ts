@@ -16,7 +16,7 @@ import { errorText } from '../util';
 import { HttpError, Router, readJsonBody, sendJson, type Handlers } from './router';
 import { metricsText } from './metrics';
 import { PRIVATE_FILE_MODE, privateDir } from '../private-files';
-import { ConfigError, ForbiddenSettingError } from '../config/config';
+import { ConfigChangedError, ConfigError, ForbiddenSettingError } from '../config/config';
 import { KeyError } from '../../../shared/keys';
 import { describeIssues } from '../../../shared/config';
 import { ZodError } from 'zod';
@@ -347,6 +347,7 @@ export class AdminServer implements EngineService {
 export function toHttpError(e: unknown): HttpError {
   if (e instanceof HttpError) return e;
   if (e instanceof ForbiddenSettingError) return new HttpError(403, 'forbidden_setting', e.message, undefined, e.fields);
+  if (e instanceof ConfigChangedError) return new HttpError(409, 'config_changed', e.message, undefined, e.fields.length ? e.fields : undefined);
   if (e instanceof ConfigError) return new HttpError(400, 'invalid_config', e.message, undefined, e.fields.length ? e.fields : undefined);
   if (e instanceof KeyError) return new HttpError(400, 'bad_key', e.message);
   if (e instanceof ZodError) {

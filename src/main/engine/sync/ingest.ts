@@ -1,10 +1,12 @@
 // Ingest: the one path by which a file on disk enters the catalog and the queue, whether the
 // scanner found it, the watcher saw it settle, the UI dropped it or the transcoder wrote it.
-import { access, lstat } from 'node:fs/promises';
+import { access, lstat, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config, RootConfig } from '../../../shared/config';
 import { KeyError, fileKey, mediaKindOf, normalizeRelPath, objectKey } from '../../../shared/keys';
 import type { Catalog } from '../catalog/catalog';
+import type { OwnData } from '../config/folders';
+import { log } from '../log';
 import type { EventBus } from '../events';
 import { describeLocalError, errnoOf, errorText } from '../util';
 import { makeFilter, type PathFilter } from './filter';
@@ -16,6 +18,8 @@ export interface SyncContext {
   config(): Config;
   /** Enabled targets' ids. */
   targetIds(): string[];
+  /** Triplicate's own files (data folder, config file): never taken, whatever the roots say. */
+  ownData?: OwnData;
   /** Called for a new or changed file (the media pipeline queues a transcode for videos). */
   onFileChanged?(fileId: number, root: RootConfig, relPath: string): void;
 }
@@ -84,6 +88,30 @@ export class Ingestor {
     return undefined;
   }
 
+  /**
+   * For a walk of `root` (scanner, watcher): which relative paths ("/" separators) are Triplicate's
+   * own files, to be skipped. Only a root that holds the data folder (refused by the config check,
+   * so a config from before it, or a link) has any.
+   */
+  async ownDataFilter(root: RootConfig): Promise<PathFilter> {
+    const own = this.ctx.ownData;
+    if (!own) return () => false;
+    let real: string;
+    try {
+      real = await realpath(root.path);
+    } catch {
+      return () => false; // not there: nothing to walk
+    }
+    const fn = own.walkFilter(real);
+    let said = false;
+    return (rel) => {
+      if (!fn(rel)) return false;
+      if (!said) log.warn(`${root.label}: skipping "${rel}": it is Triplicate's own data (its settings, keys and catalog are never backed up)`);
+      said = true;
+      return true;
+    };
+  }
+
   filterFor(root: RootConfig): PathFilter {
     const key = JSON.stringify([root.include, root.exclude]);
     const cached = this.filters.get(root.id);
@@ -141,8 +169,12 @@ export class Ingestor {
       return 'error';
     }
     let before;
+    let real: string | undefined;
     try {
       before = await lstat(abs);
+      // The last wall around the data folder, by the file's real path: a link, or a root around
+      // the data folder (which the config check refuses), cannot reach it.
+      if (this.ctx.ownData && before.isFile()) real = await realpath(abs);
     } catch (e) {
       if (errnoOf(e) === 'ENOENT') {
         this.markMissing(root.id, rel);
@@ -152,6 +184,10 @@ export class Ingestor {
       return 'error';
     }
     if (!before.isFile()) return 'excluded';
+    if (real !== undefined && this.ctx.ownData?.covers(real)) {
+      log.warn(`${root.label}: not backing up "${rel}": it is Triplicate's own data (${real})`);
+      return 'excluded';
+    }
     // Restored by us a moment ago and untouched since: its content is known, nothing to read.
     const vouched = this.vouchedFor(`${root.id}\0${diskRelPath}`, before);
     let hashed;

@@ -112,6 +112,7 @@ export async function scanRoot(ctx: SyncContext, ingestor: Ingestor, root: RootC
     throw new RootProblem(describeLocalError(e, `the folder "${root.path}" (${root.label})`).replace('is no longer there (moved or deleted)', 'is not there: is the disk plugged in or the share mounted?'));
   }
 
+  const ownData = await ingestor.ownDataFilter(root);
   const toHash: Found[] = [];
   /** The catalog's form of a name on disk, or null when it is skipped (filtered, or not representable). */
   const prepare = (rawRel: string): string | null => {
@@ -185,10 +186,10 @@ export async function scanRoot(ctx: SyncContext, ingestor: Ingestor, root: RootC
     for (const d of ents) {
       const raw = prefix + d.name;
       if (d.isDirectory()) {
-        if (dirOk(raw)) stack.push(raw);
+        if (dirOk(raw) && !ownData(raw)) stack.push(raw);
         continue;
       }
-      if (!d.isFile()) continue; // symlinks, sockets, devices: not backed up
+      if (!d.isFile() || ownData(raw)) continue; // symlinks, sockets, devices: not backed up
       const rel = prepare(raw);
       if (rel === null) continue;
       if (!fast) {

@@ -116,6 +116,8 @@ export class RootWatcher {
   private readonly sweepDirs = new Map<string, number>();
   private readonly sweepTimers = new Set<NodeJS.Timeout>();
   private closed = false;
+  /** Triplicate's own files inside this root (a root from before the config check): never looked at. */
+  private ownData: (rel: string) => boolean = () => false;
 
   constructor(
     private readonly root: RootConfig,
@@ -125,6 +127,7 @@ export class RootWatcher {
   ) {}
 
   async start(): Promise<void> {
+    this.ownData = await this.ingestor.ownDataFilter(this.root);
     // Linux: one inotify watch per folder. chokidar adds one per file, which for 100,000 photos
     // costs over a gigabyte of memory and runs out of fs.inotify.max_user_watches (8,192 on many
     // systems), after which changes go unseen. Polling (network shares) and other systems: chokidar.
@@ -142,8 +145,9 @@ export class RootWatcher {
       ignorePermissionErrors: true,
       // Directories are always walked (filters work on file paths); files are filtered here.
       ignored: (abs, stats) => {
-        if (!stats || stats.isDirectory()) return false;
         const rel = toRel(abs);
+        if (rel !== '' && this.ownData(rel)) return true;
+        if (!stats || stats.isDirectory()) return false;
         return rel !== '' && !filter(rel.normalize('NFC'));
       },
     });
@@ -225,6 +229,7 @@ export class RootWatcher {
       }
       for (const d of ents) {
         const r = rel ? `${rel}/${d.name}` : d.name;
+        if (this.ownData(r)) continue;
         if (d.isDirectory()) {
           if (dirOk(r)) stack.push(r);
         } else if (sweep && d.isFile() && filter(r.normalize('NFC')) && !this.stabilizer.has(this.root, r)) {
@@ -282,6 +287,7 @@ export class RootWatcher {
   }
 
   private async check(rel: string): Promise<void> {
+    if (this.ownData(rel)) return;
     let st;
     try {
       st = await lstat(this.absOf(rel));
@@ -341,6 +347,7 @@ export class RootWatcher {
         try {
           for await (const d of dir) {
             const r = `${rel}/${d.name}`;
+            if (this.ownData(r)) continue;
             if (d.isDirectory()) {
               if (dirOk(r)) stack.push(r);
             } else if (d.isFile()) {
