@@ -1,7 +1,7 @@
 // Issue #16 item 1: Triplicate's own data folder (admin-token, config.json with the destinations'
 // keys, catalog.db with the link signing key) is never a storage folder, never inside one, and the
 // scanner and the watcher never take a file from it whatever the config says.
-import { mkdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBackend } from '../../src/main/engine/backends';
@@ -108,6 +108,12 @@ describe('the data folder is not a storage folder', () => {
     expect(engine.cfg.roots.map((r) => [r.id, r.path])).toEqual([['media', media]]);
     expect(engine.cfg.targets.map((t) => t.id)).toEqual(['nas', 'cloud']);
     expect(readFileSync(defaultConfigPath(data), 'utf8')).toBe(cfgBefore);
+
+    // nor can its files be copied into a backed-up folder (a drop, or an import through the API)
+    const imported = await client.call('importFiles', { body: { root: 'media', paths: [join(data, 'config.json'), join(data, 'admin-token'), data, join(base, 'alias', 'data')] } });
+    expect(imported.copied).toBe(0);
+    expect(imported.skipped.map((x) => x.reason)).toEqual(Array(4).fill("It is Triplicate's own data (settings, keys, catalog), which is never copied into a backed-up folder."));
+    expect(readdirSync(media).sort()).toEqual(['a.jpg', 'copies']);
 
     // an ordinary folder next to it is still fine
     const other = join(base, 'other');

@@ -92,8 +92,8 @@ export class OwnData {
 
 const POSIX_SYSTEM = ['/proc', '/sys', '/dev', '/etc', '/boot', '/bin', '/sbin', '/usr', '/lib', '/lib32', '/lib64', '/libx32', '/var/lib', '/run', '/var/run'];
 const MAC_SYSTEM = ['/System', '/Library', '/private/etc', '/private/var/db', '/private/var/run', '/cores'];
-/** Inside a system folder but where removable disks appear (udisks mounts USB disks there). */
-const POSIX_ALLOWED = ['/run/media'];
+/** Inside a system folder but where removable disks and shares appear (udisks, GNOME's gvfs). */
+const POSIX_ALLOWED = ['/run/media', '/run/user'];
 const WINDOWS_SYSTEM = /^[a-z]:\\(windows|program files|program files \(x86\)|programdata)(\\|$)/;
 
 /** The system folder `p` (comparable form) is, lies in or contains; null when there is none. */

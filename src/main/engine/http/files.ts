@@ -14,6 +14,7 @@ import { redactConfig, type RootConfig } from '../../../shared/config';
 import { KeyError, contentTypeOf, fileKey, normalizeRelPath, parseFileKey } from '../../../shared/keys';
 import type { Engine } from '../engine';
 import { logFilePath } from '../log';
+import { realPath } from '../config/folders';
 import { sha256File } from '../sync/hash';
 import { describeLocalError, errnoOf, errorText } from '../util';
 import { HttpError, badRequest, conflict, notFound, sendJson, type Handlers } from './router';
@@ -131,6 +132,11 @@ async function importPaths(engine: Engine, rootId: string, paths: string[], dest
     }
     if (st.isSymbolicLink()) {
       result.skipped.push({ path: src, reason: 'It is a link, not a file: drop the file it points to.' });
+      return;
+    }
+    // Secrets never leave the data folder, not even by way of a backed-up folder.
+    if (engine.ownData.covers(realPath(src))) {
+      result.skipped.push({ path: src, reason: "It is Triplicate's own data (settings, keys, catalog), which is never copied into a backed-up folder." });
       return;
     }
     if (st.isDirectory()) {
