@@ -884,7 +884,7 @@ export class DownloadServer implements EngineService {
       } catch {
         return null;
       }
-      if (!path.startsWith(inside)) {
+      if (!path.startsWith(inside) || this.engine.ownData.covers(path)) {
         refuse();
         return null;
       }
@@ -896,7 +896,10 @@ export class DownloadServer implements EngineService {
       return null;
     }
     try {
-      if (PROC_FD && !readlinkSync(`/proc/self/fd/${fd}`).startsWith(inside)) {
+      // Never a file of Triplicate's own data folder, whatever the catalog says (a third wall after
+      // the folder rules and the scanner).
+      const real = PROC_FD ? readlinkSync(`/proc/self/fd/${fd}`) : path;
+      if (!real.startsWith(inside) || this.engine.ownData.covers(real)) {
         refuse();
       } else {
         const st = await new Promise<Stats>((res, rej) => fstat(fd, (e, x) => (e ? rej(e) : res(x))));
