@@ -49,23 +49,24 @@ describe('verify', () => {
     expect(n.checked).toBe(8);
     expect(n.damaged).toBe(3);
     expect(n.missing).toBe(0);
-    expect(n.requeued).toBe(2);
+    expect(n.requeued).toBe(3); // p/4 from the cloud's good copy
     expect(n.files_read).toBe(7); // everything but the one HEAD already found
     expect(c.missing).toBe(1);
     expect(c.damaged).toBe(0);
     expect(c.requeued).toBe(1);
     expect(n.problems.map((p) => p.key).sort()).toEqual(['media/p/1.jpg', 'media/p/2.jpg', 'media/p/4.jpg']);
-    expect(n.problems.find((p) => p.key === 'media/p/4.jpg')!.problem).toMatch(/no longer on this computer: restore it from another destination/);
+    expect(n.problems.find((p) => p.key === 'media/p/4.jpg')!.problem).toMatch(/no longer on this computer: Triplicate copies it again from another destination/);
     expect(report.summary).toMatch(/4 copies damaged or missing/);
     const ev = engine.catalog.events(0, 500).filter((e) => e.kind === 'verify-problem');
     expect(ev).toHaveLength(4);
     expect(ev.every((e) => e.level === 'error')).toBe(true);
 
     // the uploads run again by themselves and repair the targets
-    await waitForStatus(engine, (s) => s.targets.nas!.synced_count === 7 && s.targets.cloud!.synced_count === 8 && s.pending === 0 && s.uploading === 0, 30_000, 'repaired');
-    for (const k of ['p/1.jpg', 'p/2.jpg']) expect(sha256(await readAll(nas, `media/${k}`))).toBe(sha256(files[k]!));
+    // (p/4, gone from this computer, is copied from the cloud)
+    await waitForStatus(engine, (s) => s.targets.nas!.synced_count === 8 && s.targets.cloud!.synced_count === 8 && s.pending === 0 && s.uploading === 0, 30_000, 'repaired');
+    for (const k of ['p/1.jpg', 'p/2.jpg', 'p/4.jpg']) expect(sha256(await readAll(nas, `media/${k}`))).toBe(sha256(files[k]!));
     expect(sha256(await readAll(cloud, 'media/p/3.jpg'))).toBe(sha256(files['p/3.jpg']!));
-    expect(engine.file('media/p/4.jpg')!.copies.find((x) => x.target_id === 'nas')!.state).toBe('failed');
+    expect(engine.file('media/p/4.jpg')!.copies.find((x) => x.target_id === 'nas')!.state).toBe('synced');
     // and the next check is clean for what could be repaired
     const again = await restoreOf(engine).verifyNow({ full: true, target: 'cloud' });
     expect(again.ok).toBe(true);

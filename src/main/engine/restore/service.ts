@@ -932,7 +932,7 @@ export class RestoreService implements EngineService {
     const checked = reports.reduce((a, r) => a + r.checked, 0);
     const read = reports.reduce((a, r) => a + r.bytes_read, 0);
     let summary = `Checked ${plural(checked, 'copy', 'copies')} on ${plural(reports.length, 'destination')} and re-read ${formatBytes(read)}: `;
-    summary += problems ? `${plural(problems, 'copy', 'copies')} damaged or missing (being repaired where the file is still on this computer).` : 'all good.';
+    summary += problems ? `${plural(problems, 'copy', 'copies')} damaged or missing (being repaired from this computer, or from another destination that has a good copy).` : 'all good.';
     // A check that checked nothing proves nothing: never "good" (a cron job would call it healthy forever).
     if (!checked && !problems) {
       const empty = reports.filter((r) => !r.error).map((r) => r.label);

@@ -3,8 +3,9 @@
 // 2. within a byte budget, download a rolling sample (copies never read first, then the longest
 //    unread) and re-hash it.
 // A missing or damaged copy of a file that is on local disk is deleted and uploaded again; one whose
-// file is gone locally is marked failed (the operator restores it from another target). Either way an
-// error event names the file and the target.
+// file is gone locally is copied again from a good copy on another destination (a repair job), or,
+// when no other destination has one, marked failed. Either way an error event names the file and
+// the target.
 import { createHash } from 'node:crypto';
 import type { VerifyTargetReport } from '../../../shared/api';
 import type { TargetConfig } from '../../../shared/config';
@@ -34,6 +35,11 @@ export interface VerifyOptions {
 
 const MAX_PROBLEMS = 100;
 
+/** Does another destination hold a synced copy of the same content? */
+function goodCopyElsewhere(catalog: Catalog, c: CopyWithFile, targetId: string): boolean {
+  return catalog.copiesOfFile(c.file_id).some((o) => o.target_id !== targetId && o.state === 'synced' && o.sha256 === c.sha256);
+}
+
 export async function verifyTarget(ctx: VerifyContext, target: TargetConfig, backend: StorageBackend, opts: VerifyOptions): Promise<VerifyTargetReport> {
   const report: VerifyTargetReport = { target_id: target.id, label: target.label, checked: 0, ok: 0, missing: 0, damaged: 0, files_read: 0, bytes_read: 0, requeued: 0, problems: [] };
   const bad = new Set<number>();
@@ -53,6 +59,12 @@ export async function verifyTarget(ctx: VerifyContext, target: TargetConfig, bac
       ctx.catalog.queueUpload(c.file_id, target.id, c.file_size);
       report.requeued++;
       message = `The copy of "${fk}" on ${target.label} ${what}. Triplicate uploads it again from this computer.`;
+    } else if ((kind === 'missing' || corrupt) && goodCopyElsewhere(ctx.catalog, c, target.id)) {
+      // Gone from this computer, but good on another destination: copied from there (a repair job,
+      // hashed as it is copied; see the uploader).
+      ctx.catalog.queueRepair(c.file_id, target.id, c.file_size, `The copy on ${target.label} ${what}; Triplicate copies it again from another destination.`);
+      report.requeued++;
+      message = `The copy of "${fk}" on ${target.label} ${what}, and the file is no longer on this computer: Triplicate copies it again from another destination.`;
     } else {
       ctx.catalog.setCopyState(c.file_id, target.id, 'failed', {
         last_error: `The copy on ${target.label} ${what}, and the file is no longer on this computer. Restore it from another destination, then press Retry.`,
