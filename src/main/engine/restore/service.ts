@@ -961,7 +961,11 @@ export class RestoreService implements EngineService {
           level: bad || r.error ? 'error' : 'info',
           kind: 'verify-done',
           target_id: t.id,
-          message: r.error ?? `Checked ${plural(r.checked, 'copy', 'copies')} on ${t.label} and re-read ${plural(r.files_read, 'file')} (${formatBytes(r.bytes_read)}): ${bad ? `${plural(bad, 'problem')} found` : 'all good'}.`,
+          message:
+            r.error ??
+            (r.checked === 0 && !bad
+              ? `Nothing was checked on ${t.label}: it holds no copies yet.`
+              : `Checked ${plural(r.checked, 'copy', 'copies')} on ${t.label} and re-read ${plural(r.files_read, 'file')} (${formatBytes(r.bytes_read)}): ${bad ? `${plural(bad, 'problem')} found` : 'all good'}.`),
         });
         return r;
       } finally {
