@@ -62,6 +62,14 @@ describe('the scanner lists what is there, no more', () => {
 });
 
 describe('makeFilter', () => {
+  it('takes a pattern without "/" as a file name in any folder, one with "/" as a path from the top', async () => {
+    const { makeFilter } = await import('../../src/main/engine/sync/filter');
+    const f = makeFilter(['*.jpg', '*.key', 'docs/*.pdf'], ['*.key', 'private/**']);
+    expect(['a.jpg', 'x/y/a.jpg', 'docs/a.pdf'].filter(f)).toEqual(['a.jpg', 'x/y/a.jpg', 'docs/a.pdf']);
+    expect(['x.key', 'keys/x.key', 'private/a.jpg', 'x/docs/a.pdf', 'b.png'].filter(f)).toEqual([]);
+    expect(['private/a.jpg', 'a/private/b.jpg'].filter(makeFilter([], ['private/**']))).toEqual(['a/private/b.jpg']);
+  });
+
   it('decides like picomatch on 50,000 random paths, with and without folder rules', async () => {
     const picomatch = (await import('picomatch')).default;
     const { makeFilter, BUILTIN_EXCLUDES } = await import('../../src/main/engine/sync/filter');

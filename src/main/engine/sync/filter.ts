@@ -12,10 +12,17 @@ export const BUILTIN_EXCLUDES = [
 
 export type PathFilter = (relPath: string) => boolean;
 
+// A pattern without "/" is a file name in any folder ("*.key" takes keys/x.key too), as in
+// .gitignore and rclone: what an operator writing "*.tmp" means. One with a "/" is a path from the
+// folder's top ("private/**").
+function anyDepth(globs: string[]): string[] {
+  return globs.map((g) => (g.includes('/') ? g : `**/${g}`));
+}
+
 export function makeFilter(include: string[], exclude: string[]): PathFilter {
   const opts = { dot: true, nocase: process.platform !== 'linux' };
-  const inc = include.length ? anyOf(include, opts) : null;
-  const exc = anyOf([...BUILTIN_EXCLUDES, ...exclude], opts);
+  const inc = include.length ? anyOf(anyDepth(include), opts) : null;
+  const exc = anyOf([...BUILTIN_EXCLUDES, ...anyDepth(exclude)], opts);
   return (rel) => (inc === null || inc(rel)) && !exc(rel);
 }
 

@@ -149,10 +149,10 @@ function RootDialog({ root, onClose }: { root?: RootInfo; onClose: () => void })
         </button>
         {showAdvanced ? (
           <div className="advanced">
-            <Field label="Only these files" hint="One pattern per line, e.g. **/*.jpg. Empty: every file.">
+            <Field label="Only these files" hint="One pattern per line, e.g. *.jpg (in every folder) or Scans/** (that folder). Empty: every file.">
               {(p) => <textarea {...p} rows={3} className="mono" value={include} onChange={(e) => setInclude(e.target.value)} spellCheck={false} />}
             </Field>
-            <Field label="Never these files" hint="One pattern per line, e.g. **/.thumbnails/** or *.tmp">
+            <Field label="Never these files" hint="One pattern per line, e.g. *.key (in every folder) or private/** (that folder)">
               {(p) => <textarea {...p} rows={3} className="mono" value={exclude} onChange={(e) => setExclude(e.target.value)} spellCheck={false} />}
             </Field>
           </div>
