@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm run bench`: every benchmark in bench/ (sync, serve, restore, transcode, queue, scale,
-// activity: whichever exist), one after the other, each with TRIPLICATE_BENCH_RESULTS set so that it
-// writes its ratios (bench/lib/common.mjs writeResult); then ONE table of every ratio with its goal.
+// activity, drop: whichever exist), one after the other, each with TRIPLICATE_BENCH_RESULTS set so
+// that it writes its ratios (bench/lib/common.mjs writeResult); then ONE table of every ratio with
+// its goal.
 //
 //   node bench/run.mjs [name ...]        e.g. node bench/run.mjs queue scale
 //
@@ -13,7 +14,7 @@ import { join } from 'node:path';
 
 const here = import.meta.dirname;
 const root = join(here, '..');
-const ORDER = ['sync', 'serve', 'restore', 'transcode', 'queue', 'scale', 'activity'];
+const ORDER = ['sync', 'serve', 'restore', 'transcode', 'queue', 'scale', 'activity', 'drop'];
 const found = readdirSync(here).filter((f) => f.endsWith('.mjs') && f !== 'run.mjs').map((f) => f.slice(0, -4));
 const names = [...ORDER.filter((n) => found.includes(n)), ...found.filter((n) => !ORDER.includes(n)).sort()];
 const only = process.argv.slice(2);

@@ -2,11 +2,12 @@
 // that tells an unmounted share from an empty folder, and real file-system failures (a full
 // tmpfs, a read-only mount, a folder the process may not write to).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { FolderBackend, MARKER_FILE, META_DIR, TEMP_PREFIX } from '../../src/main/engine/backends/folder';
 import { StorageError } from '../../src/main/engine/backends/types';
+import { nodeAsUnprivileged, readableBundle, skipUnlessUnprivileged, unprivilegedSkipReason, type ReadableBundle } from '../helpers/unprivileged';
 import { bufferBody, folderTarget, randomData, readAll, sha256, tempDir } from './helpers';
 
 const REPO = join(dirname(new URL(import.meta.url).pathname), '..', '..');
@@ -182,17 +183,23 @@ describe('FolderBackend on disk', () => {
 
 const isRoot = process.getuid?.() === 0;
 
-describe.skipIf(!isRoot)('FolderBackend: permission denied (run as an unprivileged user)', () => {
-  it('a folder the process may not write to is an auth error naming the fix', () => {
-    // Root may write anywhere, so the put runs in a child process as "nobody" (uid 65534).
-    const r = spawnSync(process.execPath, ['--import', 'tsx', join(REPO, 'test/backends/fixtures/put-as-user.ts'), root], {
-      uid: 65534,
-      gid: 65534,
-      cwd: REPO,
-      encoding: 'utf8',
-      env: { ...process.env, HOME: '/tmp' },
-      timeout: 30_000,
-    });
+describe('FolderBackend: permission denied (run as an unprivileged user)', () => {
+  const skip = unprivilegedSkipReason();
+  let putChild: ReadableBundle | undefined;
+  beforeAll(async () => {
+    if (!skip) putChild = await readableBundle({ 'put-as-user': join(REPO, 'test/backends/fixtures/put-as-user.ts') }, []);
+  });
+  afterAll(() => putChild?.dispose());
+
+  it('a folder the process may not write to is an auth error naming the fix', (t) => {
+    skipUnlessUnprivileged(t);
+    // Root may write anywhere, so the put runs in a child process, as "nobody" when we are root.
+    // It may reach the folder but not write in it.
+    chmodSync(dir.path, 0o755);
+    chmodSync(root, 0o555);
+    const { cmd, args } = nodeAsUnprivileged([putChild!.path('put-as-user'), root]);
+    const r = spawnSync(cmd, args, { cwd: putChild!.dir, encoding: 'utf8', env: { ...process.env, HOME: '/tmp' }, timeout: 30_000 });
+    chmodSync(root, 0o755);
     expect(r.status, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
     expect(out.kind).toBe('auth');

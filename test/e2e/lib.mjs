@@ -122,6 +122,33 @@ export async function dropFiles(page, files) {
   }, files.map((f) => ({ name: f.name, type: f.type, bytes: [...f.bytes] })));
 }
 
+/**
+ * Drop `count` small text files on the page and copy them into the folder whose label matches
+ * `into`. The files are made in the page (10,000 would be slow to send); `beforeDrop` runs after
+ * that, just before the drop (the bench starts its frame clock there). Returns the import panel.
+ */
+export async function dropAndCopy(page, { count, into, beforeDrop = async () => undefined }) {
+  await page.evaluate((count) => {
+    const dt = new DataTransfer();
+    for (let i = 0; i < count; i++) dt.items.add(new File([`file ${i}\n`], `note-${String(i).padStart(5, '0')}.txt`, { type: 'text/plain' }));
+    window.__drop = dt;
+  }, count);
+  await beforeDrop();
+  await page.evaluate(() => {
+    for (const type of ['dragenter', 'dragover', 'drop']) window.dispatchEvent(new DragEvent(type, { dataTransfer: window.__drop, bubbles: true, cancelable: true }));
+  });
+  const dialog = page.getByRole('dialog', { name: `Back up ${count.toLocaleString('en-US')} dropped items` });
+  await dialog.waitFor({ timeout: 60_000 });
+  await dialog.getByLabel(into).check();
+  await dialog.getByRole('button', { name: 'Copy and back up' }).click();
+  return page.locator('.import-panel');
+}
+
+/** "1,234 of 10,000 items" in the import panel -> 1234. */
+export function copiedCount(panelText) {
+  return Number((/([\d,]+) of/.exec(panelText)?.[1] ?? '0').replace(/,/g, ''));
+}
+
 export async function shot(page, dir, name) {
   mkdirSync(dir, { recursive: true });
   await page.screenshot({ path: join(dir, `${name}.png`) });

@@ -19,7 +19,8 @@ import type { EventRecord, FileRecord, SyncStatus } from '../../src/shared/api';
 import { routes } from '../../src/shared/api';
 import type { ConfigInput, TargetConfig } from '../../src/shared/config';
 import { FaultProxy } from './fault-proxy';
-import { MiB, ServeChild, content, few, hashObject, multipartLeftovers, rm, rng, s3Target, sha256, sha256File, sleep, startS3Child, tempDir, until, type S3Child, type SuiteContext } from './lib';
+import { asRoot, readableBundle, unprivilegedSkipReason, type ReadableBundle } from '../helpers/unprivileged';
+import { BIN, MiB, ServeChild, content, few, hashObject, multipartLeftovers, rm, rng, s3Target, sha256, sha256File, sleep, startS3Child, tempDir, until, type S3Child, type SuiteContext } from './lib';
 
 const SUITE = 'inputs';
 
@@ -362,15 +363,18 @@ async function changesDuringUpload(ctx: SuiteContext, counts: { tried: number })
 
 async function permissionDenied(ctx: SuiteContext, counts: { tried: number }): Promise<void> {
   const { report } = ctx;
-  // As root, chmod 000 denies nothing: the engine then runs as `nobody` (setpriv). As anyone else,
-  // chmod 000 denies the engine running as ourselves.
-  const asNobody = process.getuid?.() === 0;
-  if (asNobody && spawnSync('setpriv', ['--version']).status !== 0) {
-    report.log('  (skipped permission tests: running as root and setpriv is not available, so chmod 000 denies nothing)');
+  // As root, chmod 000 denies nothing: the engine then runs as `nobody` (setpriv), from a bundle it
+  // can read wherever the checkout is. As anyone else, chmod 000 denies the engine running as ourselves.
+  const asNobody = asRoot;
+  const skip = unprivilegedSkipReason();
+  if (skip) {
+    report.log(`  (skipped permission tests: ${skip})`);
     return;
   }
   let r: Rig | undefined;
+  let bundle: ReadableBundle | undefined;
   try {
+    if (asNobody) bundle = await readableBundle({ triplicate: BIN });
     r = await rig(ctx, 'perm');
     put(r.media, 'ok/a.jpg', content(3000, 1));
     put(r.media, 'ok/b.jpg', content(4000, 2));
@@ -387,7 +391,7 @@ async function permissionDenied(ctx: SuiteContext, counts: { tried: number }): P
     chmodSync(join(r.media, 'secret.jpg'), 0o000);
     chmodSync(join(r.media, 'locked'), 0o000);
     counts.tried += 3;
-    r.child = new ServeChild(r.data, asNobody ? { asUser: 'nobody' } : {});
+    r.child = new ServeChild(r.data, { asNobody: bundle });
     await r.child.waitReady();
     let s = await idle(r.child, 60_000);
     const ev = await events(r.child);
@@ -422,6 +426,7 @@ async function permissionDenied(ctx: SuiteContext, counts: { tried: number }): P
     report.check(SUITE, 'permission denied', false, (e as Error).stack?.slice(0, 1500));
   } finally {
     await teardown(r, ctx);
+    bundle?.dispose();
   }
 }
 

@@ -1,6 +1,6 @@
 // Pieces of the robustness harness: S3 servers and `triplicate serve` in child processes, generated
 // trees, a read-only look into the catalog, and checks of what is really on the targets.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, createReadStream, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import { createBackend } from '../../src/main/engine/backends';
 import type { StorageBackend } from '../../src/main/engine/backends/types';
 import type { S3TargetConfig } from '../../src/shared/config';
 import { ApiClient } from '../../src/shared/client';
+import { nodeAsUnprivileged, type ReadableBundle } from '../helpers/unprivileged';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 export const BIN = join(ROOT, 'bin', 'triplicate.mjs');
@@ -214,13 +215,13 @@ export class ServeChild {
 
   constructor(
     readonly dataDir: string,
-    opts: { asUser?: string; args?: string[]; env?: Record<string, string>; nodeArgs?: string[] } = {},
+    /** asNobody: run as `nobody` (when we are root) from this bundle's `triplicate` entry. */
+    opts: { asNobody?: ReadableBundle; args?: string[]; env?: Record<string, string>; nodeArgs?: string[] } = {},
   ) {
-    const args = [...(opts.nodeArgs ?? []), BIN, 'serve', '--data-dir', dataDir, ...(opts.args ?? [])];
+    const args = [...(opts.nodeArgs ?? []), opts.asNobody?.path('triplicate') ?? BIN, 'serve', '--data-dir', dataDir, ...(opts.args ?? [])];
     const env = { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...(opts.env ?? {}) };
-    this.child = opts.asUser
-      ? spawn('setpriv', [`--reuid=${opts.asUser}`, `--regid=${groupOf(opts.asUser)}`, '--clear-groups', process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...env, HOME: '/tmp' } })
-      : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+    const run = opts.asNobody ? nodeAsUnprivileged(args) : { cmd: process.execPath, args };
+    this.child = spawn(run.cmd, run.args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.asNobody?.dir, env: opts.asNobody ? { ...env, HOME: '/tmp' } : env });
     this.child.stderr!.on('data', (d) => (this.stderr = (this.stderr + String(d)).slice(-20_000)));
     this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
     const rl = createInterface({ input: this.child.stdout! });
@@ -289,11 +290,6 @@ export class ServeChild {
       return 0;
     }
   }
-}
-
-function groupOf(user: string): string {
-  const r = spawnSync('id', ['-gn', user], { encoding: 'utf8' });
-  return r.stdout.trim() || 'nogroup';
 }
 
 // ---- the catalog, read-only ----------------------------------------------------------------------

@@ -24,7 +24,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, writeFileSync
 import { join } from 'node:path';
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { FolderBackend, sidecarName } from '../../src/main/engine/backends/folder';
 import { S3Backend } from '../../src/main/engine/backends/s3';
 import { HashingStream } from '../../src/main/engine/sync/hash';
@@ -33,6 +33,7 @@ import { FaultProxy } from './fault-proxy';
 import { saveConfig, defaultConfigPath } from '../../src/main/engine/config/config';
 import { createEngine } from '../../src/main/engine/engine';
 import { cleanup, sha256, tempDir } from '../helpers/engine';
+import { asRoot, nodeAsUnprivileged, readableBundle, skipUnlessUnprivileged, unprivilegedSkipReason, type ReadableBundle } from '../helpers/unprivileged';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -99,21 +100,18 @@ describe('folder destination: names at the 255-byte limit', () => {
 
 // ---- unreadable files and folders ----------------------------------------------------------------
 
-const asRoot = process.getuid?.() === 0;
-const canDrop = !asRoot || spawnSync('setpriv', ['--version']).status === 0;
-
 interface ScanOut {
   reports: { errors: { rel_path: string; error: string }[]; files_missing: number }[];
   status: { summary: string; health: string; missing: number };
   files: { rel_path: string; local_state: string }[];
 }
 
+let scanChild: ReadableBundle | undefined;
+
 /** One scan in a child process, as `nobody` when we are root (root reads everything). */
 function scanAsUser(data: string): ScanOut {
-  const script = join(import.meta.dirname, 'fixtures', 'scan-child.mjs');
-  const cmd = asRoot ? 'setpriv' : process.execPath;
-  const args = asRoot ? ['--reuid=nobody', `--regid=${spawnSync('id', ['-gn', 'nobody'], { encoding: 'utf8' }).stdout.trim() || 'nogroup'}`, '--clear-groups', process.execPath, script, data] : [script, data];
-  const r = spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, HOME: '/tmp' }, timeout: 60_000 });
+  const { cmd, args } = nodeAsUnprivileged([scanChild!.path('scan-child'), data]);
+  const r = spawnSync(cmd, args, { cwd: scanChild!.dir, encoding: 'utf8', env: { ...process.env, HOME: '/tmp' }, timeout: 60_000 });
   if (r.status !== 0) throw new Error(`scan child failed (${r.status}): ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as ScanOut;
 }
@@ -141,7 +139,14 @@ function setup(): { base: string; media: string; data: string } {
   return { base, media, data };
 }
 
-describe.skipIf(!canDrop)('unreadable files and folders', () => {
+describe('unreadable files and folders', () => {
+  const skip = unprivilegedSkipReason();
+  beforeAll(async () => {
+    if (!skip) scanChild = await readableBundle({ 'scan-child': join(import.meta.dirname, 'fixtures', 'scan-child.mjs') });
+  });
+  afterAll(() => scanChild?.dispose());
+  beforeEach((t) => skipUnlessUnprivileged(t));
+
   it('a folder that becomes unreadable is not taken for deleted, and the overview says so', () => {
     const { media, data } = setup();
     let out = scanAsUser(data);
