@@ -3,6 +3,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
@@ -120,6 +121,15 @@ export async function dropFiles(page, files) {
     for (const f of files) dt.items.add(new File([new Uint8Array(f.bytes)], f.name, { type: f.type ?? 'application/octet-stream', lastModified: Date.now() }));
     for (const type of ['dragenter', 'dragover', 'drop']) window.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
   }, files.map((f) => ({ name: f.name, type: f.type, bytes: [...f.bytes] })));
+}
+
+/** An IPv4 address of this computer other than loopback (eth0's), or undefined when it has none. */
+export function otherAddress() {
+  for (const list of Object.values(networkInterfaces())) {
+    const v4 = list?.find((i) => i.family === 'IPv4' && !i.internal);
+    if (v4) return v4.address;
+  }
+  return undefined;
 }
 
 export async function shot(page, dir, name) {
