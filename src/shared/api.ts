@@ -353,11 +353,45 @@ export interface VersionInfo {
   current: boolean;
 }
 
+/**
+ * Who can open a link: it follows from where the download server listens and whether the tunnel
+ * is on (server.downloadHost, tunnel.mode), never from the link itself.
+ */
+export type LinkReach = 'this-computer' | 'local-network' | 'internet';
+export const LINK_REACHES: readonly LinkReach[] = ['this-computer', 'local-network', 'internet'];
+/** The words shown next to every link (console and CLI). */
+export const LINK_REACH_WORDS: Record<LinkReach, string> = {
+  'this-computer': 'Only on this computer',
+  'local-network': 'Anyone on the local network with the link',
+  internet: 'Anyone on the internet with the link',
+};
+
+/** `GET /api/admin/sharing`: who can open links now, and where they point. */
+export interface SharingStatus {
+  reach: LinkReach;
+  /** Where the download server listens (`0.0.0.0:8766`); absent while it is off. */
+  listening?: string;
+  /** What every link starts with now; absent when no link would work (then `problem` says why). */
+  link_base?: string;
+  /** Why no link can be made now, in a sentence (the download server is off, the tunnel is not up). */
+  problem?: string;
+}
+
+/** `POST /api/admin/sharing`: choose who can open links; "internet" turns the tunnel on with `tunnel`. */
+export interface SetLinkReachRequest {
+  reach: LinkReach;
+  tunnel?: { mode: 'quick' | 'named'; token?: string; hostname?: string };
+}
+
 export interface LinkInfo {
   id: string;
   /** a file key, or a prefix ending in "/" */
   key: string;
+  /** The link; "" when no link that works can be given now (`unavailable` says why). */
   url: string;
+  /** Who can open it. */
+  reach: LinkReach;
+  unavailable?: string;
   created_at: number;
   expires_at: number;
   revoked_at?: number;
@@ -455,6 +489,8 @@ export interface ApiTypes {
   rotateLinkSecret: { res: { revoked: number } };
   tunnelStatus: { res: TunnelStatus };
   setTunnel: { body: { mode: TunnelStatus['mode']; token?: string; hostname?: string }; res: TunnelStatus };
+  sharingStatus: { res: SharingStatus };
+  setLinkReach: { body: SetLinkReachRequest; res: SharingStatus };
 
   // media (issue 4)
   mediaList: { query: MediaQuery; res: Page<FileRecord> };
@@ -521,6 +557,8 @@ export const routes = {
   rotateLinkSecret: { method: 'POST', path: '/api/admin/links/rotate-secret' },
   tunnelStatus: { method: 'GET', path: '/api/admin/tunnel' },
   setTunnel: { method: 'POST', path: '/api/admin/tunnel' },
+  sharingStatus: { method: 'GET', path: '/api/admin/sharing' },
+  setLinkReach: { method: 'POST', path: '/api/admin/sharing' },
 
   mediaList: { method: 'GET', path: '/api/admin/media' },
   cancelTranscode: { method: 'POST', path: '/api/admin/media/cancel' },

@@ -1,6 +1,7 @@
 // The config schema: one JSON file in the data dir (`<data dir>/config.json`).
 // Pure TypeScript + zod: no Node or DOM APIs, so the UI validates forms with the same rules.
 import { z } from 'zod';
+import type { LinkReach } from './api';
 
 export const CONFIG_VERSION = 1;
 
@@ -112,7 +113,8 @@ export const s3TargetSchema = z
       .optional(),
     region: z.string().min(1).default('auto'),
     bucket: z
-      .string()
+      .string({ error: 'give the name of the bucket (the storage space inside the account; make it at the provider first)' })
+      .min(1, { message: 'give the name of the bucket (the storage space inside the account; make it at the provider first)', abort: true })
       .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'bucket names are 3-63 lower-case letters, digits, dots or dashes'),
     /** Key prefix inside the bucket, "" or ending in "/". */
     prefix: z
@@ -201,15 +203,40 @@ export const serverSettingsSchema = z
      * (a LAN name such as backup.museum.lan). Any other Host is refused (DNS rebinding).
      */
     allowedHosts: z.array(z.string().regex(/^[a-z0-9.-]+$/i, 'a host name such as backup.museum.lan (no scheme, no port)')).default([]),
-    // Loopback by default: the Cloudflare Tunnel reaches it there. Set 0.0.0.0 to share links on the LAN.
+    /**
+     * Where the download server listens, and so who can open links (see linkReachOf): loopback
+     * (the default; the Cloudflare Tunnel reaches it there) or 0.0.0.0 / a LAN address for the
+     * local network. The Sharing page sets it.
+     */
     downloadHost: z.string().default('127.0.0.1'),
     downloadPort: z.number().int().min(0).max(65535).default(8766),
-    /** Public URL for links when no tunnel is up, e.g. http://192.168.1.20:8766 */
+    /** What local-network links start with instead of this computer's LAN address, e.g. http://backup.museum.lan:8766 */
     publicBaseUrl: z.string().url().optional(),
     maxConcurrentDownloads: z.number().int().min(1).max(1024).default(64),
   })
   .strict();
 export type ServerSettings = z.infer<typeof serverSettingsSchema>;
+
+/** A listen address that only this computer reaches (127.x, ::1, localhost). */
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+/** A listen address meaning every network of this computer. */
+export function isAnyAddress(host: string): boolean {
+  return host === '' || host === '0.0.0.0' || host === '::' || host === '[::]';
+}
+
+/**
+ * Who can open links, from the settings that decide it: the tunnel when it is on (links use its
+ * public address), else the local network when the download server listens beyond loopback,
+ * else this computer only.
+ */
+export function linkReachOf(cfg: { server: Pick<ServerSettings, 'downloadHost'>; tunnel: { mode: string } }): LinkReach {
+  if (cfg.tunnel.mode !== 'off') return 'internet';
+  return isLoopback(cfg.server.downloadHost) ? 'this-computer' : 'local-network';
+}
 
 export const tunnelSettingsSchema = z
   .object({

@@ -113,3 +113,50 @@ const MIME: Record<string, string> = {
 export function contentTypeOf(path: string): string {
   return MIME[extensionOf(path)] ?? 'application/octet-stream';
 }
+
+// ---- keys as the operator sees them ------------------------------------------------------------
+// Every page names a folder by its label ("Collection photos/Gallery 2/x.jpg"); the API and the
+// download server use its id ("photos/Gallery 2/x.jpg"), the stable form. Labels need not be
+// unique, so a label form that could mean two folders is refused with their ids.
+
+interface FolderName {
+  id: string;
+  label: string;
+}
+
+const COUNT_WORDS = ['No', 'One', 'Two', 'Three', 'Four', 'Five'];
+
+/**
+ * The id form of a key given in either form: `<folder id>/<path>` as it is (an id always means its
+ * folder), else `<folder label>/<path>` with the label replaced by the id (exact case first, then
+ * any case). Throws KeyError with a sentence when no folder or more than one has that name.
+ */
+export function resolveKeyForm(key: string, roots: readonly FolderName[]): string {
+  const slash = key.indexOf('/');
+  if (slash <= 0) return key;
+  if (roots.some((r) => r.id === key.slice(0, slash))) return key;
+  const nfc = key.normalize('NFC');
+  const byLabel = (same: (a: string, b: string) => boolean) => {
+    const hits = roots.filter((r) => nfc.length > r.label.length && nfc[r.label.length] === '/' && same(nfc.slice(0, r.label.length), r.label.normalize('NFC')));
+    const longest = Math.max(0, ...hits.map((r) => r.label.length));
+    return hits.filter((r) => r.label.length === longest);
+  };
+  let hits = byLabel((a, b) => a === b);
+  if (hits.length === 0) hits = byLabel((a, b) => a.toLowerCase() === b.toLowerCase());
+  if (hits.length === 1) return `${hits[0]!.id}${nfc.slice(hits[0]!.label.length)}`;
+  if (hits.length > 1) {
+    const label = nfc.slice(0, hits[0]!.label.length);
+    const n = COUNT_WORDS[hits.length] ?? String(hits.length);
+    throw new KeyError(`${n} folders are called "${label}" (ids ${hits.map((r) => r.id).join(', ')}): use the id, for example ${hits[0]!.id}${nfc.slice(label.length)}.`);
+  }
+  const first = key.slice(0, slash);
+  const all = roots.map((r) => `${r.label} (id ${r.id})`).join(', ');
+  throw new KeyError(`There is no folder called "${first}". ${roots.length ? `The folders are: ${all}.` : 'Add a folder first.'}`);
+}
+
+/** The label form of an id-form key (`Collection photos/Gallery 2/x.jpg`); the key as it is when its folder is unknown. */
+export function keyWithLabel(key: string, roots: readonly FolderName[]): string {
+  const slash = key.indexOf('/');
+  const root = slash > 0 ? roots.find((r) => r.id === key.slice(0, slash)) : undefined;
+  return root ? `${root.label}${key.slice(slash)}` : key;
+}

@@ -118,11 +118,12 @@ describe('links through the admin API', () => {
     expect((await apiError(t.api.call('createLink', { body: { key: 'media/a.txt', ttl_seconds: 60, disposition: 'x' as never } }))).status).toBe(400);
   });
 
-  it('links use server.publicBaseUrl when set', async () => {
+  it('server.publicBaseUrl is for local-network links only: a link for this computer stays on loopback and says so (reach.test.ts has the rest)', async () => {
     await t.engine.applyConfig({ ...t.engine.cfg, server: { ...t.engine.cfg.server, publicBaseUrl: 'https://files.example.org/' } });
     try {
       const l = await t.link('media/a.txt');
-      expect(l.url.startsWith('https://files.example.org/files/media/a.txt?token=')).toBe(true);
+      expect(l.url.startsWith(`${t.engine.endpoints.downloadUrl}/files/media/a.txt?token=`)).toBe(true);
+      expect(l.reach).toBe('this-computer');
     } finally {
       await t.engine.applyConfig({ ...t.engine.cfg, server: { ...t.engine.cfg.server, publicBaseUrl: undefined } });
     }

@@ -3,6 +3,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
@@ -147,6 +148,15 @@ export async function dropAndCopy(page, { count, into, beforeDrop = async () => 
 /** "1,234 of 10,000 items" in the import panel -> 1234. */
 export function copiedCount(panelText) {
   return Number((/([\d,]+) of/.exec(panelText)?.[1] ?? '0').replace(/,/g, ''));
+}
+
+/** An IPv4 address of this computer other than loopback (eth0's), or undefined when it has none. */
+export function otherAddress() {
+  for (const list of Object.values(networkInterfaces())) {
+    const v4 = list?.find((i) => i.family === 'IPv4' && !i.internal);
+    if (v4) return v4.address;
+  }
+  return undefined;
 }
 
 export async function shot(page, dir, name) {

@@ -2,15 +2,20 @@
 // The operator's day, in the web console against `triplicate serve` with two real s3rver targets:
 // all green; the NAS stops and the sentence says so; retry; add a folder; the engine restarts and
 // the page reconnects; drop files and watch them sync; restore a deleted file; sign in from another
-// browser; 10,000 dropped files are copied while the page answers clicks. Screenshots of each page:
-// docs/screenshots/.
+// browser; upload with the button instead of a drop; choose who can open links and open one from
+// another address of this computer; the CLI takes a file by its folder's name; 10,000 dropped
+// files are copied while the page answers clicks. Screenshots of each page: docs/screenshots/.
+import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { ApiClient } from '../../src/shared/client.ts';
 import { startS3 } from '../helpers/s3.ts';
-import { copiedCount, dropAndCopy, dropFiles, freePort, launchBrowser, samplePhoto, shot, startEngine, waitFor } from './lib.mjs';
+import { copiedCount, dropAndCopy, dropFiles, freePort, launchBrowser, otherAddress, samplePhoto, shot, startEngine, waitFor } from './lib.mjs';
+
+const run = promisify(execFile);
 
 const PAGES = ['overview', 'folders', 'destinations', 'activity', 'browse', 'restore', 'sharing', 'media', 'settings'];
 
@@ -133,7 +138,14 @@ export default async function operatorDay(t) {
       await go('folders');
       await page.getByRole('button', { name: 'Add a folder' }).first().click();
       const dialog = page.getByRole('dialog');
-      await dialog.getByLabel('Folder', { exact: true }).fill(second);
+      // the folder list opens beside the folder already backed up, not at "/"
+      await dialog.getByRole('button', { name: 'Browse…' }).click();
+      const current = dialog.locator('.dir-current');
+      await current.waitFor();
+      if ((await current.innerText()) !== base) throw new Error(`the folder list opened at ${await current.innerText()}, not beside the backed-up folder (${base})`);
+      await dialog.locator('.dir-list li', { hasText: 'Donations 2025' }).getByRole('button', { name: 'Use this' }).click();
+      if ((await dialog.getByLabel('Folder', { exact: true }).inputValue()) !== second) throw new Error('choosing from the list did not fill in the folder');
+      await dialog.getByRole('button', { name: 'Close list' }).click();
       await dialog.getByLabel('Name').fill('Donations');
       await shot(page, shots, '12-folders-add');
       await dialog.getByRole('button', { name: 'Add folder' }).click();
@@ -190,6 +202,36 @@ export default async function operatorDay(t) {
       await page.getByRole('searchbox').fill('');
     });
 
+    await test('uploads with the button (a touch screen cannot drop) and the files sync', async () => {
+      await go('folders');
+      const card = page.locator('.root-card', { hasText: 'Collection photos' });
+      const upload = card.getByRole('button', { name: 'Upload files' });
+      await upload.waitFor({ timeout: 5000 });
+      // the button is on every page too, beside the window-wide drop target
+      if ((await page.locator('.sidebar').getByRole('button', { name: 'Upload files' }).count()) !== 1) throw new Error('no Upload files button in the sidebar');
+      const files = [];
+      for (let i = 0; i < 2; i++) files.push({ name: `Uploaded scan ${i + 1}.jpg`, mimeType: 'image/jpeg', buffer: await samplePhoto(null, 60 + i) });
+      const [chooser] = await Promise.all([page.waitForEvent('filechooser'), upload.click()]);
+      if (!chooser.isMultiple()) throw new Error('the file chooser takes one file only');
+      await chooser.setFiles(files);
+      const dialog = page.getByRole('dialog', { name: /Back up 2 chosen files/ });
+      await dialog.waitFor({ timeout: 5000 });
+      if (!(await dialog.getByLabel(/Collection photos/).isChecked())) throw new Error('the folder whose button was pressed is not chosen');
+      await dialog.getByLabel(/Sub-folder/).fill('Uploads');
+      await dialog.getByRole('button', { name: 'Copy and back up' }).click();
+      const panel = page.locator('.import-panel');
+      await panel.waitFor();
+      await waitFor(async () => !/Copying into/.test(await panel.locator('h2').innerText()), { timeout: 30_000, what: 'the upload to finish' });
+      const text = await panel.innerText();
+      if (!/Copied into Collection photos/.test(text) || !/2 of 2/.test(text)) throw new Error(`the upload did not copy 2 files: ${text}`);
+      await panel.getByRole('button', { name: 'Close' }).click();
+      for (const f of files) if (!readFileSync(join(photos, 'Uploads', f.name)).equals(f.buffer)) throw new Error(`${f.name} is not in the folder, byte for byte`);
+      await waitFor(async () => (await api().call('queue', { query: { state: 'synced', q: 'Uploaded scan', limit: 10 } })).items.filter((x) => x.copies.every((c) => c.state === 'synced') && x.copies.length === 2).length === 2, {
+        timeout: 60_000,
+        what: 'the uploaded files safe on NAS and Cloud',
+      });
+    });
+
     await test('deletes a file by mistake and restores it', async () => {
       const victim = join(photos, 'Warehouse', 'Object 0005.jpg');
       const bytes = readFileSync(victim);
@@ -236,9 +278,19 @@ export default async function operatorDay(t) {
         await dialog.getByLabel('Kind of storage').selectOption('minio');
         await dialog.getByLabel('Name').fill('Second NAS');
         await dialog.getByLabel('Address').fill(third.endpoint);
+        // the bucket is asked for with the address, with no made-up default
+        const bucket = dialog.getByLabel('Bucket', { exact: true });
+        await bucket.waitFor({ timeout: 5000 });
+        if ((await bucket.inputValue()) !== '') throw new Error(`the bucket is filled in already: "${await bucket.inputValue()}"`);
         // s3rver checks the access key id (it does not verify v4 signatures): a wrong key must fail
         await dialog.getByLabel('Access key').fill('WRONG-KEY-ID');
         await dialog.getByLabel('Secret key').fill('S3RVER');
+        await dialog.getByRole('button', { name: 'Test connection' }).click();
+        const missing = dialog.locator('.field-error', { hasText: /bucket/i });
+        await missing.waitFor({ timeout: 5000 });
+        if (!/Give the name of the bucket/.test(await missing.innerText())) throw new Error(`a missing bucket is not a sentence: ${await missing.innerText()}`);
+        await shot(page, shots, '03-destinations-add');
+        await bucket.fill(third.target('x').bucket);
         await dialog.getByRole('button', { name: 'Test connection' }).click();
         const result = dialog.locator('.test-result');
         await result.waitFor({ timeout: 30_000 });
@@ -265,6 +317,80 @@ export default async function operatorDay(t) {
       } finally {
         await third.dispose();
       }
+    });
+
+    let shared;
+    await test('chooses who can open links: the local network, and the link opens from another address of this computer', async () => {
+      await go('sharing');
+      const reach = page.locator('.reach-card');
+      await reach.waitFor({ timeout: 10_000 });
+      // the default, said in words
+      await reach.getByText('Only on this computer').first().waitFor({ timeout: 5000 });
+      await reach.getByLabel(/The local network/).check();
+      await reach.getByRole('button', { name: 'Use this choice' }).click();
+      const addr = otherAddress();
+      if (!addr) {
+        // No network here: a link could only open on this computer, and the page must say so.
+        await reach.locator('.reach-now', { hasText: 'Only on this computer' }).waitFor({ timeout: 15_000 });
+        throw new Skip('this computer has no address but loopback: the link from another address of this computer is left out');
+      }
+      await reach.locator('.reach-now', { hasText: 'Anyone on the local network with the link' }).waitFor({ timeout: 15_000 });
+      if ((await api().call('getConfig')).server.downloadHost !== '0.0.0.0') throw new Error('the download server does not listen on the local network');
+      const form = page.locator('form', { has: page.getByLabel('File', { exact: true }) });
+      await form.getByLabel('File', { exact: true }).fill('Object 0001');
+      const pick = form.locator('.pick-list button', { hasText: 'Collection photos/Gallery 2/Object 0001.jpg' });
+      await pick.waitFor({ timeout: 10_000 });
+      if (!/photos\/Gallery 2\/Object 0001\.jpg/.test(await form.locator('.pick-list li').first().innerText())) throw new Error('the file list does not show the id form of the key next to the name');
+      await pick.click();
+      await form.getByRole('button', { name: 'Make link' }).click();
+      const created = page.locator('.created-link');
+      await created.waitFor({ timeout: 10_000 });
+      await created.getByText('Anyone on the local network with the link').waitFor();
+      shared = await created.getByLabel('The new link').inputValue();
+      const row = page.locator('.table tbody tr', { hasText: 'Collection photos/Gallery 2/Object 0001.jpg' }).first();
+      await row.getByText('Anyone on the local network with the link').waitFor({ timeout: 10_000 });
+      // the picture shows the new link and the list, each saying who can open it, without old messages on top
+      for (const b of await page.locator('.toasts button[aria-label="Dismiss"]').all()) await b.click({ timeout: 1000 }).catch(() => undefined);
+      await page.locator('#main').evaluate((main) => {
+        const top = main.querySelector('.created-link').getBoundingClientRect().top;
+        main.scrollTop += top - main.getBoundingClientRect().top - 160;
+      });
+      await shot(page, shots, '07-sharing-local-network');
+      const u = new URL(shared);
+      if (u.hostname !== addr) throw new Error(`the link uses ${u.hostname}, this computer's address on the network is ${addr}`);
+      const original = readFileSync(join(photos, 'Gallery 2', 'Object 0001.jpg'));
+      const r = await fetch(shared, { signal: AbortSignal.timeout(15_000) });
+      const body = Buffer.from(await r.arrayBuffer());
+      if (r.status !== 200 || !body.equals(original)) throw new Error(`the link did not open at ${addr}: ${r.status}`);
+      console.log(`      opened ${u.origin}${u.pathname} at ${addr}`);
+    });
+
+    await test('back to "this computer only": every link says so in words', async () => {
+      await go('sharing');
+      const reach = page.locator('.reach-card');
+      await reach.getByLabel(/This computer only/).check();
+      await reach.getByRole('button', { name: 'Use this choice' }).click();
+      await reach.locator('.reach-now', { hasText: 'Only on this computer' }).waitFor({ timeout: 15_000 });
+      const row = page.locator('.table tbody tr', { hasText: 'Collection photos/Gallery 2/Object 0001.jpg' }).first();
+      await row.getByText('Only on this computer').waitFor({ timeout: 10_000 });
+      const links = await api().call('listLinks', {});
+      if (!links.length || !links.every((l) => l.reach === 'this-computer' && new URL(l.url).hostname === '127.0.0.1')) throw new Error(`links still point beyond this computer: ${links.map((l) => l.url)}`);
+      const addr = otherAddress();
+      if (addr && shared) {
+        const port = new URL(shared).port;
+        const r = await fetch(`http://${addr}:${port}/health`, { signal: AbortSignal.timeout(5000) }).then((x) => x.status, (e) => String(e.cause?.code ?? e));
+        if (r === 200) throw new Error(`the download server still answers on ${addr}`);
+      }
+    });
+
+    await test('the CLI takes a file by its folder name or its folder id, and says who can open the link', async () => {
+      const cli = (...args) => run(process.execPath, [join(t.root, 'bin', 'triplicate.mjs'), 'link', ...args, '--url', engine.adminUrl, '--token', engine.token], { cwd: t.root, timeout: 60_000 });
+      const byName = await cli('create', 'Collection photos/Gallery 2/Object 0002.jpg', '--ttl', '1h');
+      const a = JSON.parse(byName.stdout.trim());
+      if (a.key !== 'photos/Gallery 2/Object 0002.jpg') throw new Error(`the name form made a link to ${a.key}`);
+      if (!byName.stderr.includes('Only on this computer')) throw new Error(`the CLI does not say who can open the link: ${byName.stderr}`);
+      const byId = await cli('create', 'photos/Gallery 2/Object 0002.jpg', '--ttl', '1h');
+      if (JSON.parse(byId.stdout.trim()).key !== a.key) throw new Error('the id form names another file');
     });
 
     await test('signs in with the console password in a browser without the token', async () => {

@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState, type ReactNode } from 'react';
 import { useShallow } from 'zustand/react/shallow';
-import { DropZone } from './components/DropZone';
+import { DropZone, UploadButton } from './components/DropZone';
 import { HealthBadge, type Health } from './components/ui';
 import { formatTime } from './lib/format';
 import { ActivityPage } from './pages/Activity';
@@ -126,6 +126,10 @@ function Shell() {
             ))}
           </ul>
         </nav>
+        {/* The whole window takes dropped files; a touch screen needs a button. */}
+        <div className="sidebar-upload">
+          <UploadButton className="btn btn-small" />
+        </div>
       </aside>
       <div className="main-col">
         <ConnectionBanner />

@@ -1,8 +1,8 @@
 // Handlers for the engine's core routes: status, sync control, roots and targets, queue, events,
 // settings. Other services (downloads, links, media, restore) register their own.
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, realpathSync, statSync } from 'node:fs';
 import { access, constants, readFile } from 'node:fs/promises';
-import { dirname, isAbsolute, join, parse, resolve } from 'node:path';
+import { dirname, isAbsolute, join, parse, resolve, sep } from 'node:path';
 import { homedir } from 'node:os';
 import { z } from 'zod';
 import { isMasked, redactConfig, redactCredentials, rootSchema, targetSchema, type Config, type RootConfig, type TargetConfig } from '../../../shared/config';
@@ -51,6 +51,47 @@ async function checkFolder(path: string, what: string): Promise<string> {
     throw badRequest(describeLocalError(e, `the folder "${abs}"`), ['path']);
   }
   return abs;
+}
+
+const isDir = (p: string) => {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+};
+
+/** The deepest folder that holds every one of these paths. */
+function commonParent(paths: string[]): string {
+  const split = paths.map((p) => p.split(sep));
+  const first = split[0]!;
+  let n = 0;
+  while (n < first.length - 1 && split.every((s) => s.length > n + 1 && s[n] === first[n])) n++;
+  return first.slice(0, n).join(sep) || parse(paths[0]!).root;
+}
+
+/**
+ * Where the web console's folder picker opens: beside the folders already backed up, else the
+ * home folder, unless that is Triplicate's own data folder (a service user such as
+ * /var/lib/triplicate), then the usual places for shared media.
+ */
+function pickerStart(engine: Engine): string {
+  const roots = engine.cfg.roots.map((r) => resolve(r.path)).filter(isDir);
+  if (roots.length) return commonParent(roots);
+  const home = homedir();
+  let ownHome = false;
+  try {
+    ownHome = engine.ownData.covers(realpathSync(home));
+  } catch {}
+  if (home && isDir(home) && !ownHome) return home;
+  const media = ['/srv', '/mnt', '/media', '/home'].find((p) => {
+    try {
+      return readdirSync(p, { withFileTypes: true }).some((d) => d.isDirectory() && !d.name.startsWith('.'));
+    } catch {
+      return false;
+    }
+  });
+  return media ?? parse(resolve(home || '.')).root;
 }
 
 /** Merge a target edit over the stored one; a masked secret keeps the stored value. */
@@ -226,7 +267,7 @@ export function coreHandlers(engine: Engine, admin: AdminServer): Handlers {
       return { file, lines };
     },
     listDirs: ({ query }) => {
-      const path = resolve(query.path || homedir());
+      const path = resolve(query.path || pickerStart(engine));
       let entries: string[];
       try {
         entries = readdirSync(path, { withFileTypes: true })

@@ -37,7 +37,7 @@ import { BoostWhileBusy, PROXY_HEAP_GROWING_PERCENT } from '../heap';
 import { log } from '../log';
 import { errorText } from '../util';
 import { PRIVATE_FILE_MODE } from '../private-files';
-import { HttpError } from './router';
+import { isAnyAddress, isLoopback } from '../../../shared/config';
 import { encodeKeyPath, grantCovers, linkablePaths, LinkError, parseScope, type Grant, type Links } from './links';
 import { contentDisposition, decodeKeyPath, multipartFraming, planResponse, weakEtag, type Plan, type Representation, type Span } from './ranges';
 import { clientAddress, RateFloor, Slots, type Slot } from './slots';
@@ -309,6 +309,8 @@ export class DownloadServer implements EngineService {
   private offBus: (() => void) | null = null;
   private boundPort = 0;
   private boundHost = '';
+  /** The host as the config names it ("localhost", "0.0.0.0"...), to compare with the next config. */
+  private askedHost = '';
 
   constructor(
     private readonly links: Links,
@@ -337,11 +339,45 @@ export class DownloadServer implements EngineService {
 
   async start(engine: Engine): Promise<void> {
     this.engine = engine;
-    const cfg = engine.cfg.server;
-    const host = this.opts.host ?? cfg.downloadHost;
-    const port = this.opts.port ?? cfg.downloadPort;
     this.access = new AccessLog(join(engine.dataDir, 'logs', 'download-access.jsonl'));
     this.access.open();
+    const { host, port } = this.wanted();
+    try {
+      this.take(await this.listen(host, port), host);
+    } catch (e) {
+      // Backups matter more than sharing: the engine runs on, without downloads, and says why.
+      this.listenFailed(e, host, port);
+    }
+    this.floor.start();
+    this.offBus = engine.bus.on((e) => {
+      if (e.type !== 'config') return;
+      this.retireChangedBackends();
+      // A hand edit of server.downloadHost or downloadPort takes effect without a restart.
+      void this.rebind().catch((err: unknown) => this.listenFailed(err, this.wanted().host, this.wanted().port));
+    });
+  }
+
+  /** Where the config says to listen (an explicit option wins). */
+  private wanted(): { host: string; port: number } {
+    const cfg = this.engine.cfg.server;
+    return { host: this.opts.host ?? cfg.downloadHost, port: this.opts.port ?? cfg.downloadPort };
+  }
+
+  private listenFailed(e: unknown, host: string, port: number): void {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why =
+      code === 'EADDRINUSE'
+        ? `port ${port} on ${host} is already used by another program. Choose another download port in the settings (server.downloadPort; 0 picks a free one) and restart Triplicate`
+        : code === 'EADDRNOTAVAIL'
+          ? `this computer has no address ${host}. Set server.downloadHost to 0.0.0.0 (every network) or 127.0.0.1 and restart Triplicate`
+          : code === 'EACCES'
+            ? `Triplicate may not use port ${port}. Choose a port above 1024 (server.downloadPort) and restart Triplicate`
+            : `the server could not start (${errorText(e)}). Restart Triplicate; if it keeps happening, send the diagnostics to your support contact`;
+    this.engine.bus.record({ level: 'error', kind: 'download-server', message: `Downloads and shared links are off: ${why}.`, detail: errorText(e) });
+  }
+
+  /** A new listener on host:port (the handlers, limits and socket tracking of this server). Rejects with the listen error. */
+  private async listen(host: string, port: number): Promise<Server> {
     const srv = createServer({ maxHeaderSize: MAX_HEADER_BYTES, headersTimeout: 20_000, requestTimeout: 30_000, keepAliveTimeout: 5_000 }, (req, res) => this.handle(req, res));
     srv.timeout = this.opts.idleTimeoutMs ?? 60_000;
     srv.on('connection', (s: Socket) => {
@@ -363,34 +399,73 @@ export class DownloadServer implements EngineService {
         srv.listen(port, host, () => resolvePromise());
       });
     } catch (e) {
-      // Backups matter more than sharing: the engine runs on, without downloads, and says why.
-      const code = (e as NodeJS.ErrnoException).code;
-      const why =
-        code === 'EADDRINUSE'
-          ? `port ${port} on ${host} is already used by another program. Choose another download port in the settings (server.downloadPort; 0 picks a free one) and restart Triplicate`
-          : code === 'EADDRNOTAVAIL'
-            ? `this computer has no address ${host}. Set server.downloadHost to 0.0.0.0 (every network) or 127.0.0.1 and restart Triplicate`
-            : code === 'EACCES'
-              ? `Triplicate may not use port ${port}. Choose a port above 1024 (server.downloadPort) and restart Triplicate`
-              : `the server could not start (${errorText(e)}). Restart Triplicate; if it keeps happening, send the diagnostics to your support contact`;
-      engine.bus.record({ level: 'error', kind: 'download-server', message: `Downloads and shared links are off: ${why}.`, detail: errorText(e) });
       srv.close();
-      return;
+      throw e;
     }
+    return srv;
+  }
+
+  private take(srv: Server, asked: string): void {
     this.server = srv;
-    this.floor.start();
     const addr = srv.address() as AddressInfo;
     this.boundPort = addr.port;
     this.boundHost = addr.address;
-    engine.endpoints.downloadUrl = this.localUrl();
-    this.offBus = engine.bus.on((e) => {
-      if (e.type === 'config') this.retireChangedBackends();
-    });
+    this.askedHost = asked;
+    this.engine.endpoints.downloadUrl = this.localUrl();
   }
+
+  private rebinding: Promise<void> = Promise.resolve();
+
+  /**
+   * Listen where the config says (or on `to`), without a restart of the engine: the new listener
+   * takes over, the old one stops taking connections (downloads in flight go on, unless the new
+   * place is this computer only). Port 0 in the config keeps the port in use, so links keep
+   * their port. When the new place cannot be had, the old one is taken back and the listen
+   * error is thrown (its `code`: EADDRINUSE when another program has the port). One at a time.
+   */
+  rebind(to?: { host: string; port?: number }): Promise<void> {
+    const run = this.rebinding.then(() => this.rebindNow(to));
+    this.rebinding = run.catch(() => undefined);
+    return run;
+  }
+
+  private async rebindNow(to?: { host: string; port?: number }): Promise<void> {
+    const want = to ? { host: to.host, port: to.port ?? this.wanted().port } : this.wanted();
+    const port = want.port || this.boundPort;
+    if (this.server && want.host === this.askedHost && port === this.boundPort) return;
+    const old = this.server;
+    const before = { host: this.askedHost, port: this.boundPort };
+    if (old) {
+      old.close();
+      old.closeIdleConnections();
+    }
+    this.server = null;
+    try {
+      this.take(await this.listen(want.host, port), want.host);
+    } catch (e) {
+      if (old) {
+        // Take the old place back; the caller says why nothing changed.
+        try {
+          this.take(await this.listen(before.host, before.port), before.host);
+        } catch (again) {
+          this.engine.endpoints.downloadUrl = undefined;
+          this.listenFailed(again, before.host, before.port);
+        }
+      }
+      throw e;
+    }
+    if (old && isLoopback(want.host)) old.closeAllConnections();
+    log.info(`download server: now listening on ${this.listening()}`);
+    this.onRebound?.();
+  }
+
+  /** Called after the listener moved (the tunnel follows the local URL). */
+  onRebound?: () => void;
 
   async stop(): Promise<void> {
     this.offBus?.();
     this.floor.stop();
+    await this.rebinding;
     const srv = this.server;
     this.server = null;
     if (srv) {
@@ -399,6 +474,7 @@ export class DownloadServer implements EngineService {
       srv.closeAllConnections();
       await closed;
     }
+    for (const s of this.sockets) s.destroy();
     this.links.flush();
     this.proxyHeap.release();
     for (const { backend } of this.backends.values()) backend.close?.();
@@ -407,27 +483,40 @@ export class DownloadServer implements EngineService {
     await this.access?.close();
   }
 
+  /** `host:port` the server listens on, or undefined while it is off. */
+  listening(): string | undefined {
+    if (!this.server) return undefined;
+    const h = this.boundHost.includes(':') ? `[${this.boundHost}]` : this.boundHost;
+    return `${h}:${this.boundPort}`;
+  }
+
+  /** The host the server was asked to listen on (as in the config), while it listens. */
+  get host(): string | undefined {
+    return this.server ? this.askedHost : undefined;
+  }
+
   /** The URL of the server on this machine (what cloudflared forwards to). */
   localUrl(): string {
     if (!this.boundPort) throw new Error('the download server is not listening');
     const h = this.boundHost;
-    const host = h === '0.0.0.0' || h === '::' || h === '' ? '127.0.0.1' : h.includes(':') ? `[${h}]` : h;
+    const host = isAnyAddress(h) ? '127.0.0.1' : h.includes(':') ? `[${h}]` : h;
     return `http://${host}:${this.boundPort}`;
   }
 
-  /** The URL people on the LAN use: the bound address, or this machine's LAN address when bound to all. */
-  lanUrl(): string {
-    if (!this.server) throw new HttpError(503, 'downloads_off', 'Downloads are off, so a link would not open: the download server could not start. The Activity page says why.');
+  /**
+   * The URL people on the LAN use: the bound address, or this machine's LAN address when bound to
+   * all; undefined when the server listens on loopback only or the machine has no LAN address.
+   */
+  lanUrl(): string | undefined {
+    if (!this.server) return undefined;
     let host = this.boundHost;
-    if (host === '0.0.0.0' || host === '::' || host === '') {
-      host = '127.0.0.1';
-      for (const list of Object.values(networkInterfaces())) {
-        const v4 = list?.find((i) => i.family === 'IPv4' && !i.internal);
-        if (v4) {
-          host = v4.address;
-          break;
-        }
-      }
+    if (isLoopback(host)) return undefined;
+    if (isAnyAddress(host)) {
+      const v4 = Object.values(networkInterfaces())
+        .flatMap((list) => list ?? [])
+        .find((i) => i.family === 'IPv4' && !i.internal);
+      if (!v4) return undefined;
+      host = v4.address;
     } else if (host.includes(':')) host = `[${host}]`;
     return `http://${host}:${this.boundPort}`;
   }

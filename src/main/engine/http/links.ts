@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { SignJWT, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { Statement } from 'better-sqlite3';
-import type { CreateLinkRequest, LinkInfo } from '../../../shared/api';
+import type { CreateLinkRequest, LinkInfo, LinkReach } from '../../../shared/api';
 import { KeyError, normalizeRelPath, parseFileKey } from '../../../shared/keys';
 import type { Engine } from '../engine';
 import type { PathFilter } from '../sync/filter';
@@ -35,6 +35,13 @@ export interface LinkRow {
   note: string | null;
   downloads: number;
   last_used_at: number | null;
+}
+
+/** Where links point now and who can open them; no `url` when no link would work (`problem` says why). */
+export interface LinkBase {
+  reach: LinkReach;
+  url?: string;
+  problem?: string;
 }
 
 /** What a good token grants. Times in ms. */
@@ -137,8 +144,8 @@ export class Links {
 
   constructor(
     private readonly engine: Engine,
-    /** Where links point: the tunnel's public URL, else server.publicBaseUrl, else the LAN URL. */
-    private readonly baseUrl: () => string,
+    /** Where links point now (sharing.ts): the tunnel, the local network or this computer. */
+    private readonly base: () => LinkBase,
   ) {
     const db = engine.catalog.db;
     this.s = {
@@ -192,7 +199,9 @@ export class Links {
     if (!parsed.prefix && !linkablePaths(this.engine, parsed.rootId)(parsed.relPath)) {
       throw badRequest(`"${parsed.scope}" is left out of the backups by the include/exclude rules of the folder ${root.label}, so a link would not open it. Change the folder's rules first if it should be shared.`, ['key']);
     }
-    this.baseUrl(); // throws (with a sentence) when links could not open anyway: before anything is stored
+    const base = this.base();
+    // Before anything is stored: a link that could not open is never handed out.
+    if (!base.url) throw new HttpError(503, 'no_link', `No link was made. ${base.problem ?? ''}`.trim());
     const nowS = Math.floor(now / 1000);
     const row: LinkRow = {
       id: newLinkId(),
@@ -260,14 +269,17 @@ export class Links {
   }
 
   private async info(row: LinkRow): Promise<LinkInfo> {
+    const base = this.base();
     const out: LinkInfo = {
       id: row.id,
       key: row.scope,
-      url: `${this.baseUrl().replace(/\/+$/, '')}/files/${encodeKeyPath(row.scope)}?token=${await this.tokenFor(row)}`,
+      url: base.url ? `${base.url.replace(/\/+$/, '')}/files/${encodeKeyPath(row.scope)}?token=${await this.tokenFor(row)}` : '',
+      reach: base.reach,
       created_at: row.created_at,
       expires_at: row.expires_at,
       downloads: row.downloads + (this.uses.get(row.id)?.n ?? 0),
     };
+    if (!base.url) out.unavailable = `This link cannot be opened now. ${base.problem ?? ''}`.trim();
     if (row.revoked_at) out.revoked_at = row.revoked_at;
     if (row.note) out.note = row.note;
     return out;

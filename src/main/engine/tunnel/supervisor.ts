@@ -17,7 +17,7 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { TunnelStatus } from '../../../shared/api';
-import { isMasked } from '../../../shared/config';
+import { isMasked, type Config } from '../../../shared/config';
 import type { Engine, EngineService } from '../engine';
 import { log } from '../log';
 import { errorText } from '../util';
@@ -152,11 +152,19 @@ export class TunnelSupervisor implements EngineService {
 
   /** `POST /api/admin/tunnel`: save the tunnel settings and apply them. */
   async set(body: { mode?: unknown; token?: unknown; hostname?: unknown; cloudflaredPath?: unknown }): Promise<TunnelStatus> {
+    const next = this.settingsFrom(body);
+    await this.engine.applyConfig({ ...this.engine.cfg, tunnel: next });
+    await this.refresh();
+    return this.status();
+  }
+
+  /** The tunnel settings a request asks for, checked (400 with a sentence), not yet saved. */
+  settingsFrom(body: { mode?: unknown; token?: unknown; hostname?: unknown; cloudflaredPath?: unknown }): Config['tunnel'] {
     if (body?.cloudflaredPath !== undefined && body.cloudflaredPath !== this.engine.cfg.tunnel.cloudflaredPath) throw programPathError(['tunnel.cloudflaredPath']);
     const mode = body?.mode;
     if (mode !== 'off' && mode !== 'quick' && mode !== 'named') throw badRequest('Choose the tunnel mode: off, quick (no account) or named (your Cloudflare tunnel).', ['mode']);
     const cur = this.engine.cfg.tunnel;
-    const next = { ...cur, mode };
+    const next: Config['tunnel'] = { ...cur, mode: mode as Config['tunnel']['mode'] };
     if (body.token !== undefined) {
       if (typeof body.token !== 'string') throw badRequest('The tunnel token is text copied from the Cloudflare dashboard.', ['token']);
       if (!isMasked(body.token)) next.token = body.token.trim() || undefined;
@@ -170,9 +178,12 @@ export class TunnelSupervisor implements EngineService {
     if (mode === 'named' && !next.token) {
       throw badRequest('A named tunnel needs its token: in the Cloudflare dashboard open Networks → Tunnels, choose the tunnel, and copy the token from the install command.', ['token']);
     }
-    await this.engine.applyConfig({ ...this.engine.cfg, tunnel: next });
-    await this.reconcile();
-    return this.status();
+    return next;
+  }
+
+  /** Bring cloudflared in line with the config and the download server's local URL now. */
+  refresh(): Promise<void> {
+    return this.reconcile();
   }
 
   // ---- the process ---------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-// Drop files or folders anywhere on the window: choose the folder they go into, then watch them
-// copy. Electron hands the engine real paths; a browser streams each file to the engine.
+// Drop files or folders anywhere on the window, or press an Upload files button (a touch screen
+// cannot drop): choose the folder they go into, then watch them copy. Electron hands the engine
+// real paths; a browser streams each file to the engine (the same import either way).
 import { useEffect, useRef, useState } from 'react';
 import { useShallow } from 'zustand/react/shallow';
 import { ImportJob, type ImportProgress } from '../lib/importer';
@@ -8,7 +9,47 @@ import { isElectron } from '../lib/transport';
 import { useApp } from '../store';
 import { Dialog, Field, ProgressBar } from './ui';
 
-type Pending = { kind: 'paths'; paths: string[] } | { kind: 'entries'; entries: FileSystemEntry[]; count: number } | { kind: 'files'; files: File[] };
+type Pending = ({ kind: 'paths'; paths: string[] } | { kind: 'entries'; entries: FileSystemEntry[]; count: number } | { kind: 'files'; files: File[] }) & {
+  /** chosen with a button (not dropped), for this folder when the button belongs to one */
+  chosen?: { root?: string };
+};
+
+/** Set by the mounted DropZone: the Upload files buttons hand it the chosen files. */
+let offerFiles: ((p: Pending) => void) | null = null;
+
+/** Files from a file input, as a drop would give them (Electron: real paths, so the engine copies them). */
+function pendingOf(files: File[], root?: string): Pending {
+  if (isElectron()) {
+    const paths = window.triplicate!.pathsForFiles(files).filter(Boolean);
+    if (paths.length === files.length) return { kind: 'paths', paths, chosen: { root } };
+  }
+  return { kind: 'files', files, chosen: { root } };
+}
+
+/** "Upload files": a file chooser (several files at once) that leads to the same dialog and copy as a drop. */
+export function UploadButton({ root, className = 'btn' }: { root?: string; className?: string }) {
+  const input = useRef<HTMLInputElement>(null);
+  return (
+    <>
+      <button type="button" className={className} onClick={() => input.current?.click()}>
+        Upload files
+      </button>
+      <input
+        ref={input}
+        type="file"
+        multiple
+        hidden
+        tabIndex={-1}
+        aria-hidden="true"
+        onChange={(e) => {
+          const files = [...(e.target.files ?? [])];
+          e.target.value = ''; // the same files can be chosen again
+          if (files.length > 0) offerFiles?.(pendingOf(files, root));
+        }}
+      />
+    </>
+  );
+}
 
 const LAST_ROOT_KEY = 'triplicate.lastDropRoot';
 
@@ -21,6 +62,13 @@ export function DropZone() {
   const [pending, setPending] = useState<Pending | null>(null);
   const [job, setJob] = useState<ImportJob | null>(null);
   const depth = useRef(0);
+
+  useEffect(() => {
+    offerFiles = setPending;
+    return () => {
+      if (offerFiles === setPending) offerFiles = null;
+    };
+  }, []);
 
   useEffect(() => {
     const enter = (e: DragEvent) => {
@@ -104,16 +152,17 @@ export function DropZone() {
 function ChooseRoot({ pending, onCancel, onStart }: { pending: Pending; onCancel: () => void; onStart: (root: string, label: string, sub: string) => void }) {
   const roots = useApp(useShallow((s) => (s.roots ?? []).filter((r) => r.enabled)));
   const [root, setRoot] = useState(() => {
-    const last = localStorage.getItem(LAST_ROOT_KEY);
+    const last = pending.chosen?.root ?? localStorage.getItem(LAST_ROOT_KEY);
     return roots.find((r) => r.id === last)?.id ?? roots[0]?.id ?? '';
   });
   const [sub, setSub] = useState('');
   const n = pending.kind === 'paths' ? pending.paths.length : pending.kind === 'files' ? pending.files.length : pending.count;
+  const title = pending.chosen ? `Back up ${formatCount(n)} chosen ${plural(n, 'file', 'files')}` : `Back up ${formatCount(n)} dropped ${plural(n, 'item', 'items')}`;
   return (
-    <Dialog title={`Back up ${formatCount(n)} dropped ${plural(n, 'item', 'items')}`} onClose={onCancel}>
+    <Dialog title={title} onClose={onCancel}>
       {roots.length === 0 ? (
         <div className="dialog-body">
-          <p>Add a folder on the Folders page first; dropped files are copied into it.</p>
+          <p>Add a folder on the Folders page first; the files are copied into it.</p>
           <div className="dialog-actions">
             <button type="button" className="btn btn-primary" onClick={onCancel}>
               OK
@@ -142,7 +191,7 @@ function ChooseRoot({ pending, onCancel, onStart }: { pending: Pending; onCancel
           <Field label="Sub-folder (optional)" hint="e.g. 2025/Donation Smith. Created if it does not exist.">
             {(p) => <input {...p} type="text" value={sub} onChange={(e) => setSub(e.target.value)} />}
           </Field>
-          <p className="hint">The files are copied; the ones you dropped stay where they are. A file that already exists with other content is not replaced.</p>
+          <p className="hint">The files are copied; the ones you {pending.chosen ? 'chose' : 'dropped'} stay where they are. A file that already exists with other content is not replaced.</p>
           <div className="dialog-actions">
             <button type="button" className="btn" onClick={onCancel}>
               Cancel

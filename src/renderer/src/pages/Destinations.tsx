@@ -250,7 +250,7 @@ function initialForm(t: TargetInfo | undefined, presets: ProviderPresetInfo[]): 
   if (t?.kind === 'folder')
     return { preset: 'folder', label: t.label, endpoint: '', accessKeyId: '', secretAccessKey: '', bucket: '', region: '', prefix: t.prefix, pathStyle: false, path: t.path, priority: t.priority, concurrency: t.concurrency, enabled: t.enabled };
   const p = presets[0] ?? FALLBACK_PRESETS[0]!;
-  return { preset: p.id, label: '', endpoint: '', accessKeyId: '', secretAccessKey: '', bucket: 'triplicate', region: p.region, prefix: '', pathStyle: p.pathStyle, path: '', priority: 10, concurrency: 4, enabled: true };
+  return { preset: p.id, label: '', endpoint: '', accessKeyId: '', secretAccessKey: '', bucket: '', region: p.region, prefix: '', pathStyle: p.pathStyle, path: '', priority: 10, concurrency: 4, enabled: true };
 }
 
 function TargetDialog({ target, presets, onClose }: { target?: TargetInfo; presets: ProviderPresetInfo[]; onClose: () => void }) {
@@ -296,9 +296,10 @@ function TargetDialog({ target, presets, onClose }: { target?: TargetInfo; prese
     const errs: Record<string, string> = {};
     if (!r.success) for (const i of r.error.issues) errs[i.path.join('.')] ??= i.message;
     if (!isFolder && f.preset !== 'aws' && !f.endpoint.trim()) errs.endpoint = 'the address is needed for every provider but Amazon';
+    if (!isFolder && !f.bucket.trim()) errs.bucket = 'Give the name of the bucket: without it Triplicate does not know where to put the copies.';
     setErrors(errs);
     if (Object.keys(errs).length > 0) {
-      if (errs.bucket || errs.region || errs.prefix) setAdvanced(true);
+      if (errs.region || errs.prefix) setAdvanced(true);
       return false;
     }
     return true;
@@ -376,9 +377,14 @@ function TargetDialog({ target, presets, onClose }: { target?: TargetInfo; prese
           </Field>
         ) : (
           <>
-            <Field label="Address" hint={preset?.endpointHint ? `For example ${preset.endpointHint}` : undefined} error={errors.endpoint}>
-              {(p) => <input {...p} type="url" className="mono" value={f.endpoint} onChange={(e) => set('endpoint', e.target.value)} spellCheck={false} autoComplete="off" />}
-            </Field>
+            <div className="form-row">
+              <Field label="Address" hint={preset?.endpointHint ? `For example ${preset.endpointHint}` : undefined} error={errors.endpoint}>
+                {(p) => <input {...p} type="url" className="mono" value={f.endpoint} onChange={(e) => set('endpoint', e.target.value)} spellCheck={false} autoComplete="off" />}
+              </Field>
+              <Field label="Bucket" hint="The storage space inside the account; make it at the provider first." error={errors.bucket}>
+                {(p) => <input {...p} type="text" className="mono" value={f.bucket} onChange={(e) => set('bucket', e.target.value)} spellCheck={false} autoComplete="off" placeholder="museum-backup" />}
+              </Field>
+            </div>
             <div className="form-row">
               <Field label="Access key" error={errors['credentials.accessKeyId']}>
                 {(p) => <input {...p} type="text" className="mono" value={f.accessKeyId} onChange={(e) => set('accessKeyId', e.target.value)} spellCheck={false} autoComplete="off" />}
@@ -395,14 +401,9 @@ function TargetDialog({ target, presets, onClose }: { target?: TargetInfo; prese
         {advanced ? (
           <div className="advanced">
             {!isFolder ? (
-              <div className="form-row">
-                <Field label="Bucket" hint="The storage space inside the account; create it at the provider first." error={errors.bucket}>
-                  {(p) => <input {...p} type="text" className="mono" value={f.bucket} onChange={(e) => set('bucket', e.target.value)} spellCheck={false} />}
-                </Field>
-                <Field label="Region" error={errors.region}>
-                  {(p) => <input {...p} type="text" className="mono" value={f.region} onChange={(e) => set('region', e.target.value)} spellCheck={false} />}
-                </Field>
-              </div>
+              <Field label="Region" error={errors.region}>
+                {(p) => <input {...p} type="text" className="mono" value={f.region} onChange={(e) => set('region', e.target.value)} spellCheck={false} />}
+              </Field>
             ) : null}
             <div className="form-row">
               <Field label="Sub-folder" hint='Optional, ends with "/", e.g. museum/' error={errors.prefix}>

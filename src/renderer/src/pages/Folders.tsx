@@ -1,5 +1,6 @@
 import { useState } from 'react';
 import type { RootInfo } from '../../../shared/api';
+import { UploadButton } from '../components/DropZone';
 import { FolderPicker } from '../components/FolderPicker';
 import { ConfirmDialog, Dialog, EmptyState, ErrorNote, Field, Loading, PageHeader } from '../components/ui';
 import { toShownError, type ShownError } from '../lib/errors';
@@ -15,11 +16,12 @@ export function FoldersPage() {
   return (
     <>
       <PageHeader title="Folders">
+        {roots && roots.length > 0 ? <UploadButton /> : null}
         <button type="button" className="btn btn-primary" onClick={() => setAdding(true)}>
           Add a folder
         </button>
       </PageHeader>
-      <p className="lead">The folders whose photos and videos Triplicate keeps safe. New files in them are copied to every destination.</p>
+      <p className="lead">The folders whose photos and videos Triplicate keeps safe. New files in them are copied to every destination. To add files, drop them anywhere on this window or press Upload files.</p>
       {!roots ? <Loading what="folders" /> : null}
       {roots && roots.length === 0 ? (
         <EmptyState title="No folders yet">
@@ -37,6 +39,9 @@ export function FoldersPage() {
               <p className="mono path" title={r.path}>
                 {r.path}
               </p>
+              <p className="muted">
+                Id for links and the command line: <span className="mono">{r.id}</span> (the name works too)
+              </p>
               <p>
                 <strong>{formatCount(r.files)}</strong> {plural(r.files, 'file', 'files')} · {formatBytes(r.bytes)}
                 {!r.enabled ? ' · turned off' : ''}
@@ -46,6 +51,7 @@ export function FoldersPage() {
               {r.problem ? <ErrorNote message={r.problem} /> : null}
             </div>
             <div className="root-actions">
+              {r.enabled ? <UploadButton root={r.id} /> : null}
               <button type="button" className="btn" onClick={() => void run((c) => c.call('initialSync', { body: { root: r.id } }), `Looking for new files in ${r.label}.`)}>
                 Check for new files
               </button>

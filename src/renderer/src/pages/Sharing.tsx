@@ -1,5 +1,7 @@
 import { useCallback, useEffect, useState } from 'react';
-import type { FileRecord, LinkInfo, TunnelStatus } from '../../../shared/api';
+import { useShallow } from 'zustand/react/shallow';
+import { LINK_REACH_WORDS, type FileRecord, type LinkInfo, type LinkReach, type SharingStatus, type TunnelStatus } from '../../../shared/api';
+import { KeyError, keyWithLabel, resolveKeyForm } from '../../../shared/keys';
 import { ConfirmDialog, CopyButton, ErrorNote, Field, Loading, NotAvailable, PageHeader } from '../components/ui';
 import { isNotAvailable, toShownError, type ShownError } from '../lib/errors';
 import { formatRelative, formatTime } from '../lib/format';
@@ -20,6 +22,7 @@ export function SharingPage() {
   const [rotating, setRotating] = useState(false);
   const [showOld, setShowOld] = useState(false);
 
+  const roots = useApp(useShallow((st) => st.roots ?? []));
   const load = useCallback(async () => {
     try {
       setLinks(await api().call('listLinks', { query: { include_expired: showOld } }));
@@ -37,7 +40,7 @@ export function SharingPage() {
     <>
       <PageHeader title="Sharing" />
       <p className="lead">Send someone a link to one file. The link stops working when it expires or when you revoke it, and it never shows anything else.</p>
-      <TunnelCard />
+      <ReachCard onChanged={() => void load()} />
       {state === 'unavailable' ? (
         <NotAvailable feature="Sharing links" />
       ) : (
@@ -59,6 +62,7 @@ export function SharingPage() {
                 <thead>
                   <tr>
                     <th scope="col">File</th>
+                    <th scope="col">Who can open it</th>
                     <th scope="col">Works until</th>
                     <th scope="col">Note</th>
                     <th scope="col">
@@ -71,13 +75,16 @@ export function SharingPage() {
                     const dead = l.revoked_at !== undefined || l.expires_at < Date.now();
                     return (
                       <tr key={l.id} className={dead ? 'is-off' : undefined}>
-                        <td className="break">{l.key}</td>
+                        <td className="break">
+                          <KeyShown k={l.key} roots={roots} />
+                        </td>
+                        <td>{dead ? <span className="muted">Nobody</span> : <Reach link={l} />}</td>
                         <td>{l.revoked_at ? `Revoked ${formatTime(l.revoked_at)}` : `${formatTime(l.expires_at)} (${formatRelative(l.expires_at)})`}</td>
                         <td>{l.note}</td>
                         <td className="row-buttons">
                           {!dead ? (
                             <>
-                              <CopyButton text={l.url} label="Copy link" />
+                              {l.url ? <CopyButton text={l.url} label="Copy link" /> : null}
                               <button type="button" className="btn btn-small btn-ghost" onClick={() => setRevoking(l)}>
                                 Revoke
                               </button>
@@ -109,7 +116,7 @@ export function SharingPage() {
             void load();
           }}
         >
-          <p>Anyone who has the link for {revoking.key} can no longer download it. The file itself is not touched.</p>
+          <p>Anyone who has the link for {keyWithLabel(revoking.key, roots)} can no longer download it. The file itself is not touched.</p>
         </ConfirmDialog>
       ) : null}
       {rotating ? (
@@ -132,7 +139,25 @@ export function SharingPage() {
   );
 }
 
+/** A key as the operator sees it (the folder's name), with the id form the API and the CLI also take. */
+function KeyShown({ k, roots }: { k: string; roots: { id: string; label: string }[] }) {
+  const named = keyWithLabel(k, roots);
+  return (
+    <>
+      {named}
+      {named !== k ? <span className="key-id mono">{k}</span> : null}
+    </>
+  );
+}
+
+/** Who can open a link, in words; or why it cannot be opened now. */
+function Reach({ link }: { link: LinkInfo }) {
+  if (!link.url) return <span className="field-error">{link.unavailable ?? 'It cannot be opened now.'}</span>;
+  return <span className={`reach reach-${link.reach}`}>{LINK_REACH_WORDS[link.reach]}</span>;
+}
+
 function NewLink({ onCreated }: { onCreated: () => void }) {
+  const roots = useApp(useShallow((st) => st.roots ?? []));
   const [text, setText] = useState('');
   const [matches, setMatches] = useState<FileRecord[] | null>(null);
   const [key, setKey] = useState('');
@@ -143,7 +168,7 @@ function NewLink({ onCreated }: { onCreated: () => void }) {
 
   useEffect(() => {
     const q = text.trim();
-    if (q.length < 2 || q === key) {
+    if (q.length < 2 || (key && q === keyWithLabel(key, roots))) {
       setMatches(null);
       return;
     }
@@ -158,7 +183,7 @@ function NewLink({ onCreated }: { onCreated: () => void }) {
       clearTimeout(t);
       ctrl.abort();
     };
-  }, [text, key]);
+  }, [text, key, roots]);
 
   return (
     <section className="card" aria-labelledby="new-link-h">
@@ -168,8 +193,15 @@ function NewLink({ onCreated }: { onCreated: () => void }) {
         onSubmit={async (e) => {
           e.preventDefault();
           setError(null);
+          let k = key;
           try {
-            const l = await api().call('createLink', { body: { key: key || text.trim(), ttl_seconds: ttl, note: note.trim() || undefined } });
+            k ||= resolveKeyForm(text.trim(), roots);
+          } catch (err) {
+            if (err instanceof KeyError) return setError({ message: err.message });
+            throw err;
+          }
+          try {
+            const l = await api().call('createLink', { body: { key: k, ttl_seconds: ttl, note: note.trim() || undefined } });
             setCreated(l);
             onCreated();
           } catch (err) {
@@ -177,7 +209,7 @@ function NewLink({ onCreated }: { onCreated: () => void }) {
           }
         }}
       >
-        <Field label="File" hint="Type part of its name and pick it from the list.">
+        <Field label="File" hint={key ? <>Key: <span className="mono">{key}</span> (the form the command line also takes)</> : 'Type part of its name and pick it from the list.'}>
           {(p) => (
             <input
               {...p}
@@ -200,12 +232,13 @@ function NewLink({ onCreated }: { onCreated: () => void }) {
                   className="link-button"
                   onClick={() => {
                     setKey(m.key);
-                    setText(m.key);
+                    setText(keyWithLabel(m.key, roots));
                     setMatches(null);
                   }}
                 >
-                  {m.key}
+                  {keyWithLabel(m.key, roots)}
                 </button>
+                <span className="key-id mono">{m.key}</span>
               </li>
             ))}
           </ul>
@@ -230,7 +263,9 @@ function NewLink({ onCreated }: { onCreated: () => void }) {
         {error ? <ErrorNote message={error.message} detail={error.detail} /> : null}
         {created ? (
           <div className="created-link" role="status">
-            <p>Link ready; it works until {formatTime(created.expires_at)}:</p>
+            <p>
+              Link ready; it works until {formatTime(created.expires_at)}. Who can open it: <Reach link={created} />
+            </p>
             <div className="input-row">
               <input type="text" readOnly className="mono" value={created.url} aria-label="The new link" onFocus={(e) => e.target.select()} />
               <CopyButton text={created.url} label="Copy" />
@@ -243,50 +278,146 @@ function NewLink({ onCreated }: { onCreated: () => void }) {
 }
 
 const TUNNEL_WORDS: Record<TunnelStatus['state'], string> = {
-  stopped: 'Off: links work only inside this network',
+  stopped: 'Off',
   starting: 'Starting…',
-  running: 'On: links work from anywhere',
+  running: 'On',
   restarting: 'Restarting…',
   missing: 'cloudflared is not installed',
   failed: 'Not working',
 };
 
-function TunnelCard() {
-  const tunnel = useApp((s) => s.tunnel);
+const REACH_CHOICES: { reach: LinkReach; label: string; hint: string }[] = [
+  { reach: 'this-computer', label: 'This computer only', hint: 'A link opens only in a browser on this computer (127.0.0.1): for trying a link out.' },
+  {
+    reach: 'local-network',
+    label: 'The local network',
+    hint: 'Anyone on this building’s network who has a link can open it, at this computer’s address on the network. Only the download server listens there: it opens what a link names and nothing else. The console stays on this computer.',
+  },
+  {
+    reach: 'internet',
+    label: 'The internet, through the tunnel',
+    hint: 'Anyone who has a link can open it from anywhere. Cloudflare’s tunnel carries the download server only, never the console; no port is opened on the router.',
+  },
+];
+
+/** Who can open links: the choice, what it means now, and the tunnel when links go through it. */
+function ReachCard({ onChanged }: { onChanged: () => void }) {
+  const tunnel = useApp((st) => st.tunnel);
+  const [status, setStatus] = useState<SharingStatus | null>(null);
   const [unavailable, setUnavailable] = useState(false);
-  const [mode, setMode] = useState<TunnelStatus['mode']>('quick');
+  const [choice, setChoice] = useState<LinkReach | null>(null);
+  const [mode, setMode] = useState<'quick' | 'named'>('quick');
   const [token, setToken] = useState('');
   const [hostname, setHostname] = useState('');
+  const [busy, setBusy] = useState(false);
   const [error, setError] = useState<ShownError | null>(null);
+
+  const load = useCallback(async () => {
+    try {
+      const st = await api().call('sharingStatus');
+      setStatus(st);
+      setChoice((c) => c ?? st.reach);
+    } catch (e) {
+      if (isNotAvailable(e)) setUnavailable(true);
+      else setError(toShownError(e));
+    }
+  }, []);
+  // The tunnel's state decides whether internet links work: follow its events.
   useEffect(() => {
-    if (tunnel) setMode(tunnel.mode === 'off' ? 'quick' : tunnel.mode);
-  }, [tunnel]);
+    void load();
+  }, [load, tunnel?.state, tunnel?.public_url]);
   useEffect(() => {
-    if (!tunnel) api().call('tunnelStatus').then((t) => useApp.setState({ tunnel: t }), (e) => isNotAvailable(e) && setUnavailable(true));
+    if (!tunnel) api().call('tunnelStatus').then((t) => useApp.setState({ tunnel: t }), () => undefined);
+    else if (tunnel.mode !== 'off') setMode(tunnel.mode);
   }, [tunnel]);
+
   if (unavailable)
     return (
       <section className="card">
-        <h2>Links from outside</h2>
-        <NotAvailable feature="The tunnel" />
+        <h2>Who can open links</h2>
+        <NotAvailable feature="Choosing who can open links" />
       </section>
     );
-  const set = async (m: TunnelStatus['mode']) => {
+  if (!status) return <Loading what="who can open links" />;
+
+  const save = async () => {
+    if (!choice) return;
     setError(null);
+    setBusy(true);
     try {
-      useApp.setState({ tunnel: await api().call('setTunnel', { body: { mode: m, token: m === 'named' && token ? token : undefined, hostname: m === 'named' && hostname ? hostname : undefined } }) });
+      const body = choice === 'internet' ? { reach: choice, tunnel: { mode, token: mode === 'named' && token ? token : undefined, hostname: mode === 'named' && hostname ? hostname : undefined } } : { reach: choice };
+      setStatus(await api().call('setLinkReach', { body }));
+      onChanged();
     } catch (e) {
-      setError(isNotAvailable(e) ? { message: 'This version of the backup engine cannot start a tunnel yet.' } : toShownError(e));
+      setError(isNotAvailable(e) ? { message: 'This version of the backup engine cannot change who can open links.' } : toShownError(e));
+    } finally {
+      setBusy(false);
     }
   };
+
   return (
-    <section className="card" aria-labelledby="tunnel-h">
-      <h2 id="tunnel-h">Links from outside</h2>
-      {!tunnel ? <Loading what="the tunnel" /> : null}
-      {tunnel ? (
-        <>
+    <section className="card reach-card" aria-labelledby="reach-h">
+      <h2 id="reach-h">Who can open links</h2>
+      <div className={`reach-now reach-${status.reach}`} role="status">
+        <p>
+          Links work for: <strong>{LINK_REACH_WORDS[status.reach]}</strong>
+          {status.reach === 'this-computer' ? ' (nobody else, even with the link)' : ''}
+        </p>
+        {status.link_base ? (
+          <p className="muted">
+            Links start with <span className="mono">{status.link_base}</span>
+          </p>
+        ) : null}
+        {status.problem ? <p className="field-error">{status.problem}</p> : null}
+      </div>
+      <form
+        className="form"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void save();
+        }}
+      >
+        <fieldset>
+          <legend>Who may open the links you make</legend>
+          {REACH_CHOICES.map((c) => (
+            <div key={c.reach} className="reach-choice">
+              <label className="check">
+                <input type="radio" name="reach" checked={choice === c.reach} onChange={() => setChoice(c.reach)} aria-describedby={`reach-${c.reach}-hint`} /> {c.label}
+              </label>
+              <p className="hint" id={`reach-${c.reach}-hint`}>
+                {c.hint}
+              </p>
+            </div>
+          ))}
+        </fieldset>
+        {choice === 'internet' ? (
+          <fieldset>
+            <legend>Tunnel</legend>
+            <label className="check">
+              <input type="radio" name="tmode" checked={mode === 'quick'} onChange={() => setMode('quick')} /> Quick: no account needed, a new random address each start
+            </label>
+            <label className="check">
+              <input type="radio" name="tmode" checked={mode === 'named'} onChange={() => setMode('named')} /> With your Cloudflare account: a fixed address such as files.museum.org
+            </label>
+            {mode === 'named' ? (
+              <div className="form-row">
+                <Field label="Tunnel token" hint="From the Cloudflare dashboard, Zero Trust, Tunnels.">
+                  {(p) => <input {...p} type="password" value={token} onChange={(e) => setToken(e.target.value)} autoComplete="off" />}
+                </Field>
+                <Field label="Public address">{(p) => <input {...p} type="url" value={hostname} onChange={(e) => setHostname(e.target.value)} placeholder="https://files.example.org" />}</Field>
+              </div>
+            ) : null}
+          </fieldset>
+        ) : null}
+        <button type="submit" className="btn btn-primary" disabled={busy || !choice}>
+          {busy ? 'Changing…' : 'Use this choice'}
+        </button>
+        {error ? <ErrorNote message={error.message} detail={error.detail} /> : null}
+      </form>
+      {tunnel && tunnel.mode !== 'off' ? (
+        <div className="tunnel-box">
           <p className={`tunnel-state tunnel-${tunnel.state}`}>
-            <span className="dot" aria-hidden="true" /> {TUNNEL_WORDS[tunnel.state]}
+            <span className="dot" aria-hidden="true" /> Tunnel: {TUNNEL_WORDS[tunnel.state]}
           </p>
           {tunnel.public_url ? (
             <p>
@@ -294,48 +425,13 @@ function TunnelCard() {
             </p>
           ) : null}
           {tunnel.message ? <p>{tunnel.message}</p> : null}
-          {tunnel.mode === 'off' || tunnel.state === 'stopped' ? (
-            <form
-              className="form"
-              onSubmit={(e) => {
-                e.preventDefault();
-                void set(mode);
-              }}
-            >
-              <fieldset>
-                <legend>How</legend>
-                <label className="check">
-                  <input type="radio" name="tmode" checked={mode === 'quick'} onChange={() => setMode('quick')} /> Quick: no account needed, a new random address each start
-                </label>
-                <label className="check">
-                  <input type="radio" name="tmode" checked={mode === 'named'} onChange={() => setMode('named')} /> With your Cloudflare account: a fixed address such as files.museum.org
-                </label>
-              </fieldset>
-              {mode === 'named' ? (
-                <div className="form-row">
-                  <Field label="Tunnel token" hint="From the Cloudflare dashboard, Zero Trust, Tunnels.">
-                    {(p) => <input {...p} type="password" value={token} onChange={(e) => setToken(e.target.value)} autoComplete="off" />}
-                  </Field>
-                  <Field label="Public address">{(p) => <input {...p} type="url" value={hostname} onChange={(e) => setHostname(e.target.value)} placeholder="https://files.example.org" />}</Field>
-                </div>
-              ) : null}
-              <button type="submit" className="btn btn-primary">
-                Turn on
-              </button>
-            </form>
-          ) : (
-            <button type="button" className="btn" onClick={() => void set('off')}>
-              Turn off
-            </button>
-          )}
-          {error ? <ErrorNote message={error.message} detail={error.detail} /> : null}
           {tunnel.last_lines.length > 0 ? (
             <details>
               <summary>Technical detail</summary>
               <pre>{tunnel.last_lines.join('\n')}</pre>
             </details>
           ) : null}
-        </>
+        </div>
       ) : null}
     </section>
   );
