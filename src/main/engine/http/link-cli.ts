@@ -3,9 +3,8 @@
 // JSON lines on stdout; sentences for people on stderr.
 import { parseArgs } from 'node:util';
 import type { LinkInfo } from '../../../shared/api';
-import type { Command } from '../cli';
-import { requireEngine } from '../cli-data-dir';
-import { parseTtl } from './links';
+import { requireEngine, type Command } from '../cli-data-dir';
+import { parseTtl } from '../../../shared/format';
 
 export const LINK_USAGE = `Usage:
   triplicate link create <key> --ttl 1d [--download] [--note TEXT]   a signed link to a file (or a folder: key ending in "/")
