@@ -51,6 +51,8 @@ mkdirSync(dir, { recursive: true });
 const base = join(dir, 'results');
 const rows = [];
 const runs = [];
+// benches that start `triplicate` run the compiled engine, as users do
+(await import('../scripts/ensure-built.mjs')).ensureBuilt(['engine']);
 for (const name of todo) {
   for (const f of readdirSync(dir)) if (f.startsWith(`results.${name}`)) rmSync(join(dir, f), { force: true });
   console.log(`\n=== bench/${name}.mjs`);

@@ -1,16 +1,11 @@
 #!/usr/bin/env node
-// The Triplicate command line. Runs the TypeScript engine directly through tsx (no build step);
-// the desktop app bundles the same engine with electron-vite.
-import { register } from 'tsx/esm/api';
+// The Triplicate command line: runs the compiled engine, out/engine/triplicate.mjs, which
+// `npm run build` makes (the same engine the service and the desktop app run).
+import { existsSync } from 'node:fs';
 
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-
-register();
-// Keep the engine's heap close to its live size (see src/main/engine/heap.ts for the measurements).
-(await import('../src/main/engine/heap.ts')).tuneHeap();
-const { main } = await import('../src/main/engine/cli.ts');
-const code = await main(process.argv.slice(2));
-process.exitCode = code;
-// Timers of closed servers are unref'd; anything left would keep a finished command alive.
-if (process.argv[2] !== 'serve' && process.argv[2] !== 'demo') setTimeout(() => process.exit(code), 200).unref();
-else process.exit(code);
+const engine = new URL('../out/engine/triplicate.mjs', import.meta.url);
+if (!existsSync(engine)) {
+  process.stderr.write(`triplicate: the engine is not built yet. Run \`npm run build\` in ${new URL('..', import.meta.url).pathname} first.\n`);
+  process.exit(1);
+}
+await import(engine.href);

@@ -46,3 +46,11 @@ export function joinNames(names: string[]): string {
   if (names.length <= 1) return names[0] ?? '';
   return `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
 }
+
+/** "1d", "12h", "30m", "90s", "2w" or a number of seconds. */
+export function parseTtl(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$/i.exec(text);
+  if (!m) throw new Error(`"${text}" is not a duration; use for example 30m, 12h, 1d or 2w.`);
+  const mult = { '': 1, s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[m[2]!.toLowerCase() as '' | 's' | 'm' | 'h' | 'd' | 'w'];
+  return Math.round(Number(m[1]) * mult);
+}

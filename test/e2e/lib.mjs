@@ -1,7 +1,8 @@
 /* global window, DataTransfer, DragEvent */
 // Helpers for the end-to-end specs: a real engine process, real s3rver targets, real Chromium.
-import { spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { ensureBuilt } from '../../scripts/ensure-built.mjs';
 import { createServer } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
@@ -164,21 +165,7 @@ export async function shot(page, dir, name) {
   await page.screenshot({ path: join(dir, `${name}.png`) });
 }
 
-function newestMtime(dir) {
-  let t = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
-  }
-  return t;
-}
-
-/** Build the web console (out/renderer) when it is missing or older than src/renderer and src/shared. */
-export function ensureWebBuilt(root, force = false) {
-  const index = join(root, 'out', 'renderer', 'index.html');
-  const src = Math.max(newestMtime(join(root, 'src', 'renderer')), newestMtime(join(root, 'src', 'shared')));
-  if (!force && existsSync(index) && src <= statSync(index).mtimeMs) return;
-  console.log('building the web console (vite.web.config.ts)…');
-  const r = spawnSync(process.execPath, [join(root, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--config', 'vite.web.config.ts', '--logLevel', 'warn'], { cwd: root, stdio: 'inherit' });
-  if (r.status !== 0) throw new Error('the web console did not build');
+/** Build the engine and the web console when missing or older than their sources (`force`: always). */
+export function ensureWebBuilt(_root, force = false) {
+  ensureBuilt(['engine', 'web'], force);
 }

@@ -20,7 +20,7 @@ import { routes } from '../../src/shared/api';
 import type { ConfigInput, TargetConfig } from '../../src/shared/config';
 import { FaultProxy } from './fault-proxy';
 import { asRoot, readableBundle, unprivilegedSkipReason, type ReadableBundle } from '../helpers/unprivileged';
-import { BIN, MiB, ServeChild, content, few, hashObject, multipartLeftovers, rm, rng, s3Target, sha256, sha256File, sleep, startS3Child, tempDir, until, type S3Child, type SuiteContext } from './lib';
+import { ENGINE_ENTRY, MiB, ServeChild, content, few, hashObject, multipartLeftovers, rm, rng, s3Target, sha256, sha256File, sleep, startS3Child, tempDir, until, type S3Child, type SuiteContext } from './lib';
 
 const SUITE = 'inputs';
 
@@ -374,7 +374,7 @@ async function permissionDenied(ctx: SuiteContext, counts: { tried: number }): P
   let r: Rig | undefined;
   let bundle: ReadableBundle | undefined;
   try {
-    if (asNobody) bundle = await readableBundle({ triplicate: BIN });
+    if (asNobody) bundle = await readableBundle({ triplicate: ENGINE_ENTRY });
     r = await rig(ctx, 'perm');
     put(r.media, 'ok/a.jpg', content(3000, 1));
     put(r.media, 'ok/b.jpg', content(4000, 2));

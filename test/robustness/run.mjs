@@ -14,6 +14,8 @@ import { register } from 'tsx/esm/api';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 register();
+// the engine children run the compiled engine (bin/triplicate.mjs), as users do
+(await import('../../scripts/ensure-built.mjs')).ensureBuilt(['engine']);
 const { main } = await import('./main.ts');
 const code = await main(process.argv.slice(2));
 process.exit(code);

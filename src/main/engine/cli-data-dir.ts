@@ -7,6 +7,12 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ApiClient } from '../../shared/client';
 
+/** A subcommand of `triplicate` (link, restore, verify, prune). */
+export interface Command {
+  name: string;
+  run(argv: string[]): Promise<number>;
+}
+
 /** A command that cannot go on; nothing was changed. */
 export class CliRefusal extends Error {
   constructor(

@@ -6,12 +6,12 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ApiError } from '../../shared/client';
 import { formatBytes } from '../../shared/format';
-import { CliRefusal, dataDirOf, openDataDir, requireEngine } from './cli-data-dir';
+import { CliRefusal, dataDirOf, openDataDir, requireEngine, type Command } from './cli-data-dir';
 import { ConfigError } from './config/config';
-import { EngineLockedError, createEngine, type Engine } from './engine';
+import type { Engine } from './engine';
 import { linkCommand } from './http/link-cli';
 import { restoreCommands } from './restore/cli';
-import { errorText } from './util';
+import { EngineLockedError, errorText } from './util';
 
 export const USAGE = `Triplicate: 3-2-1 backup of photos and videos (local folder, NAS, cloud).
 
@@ -33,10 +33,6 @@ damaged copy, a file not restored, nothing to check) or the config is not valid;
 no running engine to work with (nothing was changed).
 `;
 
-export interface Command {
-  name: string;
-  run(argv: string[]): Promise<number>;
-}
 
 /** Commands added by feature modules (link, restore, verify). */
 export const extraCommands: Command[] = [];
@@ -101,6 +97,8 @@ async function cmdServe(argv: string[]): Promise<number> {
   });
   const dataDir = dataDirOf(values);
   const port = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+  // Loaded here, not at the top: the other commands answer without loading the engine.
+  const { createEngine } = await import('./engine');
   const engine = createEngine({
     dataDir,
     configFile: values.config,

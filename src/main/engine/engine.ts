@@ -21,7 +21,7 @@ import { Ingestor } from './sync/ingest';
 import { RootProblem, scanRoot } from './sync/scanner';
 import { TargetLane } from './sync/uploader';
 import { RootWatcher, Stabilizer } from './sync/watcher';
-import { errorText, randomToken } from './util';
+import { EngineLockedError, errorText, randomToken } from './util';
 import { tightenDataDir } from './private-files';
 import { AdminServer } from './http/admin';
 import { RestoreService } from './restore/service';
@@ -65,7 +65,7 @@ export interface EngineService {
   stop(): Promise<void> | void;
 }
 
-export class EngineLockedError extends Error {}
+export { EngineLockedError };
 
 const ENGINE_OWNER = `${hostname()}:${process.pid}`;
 

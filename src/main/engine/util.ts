@@ -70,3 +70,6 @@ export function describeLocalError(e: unknown, what: string): string {
 
 /** Local clock time "10:47" for sentences. */
 export { formatClock as clockTime } from '../../shared/format';
+
+/** Another engine already runs on this data dir (its lock is held by a live process). */
+export class EngineLockedError extends Error {}

@@ -3,10 +3,9 @@
 // JSON lines on stdout; sentences for people on stderr.
 import { parseArgs } from 'node:util';
 import { LINK_REACH_WORDS, type LinkInfo } from '../../../shared/api';
+import { parseTtl } from '../../../shared/format';
 import { KeyError, keyWithLabel, resolveKeyForm } from '../../../shared/keys';
-import type { Command } from '../cli';
-import { requireEngine } from '../cli-data-dir';
-import { parseTtl } from './links';
+import { requireEngine, type Command } from '../cli-data-dir';
 
 export const LINK_USAGE = `Usage:
   triplicate link create <key> --ttl 1d [--download] [--note TEXT]   a signed link to a file (or a folder: key ending in "/")

@@ -73,13 +73,7 @@ export class LinkError extends HttpError {}
 const invalid = (why: string) =>
   new LinkError(401, 'invalid_link', 'This download link is not valid. Check that it was copied completely, or ask the sender for a new link.', why);
 
-/** "1d", "12h", "30m", "90s", "2w" or a number of seconds. */
-export function parseTtl(text: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$/i.exec(text);
-  if (!m) throw new Error(`"${text}" is not a duration; use for example 30m, 12h, 1d or 2w.`);
-  const mult = { '': 1, s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[m[2]!.toLowerCase() as '' | 's' | 'm' | 'h' | 'd' | 'w'];
-  return Math.round(Number(m[1]) * mult);
-}
+export { parseTtl } from '../../../shared/format';
 
 /**
  * Check a link scope: a file key (`root/path/file.jpg`) or a folder prefix ending in "/"

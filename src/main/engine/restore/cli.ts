@@ -8,10 +8,8 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { PruneReport, RestoreProgress, RestoreRequest, VerifyReport } from '../../../shared/api';
 import { formatBytes } from '../../../shared/format';
-import type { Command } from '../cli';
-import { findEngine, localDataDir } from '../cli-data-dir';
-import { createEngine, type Engine } from '../engine';
-import { silenceConsole } from '../log';
+import { findEngine, localDataDir, type Command } from '../cli-data-dir';
+import type { Engine } from '../engine';
 import type { RestoreService } from './service';
 
 export const RESTORE_USAGE = `Usage:
@@ -45,6 +43,7 @@ function progressLine(p: RestoreProgress): string {
 /** Works on the data folder itself (no engine runs for it); refused unless it has a config and, but for a recovery, a catalog. */
 async function withLocalEngine<T>(v: { 'data-dir'?: string; config?: string }, fn: (engine: Engine, svc: RestoreService) => Promise<T>, opts: { recovery?: boolean } = {}): Promise<T> {
   const { dir } = localDataDir(v, opts);
+  const [{ createEngine }, { silenceConsole }] = await Promise.all([import('../engine'), import('../log')]);
   const engine = createEngine({ dataDir: dir, configFile: v.config, watch: false, scanOnStart: false, logToConsole: false });
   silenceConsole();
   const svc = engine.service<RestoreService>('restore')!;
