@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanup, tempDir, writeConfig } from '../helpers/engine';
+import { ENGINE_ENTRY, readableBundle, skipUnlessUnprivileged } from '../helpers/unprivileged';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'triplicate.mjs');
 const PASSWORD = 'a long enough password\n';
@@ -30,11 +31,11 @@ interface Run {
 }
 
 /** The CLI as its own process; `env` replaces the data-dir variables so the operator's own ~/.triplicate is never touched. */
-function cli(args: string[], opts: { input?: string; home?: string; uid?: number } = {}): Promise<Run> {
+function cli(args: string[], opts: { input?: string; home?: string; uid?: number; bin?: string } = {}): Promise<Run> {
   const env: NodeJS.ProcessEnv = { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
   delete env.TRIPLICATE_DATA_DIR;
   if (opts.home) env.HOME = opts.home;
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env, uid: opts.uid, gid: opts.uid, cwd: opts.uid === undefined ? undefined : '/' });
+  const child = spawn(process.execPath, [opts.bin ?? BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env, uid: opts.uid, gid: opts.uid, cwd: opts.uid === undefined ? undefined : '/' });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += String(d)));
@@ -165,7 +166,8 @@ describe('commands on a folder that is not a working data folder', () => {
     });
   }, 300_000);
 
-  it('a data dir or token this user may not read: a sentence about permissions, not "no config"', async () => {
+  it('a data dir or token this user may not read: a sentence about permissions, not "no config"', async (t) => {
+    skipUnlessUnprivileged(t);
     const base = tempDir('trip-truth-perm-');
     dirs.push(base);
     chmodSync(base, 0o755);
@@ -189,12 +191,15 @@ describe('commands on a folder that is not a working data folder', () => {
       chmodBack.push(locked);
       chmodSync(join(tokenLocked, 'admin-token'), 0o000);
     }
-    const uid = asRoot ? 65534 : undefined;
+    const uid = asRoot ? 65534 : undefined; // nobody
+    // nobody may not reach the checkout (a clone in root's home, 0700): the CLI runs from a bundle it can read
+    const bundle = asRoot ? await readableBundle({ triplicate: ENGINE_ENTRY }) : undefined;
+    const bin = bundle?.path('triplicate');
     try {
       const runs = await Promise.all([
-        cli(['status', '--data-dir', locked], { uid }),
-        cli(['verify', '--data-dir', locked], { uid }),
-        cli(['status', '--data-dir', tokenLocked], { uid }),
+        cli(['status', '--data-dir', locked], { uid, bin }),
+        cli(['verify', '--data-dir', locked], { uid, bin }),
+        cli(['status', '--data-dir', tokenLocked], { uid, bin }),
       ]);
       for (const [i, r] of runs.entries()) {
         expect(r.code, r.stderr).toBe(3);
@@ -205,6 +210,7 @@ describe('commands on a folder that is not a working data folder', () => {
       }
     } finally {
       server.close();
+      bundle?.dispose();
     }
     if (!asRoot) chmodSync(locked, 0o700);
     expect(contents(locked)).toEqual(['admin-token', 'config.json']);

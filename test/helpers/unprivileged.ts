@@ -15,6 +15,9 @@ export const NOBODY = 'nobody';
 export const asRoot = process.getuid?.() === 0;
 
 const ROOT = join(import.meta.dirname, '..', '..');
+/** The engine's process entry (what `triplicate` runs), for a bundle a child that cannot read the checkout can run. */
+export const ENGINE_ENTRY = join(ROOT, 'src', 'main', 'engine', 'main.ts');
+
 /** What the engine loads by path at run time: cannot be bundled. */
 export const NATIVE_PACKAGES = ['better-sqlite3', 'sharp', '@ffmpeg-installer/ffmpeg', '@ffprobe-installer/ffprobe'];
 

@@ -15,8 +15,7 @@ import { nodeAsUnprivileged, type ReadableBundle } from '../helpers/unprivileged
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 export const BIN = join(ROOT, 'bin', 'triplicate.mjs');
-/** The engine's process entry, for a bundle of its own (a child that cannot read the checkout). */
-export const ENGINE_ENTRY = join(ROOT, 'src', 'main', 'engine', 'main.ts');
+export { ENGINE_ENTRY } from '../helpers/unprivileged';
 export const MiB = 1024 * 1024;
 
 export function tempDir(prefix: string): string {
