@@ -36,13 +36,22 @@ export interface TargetStatus {
   detail?: string;
   offline_since?: number;
   next_try_at?: number;
-  /** Current upload rate, bytes/s, averaged over a few seconds. */
+  /** Upload rate, bytes/s, averaged over a few seconds; 0 when nothing is being copied to it. */
   rate_bps: number;
 }
 
-/** `GET /api/admin/media-sync/status`: the seed's fields plus per-target detail. */
+/** Copies by state, over every (file, enabled destination). */
+export type CopyCounts = Record<CopyState, number>;
+
+/**
+ * `GET /api/admin/media-sync/status`: the seed's fields plus per-destination detail.
+ *
+ * The seed's top-level counts count files: pending + uploading + synced + failed + skipped =
+ * total_files. A file is synced when every enabled destination holds it (a paused or offline one
+ * too: it is still one of the places); otherwise it counts under the first of FILE_STATE_ORDER
+ * (src/shared/status.ts) that one of its copies has. `copies` counts the copies themselves.
+ */
 export interface SyncStatus {
-  /** Copy counts over every (file, enabled target). */
   pending: number;
   uploading: number;
   synced: number;
@@ -50,17 +59,28 @@ export interface SyncStatus {
   skipped: number;
   total_files: number;
   total_size_bytes: number;
-  /** Bytes of files that are synced on every enabled target. */
+  /** Bytes of the synced files. */
   synced_size_bytes: number;
-  /** Files with every enabled target synced. */
+  /** `<destination id>_synced_count`, as the seed's `nas_synced_count`: copies on each destination. */
+  [destination: `${string}_synced_count`]: number;
+  /** Copies by state over the enabled destinations (what the destination cards add up). */
+  copies: CopyCounts;
+  /** Files every enabled destination holds: the same number as `synced`. */
   safe_files: number;
   missing_local_files: number;
+  /** Files gone from this computer that every enabled destination holds. */
+  missing_safe_files: number;
   targets: Record<string, TargetStatus>;
   scanning: boolean;
   paused: boolean;
   /** The one sentence for the overview and the tray tooltip. */
   summary: string;
-  /** Overall colour: green (all safe), syncing, behind (a target offline), failing (files given up), paused. */
+  /**
+   * Overall colour, decided with the sentence (summarize in src/shared/status.ts): green (nothing
+   * waits, nothing failed, every file on every destination), syncing (copying, looking for files,
+   * converting), behind (a destination does not answer, or files gone from this computer are only
+   * on the destinations), failing (files given up, a folder cannot be read), paused.
+   */
   health: 'green' | 'syncing' | 'behind' | 'failing' | 'paused';
   /** problem: why conversions wait (ffmpeg missing, conversion turned off), in words. */
   transcoding?: { active: number; queued: number; current?: TranscodeProgress; problem?: string };

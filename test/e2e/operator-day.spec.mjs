@@ -1,10 +1,11 @@
 /* global location */
 // The operator's day, in the web console against `triplicate serve` with two real s3rver targets:
 // all green; the NAS stops and the sentence says so; retry; add a folder; the engine restarts and
-// the page reconnects; drop files and watch them sync; restore a deleted file; sign in from another
-// browser; upload with the button instead of a drop; choose who can open links and open one from
-// another address of this computer; the CLI takes a file by its folder's name; 10,000 dropped
-// files are copied while the page answers clicks. Screenshots of each page: docs/screenshots/.
+// the page reconnects; drop files and watch them sync; restore a deleted file; a paused Cloud and
+// files deleted here, with a true sentence; sign in from another browser; upload with the button
+// instead of a drop; choose who can open links and open one from another address of this computer;
+// the CLI takes a file by its folder's name; 10,000 dropped files are copied while the page answers
+// clicks. Screenshots of each page: docs/screenshots/.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
@@ -265,6 +266,41 @@ export default async function operatorDay(t) {
       if (rows.length !== 2 || !rows.some((r) => r.startsWith('NAS')) || !rows.some((r) => r.startsWith('Cloud'))) throw new Error(`expected NAS and Cloud rows: ${rows}`);
       await report.scrollIntoViewIfNeeded();
       await shot(page, shots, '22-restore-check');
+    });
+
+    await test('pauses the Cloud and deletes two files: the sentence agrees with the cards', async () => {
+      await go('overview');
+      const card = (label) => page.locator('.copy-card', { has: page.locator('h2', { hasText: new RegExp(`^${label}$`) }) });
+      const big = async (label) => Number((await card(label).locator('.copy-big').innerText()).replace(/[^\d]/g, ''));
+      await api().call('pauseTarget', { params: { id: 'cloud' } });
+      await samplePhoto(join(photos, 'Gallery 2', 'Late arrival 0030.jpg'), 30);
+      // the NAS copies it, the Cloud waits: the sentence names the paused Cloud, not a copy to the NAS
+      await waitFor(async () => (await hero.innerText()) === '1 file is waiting for Cloud (paused); NAS is up to date.', { timeout: 60_000, what: 'the sentence naming the paused Cloud' });
+      await card('Cloud').getByText('1 file to copy').waitFor({ timeout: 15_000 });
+      await card('Cloud').getByText('Paused').waitFor();
+      let s = await api().call('status');
+      if ((await big('NAS')) !== s.total_files || (await big('Cloud')) !== s.total_files - 1) throw new Error(`cards NAS ${await big('NAS')}, Cloud ${await big('Cloud')} for ${s.total_files} files`);
+      if (s.pending !== 1 || s.pending + s.uploading + s.synced + s.failed + s.skipped !== s.total_files) throw new Error(`file counts: ${JSON.stringify(s)}`);
+      // two files deleted here: never "All ... safe in 3 places"
+      await unlink(join(photos, 'Warehouse', 'Object 0004.jpg'));
+      await unlink(join(photos, 'Warehouse', 'Object 0006.jpg'));
+      const both = '1 file is waiting for Cloud (paused); NAS is up to date. 2 files are no longer on this computer and are kept on NAS and Cloud.';
+      await waitFor(async () => (await hero.innerText()) === both, { timeout: 60_000, what: 'the sentence naming the paused Cloud and the 2 files gone from here' });
+      await card('This computer').getByText('2 files are missing here.').waitFor({ timeout: 15_000 });
+      s = await api().call('status');
+      if ((await big('This computer')) !== s.total_files - 2) throw new Error(`this computer shows ${await big('This computer')} of ${s.total_files} files`);
+      const badge = await page.locator('.hero .health-badge').innerText();
+      if (!/Paused/.test(badge)) throw new Error(`the badge says "${badge}"`);
+      await shot(page, shots, '23-overview-cloud-paused-files-missing');
+      // the Cloud resumed: it catches up; 2 files are in 2 places, the others in 3, under an amber badge
+      await api().call('resumeTarget', { params: { id: 'cloud' } });
+      const settled = `${s.total_files - 2} files are safe in 3 places; 2 are no longer on this computer and are kept on NAS and Cloud.`;
+      await waitFor(async () => (await hero.innerText()) === settled, { timeout: 60_000, what: `"${settled}"` });
+      await page.locator('.hero .health-badge', { hasText: 'A copy is behind' }).waitFor({ timeout: 10_000 });
+      if ((await big('Cloud')) !== s.total_files) throw new Error(`the Cloud card shows ${await big('Cloud')} of ${s.total_files} files`);
+      // once the copying stopped, no rate stays on the card
+      await waitFor(async () => (await card('Cloud').locator('.target-state').innerText()).trim() === 'Working', { timeout: 15_000, what: 'the Cloud card without a rate' });
+      console.log(`      sentence: "${settled}"`);
     });
 
     await test('adds a destination: Test connection says which step fails, then works', async () => {

@@ -104,7 +104,7 @@ describe('triplicate CLI', () => {
         const ready = await s.ready;
         const client = new ApiClient({ baseUrl: ready.adminUrl, token: ready.token });
         // let it get part of the way, then pull the plug
-        await waitFor(async () => (await client.call('status')).synced >= 10 + round * 30, 60_000, 'some progress');
+        await waitFor(async () => (await client.call('status')).copies.synced >= 10 + round * 30, 60_000, 'some progress');
         s.child.kill('SIGKILL');
         await s.exited;
         // every copy the catalog calls synced is really on its target with the right content

@@ -176,7 +176,8 @@ describe('engine sync', () => {
     engine = await startEngine(data);
     engines.push(engine);
     const s = await waitForStatus(engine, (st) => st.safe_files === 3 && st.pending === 0, 30_000, 'rebuilt');
-    expect(s.synced).toBe(6);
+    expect(s.synced).toBe(3);
+    expect(s.copies.synced).toBe(6);
     const after = { ...snapshot(nas.directory), ...snapshot(cloud.directory) };
     expect(after).toEqual(before);
   });

@@ -174,7 +174,7 @@ async function expectBackedUp(s: Setup, rel: string): Promise<void> {
   }
 }
 
-const allSynced = (n: number) => (st: SyncStatus) => st.total_files === n && st.synced === n * 2 && st.pending === 0 && st.uploading === 0 && !st.scanning;
+const allSynced = (n: number) => (st: SyncStatus) => st.total_files === n && st.synced === n && st.copies.synced === n * 2 && st.pending === 0 && st.uploading === 0 && !st.scanning;
 
 function tempLeftovers(dir: string): string[] {
   const out: string[] = [];
@@ -357,7 +357,7 @@ describe('media pipeline in the engine', () => {
     unlinkSync(join(s.media, 'vanished.MOV'));
     await waitFor(() => !!engine.file('media/converted.mp4'), 20_000, 'the MP4 cataloged');
     engine.setPausedAll(false);
-    await waitForStatus(engine, (st) => st.pending === 0 && st.uploading === 0 && st.skipped === 4, 30_000, 'both originals skipped');
+    await waitForStatus(engine, (st) => st.pending === 0 && st.uploading === 0 && st.copies.skipped === 4, 30_000, 'both originals skipped');
     for (const c of engine.file('media/converted.mov')!.copies) {
       expect(c.state).toBe('skipped');
       expect(c.last_error).toBe('Replaced by its MP4 converted.mp4, which is backed up.');
@@ -661,7 +661,7 @@ describe('media pipeline across a crash', () => {
     await waitFor(
       async () => {
         const st = await get<SyncStatus>(srv, '/api/admin/media-sync/status');
-        return st.total_files === 3 && st.synced === 6 && st.pending === 0 && st.uploading === 0;
+        return st.total_files === 3 && st.synced === 3 && st.copies.synced === 6 && st.pending === 0 && st.uploading === 0;
       },
       60_000,
       'outputs synced after the restart',

@@ -4,10 +4,11 @@
 import { closeSync, existsSync, openSync, readFileSync, rmSync, statSync, statfsSync, watch as fsWatch, writeFileSync, writeSync, chmodSync, type FSWatcher } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { CopyInfo, FileRecord, Page, QueueQuery, ScanReport, SyncStatus, TargetStatus, TestConnectionResult } from '../../shared/api';
+import type { CopyCounts, CopyInfo, FileRecord, Page, QueueQuery, ScanReport, SyncStatus, TargetStatus, TestConnectionResult } from '../../shared/api';
 import { configSchema, type Config, type RootConfig, type TargetConfig } from '../../shared/config';
-import { formatBytes, formatClock, formatCount, joinNames, plural } from '../../shared/format';
+import { formatClock, plural } from '../../shared/format';
 import { fileKey, normalizeRelPath, parseFileKey } from '../../shared/keys';
+import { countFiles, summarize } from '../../shared/status';
 import { createBackend } from './backends';
 import { testConnection } from './backends/probe';
 import type { StorageBackend } from './backends/types';
@@ -91,9 +92,8 @@ export class Engine {
   private timers: NodeJS.Timeout[] = [];
   private scanning = 0;
   private statusCache: { at: number; value: SyncStatus } | null = null;
-  private aggCache: { key: string; counts: ReturnType<Catalog['copyCounts']>; totals: ReturnType<Catalog['fileTotals']>; safe: ReturnType<Catalog['safeTotals']>; safeKey: string; safeAt: number; safeStale: boolean; safeMs: number } | null = null;
+  private aggCache: { key: string; counts: ReturnType<Catalog['copyCounts']>; states: ReturnType<Catalog['fileStates']> } | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
-  private safeRefresh: NodeJS.Timeout | null = null;
   private running = false;
   private lockPath: string;
   readonly startedAt = Date.now();
@@ -271,7 +271,6 @@ export class Engine {
     if (this.configSettle) clearTimeout(this.configSettle);
     await this.configQueue.catch(() => undefined);
     if (this.statusTimer) clearTimeout(this.statusTimer);
-    if (this.safeRefresh) clearTimeout(this.safeRefresh);
     this.stabilizer.close();
     await Promise.allSettled([...this.watchers.values()].map((w) => w.close()));
     this.watchers.clear();
@@ -731,16 +730,18 @@ export class Engine {
   private targetStatusOf(t: TargetConfig, counts: { target_id: string; state: string; n: number; bytes: number }[]): TargetStatus {
     const c = (state: string) => counts.find((r) => r.target_id === t.id && r.state === state);
     const h = this.health.view(t.id, t.enabled);
+    const uploading = c('uploading')?.n ?? 0;
     const st: TargetStatus = {
       label: t.label,
       synced_count: c('synced')?.n ?? 0,
       synced_bytes: c('synced')?.bytes ?? 0,
       pending: c('pending')?.n ?? 0,
-      uploading: c('uploading')?.n ?? 0,
+      uploading,
       failed: c('failed')?.n ?? 0,
       skipped: c('skipped')?.n ?? 0,
       state: h.state === 'unknown' && (c('synced')?.n ?? 0) > 0 ? 'online' : h.state,
-      rate_bps: this.lanes.get(t.id)?.meter.rate() ?? 0,
+      // the meter averages the last seconds: once nothing is copied, no rate stays on the card
+      rate_bps: uploading > 0 ? (this.lanes.get(t.id)?.meter.rate() ?? 0) : 0,
     };
     if (h.reason) st.reason = h.reason;
     if (h.detail) st.detail = h.detail;
@@ -754,57 +755,36 @@ export class Engine {
     const now = Date.now();
     if (this.statusCache && now - this.statusCache.at < 250) return this.statusCache.value;
     const targets = this.enabledTargets();
-    const ids = new Set(targets.map((t) => t.id));
-    // The catalog's aggregates are computed again only once something was written (idle polls are free).
-    const aggKey = `${this.catalog.totalChanges()}|${[...ids].join(',')}`;
-    if (this.aggCache?.key !== aggKey) {
-      // The totals are kept by triggers (cheap). "Safe everywhere" reads every synced copy: on a
-      // big catalog whose copies change all the time (a big sync) it is counted again every 2 s,
-      // not on every call (a few ms on a small one: always).
-      const prev = this.aggCache;
-      const setKey = [...ids].join(',');
-      const fresh = !prev || prev.safeKey !== setKey || prev.safeMs < 5 || now - prev.safeAt >= 2000;
-      const t0 = performance.now();
-      const safeNow = fresh ? this.catalog.safeTotals(targets.map((t) => t.id)) : prev.safe;
-      this.aggCache = {
-        key: aggKey,
-        counts: this.catalog.copyCounts(),
-        totals: this.catalog.fileTotals(),
-        safe: safeNow,
-        safeKey: setKey,
-        safeAt: fresh ? now : prev.safeAt,
-        safeStale: !fresh,
-        safeMs: fresh ? performance.now() - t0 : prev.safeMs,
-      };
-      if (!fresh && !this.safeRefresh) {
-        // once the copies stop changing, the overview must not keep a stale count: look again
-        this.safeRefresh = setTimeout(() => {
-          this.safeRefresh = null;
-          if (this.running) this.scheduleStatus();
-        }, 2100);
-        this.safeRefresh.unref?.();
-      }
-    } else if (this.aggCache.safeStale && now - this.aggCache.safeAt >= 2000) {
-      this.aggCache.safe = this.catalog.safeTotals(targets.map((t) => t.id));
-      this.aggCache.safeAt = now;
-      this.aggCache.safeStale = false;
-    }
-    const { totals, safe } = this.aggCache;
-    const counts = this.aggCache.counts.filter((r) => ids.has(r.target_id));
-    const sum = (state: string) => counts.filter((r) => r.state === state).reduce((a, r) => a + r.n, 0);
+    const ids = targets.map((t) => t.id);
+    // The catalog's totals are kept by triggers; they are read again only once something was written.
+    const aggKey = this.catalog.totalChanges();
+    if (this.aggCache?.key !== aggKey) this.aggCache = { key: aggKey, counts: this.catalog.copyCounts(), states: this.catalog.fileStates() };
+    const { counts, states } = this.aggCache;
+    const copies: CopyCounts = { pending: 0, uploading: 0, synced: 0, failed: 0, skipped: 0 };
+    for (const r of counts) if (ids.includes(r.target_id)) copies[r.state] += r.n;
+    // enabled destinations first, in priority order: the sentence names them in that order
     const tmap: Record<string, TargetStatus> = {};
-    for (const t of this.cfg.targets) tmap[t.id] = this.targetStatusOf(t, counts);
+    const perTarget: Record<`${string}_synced_count`, number> = {};
+    for (const t of [...targets, ...this.cfg.targets.filter((x) => !x.enabled)]) {
+      const st = this.targetStatusOf(t, counts);
+      tmap[t.id] = st;
+      perTarget[`${t.id}_synced_count`] = st.synced_count;
+    }
+    const f = countFiles(states, ids);
     const s: SyncStatus = {
-      pending: sum('pending'),
-      uploading: sum('uploading'),
-      synced: sum('synced'),
-      failed: sum('failed'),
-      skipped: sum('skipped'),
-      total_files: totals.files,
-      total_size_bytes: totals.bytes,
-      synced_size_bytes: safe.bytes,
-      safe_files: safe.files,
-      missing_local_files: totals.missing,
+      pending: f.pending,
+      uploading: f.uploading,
+      synced: f.synced,
+      failed: f.failed,
+      skipped: f.skipped,
+      total_files: f.total_files,
+      total_size_bytes: f.total_size_bytes,
+      synced_size_bytes: f.synced_size_bytes,
+      ...perTarget,
+      copies,
+      safe_files: f.safe_files,
+      missing_local_files: f.missing_local_files,
+      missing_safe_files: f.missing_safe_files,
       targets: tmap,
       scanning: this.scanning > 0,
       paused: this.paused,
@@ -816,9 +796,8 @@ export class Engine {
     };
     const transcoding = this.service<MediaService>('media')?.transcoding();
     if (transcoding) s.transcoding = transcoding;
-    const { summary, health } = this.summarize(s, targets);
-    s.summary = summary;
-    s.health = health;
+    const folderProblem = [...this.rootProblems.values()][0];
+    Object.assign(s, summarize(s, { folders: this.cfg.roots.length, ...(folderProblem ? { folderProblem } : {}) }));
     this.statusCache = { at: now, value: s };
     return s;
   }
@@ -832,39 +811,6 @@ export class Engine {
       } catch {}
     }
     return out;
-  }
-
-  private summarize(s: SyncStatus, targets: TargetConfig[]): { summary: string; health: SyncStatus['health'] } {
-    if (this.cfg.roots.length === 0) return { summary: 'Add a folder with photos and videos to start backing up.', health: 'syncing' };
-    if (targets.length === 0) return { summary: 'Add a destination (the NAS or the cloud) so Triplicate can keep copies of your files.', health: 'behind' };
-    const rootProblem = [...this.rootProblems.values()][0];
-    if (s.paused) return { summary: `Backups are paused. ${plural(s.pending, 'file')} wait${s.pending === 1 ? 's' : ''}; press Resume to carry on.`, health: 'paused' };
-    const offline = targets.filter((t) => s.targets[t.id]?.state === 'offline');
-    if (s.failed > 0) {
-      const worst = targets.find((t) => (s.targets[t.id]?.failed ?? 0) > 0)!;
-      return { summary: `${plural(s.failed, 'copy', 'copies')} could not be made${worst ? ` (to ${worst.label} and maybe others)` : ''}. Open Activity to see why, then press Retry.`, health: 'failing' };
-    }
-    if (rootProblem) return { summary: rootProblem, health: 'failing' };
-    if (offline.length) {
-      const t = offline[0]!;
-      const ts = s.targets[t.id]!;
-      const waiting = ts.pending + ts.uploading;
-      const since = ts.offline_since ? ` since ${formatClock(ts.offline_since)}` : '';
-      const next = ts.next_try_at ? `; next try at ${formatClock(ts.next_try_at)}` : '';
-      return { summary: `${plural(waiting, 'file')} ${waiting === 1 ? 'is' : 'are'} waiting for ${t.label}: it has not answered${since}${next}.`, health: 'behind' };
-    }
-    const paused = targets.filter((t) => s.targets[t.id]?.state === 'paused');
-    if (s.pending + s.uploading > 0 || s.scanning) {
-      const left = s.total_files - s.safe_files;
-      const who = joinNames(targets.filter((t) => !paused.includes(t)).map((t) => t.label));
-      if (s.scanning && s.pending + s.uploading === 0) return { summary: 'Looking for new and changed files…', health: 'syncing' };
-      return { summary: `Copying ${plural(Math.max(left, 1), 'file')} to ${who}…`, health: paused.length ? 'paused' : 'syncing' };
-    }
-    if (paused.length) return { summary: `${joinNames(paused.map((t) => t.label))} ${paused.length === 1 ? 'is' : 'are'} paused; other copies are up to date.`, health: 'paused' };
-    const places = targets.length + 1;
-    if (s.total_files === 0) return { summary: 'No files yet. Put photos and videos in your folders and they are copied automatically.', health: 'green' };
-    const missing = s.missing_local_files ? ` ${plural(s.missing_local_files, 'file')} ${s.missing_local_files === 1 ? 'is' : 'are'} no longer on this computer but kept in the backups.` : '';
-    return { summary: `All ${formatCount(s.safe_files)} files (${formatBytes(s.synced_size_bytes)}) are safe in ${places} places.${missing}`, health: 'green' };
   }
 
   fileRecord(f: FileRow): FileRecord {

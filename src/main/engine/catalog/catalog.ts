@@ -4,6 +4,7 @@
 // the truth: a rescan plus HEAD requests rebuild all of this.
 import type { CopyState, EventRecord } from '../../../shared/api';
 import type { MediaKind } from '../../../shared/keys';
+import type { FileStateRow } from '../../../shared/status';
 import { openCatalog, type DB } from './db';
 
 export interface FileRow {
@@ -88,7 +89,6 @@ const EVENTS_KEEP = 50_000;
 export class Catalog {
   readonly db: DB;
   private readonly s;
-  private readonly safeStmts = new Map<string, import('better-sqlite3').Statement<string[], { n: number; bytes: number | null }>>();
   private readonly adhoc = new Map<string, import('better-sqlite3').Statement>();
 
   constructor(pathOrDb: string | DB) {
@@ -212,6 +212,10 @@ export class Catalog {
       fileTotals: db.prepare<[], { n: number; bytes: number | null; missing: number | null }>(
         // kept by triggers (migration 4)
         `SELECT n, bytes, missing FROM file_totals WHERE id = 1`,
+      ),
+      fileStates: db.prepare<[], FileStateRow>(
+        // kept by triggers (migration 5)
+        'SELECT copy_sig AS sig, local_state, n, bytes FROM file_states WHERE n > 0',
       ),
       kvGet: db.prepare<[string], { value: string }>('SELECT value FROM kv WHERE key = ?'),
       totalChanges: db.prepare<[], { n: number }>('SELECT total_changes() AS n'),
@@ -481,23 +485,9 @@ export class Catalog {
     return { files: r.n, bytes: r.bytes ?? 0, missing: r.missing ?? 0 };
   }
 
-  /** Files whose copy is synced on every one of `targetIds` (the "safe in 3 places" count). */
-  safeTotals(targetIds: string[]): { files: number; bytes: number } {
-    if (targetIds.length === 0) return { files: 0, bytes: 0 };
-    const key = targetIds.join('\0');
-    let stmt = this.safeStmts.get(key);
-    if (!stmt) {
-      const marks = targetIds.map(() => '?').join(',');
-      stmt = this.db.prepare<string[], { n: number; bytes: number | null }>(
-        `SELECT count(*) AS n, sum(s.size) AS bytes FROM (
-           SELECT c.file_id, max(c.size) AS size FROM copies c INDEXED BY copies_synced
-           WHERE c.target_id IN (${marks}) AND c.state = 'synced'
-           GROUP BY c.file_id HAVING count(*) = ${targetIds.length}) s`,
-      );
-      this.safeStmts.set(key, stmt);
-    }
-    const r = stmt.get(...targetIds)!;
-    return { files: r.n, bytes: r.bytes ?? 0 };
+  /** Files grouped by the states of their copies, for the status's file counts (countFiles). */
+  fileStates(): FileStateRow[] {
+    return this.s.fileStates.all();
   }
 
   /** The Activity listing: files with their copies, filtered and paged, newest first. */

@@ -281,6 +281,66 @@ export const migrations: Migration[] = [
       `);
     },
   },
+  {
+    version: 5,
+    name: 'files grouped by the states of their copies (the status counts files), kept by triggers',
+    up(db) {
+      // The status counts files (a file is synced when every enabled destination has it), for any
+      // set of enabled destinations, without reading every copy: each file carries the list of its
+      // copies' states (copy_sig, "<destination id>:<state>" by destination id), and file_states
+      // counts the files per (copy_sig, local_state): a few dozen rows that the status reads.
+      db.exec(`
+        ALTER TABLE files ADD COLUMN copy_sig TEXT NOT NULL DEFAULT '';
+        UPDATE files SET copy_sig = coalesce((SELECT group_concat(c.target_id || ':' || c.state, ' ' ORDER BY c.target_id) FROM copies c WHERE c.file_id = files.id), '');
+        CREATE TABLE file_states (
+          copy_sig TEXT NOT NULL,
+          local_state TEXT NOT NULL,
+          n INTEGER NOT NULL,
+          bytes INTEGER NOT NULL,
+          PRIMARY KEY (copy_sig, local_state)
+        ) WITHOUT ROWID;
+        INSERT INTO file_states (copy_sig, local_state, n, bytes)
+          SELECT copy_sig, local_state, count(*), coalesce(sum(size), 0) FROM files GROUP BY copy_sig, local_state;
+
+        CREATE TRIGGER copies_sig_insert AFTER INSERT ON copies
+        BEGIN
+          UPDATE files SET copy_sig = (SELECT group_concat(c.target_id || ':' || c.state, ' ' ORDER BY c.target_id) FROM copies c WHERE c.file_id = new.file_id)
+          WHERE id = new.file_id;
+        END;
+        CREATE TRIGGER copies_sig_delete AFTER DELETE ON copies
+        BEGIN
+          UPDATE files SET copy_sig = coalesce((SELECT group_concat(c.target_id || ':' || c.state, ' ' ORDER BY c.target_id) FROM copies c WHERE c.file_id = old.file_id), '')
+          WHERE id = old.file_id;
+        END;
+        CREATE TRIGGER copies_sig_update AFTER UPDATE OF file_id, target_id, state ON copies
+        WHEN old.file_id IS NOT new.file_id OR old.target_id IS NOT new.target_id OR old.state IS NOT new.state
+        BEGIN
+          UPDATE files SET copy_sig = coalesce((SELECT group_concat(c.target_id || ':' || c.state, ' ' ORDER BY c.target_id) FROM copies c WHERE c.file_id = files.id), '')
+          WHERE id IN (old.file_id, new.file_id);
+        END;
+
+        -- No "OR IGNORE" / upsert here either (see migration 4): insert the row, then count.
+        CREATE TRIGGER files_states_insert AFTER INSERT ON files
+        BEGIN
+          INSERT INTO file_states (copy_sig, local_state, n, bytes) SELECT new.copy_sig, new.local_state, 0, 0
+            WHERE NOT EXISTS (SELECT 1 FROM file_states WHERE copy_sig = new.copy_sig AND local_state = new.local_state);
+          UPDATE file_states SET n = n + 1, bytes = bytes + new.size WHERE copy_sig = new.copy_sig AND local_state = new.local_state;
+        END;
+        CREATE TRIGGER files_states_delete AFTER DELETE ON files
+        BEGIN
+          UPDATE file_states SET n = n - 1, bytes = bytes - old.size WHERE copy_sig = old.copy_sig AND local_state = old.local_state;
+        END;
+        CREATE TRIGGER files_states_update AFTER UPDATE OF copy_sig, local_state, size ON files
+        WHEN old.copy_sig IS NOT new.copy_sig OR old.local_state IS NOT new.local_state OR old.size IS NOT new.size
+        BEGIN
+          UPDATE file_states SET n = n - 1, bytes = bytes - old.size WHERE copy_sig = old.copy_sig AND local_state = old.local_state;
+          INSERT INTO file_states (copy_sig, local_state, n, bytes) SELECT new.copy_sig, new.local_state, 0, 0
+            WHERE NOT EXISTS (SELECT 1 FROM file_states WHERE copy_sig = new.copy_sig AND local_state = new.local_state);
+          UPDATE file_states SET n = n + 1, bytes = bytes + new.size WHERE copy_sig = new.copy_sig AND local_state = new.local_state;
+        END;
+      `);
+    },
+  },
 ];
 
 export const LATEST_VERSION = migrations[migrations.length - 1]!.version;

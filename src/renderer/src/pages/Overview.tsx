@@ -123,7 +123,7 @@ function TargetCard({ id, info, st, total }: { id: string; info?: TargetInfo; st
       <ProgressBar value={st.synced_count} max={total || 1} label={`Files copied to ${label}`} />
       <p className={`target-state target-${st.state}`}>
         <span className="dot" aria-hidden="true" /> {TARGET_STATE_WORDS[st.state]}
-        {st.rate_bps > 0 ? ` · ${formatRate(st.rate_bps)}` : ''}
+        {st.uploading > 0 && st.rate_bps > 0 ? ` · ${formatRate(st.rate_bps)}` : ''}
       </p>
       {st.pending + st.uploading > 0 ? (
         <p>
