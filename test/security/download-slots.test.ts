@@ -189,5 +189,11 @@ describe('download slots', () => {
     expect(answers.map((a) => a.status)).toEqual([200, 200, 429]);
     // while a loopback peer's header is trusted: other clients still get in
     expect((await get(big1, { cf: '203.0.113.50' })).status).toBe(200);
+    // and the access log names the visitor behind the tunnel, never a forged one
+    const done = await get(small, { cf: '203.0.113.50' });
+    expect(done.status).toBe(200);
+    await done.rest();
+    await waitFor(() => t.accessLog().some((e) => e.client === '203.0.113.50'), 10_000, 'the visitor in the access log');
+    expect(t.accessLog().filter((e) => typeof e.client === 'string' && String(e.client).startsWith('203.0.113.') && e.client !== '203.0.113.50')).toEqual([]);
   });
 });

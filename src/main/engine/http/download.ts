@@ -40,7 +40,7 @@ import { PRIVATE_FILE_MODE } from '../private-files';
 import { isAnyAddress, isLoopback } from '../../../shared/config';
 import { encodeKeyPath, grantCovers, linkablePaths, LinkError, parseScope, type Grant, type Links } from './links';
 import { contentDisposition, decodeKeyPath, multipartFraming, planResponse, weakEtag, type Plan, type Representation, type Span } from './ranges';
-import { clientAddress, RateFloor, Slots, type Slot } from './slots';
+import { clientAddress, forwardedFor, RateFloor, Slots, type Slot } from './slots';
 
 export interface DownloadServerOptions {
   /** Override server.downloadPort (0: any free port). */
@@ -78,6 +78,8 @@ interface AccessEntry {
   complete?: boolean;
   ms?: number;
   ip?: string;
+  /** The visitor behind the tunnel (CF-Connecting-IP from cloudflared on this machine). */
+  client?: string;
   source?: string;
   link?: string;
   range?: string;
@@ -622,6 +624,9 @@ export class DownloadServer implements EngineService {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const t0 = Date.now();
     const p: Pending = { t0, entry: { ts: isoTime(t0), method: req.method ?? '?', path: '', ip: req.socket.remoteAddress } };
+    // behind the tunnel the peer is cloudflared on this machine: log the visitor too
+    const visitor = forwardedFor(req.socket.remoteAddress, req.headers['cf-connecting-ip']);
+    if (visitor) p.entry.client = visitor;
     res.once('close', () => {
       const entry = p.entry;
       entry.status = res.statusCode;

@@ -91,14 +91,17 @@ function dec(m: Map<string, number>, k: string): void {
  * addresses count per /64: one host can use any address of its /64.
  */
 export function clientAddress(peer: string | undefined, cfConnectingIp: string | string[] | undefined): string {
-  let ip = peer ?? '';
-  if (cfConnectingIp !== undefined && isLoopback(ip)) {
-    const h = (Array.isArray(cfConnectingIp) ? cfConnectingIp[0] : cfConnectingIp)?.trim();
-    if (h && isIP(h)) ip = h;
-  }
+  const ip = forwardedFor(peer, cfConnectingIp) ?? peer ?? '';
   if (!ip.includes(':')) return ip;
   if (ip.toLowerCase().startsWith('::ffff:') && isIP(ip.slice(7)) === 4) return ip.slice(7);
   return isIP(ip) === 6 ? prefix64(ip) : ip;
+}
+
+/** The visitor's address that cloudflared on this machine forwards (CF-Connecting-IP), if believed. */
+export function forwardedFor(peer: string | undefined, cfConnectingIp: string | string[] | undefined): string | undefined {
+  if (cfConnectingIp === undefined || !isLoopback(peer ?? '')) return undefined;
+  const h = (Array.isArray(cfConnectingIp) ? cfConnectingIp[0] : cfConnectingIp)?.trim();
+  return h && isIP(h) ? h : undefined;
 }
 
 function isLoopback(ip: string): boolean {
