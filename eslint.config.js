@@ -1,4 +1,4 @@
-// Layers are enforced here, not by hope (DESIGN.md):
+// Layers are enforced here, not by hope (docs/architecture.md):
 // - engine/** and shared/** never import 'electron'
 // - shared/** imports no Node or DOM-only module
 // - renderer/** never imports main/**
@@ -23,7 +23,7 @@ export default tseslint.config(
   {
     files: ['src/main/engine/**/*.ts', 'src/main/engine/**/*.tsx'],
     rules: {
-      'no-restricted-imports': ['error', { paths: [{ name: 'electron', message: 'The engine runs under plain Node: no electron imports (DESIGN.md).' }], patterns: [{ group: ['**/desktop/**'], message: 'The engine never imports the desktop shell.' }] }],
+      'no-restricted-imports': ['error', { paths: [{ name: 'electron', message: 'The engine runs under plain Node: no electron imports (docs/architecture.md).' }], patterns: [{ group: ['**/desktop/**'], message: 'The engine never imports the desktop shell.' }] }],
     },
   },
   {
@@ -32,7 +32,7 @@ export default tseslint.config(
       'no-restricted-imports': ['error', {
         paths: [{ name: 'electron', message: 'shared/ is pure TypeScript.' }],
         patterns: [
-          { group: nodeBuiltins, message: 'shared/ imports no Node module (DESIGN.md).' },
+          { group: nodeBuiltins, message: 'shared/ imports no Node module (docs/architecture.md).' },
           { group: ['**/main/**', '**/renderer/**', '**/preload/**'], message: 'shared/ depends on nothing else in src/.' },
         ],
       }],
@@ -44,7 +44,7 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': ['error', {
         paths: [{ name: 'electron', message: 'The renderer talks to the engine over HTTP and to the shell through preload.' }],
-        patterns: [{ group: ['**/main/**'], message: 'renderer/ never imports main/ (DESIGN.md).' }, { group: nodeBuiltins, message: 'The renderer runs in a browser.' }],
+        patterns: [{ group: ['**/main/**'], message: 'renderer/ never imports main/ (docs/architecture.md).' }, { group: nodeBuiltins, message: 'The renderer runs in a browser.' }],
       }],
     },
   },

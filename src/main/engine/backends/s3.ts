@@ -1,6 +1,6 @@
 // S3-compatible backend: AWS S3, Cloudflare R2, Backblaze B2, Wasabi, MinIO, RustFS, s3rver.
 //
-// Choices that matter (DESIGN.md, "S3-compatible servers are not AWS"):
+// Choices that matter (docs/architecture.md, "S3-compatible servers are not AWS"):
 // - checksums only WHEN_REQUIRED: many servers reject or mishandle the SDK's default CRC32
 //   trailers; we verify with our own SHA-256 (signed as the payload hash, kept in the metadata)
 //   and, where the server answers one, the MD5 ETag of a single-part upload (uploader.ts);
