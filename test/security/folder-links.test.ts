@@ -161,11 +161,15 @@ describe('a folder link opens only what is backed up', () => {
   });
 
   it("the console's download opens cataloged files only (those it lists, excluded later or not)", async () => {
+    // The rule change above rescanned the folder (no watcher: a config change scans again), which
+    // catalogs late.jpg: once that scan is done, a file written now stays uncataloged.
+    await waitForStatus(engine, (s) => !s.scanning, 60_000, 'the rescan after the rule change');
+    writeFileSync(join(media, 'later.jpg'), 'on disk, not cataloged');
     const admin = (rel: string) => fetch(`${engine.endpoints.adminUrl}/api/admin/download?key=${encodeURIComponent(`media/${rel}`)}&access_token=${engine.token}`);
     const ok = await admin('Gallery/a.jpg');
     expect(ok.status).toBe(200);
     expect(await ok.text()).toBe('photo a');
-    for (const rel of ['late.jpg', 'private/a.txt', 'x.key', '.DS_Store', 'x.tmp']) {
+    for (const rel of ['later.jpg', 'private/a.txt', 'x.key', '.DS_Store', 'x.tmp']) {
       const r = await admin(rel);
       expect(`${rel}: ${r.status}`).toBe(`${rel}: 404`);
       await r.arrayBuffer();
