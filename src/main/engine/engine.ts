@@ -6,22 +6,20 @@ import type { FileRecord, Page, QueueQuery, ScanReport, SyncStatus, TargetStatus
 import { configSchema, type Config, type RootConfig, type TargetConfig } from '../../shared/config';
 import { plural } from '../../shared/format';
 import type { NotifyOptions } from '../../shared/notify';
-import { createBackend } from './backends';
-import { testConnection } from './backends/probe';
 import type { StorageBackend } from './backends/types';
 import { Catalog, type FileRow } from './catalog/catalog';
 import { FileRecords } from './catalog/records';
 import { ConfigError, defaultConfigPath } from './config/config';
 import { OwnData } from './config/folders';
 import { ConfigStore, type ApplyOptions } from './core/config-store';
-import type { EngineContext } from './core/context';
+import type { EngineContext, EngineService } from './core/context';
 import { DataDirLock, loadOrCreateToken, tokenFileOf } from './core/data-dir';
 import { TargetRegistry } from './core/targets';
 import { EventBus } from './events';
 import { AdminServer } from './http/admin';
 import { coreHandlers } from './http/admin-handlers';
 import { installFileRoutes } from './http/files';
-import { installSharing } from './http/sharing';
+import { createSharing, type Sharing } from './http/sharing';
 import { configureLogging, log } from './log';
 import { MediaService } from './media/service';
 import { WebhookNotifier } from './notify';
@@ -60,15 +58,16 @@ export interface EngineEndpoints {
   token: string;
 }
 
-/** Something that plugs into the engine's lifecycle (admin API, download server, media, restore, tunnel). */
-export interface EngineService {
-  name: string;
-  start(engine: Engine): Promise<void> | void;
-  stop(): Promise<void> | void;
-}
+export type { EngineService };
 
 export { EngineLockedError };
 
+/**
+ * The engine, built from a data folder and its config: the context every service receives, the
+ * services, and the wiring between them (each gets the context plus the few functions it needs
+ * from the others, never this object). It owns the order of start and stop. Its other methods
+ * are the facade the CLI, the desktop shell and the tests use.
+ */
 export class Engine {
   readonly dataDir: string;
   readonly configPath: string;
@@ -76,20 +75,20 @@ export class Engine {
   readonly catalog: Catalog;
   readonly bus: EventBus;
   readonly ownData: OwnData;
+  readonly token: string;
   readonly sync: SyncService;
   readonly records: FileRecords;
-  readonly token: string;
+  /** The admin API + web console; services register their routes on it. */
+  readonly admin: AdminServer;
+  readonly sharing: Sharing;
+  readonly media: MediaService;
+  readonly restore: RestoreService;
+  /** Started in this order, stopped in the reverse one (the sync service around them: see start()). */
   private readonly services: EngineService[] = [];
   private running = false;
   private readonly lock: DataDirLock;
-  private readonly opts: EngineOptions;
-  /** Endpoints filled in by the services that listen (admin API, download server). */
-  endpoints: Partial<EngineEndpoints> = {};
-  /** The admin API + web console; services register their routes on it. */
-  readonly admin: AdminServer;
 
   constructor(opts: EngineOptions) {
-    this.opts = opts;
     this.dataDir = resolve(opts.dataDir);
     tightenDataDir(this.dataDir);
     configureLogging(this.dataDir, { console: opts.logToConsole ?? false });
@@ -108,20 +107,42 @@ export class Engine {
     this.token = loadOrCreateToken(this.dataDir);
     this.bus = new EventBus(this.catalog);
     const config = new ConfigStore(this.configPath, this.ownData, this.bus, initial);
-    this.ctx = { dataDir: this.dataDir, ownData: this.ownData, catalog: this.catalog, bus: this.bus, config, targets: new TargetRegistry(config) };
-    this.sync = new SyncService(this.ctx, { watch: opts.watch, scanOnStart: opts.scanOnStart }, {
-      fileChanged: (fileId, root, rel) => this.fileHooks.forEach((h) => h(fileId, root, rel)),
-      whenGone: (f, root, attempts) => this.service<MediaService>('media')?.whenGone(f, root, attempts),
-      transcoding: () => this.service<MediaService>('media')?.transcoding(),
-    });
-    this.records = new FileRecords(this.catalog, (id) => this.service<MediaService>('media')?.mediaInfo(id));
-    this.admin = new AdminServer({ port: opts.adminPort, host: opts.adminHost, webRoot: opts.webRoot });
-    this.admin.register(coreHandlers(this, this.admin));
-    this.services.push(this.admin);
-  }
+    const ctx: EngineContext = { dataDir: this.dataDir, ownData: this.ownData, catalog: this.catalog, bus: this.bus, config, targets: new TargetRegistry(config) };
+    this.ctx = ctx;
 
-  /** Hooks for new or changed files (the media pipeline registers one). */
-  readonly fileHooks: ((fileId: number, root: RootConfig, relPath: string) => void)[] = [];
+    // The sync service and the media service call each other: each gets functions of the other.
+    const sync = new SyncService(ctx, { watch: opts.watch, scanOnStart: opts.scanOnStart }, {
+      fileChanged: (fileId, root, rel) => this.media.fileChanged(fileId, root, rel),
+      whenGone: (f, root, attempts) => this.media.whenGone(f, root, attempts),
+      transcoding: () => this.media.transcoding(),
+    });
+    this.sync = sync;
+    this.records = new FileRecords(this.catalog, (id) => this.media.mediaInfo(id));
+    const admin = new AdminServer(ctx, { port: opts.adminPort, host: opts.adminHost, webRoot: opts.webRoot, token: this.token, startedAt: sync.startedAt, status: () => sync.status() });
+    this.admin = admin;
+    admin.register(coreHandlers(ctx, { sync, records: this.records, testTarget: (t, signal) => ctx.targets.test(t, signal), login: (pw, client) => admin.login(pw, client) }));
+    this.sharing = createSharing(
+      ctx,
+      admin,
+      {
+        startedAt: sync.startedAt,
+        offline: (id) => sync.health.view(id, true).state === 'offline',
+        wakeLanes: () => sync.wakeLanes(),
+        filterFor: (root) => sync.ingestor.filterFor(root),
+      },
+      { download: { port: opts.downloadPort } },
+    );
+    installFileRoutes(ctx, admin, {
+      ingestor: sync.ingestor,
+      touch: (root, rel) => sync.stabilizer.touch(root, rel),
+      backend: (id) => sync.backends.get(id),
+      status: () => sync.status(),
+      wakeLanes: () => sync.wakeLanes(),
+    });
+    this.restore = new RestoreService(ctx, { ingestor: sync.ingestor, wakeLanes: () => sync.wakeLanes() }, admin);
+    this.media = new MediaService(ctx, { ingestor: sync.ingestor, uploadsBusy: () => sync.uploadsBusy(), paused: () => sync.paused, fileRecord: (f) => this.records.of(f) }, admin);
+    this.services.push(admin, this.sharing.downloads, this.sharing.tunnel, new WebhookNotifier(ctx, () => sync.status(), opts.notify), this.restore, this.media);
+  }
 
   get cfg(): Config {
     return this.ctx.config.get();
@@ -130,6 +151,17 @@ export class Engine {
   /** Tests: put a config in use as it is, unchecked and unsaved (as an old config.json would be). */
   set cfg(cfg: Config) {
     this.ctx.config.replaceUnchecked(cfg);
+  }
+
+  /** Where the admin API and the download server listen, once they do. */
+  get endpoints(): Partial<EngineEndpoints> {
+    const out: Partial<EngineEndpoints> = {};
+    if (this.admin.url) {
+      out.adminUrl = this.admin.url;
+      out.token = this.token;
+    }
+    if (this.sharing.downloads.url) out.downloadUrl = this.sharing.downloads.url;
+    return out;
   }
 
   get startedAt(): number {
@@ -171,24 +203,26 @@ export class Engine {
 
   // ---- lifecycle -----------------------------------------------------------------------------
 
-  use(service: EngineService): this {
-    this.services.push(service);
-    return this;
-  }
-
+  /** A service by name: 'sync', 'admin', 'download', 'tunnel', 'notify', 'restore', 'media'. */
   service<T extends EngineService>(name: string): T | undefined {
+    if (name === 'sync') return this.sync as unknown as T;
     return this.services.find((s) => s.name === name) as T | undefined;
   }
 
+  /**
+   * Lanes open first (the services may ask for their backends), then the services start in order,
+   * then uploads, scans, watchers and the config file's watch begin.
+   */
   async start(): Promise<EngineEndpoints> {
     if (this.running) return this.endpoints as EngineEndpoints;
     this.running = true;
     this.sync.open();
-    for (const s of this.services) await s.start(this);
+    for (const s of this.services) await s.start();
     await this.sync.start();
     this.ctx.config.start();
-    this.bus.record({ level: 'info', kind: 'engine-started', message: `Triplicate started with ${plural(this.cfg.roots.length, 'folder')} and ${plural(this.enabledTargets().length, 'destination')}.` });
-    return { adminUrl: this.endpoints.adminUrl ?? '', downloadUrl: this.endpoints.downloadUrl, token: this.token };
+    this.bus.record({ level: 'info', kind: 'engine-started', message: `Triplicate started with ${plural(this.cfg.roots.length, 'folder')} and ${plural(this.ctx.targets.enabled().length, 'destination')}.` });
+    const ep = this.endpoints;
+    return { adminUrl: ep.adminUrl ?? '', downloadUrl: ep.downloadUrl, token: this.token };
   }
 
   /** Wait for the scan started by start() (tests, the CLI's `status` after `serve`). */
@@ -196,6 +230,7 @@ export class Engine {
     return this.sync.initialScanDone();
   }
 
+  /** Config changes end, then uploads and scans, then the services (reverse order), then the catalog. */
   async stop(): Promise<void> {
     if (!this.running) {
       this.catalog.close();
@@ -255,18 +290,11 @@ export class Engine {
     return this.sync.pauseTarget(id, paused);
   }
 
-  async testTarget(t: TargetConfig, signal?: AbortSignal): Promise<TestConnectionResult> {
-    const backend = createBackend(t, { retry: false });
-    try {
-      return await testConnection(backend, signal);
-    } finally {
-      backend.close?.();
-    }
+  testTarget(t: TargetConfig, signal?: AbortSignal): Promise<TestConnectionResult> {
+    return this.ctx.targets.test(t, signal);
   }
 
-  /**
-   * Validate, save (0600) and apply a new config (see ConfigStore.apply): lanes and watchers follow.
-   */
+  /** Validate, save (0600) and apply a new config (see ConfigStore.apply): lanes and watchers follow. */
   applyConfig(next: unknown, opts: ApplyOptions = {}): Promise<Config> {
     return this.ctx.config.apply(next, opts);
   }
@@ -300,15 +328,9 @@ export class Engine {
   }
 }
 
-/** What the desktop shell and the CLI call. Services (admin API, downloads, media...) are added by `createEngine`. */
+/** What the desktop shell and the CLI call. */
 export function createEngine(opts: EngineOptions): Engine {
-  const engine = new Engine(opts);
-  installSharing(engine, { download: { port: opts.downloadPort } });
-  installFileRoutes(engine);
-  engine.use(new WebhookNotifier(opts.notify));
-  engine.use(new RestoreService(engine));
-  engine.use(new MediaService(engine));
-  return engine;
+  return new Engine(opts);
 }
 
 export { configSchema, ConfigError };

@@ -1,5 +1,8 @@
 // The destinations ("targets") of the config in use, as the services ask for them.
+import type { TestConnectionResult } from '../../../shared/api';
 import type { TargetConfig } from '../../../shared/config';
+import { createBackend } from '../backends';
+import { testConnection } from '../backends/probe';
 import { ConfigError } from '../config/config';
 import type { ConfigStore } from './config-store';
 
@@ -23,5 +26,15 @@ export class TargetRegistry {
 
   label(id: string): string {
     return this.config.get().targets.find((t) => t.id === id)?.label ?? id;
+  }
+
+  /** Try a destination's settings, saved or not: a backend of its own, closed after (no retries: the first answer counts). */
+  async test(t: TargetConfig, signal?: AbortSignal): Promise<TestConnectionResult> {
+    const backend = createBackend(t, { retry: false });
+    try {
+      return await testConnection(backend, signal);
+    } finally {
+      backend.close?.();
+    }
   }
 }
