@@ -6,7 +6,6 @@ import type { FileRecord, Page, QueueQuery, ScanReport, SyncStatus, TargetStatus
 import { configSchema, type Config, type RootConfig, type TargetConfig } from '../../shared/config';
 import { plural } from '../../shared/format';
 import type { NotifyOptions } from '../../shared/notify';
-import type { StorageBackend } from './backends/types';
 import { Catalog, type FileRow } from './catalog/catalog';
 import { FileRecords } from './catalog/records';
 import { ConfigError, defaultConfigPath } from './config/config';
@@ -107,7 +106,7 @@ export class Engine {
     this.token = loadOrCreateToken(this.dataDir);
     this.bus = new EventBus(this.catalog);
     const config = new ConfigStore(this.configPath, this.ownData, this.bus, initial);
-    const ctx: EngineContext = { dataDir: this.dataDir, ownData: this.ownData, catalog: this.catalog, bus: this.bus, config, targets: new TargetRegistry(config) };
+    const ctx: EngineContext = { dataDir: this.dataDir, ownData: this.ownData, catalog: this.catalog, bus: this.bus, config, targets: new TargetRegistry(config, this.catalog) };
     this.ctx = ctx;
 
     // The sync service and the media service call each other: each gets functions of the other.
@@ -135,7 +134,6 @@ export class Engine {
     installFileRoutes(ctx, admin, {
       ingestor: sync.ingestor,
       touch: (root, rel) => sync.stabilizer.touch(root, rel),
-      backend: (id) => sync.backends.get(id),
       status: () => sync.status(),
       wakeLanes: () => sync.wakeLanes(),
     });
@@ -184,10 +182,6 @@ export class Engine {
     return this.sync.lanes;
   }
 
-  get backends(): Map<string, StorageBackend> {
-    return this.sync.backends;
-  }
-
   get rootProblems(): Map<string, string> {
     return this.sync.rootProblems;
   }
@@ -233,6 +227,7 @@ export class Engine {
   /** Config changes end, then uploads and scans, then the services (reverse order), then the catalog. */
   async stop(): Promise<void> {
     if (!this.running) {
+      this.ctx.targets.close();
       this.catalog.close();
       this.lock.release();
       return;
@@ -248,6 +243,7 @@ export class Engine {
       }
     }
     await this.sync.drain();
+    this.ctx.targets.close();
     this.catalog.close();
     this.lock.release();
   }

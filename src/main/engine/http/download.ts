@@ -29,7 +29,6 @@ import { join, sep } from 'node:path';
 import { pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
 import type { RootConfig, TargetConfig } from '../../../shared/config';
 import { contentTypeOf, objectKey, parseFileKey } from '../../../shared/keys';
-import { createBackend } from '../backends';
 import { isStorageError, type GetResult, type ObjectInfo, type StorageBackend } from '../backends/types';
 import { diskRel, type CopyRow, type FileRow } from '../catalog/catalog';
 import type { EngineContext, EngineService } from '../core/context';
@@ -288,8 +287,6 @@ export class DownloadServer implements EngineService {
   private adminActive = 0;
   private readonly floor = new RateFloor();
   private readonly sockets = new Set<Socket>();
-  private readonly backends = new Map<string, { sig: string; backend: StorageBackend }>();
-  private readonly retired: StorageBackend[] = [];
   private readonly downUntil = new Map<string, number>();
   private readonly rootReal = new Map<string, string>();
   /** Small local files kept in memory (bounded), so hot thumbnails and photos cost one stat per request. */
@@ -363,7 +360,7 @@ export class DownloadServer implements EngineService {
     this.floor.start();
     this.offBus = this.core.bus.on((e) => {
       if (e.type !== 'config') return;
-      this.retireChangedBackends();
+      this.forgetCaches();
       // A hand edit of server.downloadHost or downloadPort takes effect without a restart.
       void this.rebind().catch((err: unknown) => this.listenFailed(err, this.wanted().host, this.wanted().port));
     });
@@ -489,9 +486,6 @@ export class DownloadServer implements EngineService {
     for (const s of this.sockets) s.destroy();
     this.links.flush();
     this.proxyHeap.release();
-    for (const { backend } of this.backends.values()) backend.close?.();
-    for (const b of this.retired.splice(0)) b.close?.();
-    this.backends.clear();
     await this.access?.close();
   }
 
@@ -536,41 +530,16 @@ export class DownloadServer implements EngineService {
   // ---- backends for reading ------------------------------------------------------------------
 
   /**
-   * Downloads use their own backend per target: short retries (a down target must not hold a
-   * visitor for seconds), a 3 s connect timeout, and a socket pool sized for
-   * server.maxConcurrentDownloads that uploads cannot starve (and that cannot starve uploads).
+   * The target's one backend (core/targets.ts), shared with uploads and restores (its pool is sized
+   * for server.maxConcurrentDownloads too), as downloads retry and wait: two tries, and a target
+   * that does not answer within a few seconds is passed over for the next copy.
    */
-  private backendFor(t: TargetConfig): StorageBackend {
-    const sig = JSON.stringify(t);
-    const have = this.backends.get(t.id);
-    if (have && have.sig === sig) return have.backend;
-    if (have) this.retire(have.backend);
-    const max = this.core.config.get().server.maxConcurrentDownloads;
-    // S3Backend sizes its pool from `concurrency` (concurrency * 4 parts + 8): make it hold every download.
-    const sized = { ...t, concurrency: Math.min(64, Math.max(t.concurrency, Math.ceil(max / 4))) } as TargetConfig;
-    const backend = createBackend(sized, { retry: { attempts: 2, baseMs: 100, maxMs: 250 }, s3: { connectTimeoutMs: 3_000, idleTimeoutMs: 60_000 } });
-    this.backends.set(t.id, { sig, backend });
-    return backend;
+  private backendFor(t: TargetConfig): StorageBackend | undefined {
+    return this.core.targets.backend(t.id, 'download');
   }
 
-  private retire(b: StorageBackend): void {
-    // Downloads in flight keep using it; close it a minute later.
-    this.retired.push(b);
-    setTimeout(() => {
-      const i = this.retired.indexOf(b);
-      if (i >= 0) this.retired.splice(i, 1);
-      b.close?.();
-    }, 60_000).unref?.();
-  }
-
-  private retireChangedBackends(): void {
-    for (const [id, { sig, backend }] of this.backends) {
-      const t = this.core.config.get().targets.find((x) => x.id === id);
-      if (!t || !t.enabled || JSON.stringify(t) !== sig) {
-        this.backends.delete(id);
-        this.retire(backend);
-      }
-    }
+  /** A new config: what was remembered of folders, files and targets may be stale. */
+  private forgetCaches(): void {
     this.rootReal.clear();
     this.smallFiles.clear();
     this.localMisses.clear();
@@ -1060,6 +1029,7 @@ export class DownloadServer implements EngineService {
       return 'missing';
     }
     const backend = this.backendFor(t);
+    if (!backend) return 'missing'; // switched off since the order was made
     const f = known.file;
     const want = strict && f?.sha256 ? { size: f.size, sha256: f.sha256 } : undefined;
     const copy = want ? this.copyRow(known, t.id) : undefined;
@@ -1340,7 +1310,9 @@ export class DownloadServer implements EngineService {
       this.core.targets.enabled().map(async (t) => {
         const s = performance.now();
         try {
-          await this.backendFor(t).head(`${t.prefix}.triplicate/health-probe`, AbortSignal.timeout(5_000));
+          const backend = this.backendFor(t);
+          if (!backend) throw new Error('switched off');
+          await backend.head(`${t.prefix}.triplicate/health-probe`, AbortSignal.timeout(5_000));
           targets[t.id] = { ok: true, ms: Math.round(performance.now() - s) };
         } catch (e) {
           // The reason, not the detail: this answer is public and must not describe the network behind it.

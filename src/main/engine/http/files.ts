@@ -12,7 +12,6 @@ import yazl from 'yazl';
 import { STREAM_ROUTES, type BrowseObject, type BrowseResult, type ImportResult, type SyncStatus, type UploadResult } from '../../../shared/api';
 import { redactConfig, type RootConfig } from '../../../shared/config';
 import { KeyError, contentTypeOf, fileKey, normalizeRelPath, parseFileKey } from '../../../shared/keys';
-import type { StorageBackend } from '../backends/types';
 import type { EngineContext } from '../core/context';
 import type { Ingestor } from '../sync/ingest';
 import { logFilePath } from '../log';
@@ -31,8 +30,6 @@ export interface FileRoutesDeps {
   ingestor: Pick<Ingestor, 'ingest'>;
   /** A file still being written: looked at again once it stops changing. */
   touch(root: RootConfig, rel: string): void;
-  /** The backend of an enabled destination (undefined: switched off). */
-  backend(targetId: string): StorageBackend | undefined;
   status(): SyncStatus;
   wakeLanes(): void;
 }
@@ -206,7 +203,7 @@ async function importPaths(env: Env, rootId: string, paths: string[], destDir: s
 /** A folder view of a destination: immediate sub-folders and objects under `prefix`. */
 async function browse(env: Env, targetId: string, prefix: string, cursor: string | undefined, limit: number, signal: AbortSignal): Promise<BrowseResult> {
   const t = env.ctx.targets.require(targetId);
-  const backend = env.backend(targetId);
+  const backend = env.ctx.targets.backend(targetId);
   if (!backend) throw badRequest(`${t.label} is switched off in Triplicate; switch it on to browse it.`);
   if (prefix && !prefix.endsWith('/')) prefix += '/';
   if (prefix.includes('..') || prefix.startsWith('/')) throw badRequest('That folder name is not allowed.');
@@ -245,7 +242,7 @@ async function handleTargetObject(env: Env, _req: IncomingMessage, res: ServerRe
   const t = env.ctx.targets.require(id);
   const key = url.searchParams.get('key');
   if (!key || !key.startsWith(t.prefix)) throw badRequest('Say which object: ?key=<object key>.');
-  const backend = env.backend(id);
+  const backend = env.ctx.targets.backend(id);
   if (!backend) throw badRequest(`${t.label} is switched off in Triplicate.`);
   const ac = new AbortController();
   res.on('close', () => ac.abort());
@@ -305,7 +302,7 @@ export function installFileRoutes(ctx: EngineContext, admin: ApiRegistry, deps: 
     browseTarget: ({ params, query, signal }) => browse(env, params.id, query.prefix ?? '', query.cursor || undefined, Math.min(Math.max(Number(query.limit ?? 200) || 200, 1), 1000), signal),
     deleteObject: async ({ params, body, signal }) => {
       const t = env.ctx.targets.require(params.id);
-      const backend = env.backend(params.id);
+      const backend = env.ctx.targets.backend(params.id);
       if (!backend) throw badRequest(`${t.label} is switched off in Triplicate.`);
       if (!body?.key || !body.key.startsWith(t.prefix)) throw badRequest('Say which object to delete.');
       await backend.delete(body.key, signal);
@@ -331,8 +328,8 @@ export function installFileRoutes(ctx: EngineContext, admin: ApiRegistry, deps: 
     copyObject: async ({ params, body, signal }) => {
       const from = env.ctx.targets.require(params.id);
       const to = env.ctx.targets.require(body?.to);
-      const src = env.backend(from.id);
-      const dst = env.backend(to.id);
+      const src = env.ctx.targets.backend(from.id);
+      const dst = env.ctx.targets.backend(to.id);
       if (!src || !dst) throw badRequest('Both destinations must be switched on to copy between them.');
       if (!body.key?.startsWith(from.prefix)) throw badRequest('Say which object to copy.');
       const head = await src.head(body.key, signal);

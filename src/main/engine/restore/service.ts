@@ -11,8 +11,8 @@ import type { PruneReport, RestoreProgress, RestoreRequest, VerifyReport, Verify
 import type { RootConfig, TargetConfig } from '../../../shared/config';
 import { formatBytes, plural } from '../../../shared/format';
 import { KeyError, fileKey, parseFileKey } from '../../../shared/keys';
-import { createBackend } from '../backends';
-import { isStorageError, type StorageBackend } from '../backends/types';
+import { StorageError, isStorageError, type StorageBackend } from '../backends/types';
+import type { BackendUse } from '../core/targets';
 import { diskRel, type FileRow, type JobRow } from '../catalog/catalog';
 import type { EngineContext, EngineService } from '../core/context';
 import { badRequest, conflict, notFound, type ApiRegistry, type Handlers } from '../http/router';
@@ -100,11 +100,9 @@ export class RestoreService implements EngineService {
   private readonly inflight = new Map<number, { runId: string; ac: AbortController; bytes: number; finishing: boolean }>();
   private readonly meters = new Map<string, RateMeter>();
   private readonly lastEmit = new Map<string, number>();
-  private readonly backends = new Map<string, StorageBackend>();
   private readonly downUntil = new Map<string, number>();
   private dirCache = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
-  private offBus: (() => void) | null = null;
   private maintenance: Promise<void> = Promise.resolve();
   private readonly locks = new Map<string, Promise<unknown>>();
   /** Jobs running now, and the heap boost they hold (ended a little after the last one). */
@@ -136,9 +134,6 @@ export class RestoreService implements EngineService {
     for (const r of this.store.activeRuns()) this.maybeFinishRun(r.id);
     const n = this.ctx.config.get().restore.concurrency;
     for (let i = 0; i < n; i++) this.workers.push(this.workerLoop());
-    this.offBus = this.ctx.bus.on((e) => {
-      if (e.type === 'config') this.resetBackends();
-    });
     if (scheduled) {
       this.timer = setInterval(() => this.tickMaintenance(), 60_000);
       this.timer.unref?.();
@@ -151,7 +146,6 @@ export class RestoreService implements EngineService {
     this.running = false;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    this.offBus?.();
     this.stopAc.abort();
     this.wake();
     await Promise.allSettled(this.workers);
@@ -159,21 +153,12 @@ export class RestoreService implements EngineService {
     this.heapBoost.release();
     await this.maintenance.catch(() => undefined);
     await Promise.allSettled([...this.locks.values()]);
-    this.resetBackends();
   }
 
-  private resetBackends(): void {
-    for (const b of this.backends.values()) b.close?.();
-    this.backends.clear();
-  }
-
-  private backendFor(t: TargetConfig): StorageBackend {
-    let b = this.backends.get(t.id);
-    if (!b) {
-      // Few quick retries: a target that does not answer is better left for the next one.
-      b = createBackend(t, { retry: { attempts: 2, baseMs: 200, maxMs: 1000 } });
-      this.backends.set(t.id, b);
-    }
+  /** The target's one backend (core/targets.ts), as `use` retries; a target switched off meanwhile: an error for that file. */
+  private backendFor(t: TargetConfig, use: BackendUse = 'restore'): StorageBackend {
+    const b = this.ctx.targets.backend(t.id, use);
+    if (!b) throw new StorageError('not_found', `${t.label} is switched off in Triplicate.`, `target ${t.id} disabled`);
     return b;
   }
 
@@ -815,7 +800,7 @@ export class RestoreService implements EngineService {
       const targets = this.targets();
       // A corrupt copy goes first: the uploader trusts an object whose metadata matches. A copy
       // whose metadata names other content stays: the upload keeps it as a version.
-      for (const s of damaged) if (s.current && s.corrupt) await this.backendFor(s.target).delete(s.key).catch(() => undefined);
+      for (const s of damaged) if (s.current && s.corrupt) await this.ctx.targets.backend(s.target.id, 'restore')?.delete(s.key).catch(() => undefined);
       const queued = catalog.transaction(() => {
         catalog.recordFile({ root_id: f.root_id, rel_path: f.rel_path, disk_rel: diskRel(f), size, mtime_ms: mtime, sha256, kind: f.kind });
         let n = 0;
@@ -912,12 +897,7 @@ export class RestoreService implements EngineService {
   async rebuild(targetId: string, onProgress?: (r: RebuildReport) => void): Promise<RebuildReport> {
     const t = this.targets().find((x) => x.id === targetId);
     if (!t) throw notFound(`There is no enabled destination "${targetId}".`);
-    const backend = createBackend(t);
-    try {
-      return await rebuildFromTarget(this.store, t, backend, { onProgress, concurrency: 16 });
-    } finally {
-      backend.close?.();
-    }
+    return rebuildFromTarget(this.store, t, this.backendFor(t, 'maintenance'), { onProgress, concurrency: 16 });
   }
 
   // ---- verification and retention ------------------------------------------------------------
@@ -957,31 +937,27 @@ export class RestoreService implements EngineService {
 
   private verifyOne(t: TargetConfig, o: { full: boolean; signal?: AbortSignal; onTick?: () => void }): Promise<VerifyTargetReport> {
     return this.withLock(`verify:${t.id}`, async () => {
-      const backend = createBackend(t);
-      try {
-        const signal = o.signal ? AbortSignal.any([o.signal, this.stopAc.signal]) : this.stopAc.signal;
-        const r = await verifyTarget({ catalog: this.ctx.catalog, store: this.store, bus: this.ctx.bus, wake: () => this.deps.wakeLanes() }, t, backend, {
-          full: o.full,
-          readBudget: this.ctx.config.get().restore.verifyReadBytes,
-          signal,
-          onTick: o.onTick,
-        });
-        this.ctx.catalog.kvSet(`verify:last:${t.id}`, String(Date.now()));
-        const bad = r.missing + r.damaged;
-        this.ctx.bus.record({
-          level: bad || r.error ? 'error' : 'info',
-          kind: 'verify-done',
-          target_id: t.id,
-          message:
-            r.error ??
-            (r.checked === 0 && !bad
-              ? `Nothing was checked on ${t.label}: it holds no copies yet.`
-              : `Checked ${plural(r.checked, 'copy', 'copies')} on ${t.label} and re-read ${plural(r.files_read, 'file')} (${formatBytes(r.bytes_read)}): ${bad ? `${plural(bad, 'problem')} found` : 'all good'}.`),
-        });
-        return r;
-      } finally {
-        backend.close?.();
-      }
+      const backend = this.backendFor(t, 'maintenance');
+      const signal = o.signal ? AbortSignal.any([o.signal, this.stopAc.signal]) : this.stopAc.signal;
+      const r = await verifyTarget({ catalog: this.ctx.catalog, store: this.store, bus: this.ctx.bus, wake: () => this.deps.wakeLanes() }, t, backend, {
+        full: o.full,
+        readBudget: this.ctx.config.get().restore.verifyReadBytes,
+        signal,
+        onTick: o.onTick,
+      });
+      this.ctx.catalog.kvSet(`verify:last:${t.id}`, String(Date.now()));
+      const bad = r.missing + r.damaged;
+      this.ctx.bus.record({
+        level: bad || r.error ? 'error' : 'info',
+        kind: 'verify-done',
+        target_id: t.id,
+        message:
+          r.error ??
+          (r.checked === 0 && !bad
+            ? `Nothing was checked on ${t.label}: it holds no copies yet.`
+            : `Checked ${plural(r.checked, 'copy', 'copies')} on ${t.label} and re-read ${plural(r.files_read, 'file')} (${formatBytes(r.bytes_read)}): ${bad ? `${plural(bad, 'problem')} found` : 'all good'}.`),
+      });
+      return r;
     });
   }
 
@@ -1008,19 +984,15 @@ export class RestoreService implements EngineService {
 
   private pruneOne(t: TargetConfig, o: { now: number; dryRun: boolean; onTick?: () => void }) {
     return this.withLock(`prune:${t.id}`, async () => {
-      const backend = createBackend(t);
-      try {
-        const r = await pruneTarget({ catalog: this.ctx.catalog, store: this.store, bus: this.ctx.bus, root: (id) => this.root(id) }, t, backend, { now: o.now, dryRun: o.dryRun, signal: this.stopAc.signal, onTick: o.onTick });
-        if (!o.dryRun) {
-          this.ctx.catalog.kvSet(`prune:last:${t.id}`, String(Date.now()));
-          if (r.versions_deleted || r.files_expired) {
-            this.ctx.bus.record({ level: 'info', kind: 'prune-done', target_id: t.id, message: `Retention on ${t.label}: removed ${plural(r.versions_deleted, 'old version')} and ${plural(r.files_expired, 'deleted file')} (${formatBytes(r.bytes_freed)}).` });
-          }
+      const backend = this.backendFor(t, 'maintenance');
+      const r = await pruneTarget({ catalog: this.ctx.catalog, store: this.store, bus: this.ctx.bus, root: (id) => this.root(id) }, t, backend, { now: o.now, dryRun: o.dryRun, signal: this.stopAc.signal, onTick: o.onTick });
+      if (!o.dryRun) {
+        this.ctx.catalog.kvSet(`prune:last:${t.id}`, String(Date.now()));
+        if (r.versions_deleted || r.files_expired) {
+          this.ctx.bus.record({ level: 'info', kind: 'prune-done', target_id: t.id, message: `Retention on ${t.label}: removed ${plural(r.versions_deleted, 'old version')} and ${plural(r.files_expired, 'deleted file')} (${formatBytes(r.bytes_freed)}).` });
         }
-        return r;
-      } finally {
-        backend.close?.();
       }
+      return r;
     });
   }
 

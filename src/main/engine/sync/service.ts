@@ -8,7 +8,6 @@ import type { Config, RootConfig, TargetConfig } from '../../../shared/config';
 import { plural } from '../../../shared/format';
 import { normalizeRelPath, parseFileKey } from '../../../shared/keys';
 import { countFiles, summarize } from '../../../shared/status';
-import { createBackend } from '../backends';
 import type { StorageBackend } from '../backends/types';
 import type { Catalog, FileRow } from '../catalog/catalog';
 import { ConfigError } from '../config/config';
@@ -46,7 +45,6 @@ export class SyncService implements EngineService {
   readonly ingestor: Ingestor;
   readonly stabilizer: Stabilizer;
   readonly lanes = new Map<string, TargetLane>();
-  readonly backends = new Map<string, StorageBackend>();
   /** Folders that cannot be read or backed up whole, by root id: the overview says so. */
   readonly rootProblems = new Map<string, string>();
   readonly startedAt = Date.now();
@@ -161,11 +159,8 @@ export class SyncService implements EngineService {
   }
 
   private openLane(t: TargetConfig): TargetLane {
-    // A folder destination that already holds our copies must show its marker file: an empty
-    // mount point (share not mounted) is then an outage, not an empty destination to refill.
-    const hasCopies = t.kind === 'folder' && this.catalog.copyCounts().some((c) => c.target_id === t.id && c.state === 'synced' && c.n > 0);
-    const backend = createBackend(t, hasCopies ? { folder: { requireMarker: true } } : {});
-    this.backends.set(t.id, backend);
+    // The target's one backend (core/targets.ts), as uploads retry.
+    const backend = this.ctx.targets.backend(t.id, 'sync')!;
     const lane = new TargetLane(
       t,
       backend,
@@ -191,7 +186,6 @@ export class SyncService implements EngineService {
   private async closeLane(id: string): Promise<void> {
     const lane = this.lanes.get(id);
     this.lanes.delete(id);
-    this.backends.delete(id);
     await lane?.stop();
   }
 
@@ -200,7 +194,9 @@ export class SyncService implements EngineService {
     const same = (a: TargetConfig, b: TargetConfig) => JSON.stringify(a) === JSON.stringify(b);
     for (const old of prev.targets) {
       const now = cfg.targets.find((t) => t.id === old.id);
-      if (!now || !now.enabled || !same(old, now)) await this.closeLane(old.id);
+      // a lane goes with its target's settings, and with its backend (the pool's size follows other settings too)
+      const lane = this.lanes.get(old.id);
+      if (!now || !now.enabled || !same(old, now) || (lane && lane.backend !== this.ctx.targets.backend(old.id, 'sync'))) await this.closeLane(old.id);
     }
     for (const t of cfg.targets) {
       if (t.enabled && !this.lanes.has(t.id)) {
