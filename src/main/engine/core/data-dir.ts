@@ -1,7 +1,7 @@
 // The data folder's lock (one engine per data folder) and the admin token's file.
 import { chmodSync, closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { EngineLockedError, randomToken } from '../util';
+import { EngineLockedError, isAlive, randomToken } from '../util';
 
 export class DataDirLock {
   private readonly path: string;
@@ -51,13 +51,4 @@ export function loadOrCreateToken(dataDir: string): string {
   writeFileSync(p, `${t}\n`, { mode: 0o600 });
   chmodSync(p, 0o600);
   return t;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
