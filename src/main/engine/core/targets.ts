@@ -25,7 +25,7 @@ import type { ConfigStore } from './config-store';
  *   outages are the lane's backoff (30 s .. 1 h).
  * - restore: few quick retries: a target that does not answer is better left for the next one.
  * - download: a visitor must not be held: two tries a moment apart, and a target that does not
- *   answer within DOWNLOAD_ANSWER_MS is passed over for the next copy.
+ *   answer within 5 s (a HEAD, or a GET until its headers) is passed over for the next copy.
  * - maintenance: verification, prune, rebuild: as sync.
  */
 export const USES = {
