@@ -37,7 +37,7 @@ describe.runIf(process.platform === 'linux')('the per-folder watcher', () => {
     await engine.initialScanDone();
     await waitFor(() => engine!.status().total_files === 301, 10_000, 'the first scan'); // fresh files settle first
     // one watch per folder, not per file
-    const w = (engine as unknown as { watchers: Map<string, RootWatcher> }).watchers.get('media')!;
+    const w = (engine.sync as unknown as { watchers: Map<string, RootWatcher> }).watchers.get('media')!;
     expect(w.watchedFolders).toBe(3);
 
     // a new file, a changed file, a deleted file

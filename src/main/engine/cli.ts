@@ -1,16 +1,14 @@
 // `triplicate serve | demo | status | link | restore | verify | password`
 // The engine's command line. Machine-readable output is JSON lines on stdout; messages for people
 // go to stderr.
-import { rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ApiError } from '../../shared/client';
 import { formatBytes } from '../../shared/format';
 import { CliRefusal, dataDirOf, openDataDir, requireEngine, type Command } from './cli-data-dir';
 import { ConfigError } from './config/config';
-import type { Engine } from './engine';
 import { linkCommand } from './http/link-cli';
 import { restoreCommands } from './restore/cli';
+import { serveEngine } from './serve';
 import { EngineLockedError, errorText } from './util';
 
 export const USAGE = `Triplicate: 3-2-1 backup of photos and videos (local folder, NAS, cloud).
@@ -45,38 +43,6 @@ function out(obj: unknown): void {
 
 function say(text: string): void {
   process.stderr.write(`${text}\n`);
-}
-
-export function runFile(dataDir: string): string {
-  return join(dataDir, 'engine.json');
-}
-
-/** Run an engine until SIGTERM/SIGINT; prints the ready line. Returns the exit code. */
-export async function serveEngine(engine: Engine, extra: Record<string, unknown> = {}): Promise<number> {
-  let stopping: Promise<void> | null = null;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    say(`triplicate: ${signal} received, stopping (in-flight uploads are aborted and resumed next start)…`);
-    stopping = engine.stop().then(() => {
-      rmSync(runFile(engine.dataDir), { force: true });
-      out({ event: 'stopped' });
-    });
-  };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
-  const ep = await engine.start();
-  writeFileSync(runFile(engine.dataDir), JSON.stringify({ pid: process.pid, adminUrl: ep.adminUrl, downloadUrl: ep.downloadUrl }), { mode: 0o600 });
-  // Never the token itself: a service's stdout goes to the journal, which other users may read.
-  out({ event: 'ready', adminUrl: ep.adminUrl, downloadUrl: ep.downloadUrl ?? null, tokenFile: engine.tokenFile, dataDir: engine.dataDir, pid: process.pid, ...extra });
-  await new Promise<void>((resolveWait) => {
-    const t = setInterval(() => {
-      if (stopping) {
-        clearInterval(t);
-        void stopping.then(() => resolveWait());
-      }
-    }, 100);
-  });
-  return 0;
 }
 
 async function cmdServe(argv: string[]): Promise<number> {

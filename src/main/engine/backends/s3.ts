@@ -82,6 +82,11 @@ export interface S3BackendOptions {
   connectTimeoutMs?: number;
   /** A socket idle this long fails the request (a stalled server). Default 60 s. */
   idleTimeoutMs?: number;
+  /**
+   * Sockets beyond what this target's uploads need (downloads and restores sharing the backend:
+   * see core/targets.ts). Default 0.
+   */
+  extraSockets?: number;
   /** Keys per ListObjectsV2 page (1..1000). Default 1000; tests use small pages. */
   listPageSize?: number;
   /** Objects above this are copied with UploadPartCopy. Default 5 GiB (the CopyObject limit). */
@@ -102,6 +107,9 @@ export interface S3BackendOptions {
   lean?: boolean;
 }
 
+/** S3 backends built in this process, by target id: each has its own sockets (diagnostics, tests). */
+export const s3BackendsBuilt = new Map<string, number>();
+
 export class S3Backend implements StorageBackend {
   readonly id: string;
   readonly kind = 's3' as const;
@@ -111,7 +119,7 @@ export class S3Backend implements StorageBackend {
   readonly client: S3Client;
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
-  private readonly opts: Required<Omit<S3BackendOptions, 'onWarning' | 'lean'>> & Pick<S3BackendOptions, 'onWarning'>;
+  private readonly opts: Required<Omit<S3BackendOptions, 'onWarning' | 'lean' | 'extraSockets'>> & Pick<S3BackendOptions, 'onWarning'>;
   /** The lean request path, or null when configured off. */
   private readonly lean: LeanS3 | null;
   private readonly host: string;
@@ -121,6 +129,7 @@ export class S3Backend implements StorageBackend {
 
   constructor(target: S3TargetConfig, opts: S3BackendOptions = {}) {
     this.id = target.id;
+    s3BackendsBuilt.set(target.id, (s3BackendsBuilt.get(target.id) ?? 0) + 1);
     this.prefix = target.prefix;
     this.settings = resolveS3Settings(target);
     this.opts = {
@@ -136,9 +145,9 @@ export class S3Backend implements StorageBackend {
     this.host = hostOf(this.settings.endpoint) ?? `s3.${this.settings.region}.amazonaws.com`;
     this.description = `${target.label} (${where}, bucket ${this.settings.bucket})`;
 
-    // Sockets: every upload of this target may have `queueSize` parts in flight, plus heads,
-    // lists and downloads next to them.
-    const maxSockets = Math.max(target.concurrency * 2, target.concurrency * this.settings.queueSize) + 8;
+    // Sockets: every upload of this target may have `queueSize` parts in flight, plus heads and
+    // lists next to them, plus what the engine's other users of this backend need (extraSockets).
+    const maxSockets = Math.max(target.concurrency * 2, target.concurrency * this.settings.queueSize) + 8 + Math.max(0, Math.floor(opts.extraSockets ?? 0));
     const agentOptions = { keepAlive: true, keepAliveMsecs: 15_000, maxSockets, maxFreeSockets: Math.min(maxSockets, 16) };
     this.httpAgent = new http.Agent(agentOptions);
     this.httpsAgent = new https.Agent(agentOptions);

@@ -29,18 +29,27 @@ import { join, sep } from 'node:path';
 import { pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
 import type { RootConfig, TargetConfig } from '../../../shared/config';
 import { contentTypeOf, objectKey, parseFileKey } from '../../../shared/keys';
-import { createBackend } from '../backends';
 import { isStorageError, type GetResult, type ObjectInfo, type StorageBackend } from '../backends/types';
 import { diskRel, type CopyRow, type FileRow } from '../catalog/catalog';
-import type { Engine, EngineService } from '../engine';
+import type { EngineContext, EngineService } from '../core/context';
 import { BoostWhileBusy, PROXY_HEAP_GROWING_PERCENT } from '../heap';
 import { log } from '../log';
 import { errorText } from '../util';
 import { PRIVATE_FILE_MODE } from '../private-files';
 import { isAnyAddress, isLoopback } from '../../../shared/config';
-import { encodeKeyPath, grantCovers, linkablePaths, LinkError, parseScope, type Grant, type Links } from './links';
+import { encodeKeyPath, grantCovers, LinkError, parseScope, type Grant, type Links } from './links';
 import { contentDisposition, decodeKeyPath, multipartFraming, planResponse, weakEtag, type Plan, type Representation, type Span } from './ranges';
 import { clientAddress, forwardedFor, RateFloor, Slots, type Slot } from './slots';
+
+/** What the download server asks of the sync service (wired by the composition root). */
+export interface DownloadDeps {
+  /** When the engine started (`/health`). */
+  startedAt: number;
+  /** The destination is known to be offline for uploads: tried last. */
+  offline(targetId: string): boolean;
+  /** A repair was queued: the upload lanes look at their queues. */
+  wakeLanes(): void;
+}
 
 export interface DownloadServerOptions {
   /** Override server.downloadPort (0: any free port). */
@@ -272,15 +281,14 @@ class AccessLog {
 export class DownloadServer implements EngineService {
   readonly name = 'download';
   private server: Server | null = null;
-  private engine!: Engine;
+  /** Where the server listens on this computer, while it does. */
+  url: string | undefined;
   private access!: AccessLog;
   /** Public downloads by client and by link (server.maxConcurrentDownloads), and the console's. */
   private readonly slots = new Slots();
   private adminActive = 0;
   private readonly floor = new RateFloor();
   private readonly sockets = new Set<Socket>();
-  private readonly backends = new Map<string, { sig: string; backend: StorageBackend }>();
-  private readonly retired: StorageBackend[] = [];
   private readonly downUntil = new Map<string, number>();
   private readonly rootReal = new Map<string, string>();
   /** Small local files kept in memory (bounded), so hot thumbnails and photos cost one stat per request. */
@@ -315,7 +323,9 @@ export class DownloadServer implements EngineService {
   private askedHost = '';
 
   constructor(
+    private readonly core: EngineContext,
     private readonly links: Links,
+    private readonly deps: DownloadDeps,
     private readonly opts: DownloadServerOptions = {},
   ) {}
 
@@ -339,9 +349,8 @@ export class DownloadServer implements EngineService {
     return this.boundPort;
   }
 
-  async start(engine: Engine): Promise<void> {
-    this.engine = engine;
-    this.access = new AccessLog(join(engine.dataDir, 'logs', 'download-access.jsonl'));
+  async start(): Promise<void> {
+    this.access = new AccessLog(join(this.core.dataDir, 'logs', 'download-access.jsonl'));
     this.access.open();
     const { host, port } = this.wanted();
     try {
@@ -351,9 +360,9 @@ export class DownloadServer implements EngineService {
       this.listenFailed(e, host, port);
     }
     this.floor.start();
-    this.offBus = engine.bus.on((e) => {
+    this.offBus = this.core.bus.on((e) => {
       if (e.type !== 'config') return;
-      this.retireChangedBackends();
+      this.forgetCaches();
       // A hand edit of server.downloadHost or downloadPort takes effect without a restart.
       void this.rebind().catch((err: unknown) => this.listenFailed(err, this.wanted().host, this.wanted().port));
     });
@@ -361,7 +370,7 @@ export class DownloadServer implements EngineService {
 
   /** Where the config says to listen (an explicit option wins). */
   private wanted(): { host: string; port: number } {
-    const cfg = this.engine.cfg.server;
+    const cfg = this.core.config.get().server;
     return { host: this.opts.host ?? cfg.downloadHost, port: this.opts.port ?? cfg.downloadPort };
   }
 
@@ -375,7 +384,7 @@ export class DownloadServer implements EngineService {
           : code === 'EACCES'
             ? `Triplicate may not use port ${port}. Choose a port above 1024 (server.downloadPort) and restart Triplicate`
             : `the server could not start (${errorText(e)}). Restart Triplicate; if it keeps happening, send the diagnostics to your support contact`;
-    this.engine.bus.record({ level: 'error', kind: 'download-server', message: `Downloads and shared links are off: ${why}.`, detail: errorText(e) });
+    this.core.bus.record({ level: 'error', kind: 'download-server', message: `Downloads and shared links are off: ${why}.`, detail: errorText(e) });
   }
 
   /** A new listener on host:port (the handlers, limits and socket tracking of this server). Rejects with the listen error. */
@@ -413,7 +422,7 @@ export class DownloadServer implements EngineService {
     this.boundPort = addr.port;
     this.boundHost = addr.address;
     this.askedHost = asked;
-    this.engine.endpoints.downloadUrl = this.localUrl();
+    this.url = this.localUrl();
   }
 
   private rebinding: Promise<void> = Promise.resolve();
@@ -450,7 +459,7 @@ export class DownloadServer implements EngineService {
         try {
           this.take(await this.listen(before.host, before.port), before.host);
         } catch (again) {
-          this.engine.endpoints.downloadUrl = undefined;
+          this.url = undefined;
           this.listenFailed(again, before.host, before.port);
         }
       }
@@ -479,9 +488,6 @@ export class DownloadServer implements EngineService {
     for (const s of this.sockets) s.destroy();
     this.links.flush();
     this.proxyHeap.release();
-    for (const { backend } of this.backends.values()) backend.close?.();
-    for (const b of this.retired.splice(0)) b.close?.();
-    this.backends.clear();
     await this.access?.close();
   }
 
@@ -526,41 +532,16 @@ export class DownloadServer implements EngineService {
   // ---- backends for reading ------------------------------------------------------------------
 
   /**
-   * Downloads use their own backend per target: short retries (a down target must not hold a
-   * visitor for seconds), a 3 s connect timeout, and a socket pool sized for
-   * server.maxConcurrentDownloads that uploads cannot starve (and that cannot starve uploads).
+   * The target's one backend (core/targets.ts), shared with uploads and restores (its pool is sized
+   * for server.maxConcurrentDownloads too), as downloads retry and wait: two tries, and a target
+   * that does not answer within a few seconds is passed over for the next copy.
    */
-  private backendFor(t: TargetConfig): StorageBackend {
-    const sig = JSON.stringify(t);
-    const have = this.backends.get(t.id);
-    if (have && have.sig === sig) return have.backend;
-    if (have) this.retire(have.backend);
-    const max = this.engine.cfg.server.maxConcurrentDownloads;
-    // S3Backend sizes its pool from `concurrency` (concurrency * 4 parts + 8): make it hold every download.
-    const sized = { ...t, concurrency: Math.min(64, Math.max(t.concurrency, Math.ceil(max / 4))) } as TargetConfig;
-    const backend = createBackend(sized, { retry: { attempts: 2, baseMs: 100, maxMs: 250 }, s3: { connectTimeoutMs: 3_000, idleTimeoutMs: 60_000 } });
-    this.backends.set(t.id, { sig, backend });
-    return backend;
+  private backendFor(t: TargetConfig): StorageBackend | undefined {
+    return this.core.targets.backend(t.id, 'download');
   }
 
-  private retire(b: StorageBackend): void {
-    // Downloads in flight keep using it; close it a minute later.
-    this.retired.push(b);
-    setTimeout(() => {
-      const i = this.retired.indexOf(b);
-      if (i >= 0) this.retired.splice(i, 1);
-      b.close?.();
-    }, 60_000).unref?.();
-  }
-
-  private retireChangedBackends(): void {
-    for (const [id, { sig, backend }] of this.backends) {
-      const t = this.engine.cfg.targets.find((x) => x.id === id);
-      if (!t || !t.enabled || JSON.stringify(t) !== sig) {
-        this.backends.delete(id);
-        this.retire(backend);
-      }
-    }
+  /** A new config: what was remembered of folders, files and targets may be stale. */
+  private forgetCaches(): void {
     this.rootReal.clear();
     this.smallFiles.clear();
     this.localMisses.clear();
@@ -571,8 +552,8 @@ export class DownloadServer implements EngineService {
   /** Enabled targets by priority; those seen failing recently (or offline for uploads) go last. */
   private targetOrder(): TargetConfig[] {
     const now = Date.now();
-    const ts = this.engine.enabledTargets();
-    const bad = (t: TargetConfig) => (this.downUntil.get(t.id) ?? 0) > now || this.engine.health.view(t.id, true).state === 'offline';
+    const ts = this.core.targets.enabled();
+    const bad = (t: TargetConfig) => (this.downUntil.get(t.id) ?? 0) > now || this.deps.offline(t.id);
     const good = ts.filter((t) => !bad(t));
     return good.length === ts.length ? ts : [...good, ...ts.filter(bad)];
   }
@@ -589,7 +570,7 @@ export class DownloadServer implements EngineService {
     let k = this.rows.get(key);
     if (!k || now - k.at >= SMALL_FILE_VALID_MS) {
       if (!k && this.rows.size >= ROWS_MAX) this.rows.clear();
-      k = { at: now, file: this.engine.catalog.fileByPath(rootId, relPath), copies: new Map() };
+      k = { at: now, file: this.core.catalog.fileByPath(rootId, relPath), copies: new Map() };
       this.rows.set(key, k);
     }
     return k;
@@ -599,7 +580,7 @@ export class DownloadServer implements EngineService {
   private copyRow(k: KnownRows, targetId: string): CopyRow | undefined {
     if (!k.file) return undefined;
     if (k.copies.has(targetId)) return k.copies.get(targetId);
-    const c = this.engine.catalog.copy(k.file.id, targetId);
+    const c = this.core.catalog.copy(k.file.id, targetId);
     k.copies.set(targetId, c);
     return c;
   }
@@ -667,7 +648,7 @@ export class DownloadServer implements EngineService {
       return sendError(req, res, 405, 'method_not_allowed', 'Only GET and HEAD are allowed here.', { allow: 'GET, HEAD' });
     }
     if (!pathname.startsWith('/')) return sendError(req, res, 400, 'bad_request', 'The address is malformed.');
-    if (pathname === '/health') return sendJsonBody(req, res, 200, { ok: true, uptime_s: Math.round((Date.now() - this.engine.startedAt) / 1000) });
+    if (pathname === '/health') return sendJsonBody(req, res, 200, { ok: true, uptime_s: Math.round((Date.now() - this.deps.startedAt) / 1000) });
     if (pathname === '/health/deep') return this.deepHealth().then(({ status, body }) => sendJsonBody(req, res, status, body));
     if (!pathname.startsWith('/files/')) return sendError(req, res, 404, 'not_found', 'There is nothing at this address. Download links look like /files/<folder>/<file>?token=…');
     const query = q < 0 ? '' : url.slice(q + 1);
@@ -756,7 +737,7 @@ export class DownloadServer implements EngineService {
   /** Does a link open this file? linkablePaths (links.ts) decides; remembered with the file's rows. */
   private linkOpens(pk: PathKey): boolean {
     const k = this.known(pk.key, pk.rootId, pk.relPath);
-    k.linkOpens ??= k.file !== undefined && linkablePaths(this.engine, pk.rootId)(k.file.rel_path);
+    k.linkOpens ??= k.file !== undefined && this.links.linkable(pk.rootId)(k.file.rel_path);
     return k.linkOpens;
   }
 
@@ -774,7 +755,7 @@ export class DownloadServer implements EngineService {
     // The client left while its link was being checked: nothing to serve (and no close event to come).
     if (res.destroyed) return null;
     const slot: Slot = { client: clientAddress(req.socket.remoteAddress, req.headers['cf-connecting-ip']), link: linkId };
-    const refusal = this.slots.take(slot, this.engine.cfg.server.maxConcurrentDownloads);
+    const refusal = this.slots.take(slot, this.core.config.get().server.maxConcurrentDownloads);
     if (refusal) {
       entry.error = refusal.code;
       sendError(req, res, refusal.status, refusal.code, refusal.message, { 'retry-after': refusal.retryAfter });
@@ -849,7 +830,7 @@ export class DownloadServer implements EngineService {
    * memory at once (like nginx's open_file_cache); everything else returns a promise.
    */
   private serveKey(ctx: ServeCtx, key: string): Promise<void> | void {
-    const root = this.engine.cfg.roots.find((r) => r.id === ctx.rootId);
+    const root = this.core.config.get().roots.find((r) => r.id === ctx.rootId);
     if (!root) return sendError(ctx.req, ctx.res, 404, 'not_found', NOT_FOUND);
     const hit = this.smallFiles.get(key);
     if (hit && hit.root === root.path && Date.now() - hit.checkedAt < SMALL_FILE_VALID_MS) {
@@ -978,7 +959,7 @@ export class DownloadServer implements EngineService {
       } catch {
         return null;
       }
-      if (!path.startsWith(inside) || this.engine.ownData.covers(path)) {
+      if (!path.startsWith(inside) || this.core.ownData.covers(path)) {
         refuse();
         return null;
       }
@@ -993,7 +974,7 @@ export class DownloadServer implements EngineService {
       // Never a file of Triplicate's own data folder, whatever the catalog says (a third wall after
       // the folder rules and the scanner).
       const real = PROC_FD ? readlinkSync(`/proc/self/fd/${fd}`) : path;
-      if (!real.startsWith(inside) || this.engine.ownData.covers(real)) {
+      if (!real.startsWith(inside) || this.core.ownData.covers(real)) {
         refuse();
       } else {
         const st = await new Promise<Stats>((res, rej) => fstat(fd, (e, x) => (e ? rej(e) : res(x))));
@@ -1053,11 +1034,12 @@ export class DownloadServer implements EngineService {
       return 'missing';
     }
     const backend = this.backendFor(t);
+    if (!backend) return 'missing'; // switched off since the order was made
     const f = known.file;
     const want = strict && f?.sha256 ? { size: f.size, sha256: f.sha256 } : undefined;
     const copy = want ? this.copyRow(known, t.id) : undefined;
     // A copy found damaged stays passed over until its repair made it synced again.
-    if (copy && copy.state !== 'synced' && this.engine.catalog.repairQueued(copy.file_id, t.id)) return 'damaged';
+    if (copy && copy.state !== 'synced' && this.core.catalog.repairQueued(copy.file_id, t.id)) return 'damaged';
     // A copy the catalog knows as synced with this content: GET straight away (one round trip).
     let trusted = ctx.method === 'GET' && !!want && copy?.state === 'synced' && copy.sha256 === want.sha256;
     for (let attempt = 0; attempt < 2; attempt++) {
@@ -1148,18 +1130,18 @@ export class DownloadServer implements EngineService {
     const detail = `the bytes hash to ${actual}`;
     if (strict && f?.sha256) {
       const reason = `The copy on ${t.label} is damaged (its bytes do not match its checksum). Triplicate replaces it with a good copy.`;
-      this.engine.catalog.queueRepair(f.id, t.id, f.size, reason);
+      this.core.catalog.queueRepair(f.id, t.id, f.size, reason);
       known.copies.delete(t.id);
-      this.engine.bus.record({ level: 'error', kind: 'copy-damaged', message: `${message} Triplicate replaces it with a good copy.`, file_key: key, target_id: t.id, detail });
-      this.engine.bus.emit({ type: 'copy', file_key: key, target_id: t.id, state: 'pending', error: reason });
-      this.engine.wakeLanes();
+      this.core.bus.record({ level: 'error', kind: 'copy-damaged', message: `${message} Triplicate replaces it with a good copy.`, file_key: key, target_id: t.id, detail });
+      this.core.bus.emit({ type: 'copy', file_key: key, target_id: t.id, state: 'pending', error: reason });
+      this.deps.wakeLanes();
       return;
     }
     const seen = `${t.id}\0${key}\0${actual}`;
     if (this.damagedSeen.has(seen)) return;
     if (this.damagedSeen.size >= ROWS_MAX) this.damagedSeen.clear();
     this.damagedSeen.add(seen);
-    this.engine.bus.record({ level: 'error', kind: 'copy-damaged', message, file_key: key, target_id: t.id, detail });
+    this.core.bus.record({ level: 'error', kind: 'copy-damaged', message, file_key: key, target_id: t.id, detail });
   }
 
   /**
@@ -1271,9 +1253,9 @@ export class DownloadServer implements EngineService {
       return sendError(req, res, 403, 'out_of_scope', 'This link does not open this folder.');
     }
     // The files a link opens (linkablePaths): a listing never shows what a link would refuse.
-    const opens = linkablePaths(this.engine, scope.rootId);
+    const opens = this.links.linkable(scope.rootId);
     const rows: { rel_path: string; size: number }[] = [];
-    const all = this.engine.catalog.db
+    const all = this.core.catalog.db
       .prepare<[string, number, string], { rel_path: string; size: number }>('SELECT rel_path, size FROM files WHERE root_id = ? AND substr(rel_path, 1, ?) = ? ORDER BY rel_path')
       .iterate(scope.rootId, scope.relPath ? scope.relPath.length + 1 : 0, scope.relPath ? `${scope.relPath}/` : '');
     for (const r of all) {
@@ -1322,7 +1304,7 @@ export class DownloadServer implements EngineService {
     const t0 = performance.now();
     let catalog: { ok: boolean; ms: number; error?: string };
     try {
-      this.engine.catalog.db.prepare('SELECT count(*) AS n FROM files').get();
+      this.core.catalog.db.prepare('SELECT count(*) AS n FROM files').get();
       catalog = { ok: true, ms: Math.round(performance.now() - t0) };
     } catch (e) {
       catalog = { ok: false, ms: Math.round(performance.now() - t0), error: 'The catalog database cannot be read.' };
@@ -1330,10 +1312,12 @@ export class DownloadServer implements EngineService {
     }
     const targets: Record<string, { ok: boolean; ms: number; error?: string }> = {};
     await Promise.all(
-      this.engine.enabledTargets().map(async (t) => {
+      this.core.targets.enabled().map(async (t) => {
         const s = performance.now();
         try {
-          await this.backendFor(t).head(`${t.prefix}.triplicate/health-probe`, AbortSignal.timeout(5_000));
+          const backend = this.backendFor(t);
+          if (!backend) throw new Error('switched off');
+          await backend.head(`${t.prefix}.triplicate/health-probe`, AbortSignal.timeout(5_000));
           targets[t.id] = { ok: true, ms: Math.round(performance.now() - s) };
         } catch (e) {
           // The reason, not the detail: this answer is public and must not describe the network behind it.
