@@ -2,14 +2,16 @@
 // The engine's command line. Machine-readable output is JSON lines on stdout; messages for people
 // go to stderr.
 import { rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ApiError } from '../../shared/client';
 import { formatBytes } from '../../shared/format';
 import { CliRefusal, dataDirOf, openDataDir, requireEngine, type Command } from './cli-data-dir';
-import { ConfigError } from './config/config';
+import { ConfigError, defaultConfigPath } from './config/config';
+import { moveSecretsToStore, type SecretStore } from './config/secrets';
 import type { Engine } from './engine';
 import { linkCommand } from './http/link-cli';
+import { ParentLink } from './parent-link';
 import { restoreCommands } from './restore/cli';
 import { EngineLockedError, errorText } from './util';
 
@@ -17,6 +19,7 @@ export const USAGE = `Triplicate: 3-2-1 backup of photos and videos (local folde
 
 Usage:
   triplicate serve  --data-dir DIR [--config FILE] [--admin-port N] [--dry-run] [--no-watch]
+                    [--secrets-from-parent]   (the desktop app: its password store keeps the keys)
   triplicate demo   [--data-dir DIR] [--admin-port N]      two embedded S3 servers + sample media
   triplicate status [--data-dir DIR]                        the status JSON of the running engine
   triplicate password --data-dir DIR                        set the web-console password (reads stdin)
@@ -51,8 +54,11 @@ export function runFile(dataDir: string): string {
   return join(dataDir, 'engine.json');
 }
 
-/** Run an engine until SIGTERM/SIGINT; prints the ready line. Returns the exit code. */
-export async function serveEngine(engine: Engine, extra: Record<string, unknown> = {}): Promise<number> {
+/**
+ * Run an engine until SIGTERM/SIGINT (or a stop request from the desktop app that started it:
+ * `parent`); prints the ready line. Returns the exit code.
+ */
+export async function serveEngine(engine: Engine, extra: Record<string, unknown> = {}, parent?: ParentLink | null): Promise<number> {
   let stopping: Promise<void> | null = null;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -64,6 +70,7 @@ export async function serveEngine(engine: Engine, extra: Record<string, unknown>
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  parent?.onStop(() => stop('a stop request from the Triplicate app'));
   const ep = await engine.start();
   writeFileSync(runFile(engine.dataDir), JSON.stringify({ pid: process.pid, adminUrl: ep.adminUrl, downloadUrl: ep.downloadUrl }), { mode: 0o600 });
   // Never the token itself: a service's stdout goes to the journal, which other users may read.
@@ -92,14 +99,24 @@ async function cmdServe(argv: string[]): Promise<number> {
       'no-watch': { type: 'boolean' },
       'no-scan': { type: 'boolean' },
       verbose: { type: 'boolean' },
+      'secrets-from-parent': { type: 'boolean' },
     },
     strict: true,
   });
   const dataDir = dataDirOf(values);
   const port = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+  const parent = ParentLink.connect();
+  let secrets: SecretStore | undefined;
+  if (values['secrets-from-parent']) {
+    if (!parent) throw new CliRefusal('--secrets-from-parent is for the Triplicate desktop app, which starts the engine itself. Leave it out: config.json then keeps the keys.', 1);
+    secrets = await parent.receiveSecrets();
+    const moved = await moveSecretsToStore(values.config ? resolve(values.config) : defaultConfigPath(dataDir), secrets);
+    if (moved) say(`triplicate: ${moved === 1 ? '1 key moved' : `${moved} keys moved`} from config.json to the system password store.`);
+  }
   // Loaded here, not at the top: the other commands answer without loading the engine.
   const { createEngine } = await import('./engine');
   const engine = createEngine({
+    secrets,
     dataDir,
     configFile: values.config,
     adminPort: port(values['admin-port']),
@@ -122,7 +139,7 @@ async function cmdServe(argv: string[]): Promise<number> {
     }
     return 0;
   }
-  return serveEngine(engine);
+  return serveEngine(engine, {}, parent);
 }
 
 async function cmdStatus(argv: string[]): Promise<number> {

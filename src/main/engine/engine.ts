@@ -13,7 +13,8 @@ import { createBackend } from './backends';
 import { testConnection } from './backends/probe';
 import type { StorageBackend } from './backends/types';
 import { Catalog, type FileRow } from './catalog/catalog';
-import { ConfigChangedError, ConfigError, defaultConfigPath, parseConfig, parseConfigText, problemsError, programPathChanges, programPathError, readConfigFile, writeConfigFile, type ConfigReadWhen } from './config/config';
+import { ConfigChangedError, ConfigError, defaultConfigPath, parseConfig, parseConfigText, problemsError, programPathChanges, programPathError, readConfigFile, type ConfigReadWhen } from './config/config';
+import { withKeptSecrets, writeConfigKeepingSecrets, type SecretStore } from './config/secrets';
 import { configFolderProblems, OwnData } from './config/folders';
 import { EventBus } from './events';
 import { configureLogging, log } from './log';
@@ -51,6 +52,8 @@ export interface EngineOptions {
   webRoot?: string;
   /** Notification rule timings (tests shorten them). */
   notify?: Partial<NotifyOptions>;
+  /** Where the S3 keys and the tunnel token are kept instead of config.json (the desktop app's password store). */
+  secrets?: SecretStore;
 }
 
 export interface EngineEndpoints {
@@ -129,7 +132,7 @@ export class Engine {
     this.configPath = opts.configFile ? resolve(opts.configFile) : defaultConfigPath(this.dataDir);
     this.ownData = new OwnData(this.dataDir, this.configPath);
     const file = readConfigFile(this.configPath);
-    this.cfg = this.checkFolders(file ? parseConfigText(file.text, this.configPath) : configSchema.parse({}), `The config file ${this.configPath}`);
+    this.cfg = this.checkFolders(withKeptSecrets(file ? parseConfigText(file.text, this.configPath) : configSchema.parse({}), opts.secrets), `The config file ${this.configPath}`);
     this.configHash = file?.hash ?? null;
     this.configGen.set(this.cfg, 0);
     this.lockPath = join(this.dataDir, 'engine.lock');
@@ -554,7 +557,7 @@ export class Engine {
         const changed = programPathChanges(this.cfg, valid);
         if (changed.length) throw programPathError(changed);
       }
-      const { cfg, hash } = writeConfigFile(this.configPath, valid);
+      const { cfg, hash } = await writeConfigKeepingSecrets(this.configPath, valid, this.opts.secrets);
       this.configHash = hash;
       this.configBadHash = null;
       return this.install(cfg);
@@ -599,7 +602,7 @@ export class Engine {
     if (!file || file.hash === this.configHash) return null;
     const name = basename(this.configPath);
     try {
-      const cfg = this.checkFolders(parseConfigText(file.text, this.configPath, 'reload'), `The config file ${this.configPath}`, 'reload');
+      const cfg = this.checkFolders(withKeptSecrets(parseConfigText(file.text, this.configPath, 'reload'), this.opts.secrets), `The config file ${this.configPath}`, 'reload');
       this.configHash = file.hash;
       this.configBadHash = null;
       await this.install(cfg);
