@@ -2,6 +2,7 @@
 // - engine/** and shared/** never import 'electron'
 // - shared/** imports no Node or DOM-only module
 // - renderer/** never imports main/**
+// - main/desktop/** never imports main/engine/** (the engine runs in its own process)
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
@@ -24,6 +25,12 @@ export default tseslint.config(
     files: ['src/main/engine/**/*.ts', 'src/main/engine/**/*.tsx'],
     rules: {
       'no-restricted-imports': ['error', { paths: [{ name: 'electron', message: 'The engine runs under plain Node: no electron imports (DESIGN.md).' }], patterns: [{ group: ['**/desktop/**'], message: 'The engine never imports the desktop shell.' }] }],
+    },
+  },
+  {
+    files: ['src/main/desktop/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/engine/**', '**/engine'], message: 'The engine runs in its own process (utilityProcess): the shell talks to it over HTTP and its parent port, it never imports it.' }] }],
     },
   },
   {
