@@ -8,16 +8,20 @@
 // (ELECTRON_SKIP_BINARY_DOWNLOAD=1). It has not run there; GitHub Actions is where it runs.
 //
 // What it shows: the window opens on the Overview; the engine runs in its own process (not the
-// app's) and its admin URL answers; a folder added through the API appears in the window; an
-// engine killed outright is started again on the same address and the window reconnects; quitting
-// stops the engine cleanly and leaves no process behind.
+// app's) and its admin URL answers; a folder added through the API appears in the window; the
+// engine process loads better-sqlite3 and sharp (from app.asar.unpacked); an engine killed
+// outright is started again on the same address and the window reconnects; quitting stops the
+// engine cleanly and leaves no process behind.
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { _electron as electron, type ElectronApplication, type Page } from 'playwright-core';
+import { STREAM_ROUTES } from '../../src/shared/api';
 import { ApiClient } from '../../src/shared/client';
 
 const root = resolve(import.meta.dirname, '..', '..');
+/** A real picture: its thumbnail needs sharp, loaded by the engine process from app.asar.unpacked. */
+const PNG_1X1 = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==';
 const LONG = 120_000;
 
 function findApp(): string {
@@ -81,7 +85,7 @@ async function main(): Promise<void> {
   const dataDir = join(base, 'data');
   const photos = join(base, 'Smoke photos');
   mkdirSync(photos, { recursive: true });
-  writeFileSync(join(photos, 'first.jpg'), Buffer.alloc(20_000, 7));
+  writeFileSync(join(photos, 'first.png'), Buffer.from(PNG_1X1, 'base64'));
   const runFile = join(dataDir, 'engine.json');
   const readRun = (): RunFile | undefined => (existsSync(runFile) ? (JSON.parse(readFileSync(runFile, 'utf8')) as RunFile) : undefined);
   let app: ElectronApplication | null = null;
@@ -124,12 +128,35 @@ async function main(): Promise<void> {
     if (new URL(win.url()).origin !== new URL(run.adminUrl).origin) throw new Error(`the window shows ${win.url()}, not the engine at ${run.adminUrl}`);
 
     step('a folder can be added, and the window shows it');
-    await api.call('addRoot', { body: { path: photos, label: 'Smoke photos' } });
+    const folder = await api.call('addRoot', { body: { path: photos, label: 'Smoke photos' } });
     await win.getByRole('navigation', { name: 'Pages' }).getByRole('link', { name: 'Folders' }).click();
     await win.locator('.root-card', { hasText: 'Smoke photos' }).waitFor({ timeout: 60_000 });
     await waitFor('the file in the catalog', async () => (await api.call('status')).total_files >= 1, 60_000);
 
-    step('an engine killed outright is started again on the same address');
+    step('the engine process loads its native modules (better-sqlite3 above; sharp for a thumbnail)');
+    const thumb = await fetch(`${run.adminUrl}${STREAM_ROUTES.thumbnail}?key=${encodeURIComponent(`${folder.id}/first.png`)}&size=64`, { headers: api.headers() });
+    if (thumb.status !== 200 || thumb.headers.get('content-type') !== 'image/jpeg') throw new Error(`the thumbnail answered ${thumb.status}: ${(await thumb.text()).slice(0, 300)}`);
+
+    // Where the keys go: the system's password store when there is a real one (macOS, Windows; a
+    // Linux runner has no keyring, so config.json keeps them there, as a service's does).
+    const protectedStore = await app.evaluate(
+      ({ safeStorage }) => safeStorage.isEncryptionAvailable() && (process.platform !== 'linux' || safeStorage.getSelectedStorageBackend() !== 'basic_text'),
+    );
+    step(`a destination's keys are kept ${protectedStore ? 'in the system password store' : 'in config.json (no password store here)'}`);
+    const keyId = 'AKIASMOKETEST0001';
+    await api.call('addTarget', { body: { id: 'cloud', kind: 's3', label: 'Smoke cloud', endpoint: 'http://127.0.0.1:9', bucket: 'smoke', credentials: { accessKeyId: keyId, secretAccessKey: 'smoke-secret-0001' } } });
+    const configText = readFileSync(join(dataDir, 'config.json'), 'utf8');
+    const vaultFile = join(userData, 'engine-secrets.json');
+    if (protectedStore) {
+      if (configText.includes(keyId) || !configText.includes('kept in the system password store')) throw new Error('config.json holds the key, not the placeholder');
+      if (!existsSync(vaultFile) || readFileSync(vaultFile, 'utf8').includes(keyId)) throw new Error(`${vaultFile} is missing or holds the key in plain text`);
+    } else if (!configText.includes(keyId)) throw new Error('config.json lost the key');
+    const keyInUse = async () => {
+      const t = (await api.call('listTargets')).find((x) => x.id === 'cloud');
+      return t?.kind === 's3' && t.credentials.accessKeyId.endsWith('0001');
+    };
+
+    step('an engine killed outright is started again on the same address, with the keys');
     process.kill(run.pid, 'SIGKILL');
     const again = await waitFor('a new engine process', async () => {
       const r = readRun();
@@ -140,6 +167,7 @@ async function main(): Promise<void> {
     if (again.adminUrl !== run.adminUrl) throw new Error(`the engine came back at ${again.adminUrl}, not ${run.adminUrl}`);
     await win.getByRole('alert').filter({ hasText: 'The backup engine is not answering' }).waitFor({ state: 'detached', timeout: 60_000 });
     await win.locator('.root-card', { hasText: 'Smoke photos' }).waitFor({ timeout: 60_000 });
+    if (!(await keyInUse())) throw new Error('the restarted engine does not have the destination key');
 
     step('quitting stops the engine and leaves no process');
     const child = app.process();

@@ -27,7 +27,19 @@ export function engineLauncher(o: EngineProcessOptions): LaunchEngine {
         stdout: p.stdout,
         stderr: p.stderr,
         postMessage: (m) => p.postMessage(m),
-        kill: () => void p.kill(),
+        // Only after a stop request went unanswered: the engine is stuck, end it outright (POSIX:
+        // SIGKILL, as utilityProcess.kill's SIGTERM would be one more polite request; Windows:
+        // utilityProcess.kill terminates). Uploads cut short resume at the next start.
+        kill: () => {
+          const pid = p.pid;
+          if (pid !== undefined && process.platform !== 'win32') {
+            try {
+              process.kill(pid, 'SIGKILL');
+              return;
+            } catch {}
+          }
+          p.kill();
+        },
         onSpawn: (fn) => p.once('spawn', fn),
         onMessage: (fn) => p.on('message', fn),
         onExit: (fn) => p.once('exit', fn),
