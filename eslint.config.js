@@ -8,6 +8,7 @@
 // - no import circles anywhere in src/: scripts/import-cycles.mjs, run by `npm run lint`
 //   (import-x's no-cycle below catches the runtime ones in the editor; the script counts
 //   `import type` too)
+// - main/desktop/** never imports main/engine/** (the engine runs in its own process)
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
@@ -74,6 +75,12 @@ export default tseslint.config(
     rules: {
       'import-x/no-restricted-paths': ['error', { basePath: import.meta.dirname, zones: engineZones }],
       'no-restricted-imports': ['error', { paths: [{ name: 'electron', message: 'The engine runs under plain Node: no electron imports (docs/architecture.md).' }], patterns: [{ group: ['**/desktop/**'], message: 'The engine never imports the desktop shell.' }] }],
+    },
+  },
+  {
+    files: ['src/main/desktop/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/engine/**', '**/engine'], message: 'The engine runs in its own process (utilityProcess): the shell talks to it over HTTP and its parent port, it never imports it.' }] }],
     },
   },
   {

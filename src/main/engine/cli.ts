@@ -1,11 +1,14 @@
 // `triplicate serve | demo | status | link | restore | verify | password`
 // The engine's command line. Machine-readable output is JSON lines on stdout; messages for people
 // go to stderr.
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ApiError } from '../../shared/client';
 import { formatBytes } from '../../shared/format';
 import { CliRefusal, dataDirOf, openDataDir, requireEngine, type Command } from './cli-data-dir';
-import { ConfigError } from './config/config';
+import { ConfigError, defaultConfigPath } from './config/config';
+import { moveSecretsToStore, type SecretStore } from './config/secrets';
+import { ParentLink } from './parent-link';
 import { linkCommand } from './http/link-cli';
 import { restoreCommands } from './restore/cli';
 import { serveEngine } from './serve';
@@ -15,6 +18,7 @@ export const USAGE = `Triplicate: 3-2-1 backup of photos and videos (local folde
 
 Usage:
   triplicate serve  --data-dir DIR [--config FILE] [--admin-port N] [--dry-run] [--no-watch]
+                    [--secrets-from-parent]   (the desktop app: its password store keeps the keys)
   triplicate demo   [--data-dir DIR] [--admin-port N]      two embedded S3 servers + sample media
   triplicate status [--data-dir DIR]                        the status JSON of the running engine
   triplicate password --data-dir DIR                        set the web-console password (reads stdin)
@@ -58,14 +62,24 @@ async function cmdServe(argv: string[]): Promise<number> {
       'no-watch': { type: 'boolean' },
       'no-scan': { type: 'boolean' },
       verbose: { type: 'boolean' },
+      'secrets-from-parent': { type: 'boolean' },
     },
     strict: true,
   });
   const dataDir = dataDirOf(values);
   const port = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+  const parent = ParentLink.connect();
+  let secrets: SecretStore | undefined;
+  if (values['secrets-from-parent']) {
+    if (!parent) throw new CliRefusal('--secrets-from-parent is for the Triplicate desktop app, which starts the engine itself. Leave it out: config.json then keeps the keys.', 1);
+    secrets = await parent.receiveSecrets();
+    const moved = await moveSecretsToStore(values.config ? resolve(values.config) : defaultConfigPath(dataDir), secrets);
+    if (moved) say(`triplicate: ${moved === 1 ? '1 key moved' : `${moved} keys moved`} from config.json to the system password store.`);
+  }
   // Loaded here, not at the top: the other commands answer without loading the engine.
   const { createEngine } = await import('./engine');
   const engine = createEngine({
+    secrets,
     dataDir,
     configFile: values.config,
     adminPort: port(values['admin-port']),
@@ -88,7 +102,7 @@ async function cmdServe(argv: string[]): Promise<number> {
     }
     return 0;
   }
-  return serveEngine(engine);
+  return serveEngine(engine, {}, parent);
 }
 
 async function cmdStatus(argv: string[]): Promise<number> {

@@ -11,6 +11,7 @@ import { FileRecords } from './catalog/records';
 import { ConfigError, defaultConfigPath } from './config/config';
 import { OwnData } from './config/folders';
 import { ConfigStore, type ApplyOptions } from './core/config-store';
+import type { SecretStore } from './config/secrets';
 import type { EngineContext, EngineService } from './core/context';
 import { DataDirLock, loadOrCreateToken, tokenFileOf } from './core/data-dir';
 import { TargetRegistry } from './core/targets';
@@ -49,6 +50,8 @@ export interface EngineOptions {
   webRoot?: string;
   /** Notification rule timings (tests shorten them). */
   notify?: Partial<NotifyOptions>;
+  /** Where the S3 keys and the tunnel token are kept instead of config.json (the desktop app's password store). */
+  secrets?: SecretStore;
 }
 
 export interface EngineEndpoints {
@@ -94,7 +97,7 @@ export class Engine {
     this.configPath = opts.configFile ? resolve(opts.configFile) : defaultConfigPath(this.dataDir);
     this.ownData = new OwnData(this.dataDir, this.configPath);
     // Read before the lock and the catalog: a config that cannot be used changes nothing.
-    const initial = ConfigStore.read(this.configPath, this.ownData);
+    const initial = ConfigStore.read(this.configPath, this.ownData, opts.secrets);
     this.lock = new DataDirLock(this.dataDir);
     this.lock.acquire();
     try {
@@ -105,7 +108,7 @@ export class Engine {
     }
     this.token = loadOrCreateToken(this.dataDir);
     this.bus = new EventBus(this.catalog);
-    const config = new ConfigStore(this.configPath, this.ownData, this.bus, initial);
+    const config = new ConfigStore(this.configPath, this.ownData, this.bus, initial, opts.secrets);
     const ctx: EngineContext = { dataDir: this.dataDir, ownData: this.ownData, catalog: this.catalog, bus: this.bus, config, targets: new TargetRegistry(config, this.catalog) };
     this.ctx = ctx;
 

@@ -3,6 +3,7 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Engine } from './engine';
+import type { ParentLink } from './parent-link';
 
 function out(obj: unknown): void {
   process.stdout.write(`${JSON.stringify(obj)}\n`);
@@ -16,8 +17,11 @@ export function runFile(dataDir: string): string {
   return join(dataDir, 'engine.json');
 }
 
-/** Run an engine until SIGTERM/SIGINT; prints the ready line. Returns the exit code. */
-export async function serveEngine(engine: Engine, extra: Record<string, unknown> = {}): Promise<number> {
+/**
+ * Run an engine until SIGTERM/SIGINT (or a stop request from the desktop app that started it:
+ * `parent`); prints the ready line. Returns the exit code.
+ */
+export async function serveEngine(engine: Engine, extra: Record<string, unknown> = {}, parent?: ParentLink | null): Promise<number> {
   let stopping: Promise<void> | null = null;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -29,6 +33,7 @@ export async function serveEngine(engine: Engine, extra: Record<string, unknown>
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  parent?.onStop(() => stop('a stop request from the Triplicate app'));
   const ep = await engine.start();
   writeFileSync(runFile(engine.dataDir), JSON.stringify({ pid: process.pid, adminUrl: ep.adminUrl, downloadUrl: ep.downloadUrl }), { mode: 0o600 });
   // Never the token itself: a service's stdout goes to the journal, which other users may read.

@@ -6,7 +6,8 @@ import { watch as fsWatch, statSync, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { configSchema, type Config, type RootConfig } from '../../../shared/config';
 import { formatClock } from '../../../shared/format';
-import { ConfigChangedError, ConfigError, parseConfig, parseConfigText, problemsError, programPathChanges, programPathError, readConfigFile, writeConfigFile, type ConfigReadWhen } from '../config/config';
+import { ConfigChangedError, ConfigError, parseConfig, parseConfigText, problemsError, programPathChanges, programPathError, readConfigFile, type ConfigReadWhen } from '../config/config';
+import { withKeptSecrets, writeConfigKeepingSecrets, type SecretStore } from '../config/secrets';
 import { configFolderProblems, type OwnData } from '../config/folders';
 import type { EventBus } from '../events';
 import { log } from '../log';
@@ -48,9 +49,9 @@ export class ConfigStore {
   private live = false;
 
   /** Read and check config.json (a missing file: the defaults); one that cannot be used throws a ConfigError. */
-  static read(path: string, ownData: OwnData): { cfg: Config; hash: string | null } {
+  static read(path: string, ownData: OwnData, secrets?: SecretStore): { cfg: Config; hash: string | null } {
     const file = readConfigFile(path);
-    const cfg = file ? parseConfigText(file.text, path) : configSchema.parse({});
+    const cfg = withKeptSecrets(file ? parseConfigText(file.text, path) : configSchema.parse({}), secrets);
     const problems = configFolderProblems(cfg, ownData);
     if (problems.length) throw problemsError(`The config file ${path}`, problems, 'start');
     return { cfg, hash: file?.hash ?? null };
@@ -61,6 +62,8 @@ export class ConfigStore {
     private readonly ownData: OwnData,
     private readonly bus: EventBus,
     initial: { cfg: Config; hash: string | null } = ConfigStore.read(path, ownData),
+    /** Where the S3 keys and the tunnel token are kept instead of config.json (the desktop app's password store). */
+    private readonly secrets?: SecretStore,
   ) {
     this.cfg = initial.cfg;
     this.hash = initial.hash;
@@ -127,7 +130,7 @@ export class ConfigStore {
         const changed = programPathChanges(this.cfg, valid);
         if (changed.length) throw programPathError(changed);
       }
-      const { cfg, hash } = writeConfigFile(this.path, valid);
+      const { cfg, hash } = await writeConfigKeepingSecrets(this.path, valid, this.secrets);
       this.hash = hash;
       this.badHash = null;
       return this.install(cfg);
@@ -172,7 +175,7 @@ export class ConfigStore {
     if (!file || file.hash === this.hash) return null;
     const name = basename(this.path);
     try {
-      const cfg = this.checkFolders(parseConfigText(file.text, this.path, 'reload'), `The config file ${this.path}`, 'reload');
+      const cfg = this.checkFolders(withKeptSecrets(parseConfigText(file.text, this.path, 'reload'), this.secrets), `The config file ${this.path}`, 'reload');
       this.hash = file.hash;
       this.badHash = null;
       await this.install(cfg);

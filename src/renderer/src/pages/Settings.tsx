@@ -131,7 +131,7 @@ function ThisComputer() {
       {error ? <ErrorNote message={error} /> : null}
       {info ? (
         <p className="muted">
-          Triplicate {info.version} · backup engine {info.engineMode === 'service' ? 'runs as a service on this computer' : 'runs inside this app'} ·{' '}
+          Triplicate {info.version} · backup engine {info.engineMode === 'service' ? 'runs as a service on this computer' : 'is run by this app'} ·{' '}
           <button type="button" className="link-button" onClick={() => void bridge.openLogFolder()}>
             Show the log file
           </button>
