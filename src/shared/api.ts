@@ -85,8 +85,48 @@ export interface SyncStatus {
   /** problem: why conversions wait (ffmpeg missing, conversion turned off), in words. */
   transcoding?: { active: number; queued: number; current?: TranscodeProgress; problem?: string };
   disk?: { free_bytes: number; total_bytes: number; path: string }[];
+  /** Folders whose changes the burst guard holds back (ransomware?): the overview asks what to do. */
+  guard?: { holds: GuardHold[] };
   started_at: number;
   now: number;
+}
+
+/**
+ * A burst of suspicious changes in one folder, held back from the destinations (engine
+ * sync/guard.ts) until the operator accepts the changes or puts the files back as they were at `since`.
+ */
+export interface GuardHold {
+  id: number;
+  root_id: string;
+  root_label: string;
+  tripped_at: number;
+  /** The last moment before the burst: what "put everything back" restores. */
+  since: number;
+  /** Files held back now (changed, deleted, suspicious new ones). */
+  files: number;
+  counts: GuardCounts;
+  /** What happened and when, in one sentence. */
+  summary: string;
+}
+
+export interface GuardCounts {
+  /** Files rewritten so they no longer look like their names (or like noise where they did not). */
+  rewritten: number;
+  /** New files that do not look like their names, or look like noise. */
+  suspicious_new: number;
+  /** Files renamed to an extension that is no photo or video format; `extension`: the most common one. */
+  renamed: number;
+  extension?: string;
+  /** Files deleted (not moved, not converted). */
+  deleted: number;
+}
+
+export interface GuardRollbackResult {
+  /** The restore that puts the held files back as they were (absent when nothing had to be restored). */
+  restore?: RestoreProgress;
+  /** Suspicious new files moved out of the folder, and where to. */
+  quarantined: number;
+  quarantine_dir?: string;
 }
 
 export interface TranscodeProgress {
@@ -513,6 +553,12 @@ export interface ApiTypes {
   mediaList: { query: MediaQuery; res: Page<FileRecord> };
   /** Stop converting one video (running or waiting): it is then skipped with the reason "Cancelled by the operator". */
   cancelTranscode: { body: { key: string }; res: FileRecord };
+
+  // the burst guard (issue 19)
+  /** "These changes are mine": the held files are backed up. Without `hold`, every hold. */
+  guardAccept: { body?: { hold?: number }; res: { accepted: number } };
+  /** "Put everything back as it was": the held files restored as at the hold's `since`. */
+  guardRollback: { body?: { hold?: number }; res: GuardRollbackResult };
 }
 
 export type RouteName = keyof ApiTypes;
@@ -579,6 +625,9 @@ export const routes = {
 
   mediaList: { method: 'GET', path: '/api/admin/media' },
   cancelTranscode: { method: 'POST', path: '/api/admin/media/cancel' },
+
+  guardAccept: { method: 'POST', path: '/api/admin/guard/accept' },
+  guardRollback: { method: 'POST', path: '/api/admin/guard/rollback' },
 } as const satisfies { [K in RouteName]: RouteDef };
 
 /** Not in the typed table because they are not JSON: */

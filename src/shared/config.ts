@@ -157,6 +157,27 @@ export const rootSchema = z
   .strict();
 export type RootConfig = z.infer<typeof rootSchema>;
 
+/**
+ * The burst guard (engine sync/guard.ts): a burst of files rewritten so they no longer look like
+ * what their names say, renamed to an unknown extension, or deleted, stops the folder's changes
+ * from going to the destinations until the operator says what to do.
+ */
+export const guardSettingsSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    /** It trips at this many suspicious files within the window... */
+    burstFiles: z.number().int().min(1).default(50),
+    /** ...or at this share of the folder's files when that is fewer (never under minFiles). */
+    burstPercent: z.number().min(0).max(100).default(5),
+    minFiles: z.number().int().min(1).default(10),
+    /** Deleted files (not moved, not converted) count against this share of the folder instead (never under the files threshold). */
+    deletePercent: z.number().min(0).max(100).default(25),
+    windowMinutes: z.number().min(0.1).default(10),
+    /** A suspicious file's upload waits this long, so a burst trips before its first files leave. */
+    holdSuspiciousSeconds: z.number().min(0).default(60),
+  })
+  .strict();
+
 export const syncSettingsSchema = z
   .object({
     /** A file is stable once size and mtime stop changing for this long. */
@@ -171,9 +192,11 @@ export const syncSettingsSchema = z
     usePolling: z.boolean().default(false),
     /** Hash workers. */
     hashConcurrency: z.number().int().min(1).max(16).default(2),
+    guard: guardSettingsSchema.default(guardSettingsSchema.parse({})),
   })
   .strict();
 export type SyncSettings = z.infer<typeof syncSettingsSchema>;
+export type GuardSettings = z.infer<typeof guardSettingsSchema>;
 
 export const mediaSettingsSchema = z
   .object({

@@ -6,7 +6,7 @@
 // at most every `remindAfterMs` while it lasts, and during quiet hours it is delivered silently.
 import type { EngineEvent, SyncStatus } from './api';
 
-export type NoticeKind = 'target-offline' | 'target-back' | 'files-failed' | 'restore-done' | 'restore-failed' | 'disk-low';
+export type NoticeKind = 'target-offline' | 'target-back' | 'files-failed' | 'restore-done' | 'restore-failed' | 'disk-low' | 'guard-held';
 
 export interface Notice {
   /** De-duplication key: one open occurrence per key. */
@@ -59,6 +59,8 @@ export class NotificationRules {
   private failedNotified = new Map<string, { count: number; at: number }>();
   private diskNotifiedAt = new Map<string, number>();
   private restoresSeen: string[] = [];
+  /** Burst-guard holds already told (a hold lasts until the operator answers: told once). */
+  private holdsSeen = new Set<number>();
 
   constructor(opts: Partial<NotifyOptions> = {}) {
     this.opts = { ...DEFAULT_NOTIFY_OPTIONS, ...opts };
@@ -68,6 +70,23 @@ export class NotificationRules {
   onStatus(s: SyncStatus, now: number): Notice[] {
     const out: Notice[] = [];
     const silent = isQuietTime(now, this.opts.quietHours);
+    // --- a burst of changes that looks like ransomware: never silent, the backups are at stake
+    const holds = s.guard?.holds ?? [];
+    for (const h of holds) {
+      if (this.holdsSeen.has(h.id)) continue;
+      this.holdsSeen.add(h.id);
+      out.push({
+        key: `guard-held:${h.id}`,
+        kind: 'guard-held',
+        severity: 'error',
+        title: `Changes in ${h.root_label} are held back: ransomware?`,
+        body: `${h.summary} Open Triplicate to back the changes up or put everything back.`,
+        at: now,
+        silent: false,
+        page: 'overview',
+      });
+    }
+    for (const id of [...this.holdsSeen]) if (!holds.some((h) => h.id === id)) this.holdsSeen.delete(id);
     for (const [id, t] of Object.entries(s.targets)) {
       const label = t.label || id;
       // --- a destination that does not answer

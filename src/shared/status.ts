@@ -1,7 +1,7 @@
 // What the status says: the file-level counts and the one sentence with its colour. Pure, so the
 // engine (API, CLI), the tray and the tests use the same words; the overview shows the engine's.
 
-import type { CopyState, SyncStatus, TargetStatus } from './api';
+import type { CopyState, GuardCounts, SyncStatus, TargetStatus } from './api';
 import { formatBytes, formatClock, formatCount, joinNames, plural } from './format';
 
 /**
@@ -110,6 +110,9 @@ function missingSentence(s: SyncStatus, names: string): string {
  * converting videos, a paused destination with files waiting, and then where the files are.
  */
 export function summarize(s: SyncStatus, ctx: SummaryContext): Summary {
+  // a burst that looks like ransomware comes before everything: the backups are at stake
+  const hold = s.guard?.holds[0];
+  if (hold) return { summary: hold.summary, health: 'failing' };
   const toCopy = s.pending + s.uploading;
   // the operator's own pause comes first (the tray shows it above everything else)
   if (s.paused) {
@@ -176,4 +179,21 @@ function whereFilesAre(s: SyncStatus, places: number, names: string): Summary {
   const text = parts.join('; ');
   // gone from here but on every destination: a copy is behind (not red: nothing is lost)
   return { summary: `${text.charAt(0).toUpperCase()}${text.slice(1)}.`, health: kept > 0 ? 'behind' : 'green' };
+}
+
+/**
+ * The burst guard's sentence: what happened, when, and what Triplicate did. "At 14:32, 300 files in
+ * Media were rewritten so they no longer look like what their names say and renamed to .locked:
+ * Triplicate stopped copying this folder's changes and deletions; the destinations keep the files as
+ * they were at 14:31."
+ */
+export function guardSentence(h: { root_label: string; tripped_at: number; since: number; counts: GuardCounts }): string {
+  const c = h.counts;
+  const parts: string[] = [];
+  if (c.rewritten) parts.push(`${plural(c.rewritten, 'file')} ${c.rewritten === 1 ? 'was' : 'were'} rewritten so they no longer look like what their names say`);
+  if (c.renamed) parts.push(`${plural(c.renamed, 'file')} ${c.renamed === 1 ? 'was' : 'were'} renamed${c.extension ? ` to .${c.extension}` : ''}`);
+  if (c.suspicious_new) parts.push(`${plural(c.suspicious_new, 'new file')} ${c.suspicious_new === 1 ? 'looks' : 'look'} encrypted or misnamed`);
+  if (c.deleted) parts.push(`${plural(c.deleted, 'file')} ${c.deleted === 1 ? 'was' : 'were'} deleted`);
+  const what = parts.length ? joinNames(parts) : 'many files changed at once';
+  return `At ${formatClock(h.tripped_at)}, in ${h.root_label}, ${what}: this looks like ransomware, so Triplicate stopped copying the folder's changes and deletions, and the destinations keep the files as they were at ${formatClock(h.since)}.`;
 }

@@ -63,7 +63,7 @@ export async function crashLoop(ctx: SuiteContext): Promise<void> {
     saveConfig(defaultConfigPath(data), {
       roots: [{ id: 'media', label: 'Media', path: media }],
       targets,
-      sync: { stabilityMs: 300, backoffSeconds: [0.5, 1, 1, 2, 2], leaseSeconds: 30, rescanIntervalMinutes: 0 },
+      sync: { stabilityMs: 300, backoffSeconds: [0.5, 1, 1, 2, 2], leaseSeconds: 30, rescanIntervalMinutes: 0, guard: { enabled: false } },
       media: { transcode: false },
       restore: { verifyIntervalHours: 0, pruneIntervalHours: 0 },
       server: { adminPort: 0, downloadPort: 0 },

@@ -42,7 +42,7 @@ async function rig(ctx: SuiteContext, name: string): Promise<Rig> {
   saveConfig(defaultConfigPath(data), {
     roots: [{ id: 'media', label: 'Media', path: media }],
     targets,
-    sync: { stabilityMs: 300, backoffSeconds: [1, 2, 2, 3, 3], leaseSeconds: 30, rescanIntervalMinutes: 0 },
+    sync: { stabilityMs: 300, backoffSeconds: [1, 2, 2, 3, 3], leaseSeconds: 30, rescanIntervalMinutes: 0, guard: { enabled: false } },
     media: { transcode: false },
     restore: { verifyIntervalHours: 0, pruneIntervalHours: 0 },
     server: { adminPort: 0, downloadPort: 0 },

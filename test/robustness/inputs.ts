@@ -54,7 +54,7 @@ async function rig(ctx: SuiteContext, name: string, opts: { folder?: boolean; pr
   saveConfig(defaultConfigPath(data), {
     roots: [{ id: 'media', label: 'Media', path: media }],
     targets,
-    sync: { stabilityMs: 300, backoffSeconds: [0.5, 1, 1, 2, 2], leaseSeconds: 30, rescanIntervalMinutes: 0 },
+    sync: { stabilityMs: 300, backoffSeconds: [0.5, 1, 1, 2, 2], leaseSeconds: 30, rescanIntervalMinutes: 0, guard: { enabled: false } },
     media: { transcode: false },
     restore: { verifyIntervalHours: 0, pruneIntervalHours: 0 },
     server: { adminPort: 0, downloadPort: 0 },

@@ -98,7 +98,7 @@ export async function measureScale(opts: ScaleOptions): Promise<ScaleResult> {
     saveConfig(defaultConfigPath(data), {
       roots: [{ id: 'media', label: 'Media', path: media }],
       targets: [s3Target('nas', s3[0]!.endpoint, 'nas', { priority: 1, concurrency: 8 }), s3Target('cloud', s3[1]!.endpoint, 'cloud', { priority: 2, concurrency: 8 })],
-      sync: { stabilityMs: 0, rescanIntervalMinutes: 0 },
+      sync: { stabilityMs: 0, rescanIntervalMinutes: 0, guard: { enabled: false } },
       media: { transcode: false },
       restore: { verifyIntervalHours: 0, pruneIntervalHours: 0 },
       server: { adminPort: 0, downloadPort: 0 },

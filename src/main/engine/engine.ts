@@ -19,6 +19,7 @@ import { EventBus } from './events';
 import { AdminServer } from './http/admin';
 import { coreHandlers } from './http/admin-handlers';
 import { installFileRoutes } from './http/files';
+import { notFound } from './http/router';
 import { createSharing, type Sharing } from './http/sharing';
 import { configureLogging, log } from './log';
 import { MediaService } from './media/service';
@@ -26,6 +27,7 @@ import { WebhookNotifier } from './notify';
 import { tightenDataDir } from './private-files';
 import { RestoreService } from './restore/service';
 import type { TargetHealth } from './sync/health';
+import { GuardError } from './sync/guard';
 import type { Ingestor } from './sync/ingest';
 import { SyncService } from './sync/service';
 import type { TargetLane } from './sync/uploader';
@@ -141,6 +143,20 @@ export class Engine {
       wakeLanes: () => sync.wakeLanes(),
     });
     this.restore = new RestoreService(ctx, { ingestor: sync.ingestor, wakeLanes: () => sync.wakeLanes() }, admin);
+    // The burst guard's two answers: back the held changes up, or put the files back as they were.
+    const guardError = (e: unknown) => (e instanceof GuardError ? notFound(e.message) : e);
+    admin.register({
+      guardAccept: ({ body }) => {
+        try {
+          const r = sync.guard.accept(body?.hold);
+          sync.wakeLanes();
+          return r;
+        } catch (e) {
+          throw guardError(e);
+        }
+      },
+      guardRollback: ({ body }) => sync.guard.rollback((req) => this.restore.restoreFiles(req), body?.hold).catch((e: unknown) => Promise.reject(guardError(e))),
+    });
     this.media = new MediaService(ctx, { ingestor: sync.ingestor, uploadsBusy: () => sync.uploadsBusy(), paused: () => sync.paused, fileRecord: (f) => this.records.of(f) }, admin);
     this.services.push(admin, this.sharing.downloads, this.sharing.tunnel, new WebhookNotifier(ctx, () => sync.status(), opts.notify), this.restore, this.media);
   }

@@ -195,13 +195,15 @@ export class Catalog {
         `INSERT INTO copies (file_id, target_id, state, size, attempts, updated_at)
          SELECT f.id, @target, 'pending', f.size, 0, @now FROM files f
          WHERE f.local_state = 'present' AND f.sha256 IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM copies c WHERE c.file_id = f.id AND c.target_id = @target)`,
+           AND NOT EXISTS (SELECT 1 FROM copies c WHERE c.file_id = f.id AND c.target_id = @target)
+           AND NOT EXISTS (SELECT 1 FROM guard_held h WHERE h.file_id = f.id)`,
       ),
       jobsForOrphanCopies: db.prepare(
         `INSERT INTO jobs (lane, kind, file_id, state, priority, run_after, created_at)
          SELECT 'upload:' || c.target_id, 'upload', c.file_id, 'queued', 0, coalesce(c.next_attempt_at, 0), @now FROM copies c
          WHERE c.target_id = @target AND c.state IN ('pending', 'uploading')
-           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.lane = 'upload:' || c.target_id AND j.kind IN ('upload', 'repair') AND j.file_id = c.file_id)`,
+           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.lane = 'upload:' || c.target_id AND j.kind IN ('upload', 'repair') AND j.file_id = c.file_id)
+           AND NOT EXISTS (SELECT 1 FROM guard_held h WHERE h.file_id = c.file_id)`,
       ),
       uploadingToPending: db.prepare(`UPDATE copies SET state = 'pending' WHERE state = 'uploading'`),
       addVersion: db.prepare(

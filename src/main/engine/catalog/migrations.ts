@@ -341,6 +341,40 @@ export const migrations: Migration[] = [
       `);
     },
   },
+  {
+    version: 6,
+    name: 'the burst guard: holds, the files they hold back, files whose last content did not look like their name',
+    up(db) {
+      // A hold (sync/guard.ts) stops a folder's changed, deleted and suspicious new files from going
+      // to the destinations until the operator accepts them or puts everything back as it was at
+      // `since` (the last moment before the burst). It survives restarts: it is only ended by hand.
+      // file_looks has a row only for a file whose current content did not look like its name (a
+      // rare file: a .jpg that is not a JPEG, an encrypted archive), so a change is judged against
+      // what the previous content looked like.
+      db.exec(`
+        CREATE TABLE guard_holds (
+          id INTEGER PRIMARY KEY,
+          root_id TEXT NOT NULL,
+          state TEXT NOT NULL CHECK (state IN ('held','accepted','rolled-back')),
+          tripped_at INTEGER NOT NULL,
+          since INTEGER NOT NULL,
+          counts TEXT NOT NULL,
+          resolved_at INTEGER
+        );
+        CREATE INDEX guard_holds_state ON guard_holds(state);
+        CREATE TABLE guard_held (
+          file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
+          hold_id INTEGER NOT NULL REFERENCES guard_holds(id),
+          change TEXT NOT NULL CHECK (change IN ('changed','new','gone'))
+        );
+        CREATE INDEX guard_held_hold ON guard_held(hold_id);
+        CREATE TABLE file_looks (
+          file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
+          looks TEXT NOT NULL CHECK (looks IN ('mismatch','noise'))
+        );
+      `);
+    },
+  },
 ];
 
 export const LATEST_VERSION = migrations[migrations.length - 1]!.version;

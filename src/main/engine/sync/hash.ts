@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { Transform, type TransformCallback } from 'node:stream';
 import { ioBuffers } from '../buffers';
+import { SNIFF_BYTES } from './sniff';
 
 /** Bytes read per call while hashing a file. */
 const READ_BLOCK = 1024 * 1024;
@@ -10,9 +11,9 @@ const READ_BLOCK = 1024 * 1024;
  * SHA-256 (hex) and byte count of a file, read block by block into one reused buffer (buffers.ts):
  * no whole-file buffer, and no fresh buffer per file or per block (100,000 photos would otherwise
  * be gigabytes of garbage and page faults). With `sizeHint` (a stat the caller just made) a small
- * file takes a buffer its size and, normally, one read.
+ * file takes a buffer its size and, normally, one read. `onHead` sees the first bytes (up to SNIFF_BYTES).
  */
-export async function sha256File(path: string, signal?: AbortSignal, sizeHint?: number): Promise<{ sha256: string; size: number }> {
+export async function sha256File(path: string, signal?: AbortSignal, sizeHint?: number, onHead?: (head: Buffer) => void): Promise<{ sha256: string; size: number }> {
   signal?.throwIfAborted();
   const fh = await open(path, 'r');
   // one byte more than the hint: a file that grew since is read to its end all the same
@@ -23,6 +24,8 @@ export async function sha256File(path: string, signal?: AbortSignal, sizeHint?: 
     for (;;) {
       const { bytesRead } = await fh.read(buf, 0, buf.length, size);
       if (bytesRead === 0) break;
+      // the burst guard sniffs the first bytes from this same read (called synchronously: the buffer is reused)
+      if (size === 0) onHead?.(buf.subarray(0, Math.min(bytesRead, SNIFF_BYTES)));
       h.update(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead));
       size += bytesRead;
       signal?.throwIfAborted();

@@ -3,14 +3,16 @@
 import { access, lstat, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config, RootConfig } from '../../../shared/config';
-import { KeyError, fileKey, mediaKindOf, normalizeRelPath, objectKey } from '../../../shared/keys';
+import { KeyError, extensionOf, fileKey, mediaKindOf, normalizeRelPath, objectKey } from '../../../shared/keys';
 import type { Catalog } from '../catalog/catalog';
 import type { OwnData } from '../config/folders';
 import { log } from '../log';
 import type { EventBus } from '../events';
 import { describeLocalError, errnoOf, errorText } from '../util';
 import { makeFilter, type PathFilter } from './filter';
+import type { BurstGuard } from './guard';
 import { sha256File } from './hash';
+import { sniff, type Looks } from './sniff';
 
 export interface SyncContext {
   catalog: Catalog;
@@ -22,6 +24,8 @@ export interface SyncContext {
   ownData?: OwnData;
   /** Called for a new or changed file (the media pipeline queues a transcode for videos). */
   onFileChanged?(fileId: number, root: RootConfig, relPath: string): void;
+  /** Judges each new, changed and gone file; holds a folder's changes back after a burst. */
+  guard?: BurstGuard;
 }
 
 export interface IngestOptions {
@@ -191,11 +195,15 @@ export class Ingestor {
     // Restored by us a moment ago and untouched since: its content is known, nothing to read.
     const vouched = this.vouchedFor(`${root.id}\0${diskRelPath}`, before);
     let hashed;
+    // what the first bytes look like, from the read that hashes them (none for a vouched file: trusted)
+    let looks: Looks | undefined;
+    const guard = this.ctx.guard;
     try {
       if (vouched) hashed = { sha256: vouched.sha256, size: vouched.size };
       else {
         this.hashes++;
-        hashed = await sha256File(abs, opts.signal, before.size);
+        hashed = await sha256File(abs, opts.signal, before.size, guard && ((head) => (looks = sniff(extensionOf(rel), head))));
+        looks ??= 'ok'; // an empty file
       }
     } catch (e) {
       if (errnoOf(e) === 'ENOENT') {
@@ -221,13 +229,18 @@ export class Ingestor {
     const res = catalog.transaction(() => {
       const r = catalog.recordFile({ root_id: root.id, rel_path: rel, disk_rel: diskRelPath, size: hashed.size, mtime_ms: mtime, sha256: hashed.sha256, kind: mediaKindOf(rel), derived_from: opts.derivedFrom });
       if (r.change === 'new' || r.change === 'changed') {
-        for (const t of targets) catalog.queueUpload(r.id, t, hashed.size);
+        const v = guard?.judge({ id: r.id, root_id: root.id, rel_path: rel, mtime_ms: mtime }, r.change, looks);
+        if (!v?.hold) for (const t of targets) catalog.queueUpload(r.id, t, hashed.size, v?.runAfter ? { runAfter: v.runAfter } : {});
       } else {
+        if (r.change === 'reappeared') guard?.reappeared(r.id);
         // same or reappeared: queue only the copies that are not already safe with this content
-        for (const t of targets) {
-          const c = catalog.copy(r.id, t);
-          if (!c || (c.state !== 'synced' && c.state !== 'pending' && c.state !== 'uploading') || (c.state === 'synced' && c.sha256 !== hashed.sha256)) {
-            catalog.queueUpload(r.id, t, hashed.size);
+        // (none while the burst guard holds the file back: the destinations keep its previous content)
+        if (!guard?.isHeld(r.id)) {
+          for (const t of targets) {
+            const c = catalog.copy(r.id, t);
+            if (!c || (c.state !== 'synced' && c.state !== 'pending' && c.state !== 'uploading') || (c.state === 'synced' && c.sha256 !== hashed.sha256)) {
+              catalog.queueUpload(r.id, t, hashed.size);
+            }
           }
         }
       }
@@ -236,7 +249,7 @@ export class Ingestor {
     if (res.change === 'new' || res.change === 'changed' || res.change === 'reappeared') {
       bus.emit({ type: 'file', file_key: key, change: res.change === 'new' ? 'added' : res.change === 'changed' ? 'changed' : 'restored' });
     }
-    if (res.change === 'new' || res.change === 'changed') this.ctx.onFileChanged?.(res.id, root, rel);
+    if ((res.change === 'new' || res.change === 'changed') && !guard?.isHeld(res.id)) this.ctx.onFileChanged?.(res.id, root, rel);
     return res.change;
   }
 
@@ -256,6 +269,7 @@ export class Ingestor {
     const row = this.ctx.catalog.fileByPath(rootId, rel);
     if (!row || row.local_state === 'missing') return false;
     this.ctx.catalog.setLocalState(row.id, 'missing');
+    this.ctx.guard?.gone(row);
     this.ctx.bus.emit({ type: 'file', file_key: fileKey(rootId, rel), change: 'missing' });
     return true;
   }

@@ -3,6 +3,7 @@
 // and backoff, pause and retry, and the status the overview, the tray and `GET .../status` show.
 import { existsSync, statfsSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import type { CopyCounts, ScanReport, SyncStatus, TargetStatus } from '../../../shared/api';
 import type { Config, RootConfig, TargetConfig } from '../../../shared/config';
 import { plural } from '../../../shared/format';
@@ -14,6 +15,7 @@ import { ConfigError } from '../config/config';
 import type { EngineContext, EngineService } from '../core/context';
 import { log } from '../log';
 import { errorText } from '../util';
+import { BurstGuard } from './guard';
 import { TargetHealth } from './health';
 import { Ingestor } from './ingest';
 import { RootProblem, scanRoot } from './scanner';
@@ -43,6 +45,7 @@ export class SyncService implements EngineService {
   readonly name = 'sync';
   readonly health: TargetHealth;
   readonly ingestor: Ingestor;
+  readonly guard: BurstGuard;
   readonly stabilizer: Stabilizer;
   readonly lanes = new Map<string, TargetLane>();
   /** Folders that cannot be read or backed up whole, by root id: the overview says so. */
@@ -68,6 +71,15 @@ export class SyncService implements EngineService {
     const { catalog, bus, config, targets } = ctx;
     this.catalog = catalog;
     this.health = new TargetHealth(catalog, bus, () => config.get().sync.backoffSeconds, (id) => targets.label(id));
+    this.guard = new BurstGuard({
+      catalog,
+      bus,
+      settings: () => config.get().sync.guard,
+      rootLabel: (id) => config.get().roots.find((r) => r.id === id)?.label ?? id,
+      rootPath: (id) => config.root(id)?.path,
+      targetIds: () => targets.enabled().map((t) => t.id),
+      quarantineDir: join(ctx.dataDir, 'quarantine'),
+    });
     this.ingestor = new Ingestor({
       catalog,
       bus,
@@ -75,6 +87,7 @@ export class SyncService implements EngineService {
       targetIds: () => targets.enabled().map((t) => t.id),
       ownData: ctx.ownData,
       onFileChanged: (fileId, root, rel) => this.hooks.fileChanged?.(fileId, root, rel),
+      guard: this.guard,
     });
     this.stabilizer = new Stabilizer(this.ingestor, () => config.get().sync.stabilityMs);
     this.paused = catalog.kvGet('paused') === '1';
@@ -135,6 +148,7 @@ export class SyncService implements EngineService {
     this.timers = [];
     if (this.statusTimer) clearTimeout(this.statusTimer);
     this.stabilizer.close();
+    this.guard.close();
     await Promise.allSettled([...this.watchers.values()].map((w) => w.close()));
     this.watchers.clear();
     await Promise.allSettled([...this.lanes.values()].map((l) => l.stop()));
@@ -175,6 +189,7 @@ export class SyncService implements EngineService {
         globallyPaused: () => this.paused,
         whenGone: (f, root, attempts) => this.hooks.whenGone?.(f, root, attempts),
         repairSources: () => [...this.lanes.values()].sort((a, b) => a.target.priority - b.target.priority).map((l) => ({ target: l.target, backend: l.backend })),
+        held: (fileId) => this.guard.isHeld(fileId),
       },
       OWNER,
     );
@@ -497,6 +512,8 @@ export class SyncService implements EngineService {
     };
     const transcoding = this.hooks.transcoding?.();
     if (transcoding) s.transcoding = transcoding;
+    const holds = this.guard.status();
+    if (holds.length) s.guard = { holds };
     const folderProblem = [...this.rootProblems.values()][0];
     Object.assign(s, summarize(s, { folders: this.cfg.roots.length, ...(folderProblem ? { folderProblem } : {}) }));
     this.statusCache = { at: now, value: s };

@@ -39,6 +39,8 @@ export interface LaneContext {
   whenGone?(f: FileRow, root: RootConfig, attempts: number): Promise<{ skip: string } | { retryAt: number; reason: string } | undefined> | undefined;
   /** The destinations a damaged copy may be repaired from (every lane's target and backend), by priority. */
   repairSources?(): RepairSource[];
+  /** Held back by the burst guard (sync/guard.ts): its job is dropped, the destination keeps the previous object. */
+  held?(fileId: number): boolean;
 }
 
 /** A destination read to repair a damaged copy of a file that is gone from this computer. */
@@ -374,7 +376,7 @@ export class TargetLane {
   private async runJob(job: JobRow): Promise<JobOutcome> {
     const { catalog } = this.ctx;
     const f = catalog.fileById(job.file_id);
-    if (!f || !f.sha256) {
+    if (!f || !f.sha256 || this.ctx.held?.(f.id)) {
       catalog.drop(job);
       return 'skipped';
     }
