@@ -58,6 +58,26 @@ function HeroActions({ status }: { status: SyncStatus }) {
   const run = useApp((s) => s.run);
   return (
     <div className="hero-actions">
+      {(status.guard?.holds ?? []).map((h) => (
+        // the burst guard holds a folder back: the operator's two answers
+        <span key={h.id} className="hero-actions" role="group" aria-label={`Changes held back in ${h.root_label}`}>
+          <button
+            type="button"
+            className="btn btn-primary"
+            onClick={() => {
+              const ok = window.confirm(
+                `Put the ${formatCount(h.files)} files of ${h.root_label} back as they were at ${formatTime(h.since)}? The suspicious new files are moved to Triplicate's quarantine folder, not deleted.`,
+              );
+              if (ok) void run((c) => c.call('guardRollback', { body: { hold: h.id } }), `Putting ${h.root_label} back as it was at ${formatTime(h.since)}.`);
+            }}
+          >
+            Put everything back as it was at {formatTime(h.since)}
+          </button>
+          <button type="button" className="btn" onClick={() => void run((c) => c.call('guardAccept', { body: { hold: h.id } }), `The changes in ${h.root_label} are backed up.`)}>
+            These changes are mine: back them up
+          </button>
+        </span>
+      ))}
       {status.failed > 0 ? (
         <button type="button" className="btn btn-primary" onClick={() => void run((c) => c.call('retryFailed', { body: {} }), 'Trying the failed files again.')}>
           Retry all failed ({formatCount(status.failed)})
