@@ -140,7 +140,7 @@ class Link {
     this.stats = { bytes: 0, pieces: 0, firstStartMs: null, lastEndMs: null, busyMs: 0, maxQueueMs: 0 };
   }
   hasRoom(now) {
-    return this.freeAt - now < this.queueMs;
+    return this.freeAt - now < this.queueMs + SLACK;
   }
   /** Reserve the link for n bytes from now (or when it frees); returns when they are sent. */
   take(n, now) {
@@ -192,6 +192,7 @@ class Pipe {
     this.src = src;
     this.dst = dst;
     this.releaseAt = releaseAt;
+    this.released = false;
     this.releaseArmed = false;
     this.pending = [];
     this.pendingBytes = 0;
@@ -211,19 +212,26 @@ class Pipe {
     this.ended = true;
     this.pump();
   }
-  canSend(now) {
-    return this.pending.length > 0 && now >= this.releaseAt && this.cwnd - this.inflight >= Math.min(MSS, this.pendingBytes) && this.dst.writableLength < HIGH_WATER && !this.dst.destroyed;
+  canSend() {
+    return this.pending.length > 0 && this.released && this.cwnd - this.inflight >= Math.min(MSS, this.pendingBytes) && this.dst.writableLength < HIGH_WATER && !this.dst.destroyed;
   }
   pump() {
     const now = this.clock.now();
-    if (now < this.releaseAt) {
-      if (!this.releaseArmed) {
-        this.releaseArmed = true;
-        this.clock.at(this.releaseAt, () => this.pump());
+    if (!this.released) {
+      // (the clock runs what is due within SLACK: compare the same way)
+      if (now + SLACK < this.releaseAt) {
+        if (!this.releaseArmed) {
+          this.releaseArmed = true;
+          this.clock.at(this.releaseAt, () => {
+            this.releaseArmed = false;
+            this.pump();
+          });
+        }
+        return;
       }
-      return;
+      this.released = true;
     }
-    while (this.canSend(now)) {
+    while (this.canSend()) {
       if (!this.link.hasRoom(now) || (this.link.waiting.size && !this.link.waiting.has(this))) {
         this.link.wait(this);
         break;
@@ -233,7 +241,7 @@ class Pipe {
     this.settle(now);
   }
   sendOne(now) {
-    const ok = this.canSend(now);
+    const ok = this.canSend();
     if (ok) this.sendPiece(now);
     this.settle(now);
     return ok;

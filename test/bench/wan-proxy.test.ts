@@ -93,6 +93,23 @@ describe('WAN proxy', () => {
     expect(s.down.bytes).toBe(12);
   });
 
+  it('answers every one of many connections opened at once (each held for its handshake)', async () => {
+    const p = await proxy({ upstreamPort: await echoServer(), link: 'cloud' });
+    const n = 32;
+    const answered = await Promise.all(
+      Array.from({ length: n }, async (_, i) => {
+        const sock = connect({ port: p.port, host: '127.0.0.1', noDelay: true });
+        closers.push(async () => sock.destroy());
+        const next = lineReader(sock);
+        sock.write(`${i}\n`);
+        // bounded: a connection the proxy forgot stays silent
+        return Promise.race([next(), new Promise<string>((r) => setTimeout(() => r('(no answer in 20 s)'), 20_000))]);
+      }),
+    );
+    expect(answered).toEqual(Array.from({ length: n }, (_, i) => `${i}!`));
+    expect(p.stats().connections).toBe(n);
+  });
+
   it('keeps to the link rate, one bucket shared by every connection, bytes whole and in order', async () => {
     const rate = 4e6;
     const p = await proxy({ upstreamPort: await sinkServer(), link: { rttMs: 10, upBytesPerSecond: rate, downBytesPerSecond: 10 * rate } });
