@@ -226,9 +226,14 @@ if (catalogA) rm(catalogA);
 // ---- (b) one video up through `dsl`
 if (ONLY.has('b')) {
   for (let r = 0; r < ROUNDS; r++) {
+    const before = (await dsl.stats()).up;
     const u = await upload(video, [target('cloud', dsl.endpoint, `b-ours-${r}`)]);
+    const after = (await dsl.stats()).up;
     put('b-ours', u.doneAt.cloud);
-    console.log(`  (b) round ${r + 1}: ${u.doneAt.cloud.toFixed(1)} s  ${mbps(VIDEO, u.doneAt.cloud).toFixed(2)} MB/s (link ${(dsl.link.upBytesPerSecond / 1e6).toFixed(2)} MB/s)`);
+    // where the time went: the link busy sending, and the span from its first byte to its last
+    const busy = (after.busyMs - before.busyMs) / 1000;
+    const span = before.firstStartMs === null ? `of the ${((after.lastEndMs - after.firstStartMs) / 1000).toFixed(1)} s from its first byte to its last` : '';
+    console.log(`  (b) round ${r + 1}: ${u.doneAt.cloud.toFixed(1)} s  ${mbps(VIDEO, u.doneAt.cloud).toFixed(2)} MB/s (link ${(dsl.link.upBytesPerSecond / 1e6).toFixed(2)} MB/s); link busy ${busy.toFixed(1)} s ${span}`);
   }
 }
 
