@@ -313,7 +313,7 @@ export interface PruneReport {
   now: number;
   dry_run: boolean;
   summary: string;
-  targets: { target_id: string; versions_deleted: number; files_expired: number; bytes_freed: number; versions_kept: number; error?: string }[];
+  targets: { target_id: string; versions_deleted: number; files_expired: number; bytes_freed: number; versions_kept: number; versions_held?: number; error?: string }[];
 }
 
 export interface TunnelStatus {

@@ -11,6 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../src/shared/client';
 import type { Engine } from '../../src/main/engine/engine';
 import type { StorageBackend } from '../../src/main/engine/backends/types';
+import { Readable } from 'node:stream';
+import { versionKey } from '../../src/shared/keys';
+import { DAY_MS } from '../../src/main/engine/restore/retention';
 import { bytes, sha256, sha256OfFile, waitFor, waitForStatus, writeFile } from '../helpers/engine';
 import { backendOf, engineFor, forget, listAll, restoreOf, rig, teardown, type Rig } from '../restore/helpers';
 
@@ -205,5 +208,53 @@ describe('burst guard', () => {
     const nas = backendOf(n.nasT);
     const noise = readFileSync(join(n.media, 'card', card[0]!));
     expect((await nas.head(`media/card/${card[0]}`))?.sha256).toBe(sha256(noise));
+  });
+
+  it('retention leaves a held folder alone until the hold ends; other folders are pruned as usual', { timeout: 240_000 }, async () => {
+    const p = await rig({ sync: { guard: { enabled: true } } });
+    const other = join(p.base, 'other');
+    mkdirSync(other, { recursive: true });
+    p.cfg = { ...p.cfg, roots: [...(p.cfg.roots ?? []), { id: 'other', label: 'Other', path: other }] };
+    for (let i = 0; i < 20; i++) writeFile(p.media, `IMG_${String(i).padStart(4, '0')}.jpg`, jpeg(30_000 + i));
+    writeFile(other, 'keep.jpg', jpeg(31_000));
+    const e = await engineFor(p);
+    await waitForStatus(e, (s) => s.synced === 21 && !s.scanning, GUARD_TIMEOUT, '21 files on both destinations');
+
+    // Three old previous contents of one file in each folder on the NAS, older than any restore point.
+    const nas = backendOf(p.nasT);
+    const now = Date.now();
+    for (const [root, rel] of [['media', 'IMG_0000.jpg'], ['other', 'keep.jpg']] as const) {
+      for (let i = 0; i < 3; i++) {
+        const savedAt = now - (100 + i) * DAY_MS;
+        const c = bytes(300, 40_000 + i);
+        const key = versionKey('', '.triplicate/versions/', root, rel, savedAt, sha256(c));
+        await nas.put(key, { size: c.length, open: () => Readable.from([c]) }, { sha256: sha256(c), mtimeMs: savedAt });
+        e.catalog.addVersion({ target_id: 'nas', root_id: root, rel_path: rel, object_key: key, sha256: sha256(c), size: c.length, mtime_ms: savedAt, saved_at: savedAt, reason: 'overwritten' });
+      }
+    }
+    const oldOf = async (rel: string) => (await listAll(nas, '.triplicate/versions/')).filter((k) => k.includes(`/${rel}/`));
+
+    // A burst in Media: 12 photos rewritten as noise, then one deleted (deleted 100 days ago, as far as retention can tell).
+    for (let i = 1; i <= 12; i++) writeFileSync(join(p.media, `IMG_${String(i).padStart(4, '0')}.jpg`), randomBytes(2000));
+    await waitForStatus(e, (s) => (s.guard?.holds.length ?? 0) > 0, GUARD_TIMEOUT, 'the guard to trip');
+    unlinkSync(join(p.media, 'IMG_0019.jpg'));
+    await waitFor(() => e.file('media/IMG_0019.jpg')?.local === 'missing' && (e.status().guard?.holds[0]?.files ?? 0) >= 13, GUARD_TIMEOUT, 'the deletion held back');
+    e.catalog.db.prepare(`UPDATE versions SET saved_at = ? WHERE reason = 'deleted' AND root_id = 'media' AND rel_path = 'IMG_0019.jpg'`).run(now - 100 * DAY_MS);
+
+    const svc = restoreOf(e);
+    const held = await svc.pruneNow({ now, target: 'nas' });
+    expect(held.targets[0]).toMatchObject({ versions_deleted: 3, files_expired: 0 });
+    expect(held.targets[0]!.versions_held).toBeGreaterThanOrEqual(4); // 3 old versions and the deletion's row
+    expect(held.summary).toMatch(/burst guard holds/);
+    expect(await oldOf('IMG_0000.jpg')).toHaveLength(3);
+    expect(await oldOf('keep.jpg')).toHaveLength(0);
+    expect(await nas.head('media/IMG_0019.jpg')).not.toBeNull();
+
+    // The hold ends ("These changes are mine"): the next prune does what retention says.
+    e.sync.guard.accept();
+    const after = await svc.pruneNow({ now, target: 'nas' });
+    expect(after.targets[0]).toMatchObject({ versions_held: 0, files_expired: 1 });
+    expect(await oldOf('IMG_0000.jpg')).toHaveLength(0);
+    expect(await nas.head('media/IMG_0019.jpg')).toBeNull();
   });
 });

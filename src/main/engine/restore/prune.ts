@@ -1,6 +1,8 @@
 // The prune job: apply a target's retention policy (planPrune in retention.ts) to its versions.
 // Deletes only keys under the target's versions prefix, and current objects only of files that
 // have been gone from local disk (checked again right before) longer than the policy allows.
+// Nothing of a folder the burst guard holds (sync/guard.ts): a burst's deletions and rewrites are
+// what ransomware wants pruned, and the roll-back needs the versions from before it.
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFAULT_RETENTION, type RootConfig, type TargetConfig } from '../../../shared/config';
@@ -17,6 +19,8 @@ export interface PruneContext {
   store: RestoreStore;
   bus: EventBus;
   root(id: string): RootConfig | undefined;
+  /** Folders held by the burst guard (asked again before each deletion: a burst may trip mid-prune). */
+  heldFolders(): ReadonlySet<string>;
 }
 
 export interface PruneResult {
@@ -24,6 +28,8 @@ export interface PruneResult {
   files_expired: number;
   bytes_freed: number;
   versions_kept: number;
+  /** Versions left alone because their folder is held by the burst guard. */
+  versions_held: number;
 }
 
 type Row = VersionRow & PrunableVersion;
@@ -48,7 +54,10 @@ async function stillGone(ctx: PruneContext, rootId: string, disk: string): Promi
 
 export async function pruneTarget(ctx: PruneContext, target: TargetConfig, backend: StorageBackend, opts: { now: number; dryRun: boolean; signal?: AbortSignal; onTick?: () => void }): Promise<PruneResult> {
   const policy = target.retention ?? DEFAULT_RETENTION;
-  const rows: Row[] = ctx.store.versionsOfTarget(target.id).map((r) => ({ ...r, key: fileKey(r.root_id, r.rel_path) }));
+  const isHeld = (rootId: string) => ctx.heldFolders().has(rootId);
+  const heldNow = ctx.heldFolders();
+  const all = ctx.store.versionsOfTarget(target.id);
+  const rows: Row[] = all.filter((r) => !heldNow.has(r.root_id)).map((r) => ({ ...r, key: fileKey(r.root_id, r.rel_path) }));
   const files = new Map<string, PruneFileState>();
   for (const r of rows) {
     if (files.has(r.key)) continue;
@@ -61,7 +70,7 @@ export async function pruneTarget(ctx: PruneContext, target: TargetConfig, backe
     files.set(r.key, { present: f.local_state === 'present', currentSynced: c?.state === 'synced' && c.sha256 === f.sha256, firstSeen: f.first_seen });
   }
   const plan = planPrune(rows, opts.now, policy, files);
-  const result: PruneResult = { versions_deleted: 0, files_expired: 0, bytes_freed: 0, versions_kept: plan.keep.length };
+  const result: PruneResult = { versions_deleted: 0, files_expired: 0, bytes_freed: 0, versions_kept: plan.keep.length, versions_held: all.length - rows.length };
   const versionsArea = target.prefix + target.versionsPrefix;
 
   // Expired deleted files: make sure they are really still gone.
@@ -80,6 +89,7 @@ export async function pruneTarget(ctx: PruneContext, target: TargetConfig, backe
   for (const v of plan.delete) {
     if (plan.expire.includes(v.key) && !expired.has(v.key)) continue;
     if (!v.object_key.startsWith(versionsArea)) continue; // never anything but a version object
+    if (isHeld(v.root_id)) continue;
     opts.onTick?.();
     await backend.delete(v.object_key, opts.signal);
     ctx.store.deleteVersion(v.id);
@@ -88,6 +98,7 @@ export async function pruneTarget(ctx: PruneContext, target: TargetConfig, backe
   }
   for (const key of expired) {
     const { rootId, relPath } = parseFileKey(key);
+    if (isHeld(rootId)) continue;
     const f = ctx.catalog.fileByPath(rootId, relPath);
     const c = f ? ctx.catalog.copy(f.id, target.id) : undefined;
     await backend.delete(objectKey(target.prefix, rootId, relPath), opts.signal);

@@ -82,6 +82,8 @@ export interface RestoreDeps {
   ingestor: Pick<Ingestor, 'ingest' | 'vouch'>;
   /** Copies were queued (a repair, a restored file): the upload lanes look at their queues. */
   wakeLanes(): void;
+  /** Folders the burst guard holds: retention leaves their files alone. */
+  heldFolders(): ReadonlySet<string>;
 }
 
 export interface RestoreServiceOptions {
@@ -978,14 +980,16 @@ export class RestoreService implements EngineService {
     const exp = out.reduce((a, r) => a + r.files_expired, 0);
     const freed = out.reduce((a, r) => a + r.bytes_freed, 0);
     const verb = opts.dryRun ? 'would remove' : 'removed';
-    const summary = `Retention ${verb} ${plural(del, 'old version')} and ${plural(exp, 'deleted file')} (${formatBytes(freed)}).${out.filter((r) => r.error).map((r) => ` ${r.error}`).join('')}`;
+    const held = out.reduce((a, r) => a + (r.versions_held ?? 0), 0);
+    const heldNote = held ? ` ${plural(held, 'version')} of folders the burst guard holds ${held === 1 ? 'was' : 'were'} left alone until you choose what to do on the Overview.` : '';
+    const summary = `Retention ${verb} ${plural(del, 'old version')} and ${plural(exp, 'deleted file')} (${formatBytes(freed)}).${heldNote}${out.filter((r) => r.error).map((r) => ` ${r.error}`).join('')}`;
     return { now, dry_run: opts.dryRun === true, summary, targets: out };
   }
 
   private pruneOne(t: TargetConfig, o: { now: number; dryRun: boolean; onTick?: () => void }) {
     return this.withLock(`prune:${t.id}`, async () => {
       const backend = this.backendFor(t, 'maintenance');
-      const r = await pruneTarget({ catalog: this.ctx.catalog, store: this.store, bus: this.ctx.bus, root: (id) => this.root(id) }, t, backend, { now: o.now, dryRun: o.dryRun, signal: this.stopAc.signal, onTick: o.onTick });
+      const r = await pruneTarget({ catalog: this.ctx.catalog, store: this.store, bus: this.ctx.bus, root: (id) => this.root(id), heldFolders: () => this.deps.heldFolders() }, t, backend, { now: o.now, dryRun: o.dryRun, signal: this.stopAc.signal, onTick: o.onTick });
       if (!o.dryRun) {
         this.ctx.catalog.kvSet(`prune:last:${t.id}`, String(Date.now()));
         if (r.versions_deleted || r.files_expired) {

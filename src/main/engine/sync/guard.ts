@@ -111,6 +111,7 @@ export class BurstGuard {
       heldOf: db.prepare<[number], { file_id: number; change: HeldChange }>('SELECT file_id, change FROM guard_held WHERE hold_id = ?'),
       heldCount: db.prepare<[number], { n: number }>('SELECT count(*) AS n FROM guard_held WHERE hold_id = ?'),
       allHeld: db.prepare<[], { file_id: number }>('SELECT file_id FROM guard_held'),
+      heldRoots: db.prepare<[], { root_id: string }>('SELECT DISTINCT f.root_id FROM guard_held g JOIN files f ON f.id = g.file_id'),
       release: db.prepare<[number]>('DELETE FROM guard_held WHERE file_id = ?'),
       releaseHold: db.prepare<[number]>('DELETE FROM guard_held WHERE hold_id = ?'),
       deleteFile: db.prepare<[number]>('DELETE FROM files WHERE id = ?'),
@@ -133,6 +134,16 @@ export class BurstGuard {
   /** Is this file held back from the destinations? */
   isHeld(fileId: number): boolean {
     return this.held.has(fileId);
+  }
+
+  /**
+   * Folders retention must leave alone: a hold in force, or a roll-back still restoring (it reads
+   * the versions as they were before the burst). Ransomware wants exactly these deletions pruned.
+   */
+  heldFolders(): Set<string> {
+    const out = new Set(this.holds.keys());
+    for (const r of this.s.heldRoots.all()) out.add(r.root_id);
+    return out;
   }
 
   /**
