@@ -98,9 +98,9 @@ export function pathOf(base: Pick<Base, 'pathPrefix'>, key: string): string {
 /**
  * Signed headers of a bodiless request (GET, HEAD) are reused for the same method, key and headers
  * for this long. A SigV4 signature stays valid for 15 minutes after its x-amz-date (S3, R2 and
- * MinIO refuse older ones), so a few seconds is far inside what every server accepts; signing
- * costs ~70 µs of CPU here (8 % of a proxied 200 KB download in bench/serve.mjs), and a file being
- * downloaded by many visitors, or a restore re-reading it, signs once per window.
+ * MinIO refuse older ones), so a few seconds is far inside what every server accepts. Signing is
+ * a good share of a proxied small download's CPU: a file downloaded by many visitors, or a
+ * restore re-reading it, signs once per window.
  */
 const SIGNED_REUSE_MS = 5_000;
 const SIGNED_MAX = 2048;
