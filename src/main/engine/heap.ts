@@ -1,63 +1,13 @@
-// Garbage-collector tuning for the long-running engine process.
-//
-// A full sync of 100,000 files keeps only 30-45 MB of live objects, but V8's default policy lets
-// the old generation grow to several times that before it collects (every upload allocates
-// request, hash and SQLite row objects that die young but survive one scavenge). Measured on a
-// 100k-file sync (bench/scale.mjs): peak RSS 305-357 MB with the defaults, 220-230 MB with the
-// old generation allowed to grow only 30 % past the live size per cycle, at the same upload rate.
-// --optimize-for-size got lower (158 MB) but cost 28 % of the throughput, and a hard
-// --max-old-space-size cap turns a large listing into an out-of-memory crash; neither is used.
-//
-// The flag is set at runtime (v8.setFlagsFromString) so it applies to `triplicate serve`, the
-// systemd unit and the Electron main process alike, without NODE_OPTIONS. An operator who passes
-// their own heap flags (NODE_OPTIONS or node arguments) keeps them.
+// The engine's GC policy, set once as the process starts (main.ts, before the rest of the engine
+// is loaded) and never changed after: the old generation may grow only HEAP_GROWING_PERCENT past
+// the live size per cycle instead of V8's several times, which keeps a big sync's peak RSS down at
+// no cost in throughput or CPU. An operator who passes heap flags of their own (node arguments,
+// NODE_OPTIONS) or TRIPLICATE_DEFAULT_GC=1 keeps V8's policy or theirs.
+// Set here rather than on each launcher's command line: `triplicate`, the systemd unit and the
+// desktop app's utility process all start in main.ts, and NODE_OPTIONS takes no V8 flags.
 import { setFlagsFromString } from 'node:v8';
 
 export const HEAP_GROWING_PERCENT = 30;
-
-/**
- * While a restore runs. A download allocates a fresh 64 KiB buffer per socket read (186 MB restored
- * = ~3,000 of them), which keeps the young generation at its full size; when the old generation's
- * headroom (live size x growing factor) is smaller than that, V8 starts the next incremental
- * marking right after each full collection. Measured on bench/restore.mjs's set (186 MB, 204 files,
- * one 2-core box): ~20 full collections per restore with V8's own policy or 30 %, ~3 with 300 %,
- * and half the CPU time of the process (user 0.8 -> 0.4 s). Live objects do not grow during a
- * restore, so the cost is headroom (a heap of ~25 MB may reach ~100 MB) until it ends.
- */
-export const RESTORE_HEAP_GROWING_PERCENT = 300;
-
-/**
- * While the download server streams a file from a target (the local copy is gone): the same 64 KiB
- * buffer per socket read as a restore. bench/serve.mjs's S3 fallback of a 100 MB file, 4 clients:
- * with 30 % the engine spent 570-660 ms of each 5 s round in GC pauses and used 0.63-0.67 s of CPU
- * per 100 MB (210-220 MB/s, 0.59x a signed SDK GET); with 300 %, ~200 ms, 0.11-0.15 s per 100 MB
- * and 450-500 MB/s (0.99x).
- */
-export const PROXY_HEAP_GROWING_PERCENT = RESTORE_HEAP_GROWING_PERCENT;
-
-/**
- * While uploads run. Each upload's request, signing and stream objects live through a few young
- * collections and are promoted, so with 30 % headroom V8 ran a full collection every few files: in
- * bench/sync.mjs's set the engine's CPU was 2.0-2.1 s with 30 %, 1.7-1.8 s with 100 %. Less than a
- * restore's, because a sync of 100,000 files holds a bigger live heap (the RSS goal is < 300 MB).
- */
-export const UPLOAD_HEAP_GROWING_PERCENT = 100;
-
-/** The growing percent outside boosts: ours (tuneHeap) or 0 (V8's own policy). */
-let basePercent = 0;
-/** The percents of the boosts in force; the biggest applies. */
-const boosts: number[] = [];
-let current = 0;
-
-function setGrowingPercent(p: number): void {
-  setFlagsFromString(`--heap-growing-percent=${p}`);
-  current = p;
-}
-
-/** The growing percent this module set last (0: V8's own policy). Tests, diagnostics. */
-export function heapGrowingPercent(): number {
-  return current;
-}
 
 function operatorHeapFlags(env: NodeJS.ProcessEnv, execArgv: readonly string[]): boolean {
   const given = `${env.NODE_OPTIONS ?? ''} ${execArgv.join(' ')}`;
@@ -109,73 +59,7 @@ let mallocTuned = false;
 export function tuneHeap(env: NodeJS.ProcessEnv = process.env, execArgv: readonly string[] = process.execArgv): boolean {
   tuneMalloc();
   if (operatorHeapFlags(env, execArgv)) return false;
-  basePercent = HEAP_GROWING_PERCENT;
-  if (!boosts.length) setGrowingPercent(HEAP_GROWING_PERCENT);
+  setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   return true;
 }
 
-/**
- * Let the old generation grow `percent` (default RESTORE_HEAP_GROWING_PERCENT) past the live size
- * until the returned function is called. Boosts nest: the biggest one in force applies, and when
- * the last ends tuneHeap's value (or V8's own policy) is back. Nothing when the operator passed
- * heap flags. Returns whether the boost applies.
- */
-export function boostHeapGrowth(
-  env: NodeJS.ProcessEnv = process.env,
-  execArgv: readonly string[] = process.execArgv,
-  percent: number = RESTORE_HEAP_GROWING_PERCENT,
-): { applied: boolean; end: () => void } {
-  if (operatorHeapFlags(env, execArgv)) return { applied: false, end: () => undefined };
-  boosts.push(percent);
-  const apply = () => {
-    const want = boosts.length ? Math.max(...boosts) : basePercent;
-    if (want !== current) setGrowingPercent(want);
-  };
-  apply();
-  let ended = false;
-  return {
-    applied: true,
-    end: () => {
-      if (ended) return;
-      ended = true;
-      boosts.splice(boosts.indexOf(percent), 1);
-      apply();
-    },
-  };
-}
-
-/**
- * A boost held while jobs of one kind run (restores, uploads): on with the first job, off once
- * none has run for `lingerMs` (a worker's next job follows at once, so the boost does not flap
- * between jobs), or at release().
- */
-export class BoostWhileBusy {
-  private active = 0;
-  private boost: { end: () => void } | null = null;
-  private timer: NodeJS.Timeout | null = null;
-  constructor(
-    private readonly percent: number,
-    private readonly lingerMs = 2000,
-  ) {}
-
-  started(): void {
-    this.active++;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    this.boost ??= boostHeapGrowth(undefined, undefined, this.percent);
-  }
-
-  ended(): void {
-    if (--this.active > 0 || !this.boost || this.timer) return;
-    this.timer = setTimeout(() => this.release(), this.lingerMs);
-    this.timer.unref?.();
-  }
-
-  /** End the boost now (stopping). */
-  release(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    this.boost?.end();
-    this.boost = null;
-  }
-}

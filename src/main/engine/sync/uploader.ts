@@ -18,7 +18,6 @@ import { log } from '../log';
 import { clockTime, describeLocalError, errnoOf, errorText } from '../util';
 import type { TargetHealth } from './health';
 import { HashingStream } from './hash';
-import { BoostWhileBusy, UPLOAD_HEAP_GROWING_PERCENT } from '../heap';
 import { ioBuffers } from '../buffers';
 import type { Ingestor } from './ingest';
 
@@ -58,9 +57,6 @@ const LISTING_MAX_KEYS = 500_000;
  * the MD5 that checks their ETag; bigger ones are streamed and verified with a HEAD.
  */
 const WHOLE_FILE_MAX = 8 * 1024 * 1024;
-
-/** The heap boost uploads hold, in any lane (heap.ts, UPLOAD_HEAP_GROWING_PERCENT). */
-const uploadHeap = new BoostWhileBusy(UPLOAD_HEAP_GROWING_PERCENT);
 
 /**
  * MD5s of recently uploaded content by SHA-256, shared by the lanes: the second destination of a
@@ -425,7 +421,6 @@ export class TargetLane {
       if (!catalog.heartbeat(job, lease)) ac.abort(); // fenced off: someone else owns the job now
     }, Math.max(1000, lease / 3));
     let hasher: BodyDigest | null = null;
-    uploadHeap.started();
     try {
       const existing = this.knownAbsent(f.root_id, key) ? null : await this.backend.head(key, ac.signal);
       // A repair does not trust matching metadata: the damaged copy has it too.
@@ -568,7 +563,6 @@ export class TargetLane {
     } finally {
       clearInterval(hb);
       this.inflight.delete(f.id);
-      uploadHeap.ended();
       this.abort.signal.removeEventListener('abort', onStop);
     }
   }
