@@ -17,7 +17,6 @@ import { objectKey } from '../../../../shared/keys';
 import { isStorageError, type GetResult, type ObjectInfo, type StorageBackend } from '../../backends/types';
 import { diskRel, type CopyRow, type FileRow } from '../../catalog/catalog';
 import type { EngineContext } from '../../core/context';
-import { BoostWhileBusy, PROXY_HEAP_GROWING_PERCENT } from '../../heap';
 import { log } from '../../log';
 import { errorText } from '../../util';
 import { planResponse, weakEtag, type Representation, type Span } from '../ranges';
@@ -75,8 +74,6 @@ export class SourceChain {
   private readonly rows = new Map<string, KnownRows>();
   /** Damaged objects of other content than the catalog's, already reported (target, key, hash). */
   private readonly damagedSeen = new Set<string>();
-  /** Heap headroom while bodies are proxied from targets (see PROXY_HEAP_GROWING_PERCENT). */
-  private readonly proxyHeap = new BoostWhileBusy(PROXY_HEAP_GROWING_PERCENT);
 
   constructor(
     private readonly core: EngineContext,
@@ -97,11 +94,6 @@ export class SourceChain {
     this.smallFiles.clear();
     this.localMisses.clear();
     this.rows.clear();
-  }
-
-  /** The server stops: the heap boost of proxied downloads ends now. */
-  stop(): void {
-    this.proxyHeap.release();
   }
 
   /** Enabled targets by priority; those seen failing recently (or offline for uploads) go last. */
@@ -337,8 +329,6 @@ export class SourceChain {
         };
       }
       const plan = planResponse(ctx.method, ctx.req.headers, rep);
-      const proxying = ctx.method === 'GET';
-      if (proxying) this.proxyHeap.started();
       const open = async (range?: Span): Promise<GetResult> => {
         const got = await backend.get(key, { range, signal: ctx.signal });
         if (got.totalSize !== rep.size || (rep.sha256 && got.info.sha256 && got.info.sha256 !== rep.sha256)) {
@@ -381,8 +371,6 @@ export class SourceChain {
         if (isStorageError(e) && e.kind === 'not_found') return 'missing';
         this.markDown(t, e);
         return 'down';
-      } finally {
-        if (proxying) this.proxyHeap.ended();
       }
     }
     return 'other';

@@ -265,7 +265,6 @@ export class DownloadServer implements EngineService {
     }
     for (const s of this.sockets) s.destroy();
     this.links.flush();
-    this.chain.stop();
     await this.access?.close();
   }
 
