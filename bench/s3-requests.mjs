@@ -1,8 +1,9 @@
 // Client CPU per S3 request: the S3 backend of this checkout against the one of another checkout
 // (A/B in one process, against one s3rver in its own process, rounds interleaved in alternating
 // order). Per request kind: HEAD, single PUT and GET of a 200 KB object through the backend, a
-// HeadObject sent through the backend's own AWS SDK client (what a command costs there), and a
-// multipart upload of a 32 MiB file read block by block (CPU per MiB).
+// HeadObject sent through the backend's own AWS SDK client (what a command costs there), a single
+// PUT of 24 MiB, and multipart uploads of 32 MiB read block by block (a local file) and from a
+// stream (a bandwidth-limited body); bodies come in 64 KiB chunks, as from a file stream.
 //
 //   node --import tsx bench/s3-requests.mjs [--other /path/to/checkout] [--rounds 7] [--n 300] [--conc 8]
 //
@@ -40,6 +41,10 @@ for (const i of impls) i.mod = await import(pathToFileURL(join(i.dir, 'src/main/
 
 const base = tempDir('trip-bench-s3req-');
 const s3 = await startS3rverProcess(join(base, 's3'), ['bench']);
+process.on('uncaughtException', (e) => {
+  console.error(e);
+  void s3.stop().finally(() => process.exit(1));
+});
 const target = {
   id: 'nas', label: 'NAS', kind: 's3', preset: 'minio', endpoint: s3.endpoint, region: 'us-east-1', bucket: 'bench', prefix: '', pathStyle: true,
   credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }, priority: 1, enabled: true, concurrency: 4, versionsPrefix: '.triplicate/versions/',
@@ -47,12 +52,22 @@ const target = {
 };
 const small = content(SMALL, 1);
 const smallSha = createHash('sha256').update(small).digest('hex');
+const MID = 24 * 1024 * 1024;
+const mid = content(MID, 3);
+const midSha = createHash('sha256').update(mid).digest('hex');
 const big = content(BIG, 2);
 const bigSha = createHash('sha256').update(big).digest('hex');
-const bufferBody = (b) => ({ size: b.length, open: () => Readable.from([b]) });
+/** The bytes in 64 KiB chunks, as fs.createReadStream gives them. */
+const chunks = (b) =>
+  Readable.from(
+    (function* () {
+      for (let off = 0; off < b.length; off += 65536) yield b.subarray(off, off + 65536);
+    })(),
+  );
+const bufferBody = (b) => ({ size: b.length, open: () => chunks(b) });
 const blockBody = (b) => ({
   size: b.length,
-  open: () => Readable.from([b]),
+  open: () => chunks(b),
   openReader: async () => {
     let pos = 0;
     return { read: async (buf) => { const n = b.copy(buf, 0, pos, Math.min(b.length, pos + buf.length)); pos += n; return n; }, close: async () => {} };
@@ -61,6 +76,7 @@ const blockBody = (b) => ({
 
 for (const i of impls) {
   i.backend = new i.mod.S3Backend(target, {});
+  i.single = new i.mod.S3Backend({ ...target, multipartThreshold: 64 * MiB }, {});
   await i.backend.put(`obj/${i.name}.bin`, bufferBody(small), { sha256: smallSha, mtimeMs: 1 });
 }
 
@@ -75,9 +91,12 @@ const OPS = {
   },
   put: { count: N, run: (b, name, k) => b.put(`put/${name}/${k % 50}.bin`, bufferBody(small), { sha256: smallSha, mtimeMs: 1 }) },
   'sdk head': { count: N, run: (b, name) => b.client.send(new HeadObjectCommand({ Bucket: 'bench', Key: `obj/${name}.bin` })) },
-  multipart: { count: 6, conc: 2, perMiB: true, run: (b, name, k) => b.put(`mpu/${name}/${k % 2}.bin`, blockBody(big), { sha256: bigSha, mtimeMs: 1 }) },
+  'put 24 MiB': { count: 8, conc: 4, perMiB: true, size: MID, single: true, run: (b, name, k) => b.put(`mid/${name}/${k % 4}.bin`, bufferBody(mid), { sha256: midSha, mtimeMs: 1 }) },
+  'multipart from a file': { count: 6, conc: 2, perMiB: true, size: BIG, run: (b, name, k) => b.put(`mpu/${name}/${k % 2}.bin`, blockBody(big), { sha256: bigSha, mtimeMs: 1 }) },
+  'multipart from a stream': { count: 6, conc: 2, perMiB: true, size: BIG, run: (b, name, k) => b.put(`mps/${name}/${k % 2}.bin`, bufferBody(big), { sha256: bigSha, mtimeMs: 1 }) },
 };
 const only = values.only ? values.only.split(',') : Object.keys(OPS);
+for (const n of only) if (!OPS[n]) throw new Error(`no request kind "${n}" (${Object.keys(OPS).join(', ')})`);
 
 async function batch(impl, op) {
   let k = 0;
@@ -86,18 +105,21 @@ async function batch(impl, op) {
   const t0 = process.hrtime.bigint();
   await Promise.all(
     Array.from({ length: conc }, async () => {
-      while (k < op.count) await op.run(impl.backend, impl.name, k++);
+      while (k < op.count) await op.run(op.single ? impl.single : impl.backend, impl.name, k++);
     }),
   );
   const c = process.cpuUsage(c0);
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpuUs = c.user + c.system;
-  return { cpu: op.perMiB ? cpuUs / ((op.count * BIG) / MiB) : cpuUs / op.count, wall };
+  const units = op.perMiB ? (op.count * op.size) / MiB : op.count;
+  return { cpu: cpuUs / units, wall: (wall * 1e6) / units };
 }
 
 const results = {}; // op -> impl -> [cpu per unit]
+const walls = {}; // op -> impl -> [wall µs per unit]
 for (const name of only) {
   results[name] = Object.fromEntries(impls.map((i) => [i.name, []]));
+  walls[name] = Object.fromEntries(impls.map((i) => [i.name, []]));
   for (const i of impls) await batch(i, OPS[name]); // warm-up
 }
 for (let r = 0; r < ROUNDS; r++) {
@@ -106,23 +128,29 @@ for (let r = 0; r < ROUNDS; r++) {
     for (const i of order) {
       const x = await batch(i, OPS[name]);
       results[name][i.name].push(x.cpu);
+      walls[name][i.name].push(x.wall);
     }
   }
   console.log(`round ${r + 1}/${ROUNDS}: ${only.map((n) => `${n} ${impls.map((i) => Math.round(results[n][i.name].at(-1))).join('/')}`).join(', ')}`);
 }
 
-for (const i of impls) i.backend.close();
+for (const i of impls) {
+  i.backend.close();
+  i.single.close();
+}
 await s3.stop();
 rm(base);
 
 const fmt = (xs) => `${Math.round(median(xs))} (${Math.round(Math.min(...xs))}-${Math.round(Math.max(...xs))})`;
-const rows = only.map((n) => {
-  const row = [`${n}${OPS[n].perMiB ? ' (µs/MiB)' : ' (µs/request)'}`, ...impls.map((i) => fmt(results[n][i.name]))];
-  if (impls.length === 2) {
-    const ratios = results[n].this.map((x, j) => x / results[n].other[j]);
-    row.push(`${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})`);
-  }
-  return row;
-});
-console.log(`\nclient CPU, median (min-max) of ${ROUNDS} rounds; ${N} requests of 200 KB per round, ${CONC} in flight`);
+const rows = only.flatMap((n) =>
+  [['CPU', results], ['wall', walls]].map(([what, xs]) => {
+    const row = [`${n}, ${what} ${OPS[n].perMiB ? 'µs/MiB' : 'µs/request'}`, ...impls.map((i) => fmt(xs[n][i.name]))];
+    if (impls.length === 2) {
+      const ratios = xs[n].this.map((x, j) => x / xs[n].other[j]);
+      row.push(`${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})`);
+    }
+    return row;
+  }),
+);
+console.log(`\nclient CPU and wall time per unit, median (min-max) of ${ROUNDS} rounds; ${N} requests of 200 KB per round, ${CONC} in flight`);
 console.log(table(rows, ['request', ...impls.map((i) => (i.name === 'this' ? `this (${here})` : `other (${i.dir})`)), ...(impls.length === 2 ? ['this/other per round'] : [])]));

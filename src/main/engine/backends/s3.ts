@@ -602,25 +602,39 @@ export class S3Backend implements StorageBackend {
 
   /**
    * Abort multipart uploads under `prefix` started more than `olderThanMs` ago (left by a crash or
-   * a failed abort). Needs ListMultipartUploads; servers without it (s3rver) get an 'invalid'
-   * StorageError whose sentence suggests a lifecycle rule instead.
+   * a failed abort). Needs ListMultipartUploads (see listIncomplete).
    */
   async cleanupIncomplete(prefix: string, olderThanMs: number, signal?: AbortSignal): Promise<number> {
     const cutoff = Date.now() - olderThanMs;
+    let aborted = 0;
+    for (const u of await this.listIncomplete(prefix, signal)) {
+      if (u.initiated !== undefined && u.initiated > cutoff) continue;
+      throwIfAborted(signal);
+      try {
+        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.settings.bucket, Key: u.key, UploadId: u.uploadId }), { abortSignal: signal });
+        aborted++;
+      } catch (e) {
+        if (sdkErrorName(e) === 'NoSuchUpload') continue;
+        throw this.mapError(e, 'cleanup', u.key, signal);
+      }
+    }
+    return aborted;
+  }
+
+  /**
+   * Unfinished multipart uploads under a prefix. Servers without ListMultipartUploads (s3rver) get
+   * an 'invalid' StorageError whose sentence suggests a lifecycle rule instead.
+   */
+  async listIncomplete(prefix: string, signal?: AbortSignal): Promise<{ key: string; uploadId: string; initiated?: number }[]> {
+    const out: { key: string; uploadId: string; initiated?: number }[] = [];
     let keyMarker: string | undefined;
     let uploadIdMarker: string | undefined;
-    let aborted = 0;
     for (let page = 0; page < MAX_LIST_PAGES; page++) {
       throwIfAborted(signal);
-      let out;
+      let res;
       try {
-        out = await this.client.send(
-          new ListMultipartUploadsCommand({
-            Bucket: this.settings.bucket,
-            Prefix: prefix || undefined,
-            KeyMarker: keyMarker,
-            UploadIdMarker: uploadIdMarker,
-          }),
+        res = await this.client.send(
+          new ListMultipartUploadsCommand({ Bucket: this.settings.bucket, Prefix: prefix || undefined, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
           { abortSignal: signal },
         );
       } catch (e) {
@@ -633,42 +647,6 @@ export class S3Backend implements StorageBackend {
             { cause: e },
           );
         }
-        throw this.mapError(e, 'cleanup', prefix, signal);
-      }
-      for (const u of out.Uploads ?? []) {
-        if (!u.Key || !u.UploadId) continue;
-        if (u.Initiated && u.Initiated.getTime() > cutoff) continue;
-        try {
-          await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.settings.bucket, Key: u.Key, UploadId: u.UploadId }), {
-            abortSignal: signal,
-          });
-          aborted++;
-        } catch (e) {
-          if (sdkErrorName(e) === 'NoSuchUpload') continue;
-          throw this.mapError(e, 'cleanup', u.Key, signal);
-        }
-      }
-      if (!out.IsTruncated) break;
-      keyMarker = out.NextKeyMarker;
-      uploadIdMarker = out.NextUploadIdMarker;
-      if (!keyMarker && !uploadIdMarker) break;
-    }
-    return aborted;
-  }
-
-  /** Unfinished multipart uploads under a prefix (tests and diagnostics). Same caveat as cleanup. */
-  async listIncomplete(prefix: string, signal?: AbortSignal): Promise<{ key: string; uploadId: string; initiated?: number }[]> {
-    const out: { key: string; uploadId: string; initiated?: number }[] = [];
-    let keyMarker: string | undefined;
-    let uploadIdMarker: string | undefined;
-    for (let page = 0; page < MAX_LIST_PAGES; page++) {
-      let res;
-      try {
-        res = await this.client.send(
-          new ListMultipartUploadsCommand({ Bucket: this.settings.bucket, Prefix: prefix || undefined, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
-          { abortSignal: signal },
-        );
-      } catch (e) {
         throw this.mapError(e, 'list-multipart', prefix, signal);
       }
       for (const u of res.Uploads ?? []) if (u.Key && u.UploadId) out.push({ key: u.Key, uploadId: u.UploadId, initiated: u.Initiated?.getTime() });
