@@ -3,7 +3,7 @@
 // 127.0.0.1: a closed port, a server that never answers, small HTTP servers that answer what a
 // misbehaving S3 endpoint answers (XML errors, HTML pages, ranges ignored), and s3rver.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
+import { connect, createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
@@ -273,6 +273,58 @@ describe('S3Backend on s3rver', () => {
   });
   afterAll(async () => {
     await s3.dispose();
+  });
+
+  it('every request of a target, signed here or by the SDK, goes over the same connections', async () => {
+    // A TCP relay in front of s3rver notes which connection carried which request, and whether
+    // the AWS SDK sent it (its user-agent) or the backend signed it itself.
+    const seen: { conn: number; request: string; sdk: boolean }[] = [];
+    let conns = 0;
+    const relay: TcpServer = createTcpServer((client) => {
+      const conn = ++conns;
+      let text = '';
+      client.on('data', (d: Buffer) => {
+        text += d.toString('latin1');
+        for (let m; (m = /(GET|HEAD|PUT|POST|DELETE) (\S+) HTTP\/1\.1\r\n([\s\S]*?)\r\n\r\n/.exec(text)); text = text.slice(m.index + m[0].length)) {
+          seen.push({ conn, request: `${m[1]} ${m[2]}`, sdk: /^user-agent: .*aws-sdk-js/im.test(m[3]!) });
+        }
+      });
+      const up = connect(s3.port, '127.0.0.1');
+      client.pipe(up).pipe(client);
+      client.on('error', () => up.destroy());
+      up.on('error', () => client.destroy());
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+    const b = new S3Backend(s3.target('nas', { label: 'NAS', endpoint: `http://127.0.0.1:${(relay.address() as AddressInfo).port}` }));
+    try {
+      const data = Buffer.alloc(1000, 'a');
+      // One after the other, a turn of the event loop apart: undici hands a request sent in the
+      // same turn as the previous answer ended to another connection (its "drain" comes later).
+      const steps: (() => Promise<unknown>)[] = [
+        () => b.put('pool/a.bin', bufferBody(data), { sha256: sha256(data), mtimeMs: 1 }),
+        () => b.head('pool/a.bin'),
+        async () => readAll((await b.get('pool/a.bin')).body),
+        async () => {
+          for await (const o of b.list('pool/')) void o;
+        },
+        () => b.delete('pool/a.bin'),
+      ];
+      for (const step of steps) {
+        await step();
+        await new Promise((r) => setImmediate(r));
+      }
+      expect(seen.map((x) => `${x.request.split('?')[0]} ${x.sdk ? 'SDK' : 'signed here'}`)).toEqual([
+        'PUT /triplicate/pool/a.bin signed here',
+        'HEAD /triplicate/pool/a.bin signed here',
+        'GET /triplicate/pool/a.bin signed here',
+        'GET /triplicate/ SDK',
+        'DELETE /triplicate/pool/a.bin SDK',
+      ]);
+      expect(new Set(seen.map((x) => x.conn))).toEqual(new Set([1]));
+    } finally {
+      b.close();
+      await new Promise<void>((r) => relay.close(() => r()));
+    }
   });
 
   it('a server dying mid-multipart reports the network failure promptly, not a hang', async () => {

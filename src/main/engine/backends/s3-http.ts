@@ -54,7 +54,7 @@ export interface SignedRequest {
 export interface S3Response {
   status: number;
   headers: IncomingHttpHeaders;
-  /** The response body (empty for HEAD); the caller reads or destroys it. */
+  /** The body of a GET, for the caller to read or destroy (a HEAD's or PUT's is read already). */
   body: Readable;
 }
 
@@ -220,7 +220,12 @@ export class S3Http {
     // no longer wants: never an uncaught error for that. The caller's listeners see every error.
     res.body.on('error', () => undefined);
     const h = res.headers as IncomingHttpHeaders;
-    if (res.statusCode >= 200 && res.statusCode < 300) return { status: res.statusCode, headers: h, body: res.body };
+    if (res.statusCode >= 200 && res.statusCode < 300) {
+      // The caller of a HEAD or PUT wants only the headers: its (empty) body is read here, not
+      // left to every caller to remember; a big one (not S3) closes the connection instead.
+      if (r.method !== 'GET') await res.body.dump({ limit: 64 * 1024 });
+      return { status: res.statusCode, headers: h, body: res.body };
+    }
     throw errorFromResponse(res.statusCode, h, await readSmall(res.body, 64 * 1024));
   }
 

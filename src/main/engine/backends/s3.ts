@@ -162,7 +162,6 @@ export class S3Backend implements StorageBackend {
         payloadHash: /^[0-9a-f]{64}$/.test(opts.sha256) ? opts.sha256 : 'UNSIGNED-PAYLOAD',
         signal: opts.signal,
       });
-      res.body.resume();
       // S3 always returns an ETag for a stored object; a 200 without one is some other server.
       etag = res.headers.etag;
       if (!etag) throw this.notS3('put', key, 'PutObject answered 200 without an ETag');
@@ -383,9 +382,7 @@ export class S3Backend implements StorageBackend {
   /** HeadObject; null when the key is absent (and the bucket is there). */
   private async headObject(key: string, op: string, signal?: AbortSignal): Promise<ObjectHeaders | null> {
     try {
-      const res = await this.http.send({ method: 'HEAD', key, signal });
-      res.body.resume(); // no body: let it end, so its connection goes back to the pool
-      return outputFromHeaders(res.headers);
+      return outputFromHeaders((await this.http.send({ method: 'HEAD', key, signal })).headers);
     } catch (e) {
       if (isNotFound(e)) {
         // A HEAD 404 has no body: "no such key" and "no such bucket" look the same. Make sure
