@@ -1,6 +1,8 @@
 // electron-vite: three builds from one config.
-// - main:     src/main/desktop/index.ts -> out/main/index.js (ESM; dependencies stay external, so
-//             better-sqlite3's native binding and sharp are loaded from node_modules / app.asar.unpacked)
+// - main:     src/main/desktop/index.ts -> out/main/index.js (ESM; dependencies stay external). The
+//             engine is not in it: the shell runs out/engine/triplicate.mjs (vite.engine.config.ts,
+//             built by `npm run build`) in a utilityProcess, which loads better-sqlite3 and sharp
+//             from node_modules / app.asar.unpacked.
 // - preload:  src/preload/index.ts -> out/preload/index.cjs (CommonJS: a sandboxed preload cannot be
 //             an ES module; everything it imports is bundled in, only 'electron' stays external)
 // - renderer: src/renderer (index.html, src/main.tsx) -> out/renderer with a relative base, so the
@@ -40,9 +42,6 @@ export default defineConfig({
         entry: resolve(root, 'src/main/desktop/index.ts'),
         formats: ['es'],
         fileName: () => 'index.js',
-      },
-      rolldownOptions: {
-        external: ['better-sqlite3', 'sharp', /^@ffmpeg-installer\//, /^@ffprobe-installer\//, 'fluent-ffmpeg'],
       },
     },
   },

@@ -8,7 +8,7 @@ export interface EngineConnection {
   token: string;
   /** The public download server, for links. */
   downloadUrl?: string;
-  /** embedded: the engine runs inside this app; service: the app connects to a system service. */
+  /** embedded: this app runs the engine (in its own process); service: the app connects to a system service. */
   mode: 'embedded' | 'service';
 }
 

@@ -4,7 +4,7 @@
 // and `ApiClient` (src/shared/client.ts) calls through the same table.
 // Pure TypeScript: no Node or DOM APIs.
 
-import type { Config, TargetConfig, RootConfig, ProviderPreset } from './config';
+import type { Config, TargetConfig, RootConfig, ProviderPreset, LinkReach } from './config';
 
 // ---------------------------------------------------------------------------------------------
 // Domain types
@@ -373,11 +373,8 @@ export interface VersionInfo {
   current: boolean;
 }
 
-/**
- * Who can open a link: it follows from where the download server listens and whether the tunnel
- * is on (server.downloadHost, tunnel.mode), never from the link itself.
- */
-export type LinkReach = 'this-computer' | 'local-network' | 'internet';
+// Who can open a link (a config notion: see linkReachOf in config.ts).
+export type { LinkReach };
 export const LINK_REACHES: readonly LinkReach[] = ['this-computer', 'local-network', 'internet'];
 /** The words shown next to every link (console and CLI). */
 export const LINK_REACH_WORDS: Record<LinkReach, string> = {

@@ -1,7 +1,6 @@
 // The config schema: one JSON file in the data dir (`<data dir>/config.json`).
 // Pure TypeScript + zod: no Node or DOM APIs, so the UI validates forms with the same rules.
 import { z } from 'zod';
-import type { LinkReach } from './api';
 
 export const CONFIG_VERSION = 1;
 
@@ -227,6 +226,12 @@ export function isLoopback(host: string): boolean {
 export function isAnyAddress(host: string): boolean {
   return host === '' || host === '0.0.0.0' || host === '::' || host === '[::]';
 }
+
+/**
+ * Who can open a link: it follows from where the download server listens and whether the tunnel
+ * is on (server.downloadHost, tunnel.mode), never from the link itself.
+ */
+export type LinkReach = 'this-computer' | 'local-network' | 'internet';
 
 /**
  * Who can open links, from the settings that decide it: the tunnel when it is on (links use its

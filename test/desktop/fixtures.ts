@@ -1,3 +1,5 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import type { SafeStorageLike } from '../../src/main/desktop/logic/secrets';
 import type { SyncStatus, TargetStatus } from '../../src/shared/api';
 
 export function target(over: Partial<TargetStatus> = {}): TargetStatus {
@@ -28,5 +30,27 @@ export function status(over: Partial<SyncStatus> = {}): SyncStatus {
     started_at: 0,
     now: 0,
     ...over,
+  };
+}
+
+/**
+ * A stand-in for Electron's safeStorage (which needs Electron and a password store): real
+ * AES-256-GCM with a key of its own, so a file sealed by one cannot be opened by another.
+ */
+export function fakeSafeStorage(opts: { available?: boolean } = {}): SafeStorageLike {
+  const key = randomBytes(32);
+  return {
+    isEncryptionAvailable: () => opts.available ?? true,
+    encryptString(plain: string): Buffer {
+      const iv = randomBytes(12);
+      const c = createCipheriv('aes-256-gcm', key, iv);
+      const body = Buffer.concat([c.update(plain, 'utf8'), c.final()]);
+      return Buffer.concat([iv, c.getAuthTag(), body]);
+    },
+    decryptString(b: Buffer): string {
+      const d = createDecipheriv('aes-256-gcm', key, b.subarray(0, 12));
+      d.setAuthTag(b.subarray(12, 28));
+      return Buffer.concat([d.update(b.subarray(28)), d.final()]).toString('utf8');
+    },
   };
 }

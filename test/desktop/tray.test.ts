@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { iconFor, menuModel, TOOLTIP_MAX, trayState, truncate, type MenuItemModel } from '../../src/main/desktop/logic/tray';
+import { iconFor, linkFor, menuModel, TOOLTIP_MAX, trayState, truncate, type MenuItemModel } from '../../src/main/desktop/logic/tray';
 import { status, target } from './fixtures';
 
 const actions = (items: MenuItemModel[]) => items.filter((i): i is Extract<MenuItemModel, { kind: 'action' }> => i.kind === 'action');
@@ -35,6 +35,35 @@ describe('tray state', () => {
     expect(t.tooltip).toMatch(/does not answer/);
     expect(trayState(null, { state: 'connecting' }).title).toBe('Starting…');
     expect(trayState(null, { state: 'connected' }).icon).toBe('offline');
+  });
+
+  it('says "Engine restarting…" while the app starts the engine process again', () => {
+    const t = trayState(status(), { state: 'restarting', attempt: 2, retryAt: 5 });
+    expect(t.icon).toBe('offline');
+    expect(t.title).toBe('Engine restarting…');
+    expect(t.tooltip).toBe('Triplicate: Engine restarting…\nThe backup engine stopped unexpectedly; Triplicate is starting it again.');
+    expect(t.tooltip.length).toBeLessThanOrEqual(TOOLTIP_MAX);
+    const menu = menuModel(status(), { state: 'restarting', attempt: 2, retryAt: 5 }, { embedded: true });
+    expect(menu[0]).toEqual({ kind: 'label', label: 'Engine restarting…' });
+    expect(actions(menu).filter((a) => a.enabled).map((a) => a.id)).toEqual(['open', 'quit']);
+  });
+
+  it('says the engine stopped when the app gave up restarting it', () => {
+    const t = trayState(null, { state: 'failed' });
+    expect(t.title).toBe('The backup engine stopped');
+    expect(t.tooltip).toMatch(/Open Triplicate to see why\.$/);
+    expect(t.tooltip.length).toBeLessThanOrEqual(TOOLTIP_MAX);
+  });
+
+  it('shows the engine process state over the event stream, and the stream otherwise', () => {
+    const lost = { state: 'lost', since: 1 } as const;
+    expect(linkFor(lost, { state: 'restarting', attempt: 1, retryAt: 9, lastExit: { code: 1, error: null, detail: '' } })).toEqual({ state: 'restarting', attempt: 1, retryAt: 9 });
+    expect(linkFor(lost, { state: 'failed', message: 'm', detail: 'd' })).toEqual({ state: 'failed' });
+    expect(linkFor(lost, { state: 'starting' })).toEqual({ state: 'connecting' });
+    const running = { state: 'running', ready: { adminUrl: 'http://127.0.0.1:1', downloadUrl: null, tokenFile: 't', pid: 1 }, restarts: 0 } as const;
+    expect(linkFor({ state: 'connected' }, running)).toEqual({ state: 'connected' });
+    expect(linkFor(lost, running)).toEqual(lost); // back, the stream not yet: reconnecting
+    expect(linkFor(lost, null)).toEqual(lost); // a service: only the stream says
   });
 
   it('keeps the tooltip within the Windows limit', () => {

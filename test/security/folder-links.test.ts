@@ -136,6 +136,10 @@ describe('a folder link opens only what is backed up', () => {
     expect((await raw(port, { path: path('drafts/plan.txt', fileToken) })).status).toBe(200);
     await api.call('updateRoot', { params: { id: 'media' }, body: { exclude: ['private/**', '*.key', 'drafts/**'] } });
     await waitFor(() => engine.cfg.roots[0]!.exclude.includes('drafts/**'), 10_000, 'the new rule to apply');
+    // A folder whose rules change is scanned again: late.jpg, on the disk all along, is cataloged
+    // now. The console's test below needs a file dropped a moment ago: later.jpg.
+    await waitFor(() => !!engine.catalog.fileByPath('media', 'late.jpg')?.sha256, 30_000, 'the scan after the rule change');
+    writeFileSync(join(media, 'later.jpg'), 'on disk, not cataloged');
     // the catalog still has the rows (their backups stay restorable), but links do not open them
     expect(engine.catalog.fileByPath('media', 'drafts/plan.txt')).toBeDefined();
     const missing = await raw(port, { path: path('no/such/file.txt') });
@@ -147,7 +151,7 @@ describe('a folder link opens only what is backed up', () => {
       const r = await raw(port, { path: path(rel, tok) });
       expect(`${rel}: ${r.status} ${r.body.toString()}`).toBe(`${rel}: 404 ${missing.body.toString()}`);
     }
-    expect(await listing('')).toEqual(['.hidden', 'Gallery/', 'notes/', 'trip/']);
+    expect(await listing('')).toEqual(['.hidden', 'Gallery/', 'late.jpg', 'notes/', 'trip/']);
     expect(await listing('drafts/')).toEqual([]);
     // and no new link can be made to it: the operator is told why
     let err: unknown;
@@ -161,11 +165,15 @@ describe('a folder link opens only what is backed up', () => {
   });
 
   it("the console's download opens cataloged files only (those it lists, excluded later or not)", async () => {
+    // The rule change above rescanned the folder (no watcher: a config change scans again), which
+    // catalogs late.jpg: once that scan is done, a file written now stays uncataloged.
+    await waitForStatus(engine, (s) => !s.scanning, 60_000, 'the rescan after the rule change');
+    writeFileSync(join(media, 'later.jpg'), 'on disk, not cataloged');
     const admin = (rel: string) => fetch(`${engine.endpoints.adminUrl}/api/admin/download?key=${encodeURIComponent(`media/${rel}`)}&access_token=${engine.token}`);
     const ok = await admin('Gallery/a.jpg');
     expect(ok.status).toBe(200);
     expect(await ok.text()).toBe('photo a');
-    for (const rel of ['late.jpg', 'private/a.txt', 'x.key', '.DS_Store', 'x.tmp']) {
+    for (const rel of ['later.jpg', 'private/a.txt', 'x.key', '.DS_Store', 'x.tmp']) {
       const r = await admin(rel);
       expect(`${rel}: ${r.status}`).toBe(`${rel}: 404`);
       await r.arrayBuffer();

@@ -1,68 +1,50 @@
-// Start the engine inside this process, or connect to one that runs as a system service.
+// Start the engine in its own process, or connect to one that runs as a system service. Either
+// way the app then talks to it as the browser console does: its admin URL and its token file.
 //
 // - Service: TRIPLICATE_ENGINE_URL=http://127.0.0.1:8765 and the admin token in the file named by
 //   TRIPLICATE_TOKEN_FILE (default: <TRIPLICATE_DATA_DIR>/admin-token). The app never starts a
 //   second engine on the same data.
-// - Embedded (default): the composition root `createEngine({ dataDir, configFile?, webRoot? })` from
-//   ../engine/engine, loaded lazily so the window and tray come up first.
+// - App (default): out/engine/triplicate.mjs in a utilityProcess (./engine-process.ts), supervised
+//   by ./logic/supervisor.ts (restarts with backoff, stops on quit).
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EngineConnection } from '../../preload/bridge';
+import { engineLauncher, type EngineProcessOptions } from './engine-process';
+import { EngineStartError, EngineSupervisor, type EngineState } from './logic/supervisor';
+
+export { EngineStartError };
 
 export interface HostedEngine {
   connection: EngineConnection;
-  stop(): Promise<void>;
 }
 
-export class EngineStartError extends Error {
-  constructor(
-    message: string,
-    readonly detail?: string,
-  ) {
-    super(message);
-    this.name = 'EngineStartError';
-  }
-}
+/** How long the engine has to stop on quit before it is ended. */
+export const STOP_TIMEOUT_MS = 30_000;
 
-export async function startEmbeddedEngine(opts: { dataDir: string; configFile?: string; webRoot: string; adminPort?: number }): Promise<HostedEngine> {
-  // Loaded lazily (its own chunk) so the window and the tray come up first.
-  const { createEngine } = await import('../engine/engine');
-  const make = (adminPort?: number) => {
-    try {
-      return createEngine({ dataDir: opts.dataDir, configFile: opts.configFile, webRoot: opts.webRoot, adminPort });
-    } catch (e) {
-      // A config problem names the file, the field and what to do: show it (a folder refused, say).
-      if (e instanceof Error && e.constructor.name === 'ConfigError') throw new EngineStartError(e.message, errText(e));
-      throw new EngineStartError('The backup engine could not start: its settings or data could not be read. Send the log file to your IT contact.', errText(e));
+/**
+ * The engine process and its supervisor. `supervisor` exists at once, so that a quit during the
+ * start stops the process too; `start()` resolves when the engine is ready.
+ */
+export function engineProcessHost(opts: EngineProcessOptions & { adminPort?: number; onState: (s: EngineState) => void; devHint?: boolean }): {
+  supervisor: EngineSupervisor;
+  start(): Promise<HostedEngine>;
+} {
+  const supervisor = new EngineSupervisor({ launch: engineLauncher(opts), adminPort: opts.adminPort, onState: opts.onState });
+  const start = async (): Promise<HostedEngine> => {
+    if (!existsSync(opts.modulePath)) {
+      throw new EngineStartError(
+        opts.devHint
+          ? `The compiled engine ${opts.modulePath} is missing. Run "npm run build:engine" and start again.`
+          : 'The backup engine is missing from this installation. Install Triplicate again.',
+        opts.modulePath,
+      );
     }
+    const ready = await supervisor.start();
+    const token = await readToken(ready.tokenFile, 'engine');
+    return { connection: { baseUrl: ready.adminUrl, token, downloadUrl: ready.downloadUrl ?? undefined, mode: 'embedded' } };
   };
-  let engine = make(opts.adminPort);
-  let started: { adminUrl: string; downloadUrl?: string; token: string };
-  try {
-    try {
-      started = await engine.start();
-    } catch (e) {
-      // The configured admin port is taken (another program, or a second Triplicate on other data):
-      // the window does not need that port, so take any free one rather than not starting at all.
-      if (opts.adminPort === undefined && e instanceof Error && /already used/i.test(e.message)) {
-        await engine.stop().catch(() => undefined);
-        engine = make(0);
-        started = await engine.start();
-      } else throw e;
-    }
-  } catch (e) {
-    await engine.stop().catch(() => undefined);
-    throw new EngineStartError(
-      e instanceof Error && e.constructor.name === 'ConfigError'
-        ? e.message
-        : 'The backup engine could not start. Another copy of Triplicate may be running on the same data; otherwise send the log file to your IT contact.',
-      errText(e),
-    );
-  }
-  return {
-    connection: { baseUrl: started.adminUrl.replace(/\/$/, ''), token: started.token, downloadUrl: started.downloadUrl, mode: 'embedded' },
-    stop: () => engine.stop(),
-  };
+  return { supervisor, start };
 }
 
 export function serviceSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): { url: string; tokenFile: string } | null {
@@ -80,17 +62,24 @@ export function defaultServiceDataDir(platform = process.platform): string {
 }
 
 export async function connectToService(url: string, tokenFile: string): Promise<HostedEngine> {
+  const token = await readToken(tokenFile, 'service');
+  return { connection: { baseUrl: url, token, mode: 'service' } };
+}
+
+async function readToken(tokenFile: string, who: 'engine' | 'service'): Promise<string> {
   let token: string;
   try {
     token = (await readFile(tokenFile, 'utf8')).trim();
   } catch (e) {
     throw new EngineStartError(
-      `Triplicate runs as a service but this app cannot read its access key (${tokenFile}). Ask your IT contact to let your account read that file.`,
+      who === 'service'
+        ? `Triplicate runs as a service but this app cannot read its access key (${tokenFile}). Ask your IT contact to let your account read that file.`
+        : `The backup engine started but its access key (${tokenFile}) cannot be read. Check that the data folder belongs to you, then start Triplicate again.`,
       errText(e),
     );
   }
-  if (!token) throw new EngineStartError(`The service's access key file ${tokenFile} is empty. Restart the Triplicate service.`);
-  return { connection: { baseUrl: url, token, mode: 'service' }, stop: async () => undefined };
+  if (!token) throw new EngineStartError(`The access key file ${tokenFile} is empty. ${who === 'service' ? 'Restart the Triplicate service.' : 'Start Triplicate again.'}`);
+  return token;
 }
 
 function errText(e: unknown): string {

@@ -45,6 +45,16 @@ export class EngineWatch {
     this.abort?.abort();
   }
 
+  /** The engine is back (restarted): reconnect now instead of after the backoff. */
+  retryNow(): void {
+    if (this.stopped || this.link.state === 'connected') return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.abort?.abort();
+    this.attempt = 0;
+    void this.connect();
+  }
+
   /** After a command (pause, resume): refresh at once instead of waiting for the next event. */
   async refresh(): Promise<void> {
     try {
@@ -96,7 +106,7 @@ export class EngineWatch {
       }
       throw new Error('the event stream ended');
     } catch (e) {
-      if (this.stopped) return;
+      if (this.stopped || this.abort !== ac) return; // stopped, or replaced by retryNow()
       const delay = backoffDelay(this.attempt++);
       const since = this.link.state === 'lost' ? this.link.since : Date.now();
       if (this.attempt === 1 || this.attempt % 10 === 0) log.warn(`engine connection lost (${e instanceof Error ? e.message : String(e)}); retry in ${delay} ms`);

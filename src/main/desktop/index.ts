@@ -1,26 +1,25 @@
 // The Electron shell: one instance, one window (hidden to the tray on close), the tray, native
-// notifications, and the engine either inside this process or as a system service.
-import { app, BrowserWindow, dialog, ipcMain, Notification, shell, type IpcMainEvent, type IpcMainInvokeEvent } from 'electron';
+// notifications, and the engine in its own process (supervised) or as a system service.
+import { app, BrowserWindow, dialog, ipcMain, Notification, safeStorage, shell, type IpcMainEvent, type IpcMainInvokeEvent } from 'electron';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { tuneHeap } from '../engine/heap';
 import type { DesktopSettingsPatch, EngineConnection, RendererCommand } from '../../preload/bridge';
 import { IPC } from '../../preload/channels';
 import { ApiError } from '../../shared/client';
 import { applyAutoStart, autoStartSupported, startedHidden } from './autostart';
 import { DragOut } from './drag';
-import { connectToService, EngineStartError, serviceSettingsFromEnv, startEmbeddedEngine, type HostedEngine } from './engine-host';
+import { connectToService, EngineStartError, engineProcessHost, serviceSettingsFromEnv, STOP_TIMEOUT_MS, type HostedEngine } from './engine-host';
 import { EngineWatch } from './engine-watch';
 import { logFilePath, setupLogging } from './log';
 import { SettingsError } from './logic/settings';
-import type { TrayCommand } from './logic/tray';
+import type { EngineState, EngineSupervisor } from './logic/supervisor';
+import { linkFor, type TrayCommand } from './logic/tray';
 import { Notifier } from './notifier';
+import { SecretVault } from './secret-vault';
 import { DesktopSettingsStore } from './settings-store';
 import { AppTray } from './tray';
 import { createMainWindow, errorPageUrl, isExternalHttpUrl, isSameOrigin } from './window';
 
-// The embedded engine lives in this process: same GC tuning as `triplicate serve`.
-tuneHeap();
 const log = setupLogging();
 app.setName('Triplicate');
 if (process.platform === 'win32') app.setAppUserModelId('org.triplicate.app');
@@ -43,14 +42,28 @@ function main(): void {
   let windowUrl = '';
   let tray: AppTray | null = null;
   let hosted: HostedEngine | null = null;
+  let supervisor: EngineSupervisor | null = null;
   let watch: EngineWatch | null = null;
   let notifier: Notifier | null = null;
   let dragOut: DragOut | null = null;
   let quitting = false;
   let toldAboutTray = false;
+  /** The engine process's state (null: the app connects to a service). */
+  let engineState: EngineState | null = null;
+  /** Sentences for the operator that wait until the window has loaded. */
+  const pendingMessages: RendererCommand[] = [];
   const settings = new DesktopSettingsStore();
 
   const send = (cmd: RendererCommand) => win?.webContents.send(IPC.command, cmd);
+  const tell = (text: string) => {
+    const cmd: RendererCommand = { type: 'message', level: 'error', text };
+    if (win && !win.webContents.isLoading()) send(cmd);
+    else pendingMessages.push(cmd);
+  };
+  const updateTray = () => {
+    const cur = watch?.current ?? { status: null, link: { state: 'connecting' as const } };
+    tray?.update(cur.status, linkFor(cur.link, engineState));
+  };
 
   const showWindow = (page?: string) => {
     if (!win) return;
@@ -112,7 +125,8 @@ function main(): void {
       notifier?.dispose();
       await dragOut?.dispose();
       try {
-        await hosted?.stop();
+        // the engine process stops its uploads and exits; after the timeout it is ended
+        await supervisor?.stop(STOP_TIMEOUT_MS);
       } catch (e) {
         log.error('engine stop failed', e);
       }
@@ -185,30 +199,60 @@ function main(): void {
     const service = serviceSettingsFromEnv();
     tray = new AppTray(resourcesDir, (c) => void runTrayCommand(c), !service);
 
+    /** The engine cannot run: the window shows why (a sentence, the next step, the detail). */
+    const showEngineError = (msg: string, detail?: string) => {
+      log.error('engine failed', msg, detail ?? '');
+      windowUrl = '';
+      const url = errorPageUrl(msg, detail);
+      if (win) {
+        void win.loadURL(url);
+        showWindow();
+      } else win = createMainWindow({ url, preloadPath, iconPath: appIcon, show: true });
+    };
+
+    // The S3 keys and the tunnel token go to the system's password store, when there is a real one
+    // (not Linux's basic_text fallback); otherwise config.json (0600) keeps them, as a service's does.
+    const vaultFile = join(app.getPath('userData'), 'engine-secrets.json');
+    const vault = !service && settings.secretsProtected() ? new SecretVault(vaultFile, safeStorage) : null;
+    if (!service && !vault && existsSync(vaultFile)) {
+      tell('The destination keys are kept in the system password store, which is not available now, so copies to those destinations fail. Sign in to your desktop session with its password store unlocked and start Triplicate again, or enter the keys again on the Destinations page.');
+    }
+
+    const host = service
+      ? null
+      : engineProcessHost({
+          modulePath: join(app.getAppPath(), 'out', 'engine', 'triplicate.mjs'),
+          dataDir,
+          vault,
+          onSecretsProblem: tell,
+          // `npm run dev`: the Vite dev server proxies /api to this fixed port (electron.vite.config.ts)
+          adminPort: devRendererUrl ? Number(process.env.TRIPLICATE_DEV_ADMIN_PORT ?? 8765) : undefined,
+          devHint: !app.isPackaged,
+          onState: (s) => {
+            engineState = s;
+            log.info(`engine ${s.state}${s.state === 'restarting' ? ` (attempt ${s.attempt}, exit code ${s.lastExit.code})` : ''}`);
+            updateTray();
+            if (s.state === 'running') watch?.retryNow();
+            if (s.state === 'failed' && watch) showEngineError(s.message, s.detail);
+          },
+        });
+    supervisor = host?.supervisor ?? null;
     try {
-      hosted = service
-        ? await connectToService(service.url, service.tokenFile)
-        : await startEmbeddedEngine({
-            dataDir,
-            webRoot: join(app.getAppPath(), 'out', 'renderer'),
-            // `npm run dev`: the Vite dev server proxies /api to this fixed port (electron.vite.config.ts)
-            adminPort: devRendererUrl ? Number(process.env.TRIPLICATE_DEV_ADMIN_PORT ?? 8765) : undefined,
-          });
+      hosted = service ? await connectToService(service.url, service.tokenFile) : await host!.start();
     } catch (e) {
+      if (quitting) return;
       const msg = e instanceof EngineStartError ? e.message : 'The backup engine could not start.';
       const detail = e instanceof EngineStartError ? e.detail : e instanceof Error ? e.stack : String(e);
-      log.error('engine start failed', msg, detail);
-      windowUrl = '';
-      win = createMainWindow({ url: errorPageUrl(msg, detail), preloadPath, iconPath: appIcon, show: true });
+      showEngineError(msg, detail);
       return;
     }
     connection = hosted.connection;
-    log.info(`engine ${connection.mode} at ${connection.baseUrl}`);
+    log.info(`engine (${connection.mode}) at ${connection.baseUrl}`);
 
     notifier = new Notifier(settings, (page) => showWindow(page), appIcon);
     watch = new EngineWatch(connection, {
       status: (s, link) => {
-        tray?.update(s, link);
+        tray?.update(s, linkFor(link, engineState));
         if (s && link.state === 'connected') notifier?.onStatus(s);
       },
       event: (ev) => notifier?.onEvent(ev),
@@ -218,6 +262,9 @@ function main(): void {
 
     windowUrl = devRendererUrl ?? `${connection.baseUrl}/`;
     win = createMainWindow({ url: windowUrl, preloadPath, iconPath: appIcon, show: !startedHidden() });
+    win.webContents.on('did-finish-load', () => {
+      for (const cmd of pendingMessages.splice(0)) send(cmd);
+    });
     win.on('close', (event) => {
       if (quitting) return;
       event.preventDefault();

@@ -6,6 +6,7 @@ import { readFileSync, statSync, type Stats } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ApiClient } from '../../shared/client';
+import { isAlive } from './util';
 
 /** A subcommand of `triplicate` (link, restore, verify, prune). */
 export interface Command {
@@ -99,22 +100,13 @@ export function localDataDir(v: DataDirOptions, opts: { recovery?: boolean } = {
   return d;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** The admin URL from engine.json, or null when no engine runs (none written, or left by a crash). */
 function runningUrl(dir: string): string | null {
   const path = join(dir, 'engine.json');
   if (!look(path, dir)) return null;
   try {
     const info = JSON.parse(readFileSync(path, 'utf8')) as { adminUrl?: unknown; pid?: number };
-    if (typeof info.adminUrl !== 'string' || (info.pid && !alive(info.pid))) return null;
+    if (typeof info.adminUrl !== 'string' || (info.pid && !isAlive(info.pid))) return null;
     return info.adminUrl;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EACCES') throw denied(path);

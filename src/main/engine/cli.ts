@@ -1,22 +1,24 @@
 // `triplicate serve | demo | status | link | restore | verify | password`
 // The engine's command line. Machine-readable output is JSON lines on stdout; messages for people
 // go to stderr.
-import { rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ApiError } from '../../shared/client';
 import { formatBytes } from '../../shared/format';
 import { CliRefusal, dataDirOf, openDataDir, requireEngine, type Command } from './cli-data-dir';
-import { ConfigError } from './config/config';
-import type { Engine } from './engine';
+import { ConfigError, defaultConfigPath } from './config/config';
+import { moveSecretsToStore, type SecretStore } from './config/secrets';
+import { ParentLink } from './parent-link';
 import { linkCommand } from './http/link-cli';
 import { restoreCommands } from './restore/cli';
+import { serveEngine } from './serve';
 import { EngineLockedError, errorText } from './util';
 
 export const USAGE = `Triplicate: 3-2-1 backup of photos and videos (local folder, NAS, cloud).
 
 Usage:
   triplicate serve  --data-dir DIR [--config FILE] [--admin-port N] [--dry-run] [--no-watch]
+                    [--secrets-from-parent]   (the desktop app: its password store keeps the keys)
   triplicate demo   [--data-dir DIR] [--admin-port N]      two embedded S3 servers + sample media
   triplicate status [--data-dir DIR]                        the status JSON of the running engine
   triplicate password --data-dir DIR                        set the web-console password (reads stdin)
@@ -47,38 +49,6 @@ function say(text: string): void {
   process.stderr.write(`${text}\n`);
 }
 
-export function runFile(dataDir: string): string {
-  return join(dataDir, 'engine.json');
-}
-
-/** Run an engine until SIGTERM/SIGINT; prints the ready line. Returns the exit code. */
-export async function serveEngine(engine: Engine, extra: Record<string, unknown> = {}): Promise<number> {
-  let stopping: Promise<void> | null = null;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    say(`triplicate: ${signal} received, stopping (in-flight uploads are aborted and resumed next start)…`);
-    stopping = engine.stop().then(() => {
-      rmSync(runFile(engine.dataDir), { force: true });
-      out({ event: 'stopped' });
-    });
-  };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
-  const ep = await engine.start();
-  writeFileSync(runFile(engine.dataDir), JSON.stringify({ pid: process.pid, adminUrl: ep.adminUrl, downloadUrl: ep.downloadUrl }), { mode: 0o600 });
-  // Never the token itself: a service's stdout goes to the journal, which other users may read.
-  out({ event: 'ready', adminUrl: ep.adminUrl, downloadUrl: ep.downloadUrl ?? null, tokenFile: engine.tokenFile, dataDir: engine.dataDir, pid: process.pid, ...extra });
-  await new Promise<void>((resolveWait) => {
-    const t = setInterval(() => {
-      if (stopping) {
-        clearInterval(t);
-        void stopping.then(() => resolveWait());
-      }
-    }, 100);
-  });
-  return 0;
-}
-
 async function cmdServe(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -92,14 +62,24 @@ async function cmdServe(argv: string[]): Promise<number> {
       'no-watch': { type: 'boolean' },
       'no-scan': { type: 'boolean' },
       verbose: { type: 'boolean' },
+      'secrets-from-parent': { type: 'boolean' },
     },
     strict: true,
   });
   const dataDir = dataDirOf(values);
   const port = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+  const parent = ParentLink.connect();
+  let secrets: SecretStore | undefined;
+  if (values['secrets-from-parent']) {
+    if (!parent) throw new CliRefusal('--secrets-from-parent is for the Triplicate desktop app, which starts the engine itself. Leave it out: config.json then keeps the keys.', 1);
+    secrets = await parent.receiveSecrets();
+    const moved = await moveSecretsToStore(values.config ? resolve(values.config) : defaultConfigPath(dataDir), secrets);
+    if (moved) say(`triplicate: ${moved === 1 ? '1 key moved' : `${moved} keys moved`} from config.json to the system password store.`);
+  }
   // Loaded here, not at the top: the other commands answer without loading the engine.
   const { createEngine } = await import('./engine');
   const engine = createEngine({
+    secrets,
     dataDir,
     configFile: values.config,
     adminPort: port(values['admin-port']),
@@ -122,7 +102,7 @@ async function cmdServe(argv: string[]): Promise<number> {
     }
     return 0;
   }
-  return serveEngine(engine);
+  return serveEngine(engine, {}, parent);
 }
 
 async function cmdStatus(argv: string[]): Promise<number> {

@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import S3rver from 's3rver';
 import type { ConfigInput } from '../../shared/config';
-import { serveEngine } from './cli';
+import { serveEngine } from './serve';
 import { saveConfig, defaultConfigPath, loadConfig } from './config/config';
 import { createEngine } from './engine';
 import { existsSync } from 'node:fs';

@@ -4,7 +4,8 @@
 // notifications: src/shared/notify.ts. A Healthchecks.io URL also gets a heartbeat every 10 minutes.
 import { NotificationRules, type Notice, type NotifyOptions } from '../../shared/notify';
 import { detectWebhookKind, heartbeatRequest, webhookRequest, type WebhookRequest } from '../../shared/webhook';
-import type { Engine, EngineService } from './engine';
+import type { SyncStatus } from '../../shared/api';
+import type { EngineContext, EngineService } from './core/context';
 import { log } from './log';
 import { errorText } from './util';
 
@@ -15,17 +16,19 @@ export class WebhookNotifier implements EngineService {
   private readonly rules: NotificationRules;
   private off: (() => void) | null = null;
   private timer: NodeJS.Timeout | null = null;
-  private engine!: Engine;
   /** Sent notices (tests and the diagnostics read them). */
   readonly sent: { notice: Notice; ok: boolean; status?: number }[] = [];
 
-  constructor(opts: Partial<NotifyOptions> = {}) {
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly status: () => SyncStatus,
+    opts: Partial<NotifyOptions> = {},
+  ) {
     this.rules = new NotificationRules(opts);
   }
 
-  start(engine: Engine): void {
-    this.engine = engine;
-    this.off = engine.bus.on((e) => {
+  start(): void {
+    this.off = this.ctx.bus.on((e) => {
       if (!this.url()) return;
       const notices = e.type === 'status' ? this.rules.onStatus(e.status, Date.now()) : this.rules.onEvent(e, Date.now());
       for (const n of notices) void this.deliver(n);
@@ -40,13 +43,13 @@ export class WebhookNotifier implements EngineService {
   }
 
   private url(): string | undefined {
-    return this.engine.cfg.notifications.webhookUrl;
+    return this.ctx.config.get().notifications.webhookUrl;
   }
 
   private async deliver(n: Notice): Promise<void> {
     const url = this.url();
     if (!url) return;
-    const r = await this.send(webhookRequest(n, url, detectWebhookKind(url), this.engine.cfg.siteName));
+    const r = await this.send(webhookRequest(n, url, detectWebhookKind(url), this.ctx.config.get().siteName));
     this.sent.push({ notice: n, ...r });
     if (this.sent.length > 100) this.sent.shift();
   }
@@ -54,7 +57,7 @@ export class WebhookNotifier implements EngineService {
   private async heartbeat(): Promise<void> {
     const url = this.url();
     if (!url || detectWebhookKind(url) !== 'healthchecks') return;
-    const s = this.engine.status();
+    const s = this.status();
     await this.send(heartbeatRequest(url, s.health === 'green' || s.health === 'syncing', s.summary));
   }
 

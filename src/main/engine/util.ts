@@ -73,3 +73,13 @@ export { formatClock as clockTime } from '../../shared/format';
 
 /** Another engine already runs on this data dir (its lock is held by a live process). */
 export class EngineLockedError extends Error {}
+
+/** Whether a process with this id runs (one of another user counts: EPERM). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,6 +1,7 @@
 // What the tray shows: pure functions from the engine's status to an icon, a tooltip and a menu.
 // No electron import: the shell (../tray.ts) turns the model into native objects; tests run under Node.
 import type { SyncStatus } from '../../../shared/api';
+import type { EngineState } from './supervisor';
 
 /** One icon per state; `offline` is "the engine does not answer", not a target being offline. */
 export type TrayIconState = 'green' | 'syncing' | 'behind' | 'failing' | 'paused' | 'offline';
@@ -9,7 +10,23 @@ export const TRAY_ICON_STATES: readonly TrayIconState[] = ['green', 'syncing', '
 export type EngineLink =
   | { state: 'connecting' }
   | { state: 'connected' }
-  | { state: 'lost'; since: number; retryAt?: number };
+  | { state: 'lost'; since: number; retryAt?: number }
+  /** The engine process ended unexpectedly; the app starts it again. */
+  | { state: 'restarting'; attempt: number; retryAt: number }
+  /** It kept ending; the app stopped restarting it (the window says why). */
+  | { state: 'failed' };
+
+/**
+ * The link the tray shows: the engine process's own state when the app runs it (`engine`; null
+ * when the app connects to a service), else the event stream's.
+ */
+export function linkFor(stream: EngineLink, engine: EngineState | null): EngineLink {
+  if (!engine) return stream;
+  if (engine.state === 'starting') return { state: 'connecting' };
+  if (engine.state === 'restarting') return { state: 'restarting', attempt: engine.attempt, retryAt: engine.retryAt };
+  if (engine.state === 'failed') return { state: 'failed' };
+  return stream;
+}
 
 export interface TrayState {
   icon: TrayIconState;
@@ -36,6 +53,12 @@ const TITLES: Record<TrayIconState, string> = {
 };
 
 export function trayState(status: SyncStatus | null, link: EngineLink, appName = 'Triplicate'): TrayState {
+  if (link.state === 'restarting') {
+    return { icon: 'offline', title: 'Engine restarting…', tooltip: truncate(`${appName}: Engine restarting…\nThe backup engine stopped unexpectedly; Triplicate is starting it again.`, TOOLTIP_MAX) };
+  }
+  if (link.state === 'failed') {
+    return { icon: 'offline', title: 'The backup engine stopped', tooltip: truncate(`${appName}: The backup engine stopped\nIt kept stopping, so backups are not running. Open Triplicate to see why.`, TOOLTIP_MAX) };
+  }
   if (link.state !== 'connected' || !status) {
     const title = link.state === 'connecting' ? 'Starting…' : TITLES.offline;
     const tail = link.state === 'lost' ? 'The backup engine does not answer; reconnecting.' : 'Connecting to the backup engine.';
@@ -71,7 +94,7 @@ export type MenuItemModel =
   | { kind: 'action'; id: TrayCommand; label: string; enabled: boolean };
 
 export interface MenuOptions {
-  /** The engine runs inside this app: quitting stops the backups, so the menu says so. */
+  /** This app runs the engine: quitting stops the backups, so the menu says so. */
   embedded?: boolean;
 }
 

@@ -1,6 +1,6 @@
-// Per-provider quirks of S3-compatible services, in one place (DESIGN.md: "S3-compatible servers
-// are not AWS"). The UI lists `PRESETS` (route `presets`); the S3 backend asks
-// `resolveS3Settings()` for the effective client settings of a target.
+// Per-provider quirks of S3-compatible services, in one place (docs/architecture.md:
+// "S3-compatible servers are not AWS"). The UI lists `PRESETS` (route `presets`); the S3 backend
+// asks `resolveS3Settings()` for the effective client settings of a target.
 import type { ProviderPresetInfo } from '../../../shared/api';
 import type { ProviderPreset, S3TargetConfig } from '../../../shared/config';
 

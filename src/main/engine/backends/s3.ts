@@ -1,6 +1,6 @@
 // S3-compatible backend: AWS S3, Cloudflare R2, Backblaze B2, Wasabi, MinIO, RustFS, s3rver.
 //
-// Choices that matter (DESIGN.md, "S3-compatible servers are not AWS"):
+// Choices that matter (docs/architecture.md, "S3-compatible servers are not AWS"):
 // - one HTTP client per target (s3-http.ts): one undici connection pool for every request, GET,
 //   HEAD and single PUT signed there, the rest through the AWS SDK on the same pool;
 // - no SDK checksums and no SDK retries (s3-http.ts); retries are retry.ts's, which re-opens the
@@ -75,6 +75,11 @@ export interface S3BackendOptions {
   connectTimeoutMs?: number;
   /** A connection idle this long fails the request (a stalled server). Default 60 s. */
   idleTimeoutMs?: number;
+  /**
+   * Connections beyond what this target's uploads need (downloads and restores sharing the backend:
+   * see core/targets.ts). Default 0.
+   */
+  extraSockets?: number;
   /** Keys per ListObjectsV2 page (1..1000). Default 1000; tests use small pages. */
   listPageSize?: number;
   /** Objects above this are copied with UploadPartCopy. Default 5 GiB (the CopyObject limit). */
@@ -87,6 +92,9 @@ export interface S3BackendOptions {
   onWarning?: (message: string, detail: string) => void;
 }
 
+/** S3 backends built in this process, by target id: each has its own connections (diagnostics, tests). */
+export const s3BackendsBuilt = new Map<string, number>();
+
 export class S3Backend implements StorageBackend {
   readonly id: string;
   readonly kind = 's3' as const;
@@ -96,7 +104,7 @@ export class S3Backend implements StorageBackend {
   /** The AWS SDK client (multipart, list, delete, copy), sending on the target's one pool. */
   readonly client: S3Client;
   private readonly http: S3Http;
-  private readonly opts: Required<Omit<S3BackendOptions, 'onWarning'>> & Pick<S3BackendOptions, 'onWarning'>;
+  private readonly opts: Required<Omit<S3BackendOptions, 'onWarning' | 'extraSockets'>> & Pick<S3BackendOptions, 'onWarning'>;
   private readonly host: string;
   private bucketOkUntil = 0;
   /** Set once ListObjectsV2 failed here and v1 worked (see listPage). */
@@ -104,6 +112,7 @@ export class S3Backend implements StorageBackend {
 
   constructor(target: S3TargetConfig, opts: S3BackendOptions = {}) {
     this.id = target.id;
+    s3BackendsBuilt.set(target.id, (s3BackendsBuilt.get(target.id) ?? 0) + 1);
     this.prefix = target.prefix;
     this.settings = resolveS3Settings(target);
     this.opts = {
@@ -125,9 +134,9 @@ export class S3Backend implements StorageBackend {
       endpoint: this.settings.endpoint,
       forcePathStyle: this.settings.forcePathStyle,
       credentials: { accessKeyId: target.credentials.accessKeyId, secretAccessKey: target.credentials.secretAccessKey },
-      // Every upload of this target may have `queueSize` parts in flight, plus heads, lists and
-      // downloads next to them.
-      connections: Math.max(target.concurrency * 2, target.concurrency * this.settings.queueSize) + 8,
+      // Every upload of this target may have `queueSize` parts in flight, plus heads and lists
+      // next to them, plus what the engine's other users of this backend need (extraSockets).
+      connections: Math.max(target.concurrency * 2, target.concurrency * this.settings.queueSize) + 8 + Math.max(0, Math.floor(opts.extraSockets ?? 0)),
       connectTimeoutMs: this.opts.connectTimeoutMs,
       idleTimeoutMs: this.opts.idleTimeoutMs,
       onWarning: opts.onWarning,

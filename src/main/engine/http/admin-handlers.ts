@@ -1,18 +1,19 @@
 // Handlers for the engine's core routes: status, sync control, roots and targets, queue, events,
-// settings. Other services (downloads, links, media, restore) register their own.
+// settings. Other services (downloads, links, media, restore) register their own. These call the
+// config, the sync service and the admin server's sign-in: the composition root hands them over.
 import { readdirSync, realpathSync, statSync } from 'node:fs';
 import { access, constants, readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, parse, resolve, sep } from 'node:path';
 import { homedir } from 'node:os';
 import { z } from 'zod';
 import { isMasked, redactConfig, redactCredentials, rootSchema, targetSchema, type Config, type RootConfig, type TargetConfig } from '../../../shared/config';
-import type { TargetInfo } from '../../../shared/api';
+import type { FileRecord, Page, QueueQuery, ScanReport, SyncStatus, TargetInfo, TargetStatus, TestConnectionResult } from '../../../shared/api';
 import { listPresets } from '../backends/presets';
 import { destinationOverlap, folderRefusal } from '../config/folders';
-import type { Engine } from '../engine';
+import type { EngineContext } from '../core/context';
 import { logFilePath } from '../log';
 import { describeLocalError } from '../util';
-import { hashPassword, type AdminServer } from './admin';
+import { hashPassword } from './admin';
 import { HttpError, badRequest, notFound, type Handlers } from './router';
 
 /** "Photos 2024" -> "photos-2024", unique among `taken`. */
@@ -75,13 +76,13 @@ function commonParent(paths: string[]): string {
  * home folder, unless that is Triplicate's own data folder (a service user such as
  * /var/lib/triplicate), then the usual places for shared media.
  */
-function pickerStart(engine: Engine): string {
-  const roots = engine.cfg.roots.map((r) => resolve(r.path)).filter(isDir);
+function pickerStart(ctx: EngineContext): string {
+  const roots = ctx.config.get().roots.map((r) => resolve(r.path)).filter(isDir);
   if (roots.length) return commonParent(roots);
   const home = homedir();
   let ownHome = false;
   try {
-    ownHome = engine.ownData.covers(realpathSync(home));
+    ownHome = ctx.ownData.covers(realpathSync(home));
   } catch {}
   if (home && isDir(home) && !ownHome) return home;
   const media = ['/srv', '/mnt', '/media', '/home'].find((p) => {
@@ -107,32 +108,55 @@ function mergeTarget(stored: TargetConfig | undefined, patch: Record<string, unk
   return merged;
 }
 
-export function coreHandlers(engine: Engine, admin: AdminServer): Handlers {
-  const cfg = () => engine.cfg;
+/** What the core routes ask of the sync service (SyncService has it). */
+export interface SyncControl {
+  status(): SyncStatus;
+  initialSync(root?: string): Promise<{ queued: number; reports: ScanReport[] }>;
+  retryFailed(target?: string): number;
+  retryFile(key: string, target?: string): number;
+  scanAll(opts: { dryRun?: boolean; root?: string }): Promise<ScanReport[]>;
+  pauseTarget(id: string, paused: boolean): TargetStatus;
+  setPausedAll(paused: boolean): void;
+  readonly rootProblems: ReadonlyMap<string, string>;
+}
+
+export interface CoreDeps {
+  sync: SyncControl;
+  /** The catalog's files as the API shows them. */
+  records: { queue(q: QueueQuery): Page<FileRecord>; file(key: string): FileRecord | undefined };
+  /** Try a destination's settings (saved or not). */
+  testTarget(t: TargetConfig, signal?: AbortSignal): Promise<TestConnectionResult>;
+  /** The admin server's sign-in. */
+  login(password: string, client: string): { token: string };
+}
+
+export function coreHandlers(ctx: EngineContext, deps: CoreDeps): Handlers {
+  const { sync, records } = deps;
+  const cfg = () => ctx.config.get();
   // `base`: the config the change was made on (a hand edit of config.json since then refuses the save).
-  const save = (next: Config | Record<string, unknown>, base: Config) => engine.applyConfig(next, { base });
+  const save = (next: Config | Record<string, unknown>, base: Config) => ctx.config.apply(next, { base });
   /** A folder that may not be backed up or receive copies: 400 with the sentence. */
   const refuseFolder = (path: string, c: Config, destination = false) => {
-    const why = folderRefusal(path, { own: engine.ownData, destination }) ?? (destination ? destinationOverlap(path, c) : null);
+    const why = folderRefusal(path, { own: ctx.ownData, destination }) ?? (destination ? destinationOverlap(path, c) : null);
     if (why) throw badRequest(why, ['path']);
   };
 
-  const targetInfo = (t: TargetConfig): TargetInfo => ({ ...redactTarget(t), status: engine.status().targets[t.id] });
+  const targetInfo = (t: TargetConfig): TargetInfo => ({ ...redactTarget(t), status: sync.status().targets[t.id] });
 
   return {
-    status: () => engine.status(),
-    initialSync: ({ body }) => engine.initialSync(body?.root),
-    retryFailed: ({ body }) => ({ requeued: engine.retryFailed(body?.target) }),
-    dryRun: async ({ body }) => ({ reports: await engine.scanAll({ dryRun: true, root: body?.root }) }),
+    status: () => sync.status(),
+    initialSync: ({ body }) => sync.initialSync(body?.root),
+    retryFailed: ({ body }) => ({ requeued: sync.retryFailed(body?.target) }),
+    dryRun: async ({ body }) => ({ reports: await sync.scanAll({ dryRun: true, root: body?.root }) }),
 
     getConfig: () => redactConfig(cfg()),
 
     listRoots: () => {
-      const totals = engine.catalog.db.prepare('SELECT root_id, count(*) AS n, sum(size) AS b FROM files GROUP BY root_id').all() as { root_id: string; n: number; b: number | null }[];
+      const totals = ctx.catalog.db.prepare('SELECT root_id, count(*) AS n, sum(size) AS b FROM files GROUP BY root_id').all() as { root_id: string; n: number; b: number | null }[];
       return cfg().roots.map((r) => {
         const t = totals.find((x) => x.root_id === r.id);
         const info = { ...r, files: t?.n ?? 0, bytes: t?.b ?? 0 } as RootConfig & { files: number; bytes: number; problem?: string };
-        const p = engine.rootProblems.get(r.id);
+        const p = sync.rootProblems.get(r.id);
         if (p) info.problem = p;
         return info;
       });
@@ -196,43 +220,43 @@ export function coreHandlers(engine: Engine, admin: AdminServer): Handlers {
       if (!c.targets.some((t) => t.id === params.id)) throw notFound(`There is no destination with the id "${params.id}".`);
       // Objects on the target stay where they are: removing a destination never deletes backups.
       await save({ ...c, targets: c.targets.filter((t) => t.id !== params.id) }, c);
-      engine.catalog.deleteLane(`upload:${params.id}`);
+      ctx.catalog.deleteLane(`upload:${params.id}`);
       return { removed: true as const };
     },
     testTarget: async ({ body, signal }) => {
       const stored = typeof body.id === 'string' ? cfg().targets.find((t) => t.id === body.id) : undefined;
       const parsed = targetSchema.safeParse({ id: 'test', label: 'Test', ...mergeTarget(stored, body) });
       if (!parsed.success) throw badRequest(`Fill in the destination first: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}.`, parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
-      return engine.testTarget(parsed.data, signal);
+      return deps.testTarget(parsed.data, signal);
     },
-    testTargetById: ({ params, signal }) => engine.testTarget(engine.requireTarget(params.id), signal),
-    pauseTarget: ({ params }) => engine.pauseTarget(params.id, true),
-    resumeTarget: ({ params }) => engine.pauseTarget(params.id, false),
+    testTargetById: ({ params, signal }) => deps.testTarget(ctx.targets.require(params.id), signal),
+    pauseTarget: ({ params }) => sync.pauseTarget(params.id, true),
+    resumeTarget: ({ params }) => sync.pauseTarget(params.id, false),
     presets: () => listPresets(),
 
     pauseAll: () => {
-      engine.setPausedAll(true);
+      sync.setPausedAll(true);
       return { paused: true as const };
     },
     resumeAll: () => {
-      engine.setPausedAll(false);
+      sync.setPausedAll(false);
       return { paused: false as const };
     },
 
-    queue: ({ query }) => engine.queue(query),
+    queue: ({ query }) => records.queue(query),
     file: ({ query }) => {
       if (!query.key) throw badRequest('Say which file: ?key=<folder id>/<path>.');
-      const f = engine.file(query.key);
+      const f = records.file(query.key);
       if (!f) throw notFound(`Triplicate does not know the file "${query.key}".`);
       return f;
     },
     retryFile: ({ body }) => {
       if (!body?.key) throw badRequest('Say which file to retry (key).');
-      return { requeued: engine.retryFile(body.key, body.target) };
+      return { requeued: sync.retryFile(body.key, body.target) };
     },
-    events: ({ query }) => engine.catalog.events(Number(query.after ?? 0) || 0, Math.min(Number(query.limit ?? 200) || 200, 1000)),
+    events: ({ query }) => ctx.catalog.events(Number(query.after ?? 0) || 0, Math.min(Number(query.limit ?? 200) || 200, 1000)),
 
-    login: ({ body, req }) => admin.login((body as { password: string }).password, (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '')),
+    login: ({ body, req }) => deps.login((body as { password: string }).password, (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '')),
     setAdminPassword: async ({ body }) => {
       const pw = z.string().min(8, 'use at least 8 characters').safeParse(body?.password);
       if (!pw.success) throw badRequest('The console password needs at least 8 characters.', ['password: at least 8 characters']);
@@ -257,7 +281,7 @@ export function coreHandlers(engine: Engine, admin: AdminServer): Handlers {
       return redactConfig(await save(next, c));
     },
     logs: async ({ query }) => {
-      const file = logFilePath() ?? join(engine.dataDir, 'logs', 'engine.log');
+      const file = logFilePath() ?? join(ctx.dataDir, 'logs', 'engine.log');
       const limit = Math.min(Math.max(Number(query.limit ?? 500) || 500, 1), 5000);
       let text = '';
       try {
@@ -267,7 +291,7 @@ export function coreHandlers(engine: Engine, admin: AdminServer): Handlers {
       return { file, lines };
     },
     listDirs: ({ query }) => {
-      const path = resolve(query.path || pickerStart(engine));
+      const path = resolve(query.path || pickerStart(ctx));
       let entries: string[];
       try {
         entries = readdirSync(path, { withFileTypes: true })

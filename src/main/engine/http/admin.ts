@@ -9,11 +9,11 @@ import { hostname } from 'node:os';
 import { basename, dirname, extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
-import { QUERY_TOKEN_ROUTES, STREAM_ROUTES, routes, type EngineEvent } from '../../../shared/api';
-import type { Engine, EngineService } from '../engine';
+import { QUERY_TOKEN_ROUTES, STREAM_ROUTES, routes, type EngineEvent, type SyncStatus } from '../../../shared/api';
+import type { EngineContext, EngineService } from '../core/context';
 import { log } from '../log';
 import { errorText } from '../util';
-import { HttpError, Router, readJsonBody, sendJson, type Handlers } from './router';
+import { HttpError, Router, readJsonBody, sendJson, type ApiRegistry, type Handlers, type RawHandler } from './router';
 import { metricsText } from './metrics';
 import { PRIVATE_FILE_MODE, privateDir } from '../private-files';
 import { ConfigChangedError, ConfigError, ForbiddenSettingError } from '../config/config';
@@ -21,8 +21,19 @@ import { KeyError } from '../../../shared/keys';
 import { describeIssues } from '../../../shared/config';
 import { ZodError } from 'zod';
 
-/** A raw (non-JSON) route: SSE, metrics, downloads, uploads. Return true when handled. */
-export type RawHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean | void> | boolean | void;
+export type { RawHandler } from './router';
+
+export interface AdminServerOptions {
+  port?: number;
+  host?: string;
+  webRoot?: string;
+  /** The admin token (Bearer, or `?access_token=` on stream routes). */
+  token: string;
+  /** When the engine started (health, metrics). */
+  startedAt: number;
+  /** The status the event stream starts with and the metrics report. */
+  status(): SyncStatus;
+}
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 /** Failed sign-ins a client may make per LOGIN_WINDOW_MS before it must wait. */
@@ -70,12 +81,13 @@ const STATIC_TYPES: Record<string, string> = {
   '.svg': 'image/svg+xml', '.png': 'image/png', '.ico': 'image/x-icon', '.json': 'application/json', '.woff2': 'font/woff2', '.webp': 'image/webp', '.jpg': 'image/jpeg',
 };
 
-export class AdminServer implements EngineService {
+export class AdminServer implements EngineService, ApiRegistry {
   readonly name = 'admin';
   readonly router = new Router();
   private readonly raw: { prefix: string; fn: RawHandler; auth: boolean }[] = [];
   private server: Server | null = null;
-  private engine!: Engine;
+  /** Where the console is, once it listens. */
+  url: string | undefined;
   private access: WriteStream | null = null;
   private sse = new Set<ServerResponse>();
   private offBus: (() => void) | null = null;
@@ -84,7 +96,10 @@ export class AdminServer implements EngineService {
   private readonly loginFailures = new Map<string, number[]>();
   webRoot: string | undefined;
 
-  constructor(private readonly opts: { port?: number; host?: string; webRoot?: string } = {}) {}
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly opts: AdminServerOptions,
+  ) {}
 
   /** Services add their JSON handlers here (before or after start). */
   register(h: Handlers): void {
@@ -96,9 +111,9 @@ export class AdminServer implements EngineService {
     this.raw.push({ prefix: path, fn, auth: opts.auth ?? true });
   }
 
-  async start(engine: Engine): Promise<void> {
-    this.engine = engine;
-    const cfg = engine.cfg.server;
+  async start(): Promise<void> {
+    const { ctx } = this;
+    const cfg = ctx.config.get().server;
     const host = this.opts.host ?? cfg.adminHost;
     if (!LOOPBACK.has(host) && !cfg.adminPasswordHash) {
       throw new ConfigError(
@@ -107,8 +122,8 @@ export class AdminServer implements EngineService {
       );
     }
     this.webRoot = this.opts.webRoot ?? findWebRoot();
-    privateDir(join(engine.dataDir, 'logs'));
-    this.access = createWriteStream(join(engine.dataDir, 'logs', 'admin-access.jsonl'), { flags: 'a', mode: PRIVATE_FILE_MODE });
+    privateDir(join(ctx.dataDir, 'logs'));
+    this.access = createWriteStream(join(ctx.dataDir, 'logs', 'admin-access.jsonl'), { flags: 'a', mode: PRIVATE_FILE_MODE });
     this.registerBuiltins();
     this.server = createServer({ requestTimeout: 0, headersTimeout: 30_000, maxHeaderSize: 16 * 1024 }, (req, res) => void this.handle(req, res));
     this.server.keepAliveTimeout = 5_000;
@@ -124,9 +139,8 @@ export class AdminServer implements EngineService {
     });
     const addr = this.server.address() as AddressInfo;
     const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address === '0.0.0.0' ? '127.0.0.1' : addr.address;
-    engine.endpoints.adminUrl = `http://${shownHost}:${addr.port}`;
-    engine.endpoints.token = engine.token;
-    this.offBus = engine.bus.on((e) => this.broadcast(e));
+    this.url = `http://${shownHost}:${addr.port}`;
+    this.offBus = ctx.bus.on((e) => this.broadcast(e));
     this.heartbeat = setInterval(() => {
       for (const r of this.sse) r.write(': keep-alive\n\n');
     }, 15_000);
@@ -158,13 +172,13 @@ export class AdminServer implements EngineService {
     this.registerRaw(STREAM_ROUTES.events, (req, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
       res.write('retry: 3000\n\n');
-      res.write(`data: ${JSON.stringify({ type: 'status', status: this.engine.status() } satisfies EngineEvent)}\n\n`);
+      res.write(`data: ${JSON.stringify({ type: 'status', status: this.opts.status() } satisfies EngineEvent)}\n\n`);
       this.sse.add(res);
       req.on('close', () => this.sse.delete(res));
       return true;
     });
     this.registerRaw(STREAM_ROUTES.metrics, (_req, res) => {
-      const text = metricsText(this.engine);
+      const text = metricsText(this.opts.status(), this.ctx.catalog.laneCounts(), this.opts.startedAt);
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store' });
       res.end(text);
       return true;
@@ -172,7 +186,7 @@ export class AdminServer implements EngineService {
     this.registerRaw(
       STREAM_ROUTES.health,
       (_req, res) => {
-        sendJson(res, 200, { ok: true, version: process.env.npm_package_version ?? '0.1.0', uptime_s: Math.round((Date.now() - this.engine.startedAt) / 1000) });
+        sendJson(res, 200, { ok: true, version: process.env.npm_package_version ?? '0.1.0', uptime_s: Math.round((Date.now() - this.opts.startedAt) / 1000) });
         return true;
       },
       { auth: false },
@@ -181,9 +195,9 @@ export class AdminServer implements EngineService {
 
   private authorized(req: IncomingMessage, url: URL, allowQueryToken: boolean): boolean {
     const h = req.headers.authorization;
-    if (h?.startsWith('Bearer ') && safeEqual(h.slice(7).trim(), this.engine.token)) return true;
+    if (h?.startsWith('Bearer ') && safeEqual(h.slice(7).trim(), this.opts.token)) return true;
     const q = url.searchParams.get('access_token');
-    return allowQueryToken && q !== null && safeEqual(q, this.engine.token);
+    return allowQueryToken && q !== null && safeEqual(q, this.opts.token);
   }
 
   private queryTokenAllowed(path: string): boolean {
@@ -211,7 +225,7 @@ export class AdminServer implements EngineService {
     const host = hostOf(req.headers.host);
     if (host !== undefined && !this.hostAllowed(host)) {
       return sendJson(res, 421, {
-        error: `This address (${host.slice(0, 100)}) is not one the Triplicate console answers to. Open the console at ${this.engine.endpoints.adminUrl ?? 'http://127.0.0.1'}, or add the name to server.allowedHosts in config.json.`,
+        error: `This address (${host.slice(0, 100)}) is not one the Triplicate console answers to. Open the console at ${this.url ?? 'http://127.0.0.1'}, or add the name to server.allowedHosts in config.json.`,
         code: 'misdirected',
       });
     }
@@ -225,7 +239,7 @@ export class AdminServer implements EngineService {
     const origin = req.headers.origin;
     if (method !== 'GET' && method !== 'HEAD' && origin !== undefined && !sameOrigin(origin, req.headers.host)) {
       return sendJson(res, 403, {
-        error: `A page of another web site (${origin.slice(0, 100)}) tried to change Triplicate's settings; it was refused. Use the console at ${this.engine.endpoints.adminUrl ?? 'http://127.0.0.1'}.`,
+        error: `A page of another web site (${origin.slice(0, 100)}) tried to change Triplicate's settings; it was refused. Use the console at ${this.url ?? 'http://127.0.0.1'}.`,
         code: 'foreign_origin',
       });
     }
@@ -278,7 +292,7 @@ export class AdminServer implements EngineService {
     const now = Date.now();
     const recent = (this.loginFailures.get(client) ?? []).filter((t) => now - t < LOGIN_WINDOW_MS);
     if (recent.length >= LOGIN_MAX_FAILURES) throw new HttpError(429, 'too_many_attempts', 'Too many wrong passwords from this computer. Wait a minute and try again.');
-    const stored = this.engine.cfg.server.adminPasswordHash;
+    const stored = this.ctx.config.get().server.adminPasswordHash;
     if (!stored) throw new HttpError(400, 'no_password', 'No console password is set. Open the console on the server itself (http://127.0.0.1) to set one.');
     if (typeof password !== 'string' || !verifyPassword(password, stored)) {
       if (!this.loginFailures.has(client) && this.loginFailures.size >= LOGIN_CLIENTS_MAX) this.loginFailures.delete(this.loginFailures.keys().next().value!);
@@ -286,7 +300,7 @@ export class AdminServer implements EngineService {
       throw new HttpError(401, 'wrong_password', 'That password is not right.');
     }
     this.loginFailures.delete(client);
-    return { token: this.engine.token };
+    return { token: this.opts.token };
   }
 
   /**
@@ -295,7 +309,7 @@ export class AdminServer implements EngineService {
    */
   private hostAllowed(host: string): boolean {
     if (isIP(host) || host === 'localhost' || host.endsWith('.localhost')) return true;
-    const cfg = this.engine.cfg.server;
+    const cfg = this.ctx.config.get().server;
     const me = hostname().toLowerCase();
     const names = [me, `${me}.local`, cfg.adminHost.toLowerCase(), ...(cfg.allowedHosts ?? []).map((h) => h.toLowerCase())];
     return names.includes(host);

@@ -9,22 +9,35 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import yazl from 'yazl';
-import { STREAM_ROUTES, type BrowseObject, type BrowseResult, type ImportResult, type UploadResult } from '../../../shared/api';
+import { STREAM_ROUTES, type BrowseObject, type BrowseResult, type ImportResult, type SyncStatus, type UploadResult } from '../../../shared/api';
 import { redactConfig, type RootConfig } from '../../../shared/config';
 import { KeyError, contentTypeOf, fileKey, normalizeRelPath, parseFileKey } from '../../../shared/keys';
-import type { Engine } from '../engine';
+import type { EngineContext } from '../core/context';
+import type { Ingestor } from '../sync/ingest';
 import { logFilePath } from '../log';
 import { realPath } from '../config/folders';
 import { sha256File } from '../sync/hash';
 import { describeLocalError, errnoOf, errorText } from '../util';
-import { HttpError, badRequest, conflict, notFound, sendJson, type Handlers } from './router';
+import { HttpError, badRequest, conflict, notFound, sendJson, type ApiRegistry, type Handlers } from './router';
 
 /** Files a single import or browse page looks at, at most. */
 const IMPORT_MAX_FILES = 100_000;
 const BROWSE_SCAN_MAX = 10_000;
 
-function rootOf(engine: Engine, id: string | undefined): RootConfig {
-  const root = engine.cfg.roots.find((r) => r.id === id);
+/** What these routes ask of the sync service (wired by the composition root). */
+export interface FileRoutesDeps {
+  /** The one path into the catalog. */
+  ingestor: Pick<Ingestor, 'ingest'>;
+  /** A file still being written: looked at again once it stops changing. */
+  touch(root: RootConfig, rel: string): void;
+  status(): SyncStatus;
+  wakeLanes(): void;
+}
+
+type Env = { ctx: EngineContext } & FileRoutesDeps;
+
+function rootOf(env: Env, id: string | undefined): RootConfig {
+  const root = env.ctx.config.get().roots.find((r) => r.id === id);
   if (!root) throw badRequest(`Choose the folder to put the files in (there is no folder with the id "${id ?? ''}").`);
   return root;
 }
@@ -58,9 +71,9 @@ function diskFull(e: unknown, where: string): HttpError {
 }
 
 /** Streamed upload from the web console: raw body -> temp file -> rename -> ingest. */
-async function handleUpload(engine: Engine, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+async function handleUpload(env: Env, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
   if (req.method !== 'PUT' && req.method !== 'POST') throw new HttpError(405, 'method_not_allowed', 'Upload files with PUT.');
-  const root = rootOf(engine, url.searchParams.get('root') ?? undefined);
+  const root = rootOf(env, url.searchParams.get('root') ?? undefined);
   const rawPath = url.searchParams.get('path');
   if (!rawPath) throw badRequest('Say where the file goes: ?path=<folder/name.jpg>.');
   const { rel, abs } = inside(root, rawPath);
@@ -98,20 +111,20 @@ async function handleUpload(engine: Engine, req: IncomingMessage, res: ServerRes
   } else {
     if (Number.isFinite(mtime) && mtime > 0) await utimes(tmp, new Date(), new Date(mtime));
     await rename(tmp, abs);
-    engine.ingestor
+    env.ingestor
       .ingest(root, rel)
       .then((r) => {
-        if (r === 'unstable') engine.stabilizer.touch(root, rel);
+        if (r === 'unstable') env.touch(root, rel);
       })
-      .catch(() => undefined); // the engine is stopping: the next scan takes the file
+      .catch(() => undefined); // the env is stopping: the next scan takes the file
   }
   const out: UploadResult = { key: fileKey(root.id, rel), size };
   sendJson(res, 200, out);
 }
 
 /** Electron drops: copy files and folders (by path on this machine) into a root. */
-async function importPaths(engine: Engine, rootId: string, paths: string[], destDir: string | undefined, signal: AbortSignal): Promise<ImportResult> {
-  const root = rootOf(engine, rootId);
+async function importPaths(env: Env, rootId: string, paths: string[], destDir: string | undefined, signal: AbortSignal): Promise<ImportResult> {
+  const root = rootOf(env, rootId);
   if (!Array.isArray(paths) || paths.length === 0) throw badRequest('Drop at least one file or folder.');
   const base = destDir ? inside(root, destDir).rel : '';
   const result: ImportResult = { copied: 0, bytes: 0, skipped: [] };
@@ -135,7 +148,7 @@ async function importPaths(engine: Engine, rootId: string, paths: string[], dest
       return;
     }
     // Secrets never leave the data folder, not even by way of a backed-up folder.
-    if (engine.ownData.covers(realPath(src))) {
+    if (env.ctx.ownData.covers(realPath(src))) {
       result.skipped.push({ path: src, reason: "It is Triplicate's own data (settings, keys, catalog), which is never copied into a backed-up folder." });
       return;
     }
@@ -176,21 +189,21 @@ async function importPaths(engine: Engine, rootId: string, paths: string[], dest
       await rename(tmp, dest.abs);
       result.copied++;
       result.bytes += st.size;
-      engine.ingestor.ingest(root, dest.rel).catch(() => undefined);
+      env.ingestor.ingest(root, dest.rel).catch(() => undefined);
     } catch (e) {
       if (errnoOf(e) === 'ENOSPC') throw diskFull(e, root.label);
       result.skipped.push({ path: src, reason: describeLocalError(e, `"${basename(src)}"`) });
     }
   };
   for (const p of paths) await copyOne(p, basename(p));
-  if (result.copied) engine.bus.record({ level: 'info', kind: 'import', message: `${result.copied} file${result.copied === 1 ? '' : 's'} added to ${root.label}.` });
+  if (result.copied) env.ctx.bus.record({ level: 'info', kind: 'import', message: `${result.copied} file${result.copied === 1 ? '' : 's'} added to ${root.label}.` });
   return result;
 }
 
 /** A folder view of a destination: immediate sub-folders and objects under `prefix`. */
-async function browse(engine: Engine, targetId: string, prefix: string, cursor: string | undefined, limit: number, signal: AbortSignal): Promise<BrowseResult> {
-  const t = engine.requireTarget(targetId);
-  const backend = engine.backends.get(targetId);
+async function browse(env: Env, targetId: string, prefix: string, cursor: string | undefined, limit: number, signal: AbortSignal): Promise<BrowseResult> {
+  const t = env.ctx.targets.require(targetId);
+  const backend = env.ctx.targets.backend(targetId);
   if (!backend) throw badRequest(`${t.label} is switched off in Triplicate; switch it on to browse it.`);
   if (prefix && !prefix.endsWith('/')) prefix += '/';
   if (prefix.includes('..') || prefix.startsWith('/')) throw badRequest('That folder name is not allowed.');
@@ -210,7 +223,7 @@ async function browse(engine: Engine, targetId: string, prefix: string, cursor: 
       const fk = o.key.slice(t.prefix.length);
       try {
         const { rootId, relPath } = parseFileKey(fk);
-        if (engine.catalog.fileByPath(rootId, relPath)) b.file_key = fk;
+        if (env.ctx.catalog.fileByPath(rootId, relPath)) b.file_key = fk;
       } catch {}
       objects.push(b);
     }
@@ -224,12 +237,12 @@ async function browse(engine: Engine, targetId: string, prefix: string, cursor: 
   return out;
 }
 
-async function handleTargetObject(engine: Engine, _req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+async function handleTargetObject(env: Env, _req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
   const id = decodeURIComponent(url.pathname.split('/')[4] ?? '');
-  const t = engine.requireTarget(id);
+  const t = env.ctx.targets.require(id);
   const key = url.searchParams.get('key');
   if (!key || !key.startsWith(t.prefix)) throw badRequest('Say which object: ?key=<object key>.');
-  const backend = engine.backends.get(id);
+  const backend = env.ctx.targets.backend(id);
   if (!backend) throw badRequest(`${t.label} is switched off in Triplicate.`);
   const ac = new AbortController();
   res.on('close', () => ac.abort());
@@ -250,9 +263,9 @@ async function handleTargetObject(engine: Engine, _req: IncomingMessage, res: Se
   await pipeline(got.body, res).catch(() => res.destroy());
 }
 
-async function handleDiagnostics(engine: Engine, _req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handleDiagnostics(env: Env, _req: IncomingMessage, res: ServerResponse): Promise<void> {
   const zip = new yazl.ZipFile();
-  const logs = join(engine.dataDir, 'logs');
+  const logs = join(env.ctx.dataDir, 'logs');
   try {
     for (const n of await readdir(logs)) {
       const p = join(logs, n);
@@ -267,9 +280,9 @@ async function handleDiagnostics(engine: Engine, _req: IncomingMessage, res: Ser
       zip.addBuffer(await readFile(main), 'logs/engine.log');
     } catch {}
   }
-  zip.addBuffer(Buffer.from(JSON.stringify(redactConfig(engine.cfg), null, 2)), 'config.redacted.json');
-  zip.addBuffer(Buffer.from(JSON.stringify(engine.status(), null, 2)), 'status.json');
-  zip.addBuffer(Buffer.from(JSON.stringify(engine.catalog.events(0, 1000), null, 2)), 'events.json');
+  zip.addBuffer(Buffer.from(JSON.stringify(redactConfig(env.ctx.config.get()), null, 2)), 'config.redacted.json');
+  zip.addBuffer(Buffer.from(JSON.stringify(env.status(), null, 2)), 'status.json');
+  zip.addBuffer(Buffer.from(JSON.stringify(env.ctx.catalog.events(0, 1000), null, 2)), 'events.json');
   zip.addBuffer(
     Buffer.from(JSON.stringify({ node: process.version, platform: process.platform, arch: process.arch, pid: process.pid, uptime_s: Math.round(process.uptime()), memory: process.memoryUsage() }, null, 2)),
     'system.json',
@@ -279,17 +292,17 @@ async function handleDiagnostics(engine: Engine, _req: IncomingMessage, res: Ser
   await pipeline(zip.outputStream, res).catch(() => res.destroy());
 }
 
-export function installFileRoutes(engine: Engine): void {
-  const admin = engine.admin;
-  admin.registerRaw(STREAM_ROUTES.uploadFile, (req, res, url) => handleUpload(engine, req, res, url));
-  admin.registerRaw(STREAM_ROUTES.targetObject, (req, res, url) => handleTargetObject(engine, req, res, url));
-  admin.registerRaw(STREAM_ROUTES.diagnostics, (req, res) => handleDiagnostics(engine, req, res));
+export function installFileRoutes(ctx: EngineContext, admin: ApiRegistry, deps: FileRoutesDeps): void {
+  const env: Env = { ctx, ...deps, ingestor: deps.ingestor };
+  admin.registerRaw(STREAM_ROUTES.uploadFile, (req, res, url) => handleUpload(env, req, res, url));
+  admin.registerRaw(STREAM_ROUTES.targetObject, (req, res, url) => handleTargetObject(env, req, res, url));
+  admin.registerRaw(STREAM_ROUTES.diagnostics, (req, res) => handleDiagnostics(env, req, res));
   const handlers: Handlers = {
-    importFiles: ({ body, signal }) => importPaths(engine, body.root, body.paths, body.dest_dir, signal),
-    browseTarget: ({ params, query, signal }) => browse(engine, params.id, query.prefix ?? '', query.cursor || undefined, Math.min(Math.max(Number(query.limit ?? 200) || 200, 1), 1000), signal),
+    importFiles: ({ body, signal }) => importPaths(env, body.root, body.paths, body.dest_dir, signal),
+    browseTarget: ({ params, query, signal }) => browse(env, params.id, query.prefix ?? '', query.cursor || undefined, Math.min(Math.max(Number(query.limit ?? 200) || 200, 1), 1000), signal),
     deleteObject: async ({ params, body, signal }) => {
-      const t = engine.requireTarget(params.id);
-      const backend = engine.backends.get(params.id);
+      const t = env.ctx.targets.require(params.id);
+      const backend = env.ctx.targets.backend(params.id);
       if (!backend) throw badRequest(`${t.label} is switched off in Triplicate.`);
       if (!body?.key || !body.key.startsWith(t.prefix)) throw badRequest('Say which object to delete.');
       await backend.delete(body.key, signal);
@@ -298,25 +311,25 @@ export function installFileRoutes(engine: Engine): void {
       let fileNote = '';
       try {
         const { rootId, relPath } = parseFileKey(body.key.slice(t.prefix.length));
-        const f = engine.catalog.fileByPath(rootId, relPath);
+        const f = env.ctx.catalog.fileByPath(rootId, relPath);
         if (f) {
           if (f.local_state === 'present') {
-            engine.catalog.queueUpload(f.id, t.id, f.size);
-            engine.wakeLanes();
+            env.ctx.catalog.queueUpload(f.id, t.id, f.size);
+            env.wakeLanes();
             fileNote = ' It is still in its folder, so Triplicate copies it again; exclude it from the folder to stop that.';
           } else {
-            engine.catalog.setCopyState(f.id, t.id, 'skipped', { last_error: `Deleted from ${t.label} by the operator.` });
+            env.ctx.catalog.setCopyState(f.id, t.id, 'skipped', { last_error: `Deleted from ${t.label} by the operator.` });
           }
         }
       } catch {}
-      engine.bus.record({ level: 'warn', kind: 'object-deleted', message: `"${body.key}" was deleted from ${t.label} by the operator.${fileNote}`, target_id: t.id });
+      env.ctx.bus.record({ level: 'warn', kind: 'object-deleted', message: `"${body.key}" was deleted from ${t.label} by the operator.${fileNote}`, target_id: t.id });
       return { deleted: true as const };
     },
     copyObject: async ({ params, body, signal }) => {
-      const from = engine.requireTarget(params.id);
-      const to = engine.requireTarget(body?.to);
-      const src = engine.backends.get(from.id);
-      const dst = engine.backends.get(to.id);
+      const from = env.ctx.targets.require(params.id);
+      const to = env.ctx.targets.require(body?.to);
+      const src = env.ctx.targets.backend(from.id);
+      const dst = env.ctx.targets.backend(to.id);
       if (!src || !dst) throw badRequest('Both destinations must be switched on to copy between them.');
       if (!body.key?.startsWith(from.prefix)) throw badRequest('Say which object to copy.');
       const head = await src.head(body.key, signal);
@@ -342,7 +355,7 @@ export function installFileRoutes(engine: Engine): void {
       await dst.put(key, { size: head.size, open }, { sha256: sha, mtimeMs: head.mtimeMs ?? head.lastModified ?? Date.now(), contentType: contentTypeOf(key), signal });
       const check = await dst.head(key, signal);
       if (!check || check.size !== head.size || check.sha256 !== sha) throw new HttpError(502, 'integrity', `The copy on ${to.label} does not match the original; it was not counted. Try again.`);
-      engine.bus.record({ level: 'info', kind: 'object-copied', message: `"${body.key}" was copied from ${from.label} to ${to.label}.`, target_id: to.id });
+      env.ctx.bus.record({ level: 'info', kind: 'object-copied', message: `"${body.key}" was copied from ${from.label} to ${to.label}.`, target_id: to.id });
       return { copied: true as const, key };
     },
   };

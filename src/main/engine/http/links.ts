@@ -12,7 +12,8 @@ import { SignJWT, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose'
 import type { Statement } from 'better-sqlite3';
 import type { CreateLinkRequest, LinkInfo, LinkReach } from '../../../shared/api';
 import { KeyError, normalizeRelPath, parseFileKey } from '../../../shared/keys';
-import type { Engine } from '../engine';
+import type { RootConfig } from '../../../shared/config';
+import type { EngineContext } from '../core/context';
 import type { PathFilter } from '../sync/filter';
 import { HttpError, badRequest, notFound } from './router';
 import { randomToken } from '../util';
@@ -106,9 +107,9 @@ export function grantCovers(g: Pick<Grant, 'scope' | 'prefix'>, key: string): bo
  * and temp files, never cataloged, are out too). A rule added later hides the files it excludes
  * at once, though their rows and backups stay for restores. Returns the test of a cataloged path.
  */
-export function linkablePaths(engine: Pick<Engine, 'cfg' | 'ingestor'>, rootId: string): PathFilter {
-  const root = engine.cfg.roots.find((r) => r.id === rootId);
-  return root ? engine.ingestor.filterFor(root) : () => false;
+export function linkablePaths(roots: RootConfig[], filterFor: (root: RootConfig) => PathFilter, rootId: string): PathFilter {
+  const root = roots.find((r) => r.id === rootId);
+  return root ? filterFor(root) : () => false;
 }
 
 /** Path part of a download URL for a key or prefix: each segment percent-encoded. */
@@ -137,11 +138,13 @@ export class Links {
   private flushTimer: NodeJS.Timeout | null = null;
 
   constructor(
-    private readonly engine: Engine,
+    private readonly ctx: EngineContext,
     /** Where links point now (sharing.ts): the tunnel, the local network or this computer. */
     private readonly base: () => LinkBase,
+    /** The scanner's include/exclude filter of a root (the ingestor's). */
+    private readonly filterFor: (root: RootConfig) => PathFilter,
   ) {
-    const db = engine.catalog.db;
+    const db = ctx.catalog.db;
     this.s = {
       insert: db.prepare(
         'INSERT INTO links (id, scope, is_prefix, created_at, expires_at, revoked_at, note, downloads, last_used_at) VALUES (@id, @scope, @is_prefix, @created_at, @expires_at, NULL, @note, 0, NULL)',
@@ -155,15 +158,20 @@ export class Links {
     this.loadSecret();
   }
 
+  /** The files of a root that a link opens (see linkablePaths). */
+  linkable(rootId: string): PathFilter {
+    return linkablePaths(this.ctx.config.get().roots, this.filterFor, rootId);
+  }
+
   private loadSecret(): void {
-    const stored = this.engine.catalog.kvGet(SECRET_KV);
+    const stored = this.ctx.catalog.kvGet(SECRET_KV);
     const buf = stored ? Buffer.from(stored, 'base64url') : null;
     if (buf && buf.length >= 32) {
       this.secret = new Uint8Array(buf);
       return;
     }
     const fresh = randomBytes(32);
-    this.engine.catalog.kvSet(SECRET_KV, fresh.toString('base64url'));
+    this.ctx.catalog.kvSet(SECRET_KV, fresh.toString('base64url'));
     this.secret = new Uint8Array(fresh);
   }
 
@@ -185,12 +193,12 @@ export class Links {
       throw badRequest('disposition is "inline" (open in the browser) or "attachment" (save as a file).', ['disposition']);
     }
     if (req.note !== undefined && (typeof req.note !== 'string' || req.note.length > 500)) throw badRequest('The note is text of at most 500 characters.', ['note']);
-    const root = this.engine.cfg.roots.find((r) => r.id === parsed.rootId);
+    const root = this.ctx.config.get().roots.find((r) => r.id === parsed.rootId);
     if (!root) throw notFound(`There is no folder with the id "${parsed.rootId}". Check the key; it starts with the folder id.`);
-    if (!parsed.prefix && !this.engine.catalog.fileByPath(parsed.rootId, parsed.relPath)) {
+    if (!parsed.prefix && !this.ctx.catalog.fileByPath(parsed.rootId, parsed.relPath)) {
       throw notFound(`Triplicate does not know the file "${parsed.scope}". Check the spelling, or wait until the file has been scanned.`);
     }
-    if (!parsed.prefix && !linkablePaths(this.engine, parsed.rootId)(parsed.relPath)) {
+    if (!parsed.prefix && !this.linkable(parsed.rootId)(parsed.relPath)) {
       throw badRequest(`"${parsed.scope}" is left out of the backups by the include/exclude rules of the folder ${root.label}, so a link would not open it. Change the folder's rules first if it should be shared.`, ['key']);
     }
     const base = this.base();
@@ -208,12 +216,12 @@ export class Links {
       downloads: 0,
       last_used_at: null,
     };
-    this.engine.catalog.transaction(() => {
+    this.ctx.catalog.transaction(() => {
       this.s.insert.run(row);
       this.rows.delete(row.id);
-      if (req.disposition === 'attachment') this.engine.catalog.kvSet(DISPOSITION_KV(row.id), 'attachment');
+      if (req.disposition === 'attachment') this.ctx.catalog.kvSet(DISPOSITION_KV(row.id), 'attachment');
     });
-    this.engine.bus.record({
+    this.ctx.bus.record({
       level: 'info',
       kind: 'link-created',
       message: `A download link to ${parsed.prefix ? `the folder "${parsed.scope}"` : `"${parsed.scope}"`} was made; it works until ${new Date(row.expires_at).toISOString()}.`,
@@ -237,7 +245,7 @@ export class Links {
     if (!row) throw notFound(`There is no link with the id "${String(id).slice(0, 100)}". List the links to see their ids.`);
     this.rows.delete(id);
     if (this.s.revoke.run(now, id).changes === 1) {
-      this.engine.bus.record({ level: 'info', kind: 'link-revoked', message: `The download link ${id} to "${row.scope}" was turned off; it no longer opens anything.` });
+      this.ctx.bus.record({ level: 'info', kind: 'link-revoked', message: `The download link ${id} to "${row.scope}" was turned off; it no longer opens anything.` });
     }
     this.flush();
     return this.info(this.s.byId.get(id)!);
@@ -246,15 +254,15 @@ export class Links {
   /** New secret; every link issued so far stops working and is marked revoked. */
   rotate(now = Date.now()): { revoked: number } {
     const fresh = randomBytes(32);
-    const revoked = this.engine.catalog.transaction(() => {
-      this.engine.catalog.kvSet(SECRET_KV, fresh.toString('base64url'));
+    const revoked = this.ctx.catalog.transaction(() => {
+      this.ctx.catalog.kvSet(SECRET_KV, fresh.toString('base64url'));
       return this.s.revokeAll.run(now).changes;
     });
     this.secret = new Uint8Array(fresh);
     this.gen++;
     this.cache.clear();
     this.rows.clear();
-    this.engine.bus.record({
+    this.ctx.bus.record({
       level: 'warn',
       kind: 'links-rotated',
       message: `The link signing key was replaced: all ${revoked} active download link${revoked === 1 ? '' : 's'} stopped working. Make new links for the people who still need files.`,
@@ -281,7 +289,7 @@ export class Links {
 
   /** The token of a link; HS256 is deterministic, so the same row gives the same token again. */
   private tokenFor(row: LinkRow): Promise<string> {
-    const disp = this.engine.catalog.kvGet(DISPOSITION_KV(row.id)) === 'attachment' ? 'attachment' : undefined;
+    const disp = this.ctx.catalog.kvGet(DISPOSITION_KV(row.id)) === 'attachment' ? 'attachment' : undefined;
     const claims: JWTPayload = disp ? { disp } : {};
     const iat = Math.floor(row.created_at / 1000);
     return new SignJWT(claims)
@@ -380,10 +388,10 @@ export class Links {
   flush(): void {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = null;
-    if (this.uses.size === 0 || !this.engine.catalog.db.open) return;
+    if (this.uses.size === 0 || !this.ctx.catalog.db.open) return;
     const batch = [...this.uses.entries()];
     this.uses.clear();
-    this.engine.catalog.transaction(() => {
+    this.ctx.catalog.transaction(() => {
       for (const [id, u] of batch) this.s.use.run(u.n, u.last, id);
     });
   }

@@ -1,12 +1,11 @@
 // `GET /metrics` in Prometheus text format: what a remote admin's Grafana wants to alert on.
-import type { Engine } from '../engine';
+import type { SyncStatus } from '../../../shared/api';
 
 function esc(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
-export function metricsText(engine: Engine): string {
-  const s = engine.status();
+export function metricsText(s: SyncStatus, lanes: { lane: string; state: string; n: number }[], startedAt: number): string {
   const out: string[] = [];
   const metric = (name: string, help: string, type: 'gauge' | 'counter', samples: [Record<string, string>, number][]) => {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -33,9 +32,9 @@ export function metricsText(engine: Engine): string {
   metric('triplicate_copies', 'Copies per destination and state.', 'gauge', copies);
   metric('triplicate_target_up', '1 when the destination answers, 0 when offline, paused or disabled.', 'gauge', up);
   metric('triplicate_upload_rate_bytes', 'Upload rate per destination, bytes per second.', 'gauge', rate);
-  metric('triplicate_jobs', 'Queued and running jobs per lane.', 'gauge', engine.catalog.laneCounts().map((r) => [{ lane: r.lane, state: r.state }, r.n] as [Record<string, string>, number]));
+  metric('triplicate_jobs', 'Queued and running jobs per lane.', 'gauge', lanes.map((r) => [{ lane: r.lane, state: r.state }, r.n] as [Record<string, string>, number]));
   metric('triplicate_paused', '1 when all backups are paused.', 'gauge', [[{}, s.paused ? 1 : 0]]);
-  metric('triplicate_uptime_seconds', 'Seconds since the engine started.', 'gauge', [[{}, Math.round((Date.now() - engine.startedAt) / 1000)]]);
+  metric('triplicate_uptime_seconds', 'Seconds since the engine started.', 'gauge', [[{}, Math.round((Date.now() - startedAt) / 1000)]]);
   // the process itself, under the names Prometheus's own client libraries use
   const mem = process.memoryUsage();
   metric('process_resident_memory_bytes', 'Resident memory size in bytes.', 'gauge', [[{}, mem.rss]]);

@@ -38,6 +38,20 @@ export interface HandlerContext<N extends RouteName> {
 export type Handler<N extends RouteName> = (ctx: HandlerContext<N>) => Promise<ResOf<N>> | ResOf<N>;
 export type Handlers = { [N in RouteName]?: Handler<N> };
 
+/** A raw (non-JSON) route: SSE, metrics, downloads, uploads. Return true when handled. */
+export type RawHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean | void> | boolean | void;
+
+/**
+ * Where services put their admin API routes (the admin server is one; it imports no service).
+ * Handlers that need several services are wired by the composition root.
+ */
+export interface ApiRegistry {
+  /** JSON handlers of routes named in src/shared/api.ts (before or after start). */
+  register(h: Handlers): void;
+  /** A raw route; `path` matches exactly, or with `:name` segments. `auth` defaults to true. */
+  registerRaw(path: string, fn: RawHandler, opts?: { auth?: boolean }): void;
+}
+
 interface Compiled {
   name: RouteName;
   method: string;

@@ -7,13 +7,14 @@
 // listening beyond loopback means the local network (links use server.publicBaseUrl, else this
 // computer's LAN address); else this computer only (links use 127.0.0.1, and say so).
 import { LINK_REACHES, STREAM_ROUTES, type LinkReach, type SetLinkReachRequest, type SharingStatus } from '../../../shared/api';
-import { isLoopback, linkReachOf } from '../../../shared/config';
-import type { Engine } from '../engine';
+import { isLoopback, linkReachOf, type RootConfig } from '../../../shared/config';
+import type { EngineContext } from '../core/context';
+import type { PathFilter } from '../sync/filter';
 import { TunnelSupervisor, type TunnelOptions } from '../tunnel/supervisor';
 import { errorText } from '../util';
-import { DownloadServer, type DownloadServerOptions } from './download';
+import { DownloadServer, type DownloadDeps, type DownloadServerOptions } from './download/server';
 import { Links, type LinkBase } from './links';
-import { HttpError, badRequest } from './router';
+import { HttpError, badRequest, type ApiRegistry } from './router';
 
 export interface SharingOptions {
   download?: DownloadServerOptions;
@@ -26,10 +27,17 @@ export interface Sharing {
   tunnel: TunnelSupervisor;
 }
 
-export function installSharing(engine: Engine, opts: SharingOptions = {}): Sharing {
-  const links: Links = new Links(engine, () => linkBase());
-  const downloads = new DownloadServer(links, opts.download);
-  const tunnel = new TunnelSupervisor({
+/** What sharing needs from the rest of the engine (wired by the composition root). */
+export interface SharingDeps extends DownloadDeps {
+  /** The scanner's include/exclude filter of a root: a link opens only what it takes. */
+  filterFor(root: RootConfig): PathFilter;
+}
+
+/** Builds the three sharing services and registers their routes; the caller starts them (downloads, then tunnel). */
+export function createSharing(ctx: EngineContext, api: ApiRegistry, deps: SharingDeps, opts: SharingOptions = {}): Sharing {
+  const links: Links = new Links(ctx, () => linkBase(), (root) => deps.filterFor(root));
+  const downloads = new DownloadServer(ctx, links, deps, opts.download);
+  const tunnel = new TunnelSupervisor(ctx, {
     ...opts.tunnel,
     localUrl: () => downloads.localUrl(),
   });
@@ -37,7 +45,7 @@ export function installSharing(engine: Engine, opts: SharingOptions = {}): Shari
 
   /** Where links point now; the reach is that of the listener as it is, not only as configured. */
   function linkBase(): LinkBase {
-    const cfg = engine.cfg;
+    const cfg = ctx.config.get();
     const host = downloads.host;
     if (host === undefined) {
       return { reach: linkReachOf(cfg), problem: 'Downloads are off, so a link would not open: the download server could not start. The Activity page says why.' };
@@ -72,7 +80,7 @@ export function installSharing(engine: Engine, opts: SharingOptions = {}): Shari
   async function setLinkReach(body: SetLinkReachRequest): Promise<SharingStatus> {
     const reach = body?.reach;
     if (!LINK_REACHES.includes(reach)) throw badRequest('Choose who can open links: this computer only, the local network, or the internet (through the tunnel).', ['reach']);
-    const c = engine.cfg;
+    const c = ctx.config.get();
     const nextTunnel = reach === 'internet' ? tunnel.settingsFrom({ ...(body.tunnel ?? {}), mode: body.tunnel?.mode ?? (c.tunnel.mode === 'off' ? 'quick' : c.tunnel.mode) }) : { ...c.tunnel, mode: 'off' as const };
     const cur = c.server.downloadHost;
     // The local network: every address (or the LAN address already chosen by hand). Otherwise
@@ -83,13 +91,12 @@ export function installSharing(engine: Engine, opts: SharingOptions = {}): Shari
     } catch (e) {
       throw listenRefusal(e, reach, host, downloads.port);
     }
-    await engine.applyConfig({ ...c, server: { ...c.server, downloadHost: host }, tunnel: nextTunnel }, { base: c });
+    await ctx.config.apply({ ...c, server: { ...c.server, downloadHost: host }, tunnel: nextTunnel }, { base: c });
     await tunnel.refresh();
     return sharingStatus();
   }
 
-  engine.use(downloads).use(tunnel);
-  engine.admin.register({
+  api.register({
     createLink: ({ body }) => links.create(body),
     listLinks: ({ query }) => links.list(['1', 'true', 'yes'].includes(String(query?.include_expired ?? ''))),
     revokeLink: ({ params }) => links.revoke(params.id),
@@ -99,7 +106,7 @@ export function installSharing(engine: Engine, opts: SharingOptions = {}): Shari
     sharingStatus: () => sharingStatus(),
     setLinkReach: ({ body }) => setLinkReach(body),
   });
-  engine.admin.registerRaw(STREAM_ROUTES.download, (req, res, url) => downloads.serveAdmin(req, res, url));
+  api.registerRaw(STREAM_ROUTES.download, (req, res, url) => downloads.serveAdmin(req, res, url));
   return { links, downloads, tunnel };
 }
 

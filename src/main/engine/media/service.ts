@@ -28,8 +28,9 @@ import type { MediaSettings, RootConfig } from '../../../shared/config';
 import { formatDuration, joinNames } from '../../../shared/format';
 import { KeyError, fileKey, mediaKindOf, needsTranscode, normalizeRelPath, parseFileKey } from '../../../shared/keys';
 import { diskRel, type FileRow, type JobRow } from '../catalog/catalog';
-import type { Engine, EngineService } from '../engine';
-import { HttpError, badRequest, conflict, notFound, type Handlers } from '../http/router';
+import type { EngineContext, EngineService } from '../core/context';
+import { HttpError, badRequest, conflict, notFound, type ApiRegistry, type Handlers } from '../http/router';
+import type { Ingestor } from '../sync/ingest';
 import { log } from '../log';
 import { clockTime, errorText } from '../util';
 import { MediaError } from './errors';
@@ -78,6 +79,18 @@ interface Running {
   done: Promise<void>;
 }
 
+/** What the media service asks of the sync service (wired by the composition root). */
+export interface MediaDeps {
+  /** The one path into the catalog (the MP4 and poster a conversion writes, an original that goes). */
+  ingestor: Pick<Ingestor, 'ingest' | 'markMissing'>;
+  /** Uploads are being sent or are due: probes wait (the backup first). */
+  uploadsBusy(): boolean;
+  /** Everything paused by the operator. */
+  paused(): boolean;
+  /** A catalog file as the API shows it. */
+  fileRecord(f: FileRow): FileRecord;
+}
+
 interface ProbeTask {
   fileId: number;
   transcode: boolean;
@@ -117,19 +130,22 @@ export class MediaService implements EngineService {
   private replaceChain: Promise<void> = Promise.resolve();
   private readonly replaceQueued = new Set<number>();
 
-  constructor(private readonly engine: Engine) {
-    this.store = new MediaStore(engine.catalog);
-    engine.fileHooks.push((fileId, root, rel) => this.onFileChanged(fileId, root, rel));
-    engine.admin.register(this.handlers());
-    engine.admin.registerRaw(STREAM_ROUTES.thumbnail, (req, res, url) => this.serveThumbnail(req, res, url));
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly deps: MediaDeps,
+    api: ApiRegistry,
+  ) {
+    this.store = new MediaStore(ctx.catalog);
+    api.register(this.handlers());
+    api.registerRaw(STREAM_ROUTES.thumbnail, (req, res, url) => this.serveThumbnail(req, res, url));
   }
 
   private get settings(): MediaSettings {
-    return this.engine.cfg.media;
+    return this.ctx.config.get().media;
   }
 
   get thumbsDir(): string {
-    return join(this.engine.dataDir, 'thumbs');
+    return join(this.ctx.dataDir, 'thumbs');
   }
 
   // ---- lifecycle -----------------------------------------------------------------------------
@@ -140,11 +156,11 @@ export class MediaService implements EngineService {
     this.stopAc = new AbortController();
     this.store.resetRunning();
     this.mediaJson = JSON.stringify(this.settings);
-    this.offBus = this.engine.bus.on((e) => this.onEvent(e));
+    this.offBus = this.ctx.bus.on((e) => this.onEvent(e));
     this.ready = (async () => {
       await this.resolveTools();
       // Before any worker runs: what a crash left half-written goes (our own temp names only).
-      for (const root of this.engine.enabledRoots()) {
+      for (const root of this.ctx.config.enabledRoots()) {
         try {
           const removed = await cleanupTempFiles(root.path, { recursive: true });
           if (removed.length) log.info(`media: removed ${removed.length} unfinished conversion files in ${root.path}`);
@@ -225,11 +241,11 @@ export class MediaService implements EngineService {
       }
       this.sweepReplace();
     } else if (e.type === 'copy' && e.state === 'synced') {
-      if (!this.engine.enabledRoots().some((r) => r.replaceOriginalAfterTranscode)) return;
+      if (!this.ctx.config.enabledRoots().some((r) => r.replaceOriginalAfterTranscode)) return;
       let f: FileRow | undefined;
       try {
         const { rootId, relPath } = parseFileKey(e.file_key);
-        f = this.engine.catalog.fileByPath(rootId, relPath);
+        f = this.ctx.catalog.fileByPath(rootId, relPath);
       } catch {
         return;
       }
@@ -270,11 +286,11 @@ export class MediaService implements EngineService {
   }
 
   private bus() {
-    return this.engine.bus;
+    return this.ctx.bus;
   }
 
   private root(id: string): RootConfig | undefined {
-    return this.engine.cfg.roots.find((r) => r.id === id && r.enabled);
+    return this.ctx.config.root(id);
   }
 
   private absPath(root: RootConfig, f: Pick<FileRow, 'rel_path' | 'disk_rel'>): string {
@@ -288,7 +304,8 @@ export class MediaService implements EngineService {
   // ---- the file hook -------------------------------------------------------------------------
 
   /** A new or changed file was cataloged. */
-  private onFileChanged(fileId: number, root: RootConfig, relPath: string): void {
+  /** A file was cataloged as new or changed (the sync service's hook). */
+  fileChanged(fileId: number, root: RootConfig, relPath: string): void {
     if (!this.running || isTempFile(relPath)) return;
     const kind = mediaKindOf(relPath);
     if (kind === 'other') return;
@@ -315,7 +332,7 @@ export class MediaService implements EngineService {
 
   private pumpProbes(): void {
     while (this.running && this.probeActive < PROBE_CONCURRENCY && this.probeQueue.length) {
-      if (this.engine.uploadsBusy()) {
+      if (this.deps.uploadsBusy()) {
         // Uploads first: look again in a moment. A probe that waited long enough runs, one at a time.
         if (this.probeActive > 0 || Date.now() - this.probeQueue[0]!.queuedAt < PROBE_MAX_WAIT_MS) {
           this.probeRecheck ??= setTimeout(() => {
@@ -347,7 +364,7 @@ export class MediaService implements EngineService {
 
   private async probeOne(t: ProbeTask): Promise<void> {
     await this.ready;
-    const { catalog } = this.engine;
+    const { catalog } = this.ctx;
     const f = catalog.fileById(t.fileId);
     if (!f || f.local_state !== 'present') return;
     const root = this.root(f.root_id);
@@ -398,7 +415,7 @@ export class MediaService implements EngineService {
 
   /** ffprobe already says the video cannot be converted: skip it without a job. */
   private skipEarly(f: FileRow, key: string, e: MediaError): void {
-    this.engine.catalog.cancelQueued(TRANSCODE_LANE, TRANSCODE_KIND, f.id);
+    this.ctx.catalog.cancelQueued(TRANSCODE_LANE, TRANSCODE_KIND, f.id);
     this.store.setState(f.id, 'skipped', e.reason);
     this.emitState(key, 'skipped', { reason: e.reason });
     this.bus().record({ level: 'warn', kind: 'transcode-skipped', message: e.reason, file_key: key, ...(e.detail ? { detail: e.detail } : {}) });
@@ -410,7 +427,7 @@ export class MediaService implements EngineService {
    * the engine stopped or crashed in between, or because conversion was off at the time.
    */
   private reconcile(): void {
-    const { catalog } = this.engine;
+    const { catalog } = this.ctx;
     let jobs = 0;
     for (const r of this.store.unfinished()) {
       const transcode = r.kind === 'video' && needsTranscode(r.rel_path) && this.settings.transcode;
@@ -433,9 +450,9 @@ export class MediaService implements EngineService {
 
   private async workerLoop(index: number): Promise<void> {
     await this.ready.catch(() => undefined);
-    const { catalog } = this.engine;
+    const { catalog } = this.ctx;
     while (this.running) {
-      if (index >= this.settings.concurrency || !this.settings.transcode || this.engine.paused || !this.tools) {
+      if (index >= this.settings.concurrency || !this.settings.transcode || this.deps.paused() || !this.tools) {
         await this.idle(10_000);
         await this.ready.catch(() => undefined);
         continue;
@@ -463,11 +480,11 @@ export class MediaService implements EngineService {
   }
 
   private leaseMs(): number {
-    return this.engine.cfg.sync.leaseSeconds * 1000;
+    return this.ctx.config.get().sync.leaseSeconds * 1000;
   }
 
   private async runJob(job: JobRow): Promise<void> {
-    const { catalog } = this.engine;
+    const { catalog } = this.ctx;
     const f = catalog.fileById(job.file_id);
     if (!f) {
       catalog.drop(job);
@@ -515,7 +532,7 @@ export class MediaService implements EngineService {
   }
 
   private async convert(job: JobRow, f: FileRow, root: RootConfig, entry: Running): Promise<void> {
-    const { catalog } = this.engine;
+    const { catalog } = this.ctx;
     const tools = this.tools;
     if (!tools) throw this.toolsError ?? new MediaError('ffmpeg-missing', 'ffmpeg is not available.');
     const abs = this.absPath(root, f);
@@ -573,7 +590,8 @@ export class MediaService implements EngineService {
 
   /** Catalog an output (MP4 or poster) and link it to its original; null when the root's filters exclude it. */
   private async ingestOutput(root: RootConfig, rel: string, originalId: number): Promise<number | null> {
-    const { catalog, ingestor } = this.engine;
+    const { catalog } = this.ctx;
+    const { ingestor } = this.deps;
     const r = await ingestor.ingest(root, rel, { derivedFrom: originalId });
     if (r === 'excluded') return null;
     const row = catalog.fileByPath(root.id, normalizeRelPath(rel));
@@ -586,7 +604,7 @@ export class MediaService implements EngineService {
   }
 
   private failed(job: JobRow, f: FileRow, entry: Running, e: unknown): void {
-    const { catalog } = this.engine;
+    const { catalog } = this.ctx;
     const key = entry.key;
     if (entry.fenced) return;
     const me = e instanceof MediaError ? e : new MediaError('ffmpeg-failed', `Converting ${basename(f.rel_path)} failed: ${errorText(e)}. Triplicate tries again later.`, { detail: errorText(e) });
@@ -685,7 +703,7 @@ export class MediaService implements EngineService {
     let f: FileRow | undefined;
     try {
       const { rootId, relPath } = parseFileKey(key);
-      f = this.engine.catalog.fileByPath(rootId, relPath);
+      f = this.ctx.catalog.fileByPath(rootId, relPath);
     } catch (e) {
       if (e instanceof KeyError) throw badRequest(`"${key}" is not a file key: ${e.message}.`, ['key']);
       throw e;
@@ -696,19 +714,19 @@ export class MediaService implements EngineService {
       running.cancelled = true;
       running.ac.abort();
       await Promise.race([running.done, new Promise((r) => setTimeout(r, 15_000).unref?.())]);
-    } else if (this.engine.catalog.cancelQueued(TRANSCODE_LANE, TRANSCODE_KIND, f.id)) {
+    } else if (this.ctx.catalog.cancelQueued(TRANSCODE_LANE, TRANSCODE_KIND, f.id)) {
       this.store.setState(f.id, 'skipped', CANCELLED_REASON);
       this.emitState(key, 'skipped', { reason: CANCELLED_REASON });
       this.bus().record({ level: 'info', kind: 'transcode-cancelled', message: `The conversion of ${basename(f.rel_path)} was cancelled.`, file_key: key });
     } else {
       throw conflict(`${basename(f.rel_path)} is not waiting to be converted or being converted, so there is nothing to cancel.`);
     }
-    return this.engine.fileRecord(this.engine.catalog.fileById(f.id) ?? f);
+    return this.deps.fileRecord(this.ctx.catalog.fileById(f.id) ?? f);
   }
 
   list(q: MediaQuery): Page<FileRecord> {
     const { rows, total, offset, limit } = this.store.list(q ?? {});
-    return { items: rows.map((r) => this.engine.fileRecord(r)), total, offset, limit };
+    return { items: rows.map((r) => this.deps.fileRecord(r)), total, offset, limit };
   }
 
   handlers(): Handlers {
@@ -742,7 +760,7 @@ export class MediaService implements EngineService {
       const dir = posix.dirname(diskRel(f));
       const rel = dir === '.' ? name : `${dir}/${name}`;
       try {
-        if (!this.engine.catalog.fileByPath(root.id, normalizeRelPath(rel))) void this.engine.ingestor.ingest(root, rel).catch(() => undefined);
+        if (!this.ctx.catalog.fileByPath(root.id, normalizeRelPath(rel))) void this.deps.ingestor.ingest(root, rel).catch(() => undefined);
       } catch {}
       return { skip: `Replaced by its MP4 ${name}, which is backed up.` };
     }
@@ -756,7 +774,7 @@ export class MediaService implements EngineService {
   // ---- replaceOriginalAfterTranscode ---------------------------------------------------------
 
   private sweepReplace(): void {
-    const roots = new Set(this.engine.enabledRoots().filter((r) => r.replaceOriginalAfterTranscode).map((r) => r.id));
+    const roots = new Set(this.ctx.config.enabledRoots().filter((r) => r.replaceOriginalAfterTranscode).map((r) => r.id));
     if (roots.size === 0) return;
     for (const r of this.store.doneOriginals()) if (roots.has(r.root_id)) this.queueReplaceCheck(r.file_id);
   }
@@ -779,7 +797,7 @@ export class MediaService implements EngineService {
    */
   private async maybeReplace(originalId: number): Promise<boolean> {
     if (!this.running) return false;
-    const { catalog } = this.engine;
+    const { catalog } = this.ctx;
     const orig = catalog.fileById(originalId);
     if (!orig || orig.local_state !== 'present' || !orig.sha256) return false;
     const root = this.root(orig.root_id);
@@ -791,7 +809,7 @@ export class MediaService implements EngineService {
     if (catalog.kvGet(marker) === orig.sha256) return false;
     const mp4 = catalog.fileById(m.mp4_file_id);
     if (!mp4 || mp4.local_state !== 'present' || !mp4.sha256) return false;
-    const targets = this.engine.enabledTargets();
+    const targets = this.ctx.targets.enabled();
     if (targets.length === 0) return false;
     for (const t of targets) {
       const c = catalog.copy(mp4.id, t.id);
@@ -819,7 +837,7 @@ export class MediaService implements EngineService {
       return false;
     }
     catalog.kvSet(marker, orig.sha256);
-    this.engine.ingestor.markMissing(orig.root_id, orig.rel_path);
+    this.deps.ingestor.markMissing(orig.root_id, orig.rel_path);
     this.bus().record({
       level: 'info',
       kind: 'original-replaced',
@@ -833,7 +851,7 @@ export class MediaService implements EngineService {
 
   /** The file a thumbnail of `f` is made from: the picture, the video's poster, else the video itself. */
   private thumbnailSource(f: FileRow): { path?: string; why?: string } {
-    const { catalog } = this.engine;
+    const { catalog } = this.ctx;
     const name = basename(f.rel_path);
     const local = (row: FileRow | undefined): string | undefined => {
       if (!row || row.local_state !== 'present') return undefined;
@@ -863,7 +881,7 @@ export class MediaService implements EngineService {
     let f: FileRow | undefined;
     try {
       const { rootId, relPath } = parseFileKey(key);
-      f = this.engine.catalog.fileByPath(rootId, relPath);
+      f = this.ctx.catalog.fileByPath(rootId, relPath);
     } catch (e) {
       if (e instanceof KeyError) throw badRequest(`Say which file: ?key=<folder id>/<path> (${e.message}).`, ['key']);
       throw e;

@@ -11,11 +11,12 @@ import type { PruneReport, RestoreProgress, RestoreRequest, VerifyReport, Verify
 import type { RootConfig, TargetConfig } from '../../../shared/config';
 import { formatBytes, plural } from '../../../shared/format';
 import { KeyError, fileKey, parseFileKey } from '../../../shared/keys';
-import { createBackend } from '../backends';
-import { isStorageError, type StorageBackend } from '../backends/types';
+import { StorageError, isStorageError, type StorageBackend } from '../backends/types';
+import type { BackendUse } from '../core/targets';
 import { diskRel, type FileRow, type JobRow } from '../catalog/catalog';
-import type { Engine, EngineService } from '../engine';
-import { badRequest, conflict, notFound, type Handlers } from '../http/router';
+import type { EngineContext, EngineService } from '../core/context';
+import { badRequest, conflict, notFound, type ApiRegistry, type Handlers } from '../http/router';
+import type { Ingestor } from '../sync/ingest';
 import { BoostWhileBusy, RESTORE_HEAP_GROWING_PERCENT } from '../heap';
 import { log } from '../log';
 import { sha256File } from '../sync/hash';
@@ -75,6 +76,14 @@ const DOWN_MS = 60_000;
 /** Times a file waits for a target that is down before it counts as failed. */
 const MAX_WAITS = 6;
 
+/** What restores ask of the sync service (wired by the composition root). */
+export interface RestoreDeps {
+  /** The one path into the catalog: a restored file is cataloged (or vouched for) as the scanner would. */
+  ingestor: Pick<Ingestor, 'ingest' | 'vouch'>;
+  /** Copies were queued (a repair, a restored file): the upload lanes look at their queues. */
+  wakeLanes(): void;
+}
+
 export interface RestoreServiceOptions {
   /** Run the scheduled verification and prune jobs (default true; the CLI turns them off). */
   scheduled?: boolean;
@@ -91,11 +100,9 @@ export class RestoreService implements EngineService {
   private readonly inflight = new Map<number, { runId: string; ac: AbortController; bytes: number; finishing: boolean }>();
   private readonly meters = new Map<string, RateMeter>();
   private readonly lastEmit = new Map<string, number>();
-  private readonly backends = new Map<string, StorageBackend>();
   private readonly downUntil = new Map<string, number>();
   private dirCache = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
-  private offBus: (() => void) | null = null;
   private maintenance: Promise<void> = Promise.resolve();
   private readonly locks = new Map<string, Promise<unknown>>();
   /** Jobs running now, and the heap boost they hold (ended a little after the last one). */
@@ -104,11 +111,13 @@ export class RestoreService implements EngineService {
   onOutcome?: (fileKey: string, outcome: Outcome, info: { message?: string; from?: string }) => void;
 
   constructor(
-    readonly engine: Engine,
+    private readonly ctx: EngineContext,
+    private readonly deps: RestoreDeps,
+    api: ApiRegistry | undefined,
     private readonly opts: RestoreServiceOptions = {},
   ) {
-    this.store = new RestoreStore(engine.catalog);
-    engine.admin.register(this.handlers());
+    this.store = new RestoreStore(ctx.catalog);
+    api?.register(this.handlers());
   }
 
   // ---- lifecycle -----------------------------------------------------------------------------
@@ -123,11 +132,8 @@ export class RestoreService implements EngineService {
     this.running = true;
     this.stopAc = new AbortController();
     for (const r of this.store.activeRuns()) this.maybeFinishRun(r.id);
-    const n = this.engine.cfg.restore.concurrency;
+    const n = this.ctx.config.get().restore.concurrency;
     for (let i = 0; i < n; i++) this.workers.push(this.workerLoop());
-    this.offBus = this.engine.bus.on((e) => {
-      if (e.type === 'config') this.resetBackends();
-    });
     if (scheduled) {
       this.timer = setInterval(() => this.tickMaintenance(), 60_000);
       this.timer.unref?.();
@@ -140,7 +146,6 @@ export class RestoreService implements EngineService {
     this.running = false;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    this.offBus?.();
     this.stopAc.abort();
     this.wake();
     await Promise.allSettled(this.workers);
@@ -148,21 +153,12 @@ export class RestoreService implements EngineService {
     this.heapBoost.release();
     await this.maintenance.catch(() => undefined);
     await Promise.allSettled([...this.locks.values()]);
-    this.resetBackends();
   }
 
-  private resetBackends(): void {
-    for (const b of this.backends.values()) b.close?.();
-    this.backends.clear();
-  }
-
-  private backendFor(t: TargetConfig): StorageBackend {
-    let b = this.backends.get(t.id);
-    if (!b) {
-      // Few quick retries: a target that does not answer is better left for the next one.
-      b = createBackend(t, { retry: { attempts: 2, baseMs: 200, maxMs: 1000 } });
-      this.backends.set(t.id, b);
-    }
+  /** The target's one backend (core/targets.ts), as `use` retries; a target switched off meanwhile: an error for that file. */
+  private backendFor(t: TargetConfig, use: BackendUse = 'restore'): StorageBackend {
+    const b = this.ctx.targets.backend(t.id, use);
+    if (!b) throw new StorageError('not_found', `${t.label} is switched off in Triplicate.`, `target ${t.id} disabled`);
     return b;
   }
 
@@ -184,11 +180,11 @@ export class RestoreService implements EngineService {
   }
 
   private targets(): TargetConfig[] {
-    return this.engine.enabledTargets();
+    return this.ctx.targets.enabled();
   }
 
   private root(id: string): RootConfig | undefined {
-    return this.engine.cfg.roots.find((r) => r.id === id && r.enabled);
+    return this.ctx.config.root(id);
   }
 
   // ---- API -----------------------------------------------------------------------------------
@@ -250,7 +246,7 @@ export class RestoreService implements EngineService {
     if (!force && now - (this.lastEmit.get(runId) ?? 0) < 250) return;
     this.lastEmit.set(runId, now);
     const p = this.progress(runId);
-    if (p) this.engine.bus.emit({ type: 'restore', progress: p });
+    if (p) this.ctx.bus.emit({ type: 'restore', progress: p });
   }
 
   // ---- planning ------------------------------------------------------------------------------
@@ -259,11 +255,11 @@ export class RestoreService implements EngineService {
   async restoreMissing(body: { root?: string; prefix?: string; from?: string }): Promise<RestoreProgress> {
     const from = this.checkFrom(body.from);
     const { where, args } = this.selection({ root: body.root, prefix: body.prefix });
-    const rows = this.engine.catalog.db.prepare(`SELECT f.* FROM files f WHERE f.local_state = 'missing'${where ? ` AND ${where}` : ''} ORDER BY f.root_id, f.rel_path`).all(...args) as FileRow[];
+    const rows = this.ctx.catalog.db.prepare(`SELECT f.* FROM files f WHERE f.local_state = 'missing'${where ? ` AND ${where}` : ''} ORDER BY f.root_id, f.rel_path`).all(...args) as FileRow[];
     // The catalog may not know yet (the scan has not run, or refused an emptied folder as a
     // possibly unmounted share): a file the catalog calls present but that is not on disk counts.
     const seen = new Set(rows.map((f) => f.id));
-    for (const root of this.engine.enabledRoots()) {
+    for (const root of this.ctx.config.enabledRoots()) {
       if (body.root && body.root !== root.id) continue;
       if (body.prefix && !`${body.prefix}/`.startsWith(`${root.id}/`)) continue;
       try {
@@ -272,7 +268,7 @@ export class RestoreService implements EngineService {
         continue; // not there at all (a disk not plugged in): nothing is written into a bare mount point
       }
       const { where: w2, args: a2 } = this.selection({ root: root.id, prefix: body.prefix });
-      const present = this.engine.catalog.db.prepare(`SELECT f.* FROM files f WHERE f.local_state = 'present' AND ${w2} ORDER BY f.rel_path`).all(...a2) as FileRow[];
+      const present = this.ctx.catalog.db.prepare(`SELECT f.* FROM files f WHERE f.local_state = 'present' AND ${w2} ORDER BY f.rel_path`).all(...a2) as FileRow[];
       await forEachLimit(present, 64, async (f) => {
         if (seen.has(f.id)) return;
         try {
@@ -298,7 +294,7 @@ export class RestoreService implements EngineService {
       items.push({ file: f, size: f.size, payload: { dest: safeJoinRaw(root.path, diskRel(f)), destRoot: root.path, want: { mode: 'latest' }, from, overwrite: false, inPlace: true } });
     }
     const notes: string[] = [];
-    if (noBackup) notes.push(`${plural(noBackup, 'missing file')} ${noBackup === 1 ? 'has' : 'have'} no copy on ${from ? this.engine.targetLabel(from) : 'any destination'} (deleted before it was backed up).`);
+    if (noBackup) notes.push(`${plural(noBackup, 'missing file')} ${noBackup === 1 ? 'has' : 'have'} no copy on ${from ? this.ctx.targets.label(from) : 'any destination'} (deleted before it was backed up).`);
     if (noRoot.size) notes.push(`Files of ${[...noRoot].map((r) => `"${r}"`).join(', ')} are not restored: that folder is not in the configuration (add it, or restore to another folder).`);
     const what = `${plural(items.length, 'missing file')}${body.prefix ? ` in ${body.prefix}` : body.root ? ` of ${this.rootLabel(body.root)}` : ''}`;
     return this.startRun(what, { kind: 'missing', ...body }, items, 0, notes);
@@ -319,7 +315,7 @@ export class RestoreService implements EngineService {
       }
     } else if (req.prefix || req.q || req.all) {
       const { where, args } = this.selection({ prefix: req.prefix, q: req.q });
-      files = this.engine.catalog.db.prepare(`SELECT f.* FROM files f${where ? ` WHERE ${where}` : ''} ORDER BY f.root_id, f.rel_path`).all(...args) as FileRow[];
+      files = this.ctx.catalog.db.prepare(`SELECT f.* FROM files f${where ? ` WHERE ${where}` : ''} ORDER BY f.root_id, f.rel_path`).all(...args) as FileRow[];
     } else {
       throw badRequest('Choose what to restore: a list of files (keys), a folder (prefix) or a search text (q).', ['keys', 'prefix', 'q']);
     }
@@ -349,7 +345,7 @@ export class RestoreService implements EngineService {
       }
       if (want.mode === 'at') {
         if (!fileExistedAt(this.store, f, want.at)) continue; // not there at that time: not part of the folder then
-        if (!sourcesFor(this.engine.catalog, this.store, this.sourceTargets(from), f, want).length) {
+        if (!sourcesFor(this.ctx.catalog, this.store, this.sourceTargets(from), f, want).length) {
           noBackup++;
           continue;
         }
@@ -380,11 +376,11 @@ export class RestoreService implements EngineService {
     if (!f) throw notFound(`There is no file "${key}" in the catalog.`);
     const m = /^([a-z0-9][a-z0-9_-]{0,39}):(current|\d+)$/.exec(versionId ?? '');
     if (!m) throw badRequest(`"${versionId}" is not a version id from the list of versions.`, ['version_id']);
-    const target = this.engine.cfg.targets.find((t) => t.id === m[1]);
+    const target = this.ctx.config.get().targets.find((t) => t.id === m[1]);
     if (!target) throw notFound(`There is no destination "${m[1]}".`);
     const id = m[2] === 'current' ? 'current' : Number(m[2]);
     const want: Want = { mode: 'version', target: target.id, id };
-    const src = sourcesFor(this.engine.catalog, this.store, [target], f, want);
+    const src = sourcesFor(this.ctx.catalog, this.store, [target], f, want);
     if (!src.length) throw notFound(`The version "${versionId}" of "${key}" is not on ${target.label} (any more).`);
     let dest: string;
     let destRoot: string;
@@ -405,7 +401,7 @@ export class RestoreService implements EngineService {
   private startRun(what: string, request: Record<string, unknown>, items: PlanItem[], skipped: number, notes: string[], priority = 0): RestoreProgress {
     const id = `r${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
     const bytes = items.reduce((a, i) => a + i.size, 0);
-    const { catalog } = this.engine;
+    const { catalog } = this.ctx;
     const message = notes.length ? notes.join(' ') : null;
     catalog.transaction(() => {
       this.store.insertRun({ id, state: items.length ? 'running' : 'done', request: { ...request, what }, files_total: items.length, bytes_total: bytes, files_skipped: skipped, message: items.length ? message : [`Nothing to restore.`, ...notes].join(' ') });
@@ -414,7 +410,7 @@ export class RestoreService implements EngineService {
     });
     if (items.length) {
       this.meters.set(id, new RateMeter());
-      this.engine.bus.record({ level: 'info', kind: 'restore-started', message: `Restoring ${what} (${formatBytes(bytes)}).${message ? ` ${message}` : ''}` });
+      this.ctx.bus.record({ level: 'info', kind: 'restore-started', message: `Restoring ${what} (${formatBytes(bytes)}).${message ? ` ${message}` : ''}` });
       this.wake();
     }
     this.emit(id, true);
@@ -426,7 +422,7 @@ export class RestoreService implements EngineService {
     if (!r) throw notFound(`There is no restore "${id}".`);
     if (FINAL.has(r.state)) return this.progressOf(r);
     const queued = this.store.queuedJobsOf(id);
-    this.engine.catalog.transaction(() => {
+    this.ctx.catalog.transaction(() => {
       this.store.deleteQueuedJobs(id);
       this.store.setRunState(id, 'cancelled', `Cancelled after ${plural(r.files_done, 'file')}; the files already restored are kept.`);
     });
@@ -436,7 +432,7 @@ export class RestoreService implements EngineService {
       if (p) void unlink(tempPathFor(p.dest, tempTag(j.file_id, id))).catch(() => undefined);
     }
     for (const j of this.inflight.values()) if (j.runId === id) j.ac.abort();
-    this.engine.bus.record({ level: 'info', kind: 'restore-cancelled', message: `The restore of ${this.whatOf(r)} was cancelled after ${plural(r.files_done, 'file')}.` });
+    this.ctx.bus.record({ level: 'info', kind: 'restore-cancelled', message: `The restore of ${this.whatOf(r)} was cancelled after ${plural(r.files_done, 'file')}.` });
     this.emit(id, true);
     return this.progress(id)!;
   }
@@ -450,7 +446,7 @@ export class RestoreService implements EngineService {
   }
 
   private rootLabel(id: string): string {
-    return this.engine.cfg.roots.find((r) => r.id === id)?.label ?? id;
+    return this.ctx.config.get().roots.find((r) => r.id === id)?.label ?? id;
   }
 
   private checkFrom(from: string | undefined): string | undefined {
@@ -479,7 +475,7 @@ export class RestoreService implements EngineService {
       if (e instanceof KeyError) throw badRequest(`"${key}" is not a file key: ${e.message}.`, ['key']);
       throw e;
     }
-    return this.engine.catalog.fileByPath(k.rootId, k.relPath);
+    return this.ctx.catalog.fileByPath(k.rootId, k.relPath);
   }
 
   /** SQL for a folder prefix `<root>/<sub/>`, a root id or a search text. */
@@ -510,7 +506,7 @@ export class RestoreService implements EngineService {
   }
 
   private hasBackup(f: FileRow, from?: string): boolean {
-    return sourcesFor(this.engine.catalog, this.store, this.sourceTargets(from), f, { mode: 'latest' }).length > 0;
+    return sourcesFor(this.ctx.catalog, this.store, this.sourceTargets(from), f, { mode: 'latest' }).length > 0;
   }
 
   /** Enabled targets in priority order; with `from`, that one only. A target that just failed goes last. */
@@ -529,8 +525,8 @@ export class RestoreService implements EngineService {
     if (!f) throw notFound(`There is no file "${key}" in the catalog.`);
     const rows = this.store.versionsOfFile(f.root_id, f.rel_path);
     const out: (VersionInfo & { prio: number })[] = [];
-    for (const t of this.engine.cfg.targets) {
-      const c = this.engine.catalog.copy(f.id, t.id);
+    for (const t of this.ctx.config.get().targets) {
+      const c = this.ctx.catalog.copy(f.id, t.id);
       const hasCurrent = !!(c?.sha256 && c.synced_at != null);
       if (hasCurrent) out.push({ id: `${t.id}:current`, saved_at: c!.synced_at!, size: c!.size ?? f.size, sha256: c!.sha256!, target_id: t.id, deleted: f.local_state === 'missing', current: true, prio: t.priority });
       for (const r of rows) {
@@ -551,7 +547,7 @@ export class RestoreService implements EngineService {
   // ---- workers -------------------------------------------------------------------------------
 
   private async workerLoop(): Promise<void> {
-    const { catalog } = this.engine;
+    const { catalog } = this.ctx;
     // A job whose bytes are all in and checked finishes (fsync, rename, catalog) while this worker
     // fetches the next file: at most one such tail per worker, so still `concurrency` transfers.
     let tail: Promise<void> | null = null;
@@ -581,7 +577,7 @@ export class RestoreService implements EngineService {
   }
 
   private async guardedRun(job: JobRow, transferred: () => void): Promise<void> {
-    const { catalog } = this.engine;
+    const { catalog } = this.ctx;
     this.heapBoost.started(); // the heap may grow more while restores download (heap.ts)
     try {
       await this.runJob(job, transferred);
@@ -596,12 +592,12 @@ export class RestoreService implements EngineService {
   }
 
   private leaseMs(): number {
-    return this.engine.cfg.sync.leaseSeconds * 1000;
+    return this.ctx.config.get().sync.leaseSeconds * 1000;
   }
 
   /** `transferred`: called when the file's bytes are all in and checked (only its fsync, rename and catalog update are left). */
   private async runJob(job: JobRow, transferred: () => void = () => undefined): Promise<void> {
-    const { catalog } = this.engine;
+    const { catalog } = this.ctx;
     const p = parsePayload(job.payload);
     const run = p ? this.store.run(p.run) : undefined;
     if (!p || !run || FINAL.has(run.state)) {
@@ -615,7 +611,7 @@ export class RestoreService implements EngineService {
     const sources = sourcesFor(catalog, this.store, this.sourceTargets(p.from), f, p.want);
     if (!sources.length) {
       if (p.want.mode === 'at') return this.finishJob(job, p, 'skipped', 0, `"${key}" did not exist at that time.`);
-      return this.finishJob(job, p, 'failed', 0, `"${key}" cannot be restored: no destination${p.from ? ` (of ${this.engine.targetLabel(p.from)})` : ''} has a copy of it.`);
+      return this.finishJob(job, p, 'failed', 0, `"${key}" cannot be restored: no destination${p.from ? ` (of ${this.ctx.targets.label(p.from)})` : ''} has a copy of it.`);
     }
 
     const ac = new AbortController();
@@ -702,7 +698,7 @@ export class RestoreService implements EngineService {
           if (e instanceof IntegrityError) {
             damaged.push({ ...s, corrupt: e.kind === 'bytes' });
             errors.push(`the copy on ${s.target.label} is damaged (${e.message})`);
-            this.engine.bus.record({ level: 'error', kind: 'restore-damaged', message: `The copy of "${key}" on ${s.target.label} is damaged: ${e.message}. Triplicate restores it from another destination if one has it.`, file_key: key, target_id: s.target.id });
+            this.ctx.bus.record({ level: 'error', kind: 'restore-damaged', message: `The copy of "${key}" on ${s.target.label} is damaged: ${e.message}. Triplicate restores it from another destination if one has it.`, file_key: key, target_id: s.target.id });
             continue;
           }
           if (isStorageError(e)) {
@@ -749,14 +745,14 @@ export class RestoreService implements EngineService {
     if (overwrite === true) return true;
     if (overwrite !== 'backed-up' || !localSha) return false;
     // Only content that a destination holds may be replaced: nothing is lost.
-    if (this.engine.catalog.copiesOfFile(f.id).some((c) => c.sha256 === localSha && c.synced_at != null && c.state === 'synced')) return true;
+    if (this.ctx.catalog.copiesOfFile(f.id).some((c) => c.sha256 === localSha && c.synced_at != null && c.state === 'synced')) return true;
     return this.store.versionsOfFile(f.root_id, f.rel_path).some((v) => v.sha256 === localSha && v.reason === 'overwritten');
   }
 
   private async destinationFailed(job: JobRow, p: RestoreJobPayload, e: DestinationError, key: string): Promise<void> {
     if (!e.fatal) return this.finishJob(job, p, 'failed', 0, e.message);
     // Every file would fail the same way: stop the run with one clear sentence.
-    const { catalog } = this.engine;
+    const { catalog } = this.ctx;
     const ok = catalog.transaction(() => {
       if (!catalog.complete(job)) return false;
       this.store.count(p.run, 'failed', 0);
@@ -777,21 +773,21 @@ export class RestoreService implements EngineService {
       }
       // A file whose content is complete and checked still gets its rename (the disk has it already).
       for (const j of this.inflight.values()) if (j.runId === p.run && !j.finishing) j.ac.abort();
-      this.engine.bus.record({ level: 'error', kind: 'restore-failed', message: e.message, detail: e.code });
+      this.ctx.bus.record({ level: 'error', kind: 'restore-failed', message: e.message, detail: e.code });
     }
     this.emit(p.run, true);
   }
 
   /** Record a restored file in the catalog (so it shows present and is not uploaded again) and repair damaged copies. */
   private async afterWrite(f: FileRow, p: RestoreJobPayload, sha256: string, size: number, damaged: Damaged[], mtimeSet: number | null = null, written?: Stats): Promise<void> {
-    const { catalog, bus } = this.engine;
+    const { catalog, bus } = this.ctx;
     const key = fileKey(f.root_id, f.rel_path);
     if (!p.inPlace) return;
     const root = this.root(f.root_id);
     if (!root) return;
     // The watcher sees the restored file appear: ingest takes the hash checked here instead of reading it again.
     if (written?.isFile() && written.size === size) {
-      this.engine.ingestor.vouch(f.root_id, diskRel(f), { sha256, size, ino: written.ino, mtimeMs: written.mtimeMs, ctimeMs: written.ctimeMs });
+      this.deps.ingestor.vouch(f.root_id, diskRel(f), { sha256, size, ino: written.ino, mtimeMs: written.mtimeMs, ctimeMs: written.ctimeMs });
     }
     if (f.sha256 === null || sha256 === f.sha256) {
       // The mtime we set reads back as the same millisecond (see fetchToFile); else ask the disk.
@@ -804,7 +800,7 @@ export class RestoreService implements EngineService {
       const targets = this.targets();
       // A corrupt copy goes first: the uploader trusts an object whose metadata matches. A copy
       // whose metadata names other content stays: the upload keeps it as a version.
-      for (const s of damaged) if (s.current && s.corrupt) await this.backendFor(s.target).delete(s.key).catch(() => undefined);
+      for (const s of damaged) if (s.current && s.corrupt) await this.ctx.targets.backend(s.target.id, 'restore')?.delete(s.key).catch(() => undefined);
       const queued = catalog.transaction(() => {
         catalog.recordFile({ root_id: f.root_id, rel_path: f.rel_path, disk_rel: diskRel(f), size, mtime_ms: mtime, sha256, kind: f.kind });
         let n = 0;
@@ -823,16 +819,16 @@ export class RestoreService implements EngineService {
         bus.record({ level: 'error', kind: 'copy-damaged', message: `The copy of "${key}" on ${s.target.label} was damaged or missing. It was restored from another destination, and ${s.target.label} gets a fresh copy.`, file_key: key, target_id: s.target.id });
       }
       bus.emit({ type: 'file', file_key: key, change: 'restored' });
-      if (queued) this.engine.wakeLanes();
+      if (queued) this.deps.wakeLanes();
     } else {
       // An older version put back in place: a change like any other (hashed, uploaded, the current content kept as a version).
-      await this.engine.ingestor.ingest(root, diskRel(f));
-      this.engine.wakeLanes();
+      await this.deps.ingestor.ingest(root, diskRel(f));
+      this.deps.wakeLanes();
     }
   }
 
   private finishJob(job: JobRow, p: RestoreJobPayload, outcome: Outcome, bytes: number, message?: string, from?: string): void {
-    const { catalog, bus } = this.engine;
+    const { catalog, bus } = this.ctx;
     const ok = catalog.transaction(() => {
       if (!catalog.complete(job)) return false;
       this.store.count(p.run, outcome, bytes);
@@ -859,7 +855,7 @@ export class RestoreService implements EngineService {
     this.store.setRunState(id, state, message);
     this.meters.delete(id);
     this.dirCache = new Set();
-    this.engine.bus.record({ level: r.files_failed ? 'warn' : 'info', kind: 'restore-done', message: `Restore of ${this.whatOf(r)}: ${message}` });
+    this.ctx.bus.record({ level: r.files_failed ? 'warn' : 'info', kind: 'restore-done', message: `Restore of ${this.whatOf(r)}: ${message}` });
     this.emit(id, true);
   }
 
@@ -869,7 +865,7 @@ export class RestoreService implements EngineService {
     let last = 0;
     // Woken by the run's last progress event at once; polled too (a run finished by another process).
     let wakeUp: (() => void) | null = null;
-    const off = this.engine.bus.on((e) => {
+    const off = this.ctx.bus.on((e) => {
       if (e.type === 'restore' && e.progress.id === id && FINAL.has(e.progress.state)) wakeUp?.();
     });
     try {
@@ -901,12 +897,7 @@ export class RestoreService implements EngineService {
   async rebuild(targetId: string, onProgress?: (r: RebuildReport) => void): Promise<RebuildReport> {
     const t = this.targets().find((x) => x.id === targetId);
     if (!t) throw notFound(`There is no enabled destination "${targetId}".`);
-    const backend = createBackend(t);
-    try {
-      return await rebuildFromTarget(this.store, t, backend, { onProgress, concurrency: 16 });
-    } finally {
-      backend.close?.();
-    }
+    return rebuildFromTarget(this.store, t, this.backendFor(t, 'maintenance'), { onProgress, concurrency: 16 });
   }
 
   // ---- verification and retention ------------------------------------------------------------
@@ -946,31 +937,27 @@ export class RestoreService implements EngineService {
 
   private verifyOne(t: TargetConfig, o: { full: boolean; signal?: AbortSignal; onTick?: () => void }): Promise<VerifyTargetReport> {
     return this.withLock(`verify:${t.id}`, async () => {
-      const backend = createBackend(t);
-      try {
-        const signal = o.signal ? AbortSignal.any([o.signal, this.stopAc.signal]) : this.stopAc.signal;
-        const r = await verifyTarget({ catalog: this.engine.catalog, store: this.store, bus: this.engine.bus, wake: () => this.engine.wakeLanes() }, t, backend, {
-          full: o.full,
-          readBudget: this.engine.cfg.restore.verifyReadBytes,
-          signal,
-          onTick: o.onTick,
-        });
-        this.engine.catalog.kvSet(`verify:last:${t.id}`, String(Date.now()));
-        const bad = r.missing + r.damaged;
-        this.engine.bus.record({
-          level: bad || r.error ? 'error' : 'info',
-          kind: 'verify-done',
-          target_id: t.id,
-          message:
-            r.error ??
-            (r.checked === 0 && !bad
-              ? `Nothing was checked on ${t.label}: it holds no copies yet.`
-              : `Checked ${plural(r.checked, 'copy', 'copies')} on ${t.label} and re-read ${plural(r.files_read, 'file')} (${formatBytes(r.bytes_read)}): ${bad ? `${plural(bad, 'problem')} found` : 'all good'}.`),
-        });
-        return r;
-      } finally {
-        backend.close?.();
-      }
+      const backend = this.backendFor(t, 'maintenance');
+      const signal = o.signal ? AbortSignal.any([o.signal, this.stopAc.signal]) : this.stopAc.signal;
+      const r = await verifyTarget({ catalog: this.ctx.catalog, store: this.store, bus: this.ctx.bus, wake: () => this.deps.wakeLanes() }, t, backend, {
+        full: o.full,
+        readBudget: this.ctx.config.get().restore.verifyReadBytes,
+        signal,
+        onTick: o.onTick,
+      });
+      this.ctx.catalog.kvSet(`verify:last:${t.id}`, String(Date.now()));
+      const bad = r.missing + r.damaged;
+      this.ctx.bus.record({
+        level: bad || r.error ? 'error' : 'info',
+        kind: 'verify-done',
+        target_id: t.id,
+        message:
+          r.error ??
+          (r.checked === 0 && !bad
+            ? `Nothing was checked on ${t.label}: it holds no copies yet.`
+            : `Checked ${plural(r.checked, 'copy', 'copies')} on ${t.label} and re-read ${plural(r.files_read, 'file')} (${formatBytes(r.bytes_read)}): ${bad ? `${plural(bad, 'problem')} found` : 'all good'}.`),
+      });
+      return r;
     });
   }
 
@@ -997,19 +984,15 @@ export class RestoreService implements EngineService {
 
   private pruneOne(t: TargetConfig, o: { now: number; dryRun: boolean; onTick?: () => void }) {
     return this.withLock(`prune:${t.id}`, async () => {
-      const backend = createBackend(t);
-      try {
-        const r = await pruneTarget({ catalog: this.engine.catalog, store: this.store, bus: this.engine.bus, root: (id) => this.root(id) }, t, backend, { now: o.now, dryRun: o.dryRun, signal: this.stopAc.signal, onTick: o.onTick });
-        if (!o.dryRun) {
-          this.engine.catalog.kvSet(`prune:last:${t.id}`, String(Date.now()));
-          if (r.versions_deleted || r.files_expired) {
-            this.engine.bus.record({ level: 'info', kind: 'prune-done', target_id: t.id, message: `Retention on ${t.label}: removed ${plural(r.versions_deleted, 'old version')} and ${plural(r.files_expired, 'deleted file')} (${formatBytes(r.bytes_freed)}).` });
-          }
+      const backend = this.backendFor(t, 'maintenance');
+      const r = await pruneTarget({ catalog: this.ctx.catalog, store: this.store, bus: this.ctx.bus, root: (id) => this.root(id) }, t, backend, { now: o.now, dryRun: o.dryRun, signal: this.stopAc.signal, onTick: o.onTick });
+      if (!o.dryRun) {
+        this.ctx.catalog.kvSet(`prune:last:${t.id}`, String(Date.now()));
+        if (r.versions_deleted || r.files_expired) {
+          this.ctx.bus.record({ level: 'info', kind: 'prune-done', target_id: t.id, message: `Retention on ${t.label}: removed ${plural(r.versions_deleted, 'old version')} and ${plural(r.files_expired, 'deleted file')} (${formatBytes(r.bytes_freed)}).` });
         }
-        return r;
-      } finally {
-        backend.close?.();
       }
+      return r;
     });
   }
 
@@ -1020,7 +1003,8 @@ export class RestoreService implements EngineService {
   }
 
   private async runDue(): Promise<void> {
-    const { catalog, cfg } = this.engine;
+    const { catalog } = this.ctx;
+    const cfg = this.ctx.config.get();
     for (const t of this.targets()) {
       for (const kind of ['verify', 'prune'] as const) {
         if (!this.running) return;

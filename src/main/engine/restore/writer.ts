@@ -11,10 +11,11 @@ import { promisify } from 'node:util';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { KeyError, normalizeRelPath } from '../../../shared/keys';
 import { StorageError, type StorageBackend } from '../backends/types';
+import { RESTORE_TEMP_PREFIX } from '../sync/filter';
 import { errnoOf, errorText } from '../util';
 
-/** Temp names start with `.triplicate-`: the scanner, the watcher and the filters ignore them. */
-export const RESTORE_TEMP_PREFIX = '.triplicate-restore-';
+// Temp names start with `.triplicate-`: the scanner, the watcher and the filters ignore them.
+export { RESTORE_TEMP_PREFIX };
 
 /** The destination cannot take the file: not writable, full. Stops the whole restore. */
 export class DestinationError extends Error {

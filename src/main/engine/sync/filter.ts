@@ -3,6 +3,9 @@
 import picomatch from 'picomatch';
 
 /** Names never backed up: OS litter, NAS metadata, partial downloads, our own temp files. */
+/** The temp name a restore writes before the rename (under `.triplicate-*`, excluded below). */
+export const RESTORE_TEMP_PREFIX = '.triplicate-restore-';
+
 export const BUILTIN_EXCLUDES = [
   '**/.DS_Store', '**/._*', '**/Thumbs.db', '**/desktop.ini', '**/.Spotlight-V100/**', '**/.Trashes/**', '**/.fseventsd/**',
   '**/$RECYCLE.BIN/**', '**/System Volume Information/**', '**/@eaDir/**', '**/#recycle/**', '**/.snapshot/**',

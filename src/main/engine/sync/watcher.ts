@@ -7,7 +7,7 @@ import { join, relative, sep } from 'node:path';
 import type { RootConfig } from '../../../shared/config';
 import { log } from '../log';
 import { errnoOf } from '../util';
-import { RESTORE_TEMP_PREFIX } from '../restore/writer';
+import { RESTORE_TEMP_PREFIX } from './filter';
 import { makeDirFilter } from './filter';
 import type { Ingestor } from './ingest';
 

@@ -18,7 +18,7 @@ import { delimiter, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { TunnelStatus } from '../../../shared/api';
 import { isMasked, type Config } from '../../../shared/config';
-import type { Engine, EngineService } from '../engine';
+import type { EngineContext, EngineService } from '../core/context';
 import { log } from '../log';
 import { errorText } from '../util';
 import { badRequest } from '../http/router';
@@ -95,7 +95,6 @@ export function normalizeHostname(h: string | undefined): string | undefined {
 
 export class TunnelSupervisor implements EngineService {
   readonly name = 'tunnel';
-  private engine!: Engine;
   private child: ChildProcess | null = null;
   private gen = 0;
   private st: TunnelStatus = { mode: 'off', state: 'stopped', last_lines: [] };
@@ -112,15 +111,17 @@ export class TunnelSupervisor implements EngineService {
   /** Restarts so far (tests and the status page). */
   restarts = 0;
 
-  constructor(private readonly opts: TunnelOptions) {
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly opts: TunnelOptions,
+  ) {
     this.backoff = opts.backoffMs?.length ? opts.backoffMs : [1_000, 2_000, 5_000, 10_000, 30_000, 60_000];
     this.maxLines = opts.maxLines ?? 50;
   }
 
-  async start(engine: Engine): Promise<void> {
-    this.engine = engine;
+  async start(): Promise<void> {
     this.stopped = false;
-    this.offBus = engine.bus.on((e) => {
+    this.offBus = this.ctx.bus.on((e) => {
       if (e.type === 'config') void this.reconcile();
     });
     await this.reconcile();
@@ -153,17 +154,17 @@ export class TunnelSupervisor implements EngineService {
   /** `POST /api/admin/tunnel`: save the tunnel settings and apply them. */
   async set(body: { mode?: unknown; token?: unknown; hostname?: unknown; cloudflaredPath?: unknown }): Promise<TunnelStatus> {
     const next = this.settingsFrom(body);
-    await this.engine.applyConfig({ ...this.engine.cfg, tunnel: next });
+    await this.ctx.config.apply({ ...this.ctx.config.get(), tunnel: next });
     await this.refresh();
     return this.status();
   }
 
   /** The tunnel settings a request asks for, checked (400 with a sentence), not yet saved. */
   settingsFrom(body: { mode?: unknown; token?: unknown; hostname?: unknown; cloudflaredPath?: unknown }): Config['tunnel'] {
-    if (body?.cloudflaredPath !== undefined && body.cloudflaredPath !== this.engine.cfg.tunnel.cloudflaredPath) throw programPathError(['tunnel.cloudflaredPath']);
+    if (body?.cloudflaredPath !== undefined && body.cloudflaredPath !== this.ctx.config.get().tunnel.cloudflaredPath) throw programPathError(['tunnel.cloudflaredPath']);
     const mode = body?.mode;
     if (mode !== 'off' && mode !== 'quick' && mode !== 'named') throw badRequest('Choose the tunnel mode: off, quick (no account) or named (your Cloudflare tunnel).', ['mode']);
-    const cur = this.engine.cfg.tunnel;
+    const cur = this.ctx.config.get().tunnel;
     const next: Config['tunnel'] = { ...cur, mode: mode as Config['tunnel']['mode'] };
     if (body.token !== undefined) {
       if (typeof body.token !== 'string') throw badRequest('The tunnel token is text copied from the Cloudflare dashboard.', ['token']);
@@ -189,7 +190,7 @@ export class TunnelSupervisor implements EngineService {
   // ---- the process ---------------------------------------------------------------------------
 
   private desired(): { sig: string; mode: TunnelStatus['mode'] } {
-    const t = this.engine.cfg.tunnel;
+    const t = this.ctx.config.get().tunnel;
     let local = '';
     try {
       local = this.opts.localUrl();
@@ -229,7 +230,7 @@ export class TunnelSupervisor implements EngineService {
   private launch(): void {
     this.timer = null;
     if (this.stopped) return;
-    const t = this.engine.cfg.tunnel;
+    const t = this.ctx.config.get().tunnel;
     const mode = t.mode;
     if (mode === 'off') return;
     const bin = findCloudflared(t.cloudflaredPath);
@@ -239,7 +240,7 @@ export class TunnelSupervisor implements EngineService {
         `Cloudflare's tunnel program (cloudflared) ${where}, so files cannot be shared beyond the local network. ` +
         `Install it, then turn the tunnel on again: ${installHint()}. ` +
         `If it is installed somewhere else, set its full path in the tunnel settings (tunnel.cloudflaredPath).`;
-      if (this.st.state !== 'missing') this.engine.bus.record({ level: 'error', kind: 'tunnel-missing', message });
+      if (this.st.state !== 'missing') this.ctx.bus.record({ level: 'error', kind: 'tunnel-missing', message });
       this.update({ mode, state: 'missing', public_url: undefined, message });
       return;
     }
@@ -286,7 +287,7 @@ export class TunnelSupervisor implements EngineService {
 
   private redact(line: string): string {
     let out = line.length > 500 ? `${line.slice(0, 500)}…` : line;
-    const token = this.engine.cfg.tunnel.token;
+    const token = this.ctx.config.get().tunnel.token;
     if (token && token.length >= 4) out = out.split(token).join('••••••••');
     // Anything after --token, in case a future cloudflared echoes its command line.
     return out.replace(/(--token[= ])\S+/g, '$1••••••••');
@@ -305,19 +306,19 @@ export class TunnelSupervisor implements EngineService {
       if (m && m[1]!.toLowerCase() !== 'api' && this.st.public_url !== m[0].toLowerCase()) {
         const url = m[0].toLowerCase();
         this.update({ state: 'running', public_url: url, message: `Files can be shared from anywhere through ${url}. This address changes whenever the tunnel restarts.` });
-        this.engine.bus.record({ level: 'info', kind: 'tunnel-up', message: `The quick tunnel is up: links now use ${url}.` });
+        this.ctx.bus.record({ level: 'info', kind: 'tunnel-up', message: `The quick tunnel is up: links now use ${url}.` });
         return;
       }
     }
     if (REGISTERED.test(line) && this.st.state !== 'running') {
       if (mode === 'named') {
-        const host = normalizeHostname(this.engine.cfg.tunnel.hostname);
+        const host = normalizeHostname(this.ctx.config.get().tunnel.hostname);
         this.update({
           state: 'running',
           public_url: host,
           message: host ? `Files can be shared from anywhere through ${host}.` : 'The tunnel is connected. Set its public hostname in the tunnel settings so that links use it.',
         });
-        this.engine.bus.record({ level: 'info', kind: 'tunnel-up', message: `The tunnel to Cloudflare is connected${host ? `: links now use ${host}` : ''}.` });
+        this.ctx.bus.record({ level: 'info', kind: 'tunnel-up', message: `The tunnel to Cloudflare is connected${host ? `: links now use ${host}` : ''}.` });
       }
     }
   }
@@ -331,14 +332,14 @@ export class TunnelSupervisor implements EngineService {
       return;
     }
     const message = `The tunnel program at ${bin} could not be started (${e.code ?? errorText(e)}). Check that it is allowed to run, or reinstall it: ${installHint()}.`;
-    this.engine.bus.record({ level: 'error', kind: 'tunnel-failed', message, detail: errorText(e) });
+    this.ctx.bus.record({ level: 'error', kind: 'tunnel-failed', message, detail: errorText(e) });
     this.update({ state: 'failed', public_url: undefined, message });
   }
 
   private onExit(gen: number, code: number | null, signal: NodeJS.Signals | null): void {
     if (gen !== this.gen) return;
     this.child = null;
-    if (this.stopped || this.engine.cfg.tunnel.mode === 'off') {
+    if (this.stopped || this.ctx.config.get().tunnel.mode === 'off') {
       this.update({ state: 'stopped', public_url: undefined });
       return;
     }
@@ -349,7 +350,7 @@ export class TunnelSupervisor implements EngineService {
     const how = signal ? `was stopped by ${signal}` : `stopped with exit code ${code}`;
     const last = this.lastError ? ` Its last message: ${this.lastError}` : '';
     const message = `The tunnel program ${how}; Triplicate starts it again in ${Math.max(1, Math.round(wait / 1000))} s.${last}`;
-    if (this.st.state === 'running') this.engine.bus.record({ level: 'warn', kind: 'tunnel-down', message });
+    if (this.st.state === 'running') this.ctx.bus.record({ level: 'warn', kind: 'tunnel-down', message });
     this.update({ state: 'restarting', public_url: undefined, message });
     this.timer = setTimeout(() => this.launch(), wait);
     this.timer.unref?.();
@@ -378,6 +379,6 @@ export class TunnelSupervisor implements EngineService {
     if ('public_url' in patch && patch.public_url === undefined) delete this.st.public_url;
     if ('message' in patch && patch.message === undefined) delete this.st.message;
     const after = JSON.stringify([this.st.mode, this.st.state, this.st.public_url, this.st.message]);
-    if (before !== after && this.engine) this.engine.bus.emit({ type: 'tunnel', tunnel: this.status() });
+    if (before !== after) this.ctx.bus.emit({ type: 'tunnel', tunnel: this.status() });
   }
 }

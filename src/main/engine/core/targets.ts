@@ -1,0 +1,245 @@
+// The destinations ("targets") of the config in use, and their backends: ONE backend per enabled
+// target, shared by uploads, restores, downloads, verification, prune and the operator's file
+// actions: one connection pool (sized for all of them) and one bandwidth budget (the target's
+// weekly schedule, both directions). Callers differ only in how long they retry and wait, so each
+// use is a thin wrapper (retry, a deadline) over that same backend.
+//
+// A target whose settings change gets a new backend; the old one is closed once the calls and
+// streams in flight on it have ended. Test connection is the exception: it tries unsaved settings
+// with a backend of its own.
+import type { TestConnectionResult } from '../../../shared/api';
+import type { Config, TargetConfig } from '../../../shared/config';
+import { createBackend } from '../backends';
+import { withAnswerDeadline } from '../backends/deadline';
+import { testConnection } from '../backends/probe';
+import { withRetry, type RetryOptions } from '../backends/retry';
+import type { BodySource, GetOptions, GetResult, ListOptions, ObjectInfo, PutOptions, StorageBackend } from '../backends/types';
+import type { Catalog } from '../catalog/catalog';
+import { ConfigError } from '../config/config';
+import { log } from '../log';
+import type { ConfigStore } from './config-store';
+
+/**
+ * How each use retries (RetryOptions of backends/retry.ts) and how long it waits for an answer:
+ * - sync: uploads and the operator's file actions: the retry wrapper's few quick retries; longer
+ *   outages are the lane's backoff (30 s .. 1 h).
+ * - restore: few quick retries: a target that does not answer is better left for the next one.
+ * - download: a visitor must not be held: two tries a moment apart, and a target that does not
+ *   answer within 5 s (a HEAD, or a GET until its headers) is passed over for the next copy.
+ * - maintenance: verification, prune, rebuild: as sync.
+ */
+export const USES = {
+  sync: { retry: {} },
+  restore: { retry: { attempts: 2, baseMs: 200, maxMs: 1000 } },
+  download: { retry: { attempts: 2, baseMs: 100, maxMs: 250 }, answerMs: 5_000 },
+  maintenance: { retry: {} },
+} satisfies Record<string, { retry: RetryOptions; answerMs?: number }>;
+export type BackendUse = keyof typeof USES;
+
+/** The backend of one target's settings, with the calls and streams running on it. */
+class Shared {
+  private inflight = 0;
+  private retired = false;
+  private closed = false;
+  private readonly views = new Map<BackendUse, StorageBackend>();
+  readonly tracked: StorageBackend;
+
+  constructor(
+    readonly sig: string,
+    private readonly backend: StorageBackend,
+  ) {
+    this.tracked = this.track();
+  }
+
+  view(use: BackendUse): StorageBackend {
+    let v = this.views.get(use);
+    if (!v) {
+      const u: { retry: RetryOptions; answerMs?: number } = USES[use];
+      v = withRetry(this.tracked, u.retry);
+      if (u.answerMs) v = withAnswerDeadline(v, u.answerMs);
+      this.views.set(use, v);
+    }
+    return v;
+  }
+
+  /** No new work comes; close once what runs has ended. */
+  retire(): void {
+    this.retired = true;
+    if (this.inflight === 0) this.close();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.backend.close?.();
+  }
+
+  private begin(): () => void {
+    this.inflight++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      if (--this.inflight === 0 && this.retired) this.close();
+    };
+  }
+
+  private async hold<T>(fn: () => Promise<T>): Promise<T> {
+    const end = this.begin();
+    try {
+      return await fn();
+    } finally {
+      end();
+    }
+  }
+
+  private async getCounted(key: string, opts?: GetOptions): Promise<GetResult> {
+    const end = this.begin();
+    try {
+      const got = await this.backend.get(key, opts);
+      got.body.once('close', end);
+      if (got.body.destroyed) end();
+      return got;
+    } catch (e) {
+      end();
+      throw e;
+    }
+  }
+
+  private async *listCounted(prefix: string, opts?: ListOptions): AsyncGenerator<ObjectInfo> {
+    const end = this.begin();
+    try {
+      yield* this.backend.list(prefix, opts);
+    } finally {
+      end();
+    }
+  }
+
+  /** The backend with its work counted (a GET until its body ends); close() is the registry's. */
+  private track(): StorageBackend {
+    const b = this.backend;
+    const view: StorageBackend = {
+      id: b.id,
+      kind: b.kind,
+      description: b.description,
+      prefix: b.prefix,
+      put: (key: string, body: BodySource, opts: PutOptions) => this.hold(() => b.put(key, body, opts)),
+      get: (key: string, opts?: GetOptions) => this.getCounted(key, opts),
+      head: (key: string, signal?: AbortSignal): Promise<ObjectInfo | null> => this.hold(() => b.head(key, signal)),
+      list: (prefix: string, opts?: ListOptions) => this.listCounted(prefix, opts),
+      delete: (key, signal) => this.hold(() => b.delete(key, signal)),
+      copy: (src, dst, signal) => this.hold(() => b.copy(src, dst, signal)),
+      close: () => undefined,
+    };
+    const cleanup = b.cleanupIncomplete?.bind(b);
+    if (cleanup) view.cleanupIncomplete = (prefix, olderThanMs, signal) => this.hold(() => cleanup(prefix, olderThanMs, signal));
+    return view;
+  }
+}
+
+export class TargetRegistry {
+  private readonly shared = new Map<string, Shared>();
+  private readonly built = new Map<string, number>();
+
+  constructor(
+    private readonly config: ConfigStore,
+    private readonly catalog: Catalog,
+  ) {
+    // Registered before the services that follow the config: they find the new backends.
+    config.onChange((prev, next) => this.follow(prev, next));
+  }
+
+  /** Enabled targets in priority order. */
+  enabled(): TargetConfig[] {
+    return this.config
+      .get()
+      .targets.filter((t) => t.enabled)
+      .sort((a, b) => a.priority - b.priority);
+  }
+
+  /** A target of the config (enabled or not); a ConfigError when there is none with that id. */
+  require(id: string): TargetConfig {
+    const t = this.config.get().targets.find((x) => x.id === id);
+    if (!t) throw new ConfigError(`There is no destination with the id "${id}".`);
+    return t;
+  }
+
+  label(id: string): string {
+    return this.config.get().targets.find((t) => t.id === id)?.label ?? id;
+  }
+
+  /**
+   * The shared backend of an enabled target, as `use` retries and waits (see USES); undefined when
+   * the target is switched off or unknown. Never close it: the registry does.
+   */
+  backend(id: string, use: BackendUse = 'sync'): StorageBackend | undefined {
+    const cfg = this.config.get();
+    const t = cfg.targets.find((x) => x.id === id && x.enabled);
+    if (!t) return undefined;
+    const sig = this.sigOf(t, cfg);
+    let s = this.shared.get(id);
+    if (s && s.sig !== sig) {
+      // settings changed without passing through the config store's listeners (tests)
+      s.retire();
+      s = undefined;
+    }
+    if (!s) {
+      s = new Shared(sig, this.open(t, cfg));
+      this.shared.set(id, s);
+      this.built.set(id, (this.built.get(id) ?? 0) + 1);
+    }
+    return s.view(use);
+  }
+
+  /** How many backends were built for a target since the engine started (one per settings in use). */
+  builtFor(id: string): number {
+    return this.built.get(id) ?? 0;
+  }
+
+  /** Try a destination's settings, saved or not: a backend of its own, closed after (no retries: the first answer counts). */
+  async test(t: TargetConfig, signal?: AbortSignal): Promise<TestConnectionResult> {
+    const backend = createBackend(t, { retry: false });
+    try {
+      return await testConnection(backend, signal);
+    } finally {
+      backend.close?.();
+    }
+  }
+
+  /** The engine stops: every backend closes now. */
+  close(): void {
+    for (const s of this.shared.values()) s.close();
+    this.shared.clear();
+  }
+
+  /**
+   * One pool for every user of the target: its uploads (concurrency x parts, in S3Backend), plus
+   * the downloads the server lets run at once and the restore workers.
+   */
+  private open(t: TargetConfig, cfg: Config): StorageBackend {
+    // A folder destination that already holds our copies must show its marker file: an empty
+    // mount point (share not mounted) is then an outage, not an empty destination to refill.
+    const hasCopies = t.kind === 'folder' && this.catalog.copyCounts().some((c) => c.target_id === t.id && c.state === 'synced' && c.n > 0);
+    return createBackend(t, {
+      retry: false,
+      bandwidth: { gets: true },
+      s3: { extraSockets: cfg.server.maxConcurrentDownloads + cfg.restore.concurrency },
+      folder: hasCopies ? { requireMarker: true } : {},
+    });
+  }
+
+  private sigOf(t: TargetConfig, cfg: Config): string {
+    return JSON.stringify([t, cfg.server.maxConcurrentDownloads, cfg.restore.concurrency]);
+  }
+
+  private follow(_prev: Config, next: Config): void {
+    for (const [id, s] of this.shared) {
+      const t = next.targets.find((x) => x.id === id && x.enabled);
+      if (!t || this.sigOf(t, next) !== s.sig) {
+        this.shared.delete(id);
+        s.retire();
+        log.debug?.(`destination ${id}: its backend closes once the work in flight on it ends`);
+      }
+    }
+  }
+}
