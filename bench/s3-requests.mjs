@@ -1,7 +1,8 @@
 // Client CPU per S3 request: the S3 backend of this checkout against the one of another checkout
 // (A/B in one process, against one s3rver in its own process, rounds interleaved in alternating
-// order). Per request kind: HEAD, single PUT and GET of a 200 KB object through the backend, a
-// HeadObject sent through the backend's own AWS SDK client (what a command costs there), a single
+// order). Per request kind: HEAD, single PUT and GET of a 200 KB object through the backend, the
+// same three sent as commands through the backend's own AWS SDK client (what the SDK's stack costs
+// there: on a checkout before s3-http.ts, the SDK with its own node:http handler), a single
 // PUT of 24 MiB, and multipart uploads of 32 MiB read block by block (a local file) and from a
 // stream (a bandwidth-limited body); bodies come in 64 KiB chunks, as from a file stream.
 //
@@ -14,7 +15,7 @@ import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { content, median, rm, startS3rverProcess, table, tempDir } from './lib/common.mjs';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
@@ -91,6 +92,18 @@ const OPS = {
   },
   put: { count: N, run: (b, name, k) => b.put(`put/${name}/${k % 50}.bin`, bufferBody(small), { sha256: smallSha, mtimeMs: 1 }) },
   'sdk head': { count: N, run: (b, name) => b.client.send(new HeadObjectCommand({ Bucket: 'bench', Key: `obj/${name}.bin` })) },
+  'sdk get': {
+    count: N,
+    run: async (b, name) => {
+      const r = await b.client.send(new GetObjectCommand({ Bucket: 'bench', Key: `obj/${name}.bin` }));
+      for await (const _ of r.Body) void _;
+    },
+  },
+  'sdk put': {
+    count: N,
+    run: (b, name, k) =>
+      b.client.send(new PutObjectCommand({ Bucket: 'bench', Key: `sdkput/${name}/${k % 50}.bin`, Body: chunks(small), ContentLength: SMALL, ContentType: 'application/octet-stream' })),
+  },
   'put 24 MiB': { count: 8, conc: 4, perMiB: true, size: MID, single: true, run: (b, name, k) => b.put(`mid/${name}/${k % 4}.bin`, bufferBody(mid), { sha256: midSha, mtimeMs: 1 }) },
   'multipart from a file': { count: 6, conc: 2, perMiB: true, size: BIG, run: (b, name, k) => b.put(`mpu/${name}/${k % 2}.bin`, blockBody(big), { sha256: bigSha, mtimeMs: 1 }) },
   'multipart from a stream': { count: 6, conc: 2, perMiB: true, size: BIG, run: (b, name, k) => b.put(`mps/${name}/${k % 2}.bin`, bufferBody(big), { sha256: bigSha, mtimeMs: 1 }) },
