@@ -80,8 +80,9 @@ const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b78
 /**
  * Signed headers of a bodiless request (GET, HEAD) are reused for the same method, key and headers
  * for this long. A SigV4 signature stays valid for 15 minutes after its x-amz-date (S3, R2 and
- * MinIO refuse older ones), so a few seconds is far inside what every server accepts; signing
- * costs ~70 µs of CPU here, and a file downloaded by many visitors signs once per window.
+ * MinIO refuse older ones), so a few seconds is far inside what every server accepts. Signing is
+ * a good share of a proxied small download's CPU: a file downloaded by many visitors, or a
+ * restore re-reading it, signs once per window.
  */
 const SIGNED_REUSE_MS = 5_000;
 const SIGNED_MAX = 2048;
