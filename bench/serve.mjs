@@ -240,7 +240,7 @@ async function luaSigned(file, { endpoint, bucket, keys }) {
 
 /**
  * SigV4 headers of a GET of `path` on s3rver, made with its credentials and the S3 client's own
- * hash and path escaping (as s3-lean.ts signs).
+ * hash and path escaping (as s3-http.ts signs).
  */
 async function s3rverSigner(endpoint) {
   const { SignatureV4 } = await import('@smithy/signature-v4');

@@ -140,7 +140,7 @@ describe('upload verification', () => {
     expect(engine.status().failed).toBe(0);
   });
 
-  it('so is a multipart upload of a bandwidth-limited target (streamed through lib-storage, MD5 computed)', async () => {
+  it('so is a multipart upload of a bandwidth-limited target (read from its throttled stream, MD5 computed)', async () => {
     const MiB = 1024 * 1024;
     const { lane, engine } = await run(() => {}, 3, { big: 6 * MiB + 5, targetExtra: { multipartThreshold: 5 * MiB, partSize: 5 * MiB, bandwidth: { defaultBytesPerSecond: 200 * MiB, schedule: [] } } });
     expect(lane.verifiedBy.head + lane.verifiedBy.etag).toBe(4);
