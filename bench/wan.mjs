@@ -49,7 +49,6 @@ const MAX_WAIT_MS = 30 * 60_000;
 const { createEngine } = await import('../src/main/engine/engine.ts');
 const { saveConfig, defaultConfigPath } = await import('../src/main/engine/config/config.ts');
 const { silenceConsole } = await import('../src/main/engine/log.ts');
-(await import('../src/main/engine/heap.ts')).tuneHeap();
 
 const hasRclone = ensureApt('rclone');
 const load0 = loadavg();

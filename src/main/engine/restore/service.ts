@@ -17,7 +17,6 @@ import { diskRel, type FileRow, type JobRow } from '../catalog/catalog';
 import type { EngineContext, EngineService } from '../core/context';
 import { badRequest, conflict, notFound, type ApiRegistry, type Handlers } from '../http/router';
 import type { Ingestor } from '../sync/ingest';
-import { BoostWhileBusy, RESTORE_HEAP_GROWING_PERCENT } from '../heap';
 import { log } from '../log';
 import { sha256File } from '../sync/hash';
 import { errnoOf, errorText, forEachLimit } from '../util';
@@ -107,8 +106,6 @@ export class RestoreService implements EngineService {
   private timer: NodeJS.Timeout | null = null;
   private maintenance: Promise<void> = Promise.resolve();
   private readonly locks = new Map<string, Promise<unknown>>();
-  /** Jobs running now, and the heap boost they hold (ended a little after the last one). */
-  private readonly heapBoost = new BoostWhileBusy(RESTORE_HEAP_GROWING_PERCENT);
   /** Tests: the outcome of each file. */
   onOutcome?: (fileKey: string, outcome: Outcome, info: { message?: string; from?: string }) => void;
 
@@ -152,7 +149,6 @@ export class RestoreService implements EngineService {
     this.wake();
     await Promise.allSettled(this.workers);
     this.workers = [];
-    this.heapBoost.release();
     await this.maintenance.catch(() => undefined);
     await Promise.allSettled([...this.locks.values()]);
   }
@@ -580,7 +576,6 @@ export class RestoreService implements EngineService {
 
   private async guardedRun(job: JobRow, transferred: () => void): Promise<void> {
     const { catalog } = this.ctx;
-    this.heapBoost.started(); // the heap may grow more while restores download (heap.ts)
     try {
       await this.runJob(job, transferred);
     } catch (e) {
@@ -588,8 +583,6 @@ export class RestoreService implements EngineService {
       const p = parsePayload(job.payload);
       if (p && job.attempts + 1 >= 5) this.finishJob(job, p, 'failed', 0, `A file could not be restored: ${errorText(e)}.`);
       else catalog.release(job, Date.now() + 30_000, errorText(e), true);
-    } finally {
-      this.heapBoost.ended();
     }
   }
 
