@@ -5,9 +5,11 @@
 // files deleted here, with a true sentence; sign in from another browser; upload with the button
 // instead of a drop; choose who can open links and open one from another address of this computer;
 // the CLI takes a file by its folder's name; 10,000 dropped files are copied while the page answers
-// clicks. Screenshots of each page: docs/screenshots/.
+// clicks; ransomware rewrites and renames a folder's photos, the Overview turns red with its two
+// buttons, and "Put everything back" brings every photo back. Screenshots of each page: docs/screenshots/.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -444,6 +446,56 @@ export default async function operatorDay(t) {
       await p2.getByRole('button', { name: 'Sign in' }).click();
       await p2.locator('#summary').waitFor({ timeout: 15_000 });
       await other.close();
+    });
+
+    await test('ransomware rewrites a folder: the Overview turns red with both buttons, and "Put everything back" brings every photo back', async () => {
+      // The burst guard is on by default; 12 photos are past its smallest threshold (10 files).
+      const scans = join(base, 'Archive scans');
+      const originals = new Map();
+      for (let i = 1; i <= 12; i++) {
+        const p = join(scans, `Scan ${String(i).padStart(4, '0')}.jpg`);
+        originals.set(p, await samplePhoto(p, 80 + i));
+      }
+      await api().call('addRoot', { body: { id: 'scans', label: 'Archive scans', path: scans } });
+      await waitFor(async () => (await api().call('queue', { query: { state: 'synced', q: 'Scan 00', limit: 50 } })).items.filter((x) => x.copies.length === 2 && x.copies.every((c) => c.state === 'synced')).length === 12, {
+        timeout: 90_000,
+        what: 'the 12 scans safe on NAS and Cloud',
+      });
+      // as ransomware does it: each photo rewritten with noise and renamed
+      for (const [p, c] of originals) {
+        writeFileSync(p, randomBytes(c.length));
+        renameSync(p, `${p}.locked`);
+      }
+      await go('overview');
+      await waitFor(async () => /in Archive scans, .*this looks like ransomware/.test(await hero.innerText()), { timeout: 60_000, what: 'the red sentence' });
+      // every photo gone and every .locked file seen: all 24 held back
+      await waitFor(async () => (await api().call('status')).guard?.holds[0]?.files === 24, { timeout: 60_000, what: 'all 24 changes held back' });
+      const badge = await page.locator('.hero .health-badge').innerText();
+      if (/All safe/.test(badge)) throw new Error(`the badge says "${badge}"`);
+      const buttons = page.getByRole('group', { name: 'Changes held back in Archive scans' });
+      const putBack = buttons.getByRole('button', { name: /^Put everything back as it was at / });
+      await putBack.waitFor({ timeout: 10_000 });
+      await buttons.getByRole('button', { name: 'These changes are mine: back them up' }).waitFor();
+      await waitFor(async () => /12 files were renamed to \.locked/.test(await hero.innerText()), { timeout: 30_000, what: 'the sentence counting 12 renamed files' });
+      await shot(page, shots, '24-overview-ransomware-held');
+      console.log(`      sentence: "${await hero.innerText()}"`);
+      // the button asks first
+      let asked = '';
+      page.once('dialog', (d) => {
+        asked = d.message();
+        void d.accept();
+      });
+      await putBack.click();
+      await waitFor(async () => !(await api().call('status')).guard, { timeout: 30_000, what: 'the hold to end' });
+      if (!/quarantine/.test(asked)) throw new Error(`the confirmation did not say where the suspicious files go: "${asked}"`);
+      await waitFor(async () => [...originals].every(([p, c]) => existsSync(p) && readFileSync(p).equals(c)), { timeout: 90_000, what: 'the 12 photos back, byte for byte' });
+      const left = readdirSync(scans).sort();
+      if (left.join('|') !== [...originals.keys()].map((p) => p.slice(scans.length + 1)).sort().join('|')) throw new Error(`the folder holds ${left.join(', ')}`);
+      const quarantined = readdirSync(join(dataDir, 'quarantine'), { recursive: true }).filter((f) => String(f).endsWith('.locked'));
+      if (quarantined.length !== 12) throw new Error(`${quarantined.length} .locked files in the quarantine, not 12`);
+      await waitFor(async () => !/ransomware/.test(await hero.innerText()) && (await buttons.count()) === 0, { timeout: 30_000, what: 'the Overview without the red sentence and its buttons' });
+      await waitFor(async () => /safe in 3 places/.test(await hero.innerText()), { timeout: 60_000, what: 'every file safe again' });
+      await shot(page, shots, '25-overview-ransomware-put-back');
     });
 
     // How smooth the page stays meanwhile, and how fast all 10,000 go, is bench/drop.mjs's to measure.
