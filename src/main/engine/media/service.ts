@@ -5,8 +5,9 @@
 //   gets a durable job in lane 'transcode' (or is skipped at once with a reason when ffprobe says
 //   it is not a video we can convert).
 // - Workers (`media.concurrency`, default 1; the job-lane runner, jobs/runner.ts) claim those
-//   jobs with a lease, a heartbeat and a fence, write `<name>.mp4` + `<name>.poster.jpg` next to the original (temp name, then rename), and
-//   ingest both as catalog files derived from the original: they are synced like any other file.
+//   jobs with a lease, a heartbeat and a fence, write `<name>.mp4` + `<name>.poster.jpg` next to
+//   the original (temp name, then rename), and ingest both as catalog files derived from the
+//   original: they are synced like any other file.
 //   A permanent problem skips the video with its reason; a passing one backs off (30 s, 2 min,
 //   10 min), then the conversion is marked failed. Progress goes out as 'transcode' events and in
 //   SyncStatus.transcoding. A conversion can be cancelled (it is then skipped).
