@@ -5,7 +5,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DownloadServer } from '../../src/main/engine/http/download';
+import type { DownloadServer } from '../../src/main/engine/http/download/server';
 import { bytes, sha256, waitFor } from '../helpers/engine';
 import { openRaw, raw, setupSharing, socketsTo, type Setup } from './helpers';
 

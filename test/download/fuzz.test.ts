@@ -8,7 +8,7 @@ import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SignJWT, base64url } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DownloadServer } from '../../src/main/engine/http/download';
+import type { DownloadServer } from '../../src/main/engine/http/download/server';
 import { bytes, cleanup, sha256, tempDir, waitFor } from '../helpers/engine';
 import { raw, setupSharing, type RawResponse, type Setup } from './helpers';
 

@@ -7,7 +7,7 @@
 import { connect, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { DownloadServer } from '../../src/main/engine/http/download';
+import type { DownloadServer } from '../../src/main/engine/http/download/server';
 import { bytes, sha256, waitFor } from '../helpers/engine';
 import { raw, setupSharing, type Setup } from '../download/helpers';
 

@@ -12,7 +12,7 @@ import type { EngineContext } from '../core/context';
 import type { PathFilter } from '../sync/filter';
 import { TunnelSupervisor, type TunnelOptions } from '../tunnel/supervisor';
 import { errorText } from '../util';
-import { DownloadServer, type DownloadDeps, type DownloadServerOptions } from './download';
+import { DownloadServer, type DownloadDeps, type DownloadServerOptions } from './download/server';
 import { Links, type LinkBase } from './links';
 import { HttpError, badRequest, type ApiRegistry } from './router';
 
