@@ -112,6 +112,8 @@ describe('job-lane runner', () => {
     let now = 0;
     let mostOnTrial = 0;
     let most = 0;
+    let quick = 3;
+    const held = gate();
     const done: number[] = [];
     const { lane, claims } = setup({
       concurrency: 3,
@@ -120,7 +122,8 @@ describe('job-lane runner', () => {
         now++;
         if (state === 'trial') mostOnTrial = Math.max(mostOnTrial, now);
         most = Math.max(most, now);
-        await turns(2);
+        // three trials end by themselves; any later job waits, so three run at once once open
+        await (state === 'trial' && quick-- > 0 ? turns(2) : held.promise);
         now--;
         catalog.complete(c.job);
         done.push(c.job.file_id);
@@ -134,12 +137,54 @@ describe('job-lane runner', () => {
     expect(claims.n).toBe(0);
     state = 'trial';
     lane.wake();
-    await waitFor(() => done.length >= 3, 30_000, 'three jobs on trial');
+    await waitFor(() => done.length === 3, 30_000, 'three jobs on trial');
     expect(mostOnTrial).toBe(1);
     state = 'open';
     lane.wake();
+    await waitFor(() => now === 3, 30_000, 'three jobs at once');
+    held.open();
     await waitFor(() => done.length === 6, 30_000, 'all jobs');
-    expect(most).toBeGreaterThan(1);
+    expect(mostOnTrial).toBe(1);
+    expect(most).toBe(3);
+  });
+
+  it('claims nothing before ready() settles, and awaits it again after a closed gate', async () => {
+    let tools = gate();
+    let readyCalls = 0;
+    let open = false;
+    const done: number[] = [];
+    const { lane, claims } = setup({
+      mayRun: (): Gate => (open ? { run: true } : { run: false, retryInMs: POLL }),
+      ready: () => {
+        readyCalls++;
+        return tools.promise;
+      },
+      run: async (c) => {
+        catalog.complete(c.job);
+        done.push(c.job.file_id);
+      },
+    });
+    enqueue(1);
+    open = true;
+    lane.start();
+    await turns();
+    expect(claims.n).toBe(0); // still waiting for ready()
+    tools.open();
+    await waitFor(() => done.length === 1, 30_000, 'the job ran once ready');
+    open = false;
+    tools = gate();
+    lane.wake(); // the idle worker finds the gate closed and waits on it
+    await turns();
+    expect(claims.n).toBe(2); // job 1, then the empty queue before the gate closed
+    expect(readyCalls).toBe(1);
+    open = true;
+    enqueue(2);
+    lane.wake(); // out of the gate's wait: ready() is awaited again before the next claim
+    await waitFor(() => readyCalls === 2, 30_000, 'ready() asked again');
+    await turns();
+    expect(done).toEqual([1]);
+    tools.open();
+    await waitFor(() => done.length === 2, 30_000, 'the second job ran');
   });
 
   it('follows a concurrency that changes: more workers on wake, fewer claims when it shrinks', async () => {
