@@ -240,7 +240,7 @@ async function luaSigned(file, { endpoint, bucket, keys }) {
 
 /**
  * SigV4 headers of a GET of `path` on s3rver, made with its credentials and the S3 client's own
- * hash and path escaping (as s3-lean.ts signs).
+ * hash and path escaping (as s3-http.ts signs).
  */
 async function s3rverSigner(endpoint) {
   const { SignatureV4 } = await import('@smithy/signature-v4');
@@ -291,8 +291,6 @@ try {
   await waitHttp(`http://127.0.0.1:${s3port}/bench/`);
   if (pin) execFileSync(taskset, ['-a', '-p', '-c', pin.rest, String(process.pid)], { stdio: 'ignore' });
 
-  // the engine, in this process, with the collector policy `triplicate serve` sets for itself
-  (await import('../src/main/engine/heap.ts')).tuneHeap();
   const { saveConfig, defaultConfigPath } = await import('../src/main/engine/config/config.ts');
   const { createEngine } = await import('../src/main/engine/engine.ts');
   const { silenceConsole } = await import('../src/main/engine/log.ts');

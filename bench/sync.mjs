@@ -35,8 +35,6 @@ const { saveConfig, defaultConfigPath } = await import('../src/main/engine/confi
 const { silenceConsole } = await import('../src/main/engine/log.ts');
 // rclone gets our single-request cutoff and part size, so both split the same files the same way.
 const { DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE } = await import('../src/main/engine/backends/presets.ts');
-// The engine's GC policy, as `triplicate serve` and the desktop app set it (heap.ts).
-(await import('../src/main/engine/heap.ts')).tuneHeap();
 
 const hasRclone = ensureApt('rclone');
 const base = tempDir('trip-bench-sync-');

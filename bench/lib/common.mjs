@@ -23,6 +23,7 @@ export async function startS3rverProcess(dir, buckets) {
   return {
     endpoint: `http://127.0.0.1:${port}`,
     port,
+    pid: child.pid,
     async stop() {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));

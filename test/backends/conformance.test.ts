@@ -579,16 +579,15 @@ function recordCommands(backend: S3Backend): string[] {
 // --- s3rver -----------------------------------------------------------------------------------
 
 /**
- * s3rver on loopback. `lean: false`: the SDK's request path only. `checkSignatures`: behind a
- * proxy that checks every SigV4 signature and payload hash as S3 does (s3rver itself checks
- * neither), so a wrong secret is refused and every request of the suite, lean or SDK, must carry
- * a valid signature.
+ * s3rver on loopback. `checkSignatures`: behind a proxy that checks every SigV4 signature and
+ * payload hash as S3 does (s3rver itself checks neither), so a wrong secret is refused and every
+ * request of the suite, signed by hand or by the SDK, must carry a valid signature.
  */
-function s3rverHarness(o: { lean?: boolean; checkSignatures?: boolean } = {}): () => Promise<Harness> {
+function s3rverHarness(o: { checkSignatures?: boolean } = {}): () => Promise<Harness> {
   return async () => {
     const s3: TestS3 = await startS3({ buckets: ['triplicate'] });
     const proxy = o.checkSignatures ? await startSigV4Proxy(s3.endpoint, { S3RVER: 'S3RVER' }) : null;
-    const opts: S3BackendOptions = { listPageSize: 7, connectTimeoutMs: 2000, idleTimeoutMs: 10_000, lean: o.lean };
+    const opts: S3BackendOptions = { listPageSize: 7, connectTimeoutMs: 2000, idleTimeoutMs: 10_000 };
     const target = (extra: Partial<S3TargetConfig> = {}) => s3.target('nas', { label: 'NAS', ...(proxy ? { endpoint: proxy.endpoint } : {}), ...SMALL_MULTIPART, ...extra });
     const backend = new S3Backend(target(), opts);
     return {
@@ -619,7 +618,6 @@ function s3rverHarness(o: { lean?: boolean; checkSignatures?: boolean } = {}): (
 }
 
 conformance('S3Backend on s3rver', s3rverHarness());
-conformance('S3Backend on s3rver, SDK requests only (no lean GET/HEAD/PUT)', s3rverHarness({ lean: false }));
 conformance('S3Backend on s3rver behind a SigV4-checking proxy', s3rverHarness({ checkSignatures: true }));
 
 // --- folder -----------------------------------------------------------------------------------

@@ -3,12 +3,13 @@
 // 127.0.0.1: a closed port, a server that never answers, small HTTP servers that answer what a
 // misbehaving S3 endpoint answers (XML errors, HTML pages, ranges ignored), and s3rver.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
+import { connect, createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { copySourceOf, parseContentRange, S3Backend, type S3BackendOptions } from '../../src/main/engine/backends/s3';
-import { encodeKeyPath, pathOf, type LeanS3 } from '../../src/main/engine/backends/s3-lean';
+import { mapS3Error } from '../../src/main/engine/backends/s3-errors';
+import { encodeKeyPath, pathOf, type S3Http } from '../../src/main/engine/backends/s3-http';
 import { StorageError } from '../../src/main/engine/backends/types';
 import type { S3TargetConfig } from '../../src/shared/config';
 import { startS3, type TestS3 } from '../helpers/s3';
@@ -95,7 +96,7 @@ describe('S3Backend error classification', () => {
       expect(e.targetLevel).toBe(true);
       expect(e.message).toBe(`NAS (http://127.0.0.1:${port}, bucket media) refused the connection. Check that it is switched on and reachable; Triplicate keeps retrying.`);
       expect(e.detail).toMatch(/ECONNREFUSED/);
-      // a GET (undici on the lean path) says the same
+      // a GET says the same
       const g = await failure(b.get('a.jpg'));
       expect(g.kind).toBe('network');
       expect(g.message).toBe(e.message);
@@ -274,6 +275,58 @@ describe('S3Backend on s3rver', () => {
     await s3.dispose();
   });
 
+  it('every request of a target, signed here or by the SDK, goes over the same connections', async () => {
+    // A TCP relay in front of s3rver notes which connection carried which request, and whether
+    // the AWS SDK sent it (its user-agent) or the backend signed it itself.
+    const seen: { conn: number; request: string; sdk: boolean }[] = [];
+    let conns = 0;
+    const relay: TcpServer = createTcpServer((client) => {
+      const conn = ++conns;
+      let text = '';
+      client.on('data', (d: Buffer) => {
+        text += d.toString('latin1');
+        for (let m; (m = /(GET|HEAD|PUT|POST|DELETE) (\S+) HTTP\/1\.1\r\n([\s\S]*?)\r\n\r\n/.exec(text)); text = text.slice(m.index + m[0].length)) {
+          seen.push({ conn, request: `${m[1]} ${m[2]}`, sdk: /^user-agent: .*aws-sdk-js/im.test(m[3]!) });
+        }
+      });
+      const up = connect(s3.port, '127.0.0.1');
+      client.pipe(up).pipe(client);
+      client.on('error', () => up.destroy());
+      up.on('error', () => client.destroy());
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+    const b = new S3Backend(s3.target('nas', { label: 'NAS', endpoint: `http://127.0.0.1:${(relay.address() as AddressInfo).port}` }));
+    try {
+      const data = Buffer.alloc(1000, 'a');
+      // One after the other, a turn of the event loop apart: undici hands a request sent in the
+      // same turn as the previous answer ended to another connection (its "drain" comes later).
+      const steps: (() => Promise<unknown>)[] = [
+        () => b.put('pool/a.bin', bufferBody(data), { sha256: sha256(data), mtimeMs: 1 }),
+        () => b.head('pool/a.bin'),
+        async () => readAll((await b.get('pool/a.bin')).body),
+        async () => {
+          for await (const o of b.list('pool/')) void o;
+        },
+        () => b.delete('pool/a.bin'),
+      ];
+      for (const step of steps) {
+        await step();
+        await new Promise((r) => setImmediate(r));
+      }
+      expect(seen.map((x) => `${x.request.split('?')[0]} ${x.sdk ? 'SDK' : 'signed here'}`)).toEqual([
+        'PUT /triplicate/pool/a.bin signed here',
+        'HEAD /triplicate/pool/a.bin signed here',
+        'GET /triplicate/pool/a.bin signed here',
+        'GET /triplicate/ SDK',
+        'DELETE /triplicate/pool/a.bin SDK',
+      ]);
+      expect(new Set(seen.map((x) => x.conn))).toEqual(new Set([1]));
+    } finally {
+      b.close();
+      await new Promise<void>((r) => relay.close(() => r()));
+    }
+  });
+
   it('a server dying mid-multipart reports the network failure promptly, not a hang', async () => {
     const b = new S3Backend(s3.target('nas', { label: 'NAS', ...SMALL_MULTIPART }), { connectTimeoutMs: 1000, idleTimeoutMs: 2000 });
     try {
@@ -355,7 +408,7 @@ describe('S3 helpers', () => {
   });
 });
 
-describe('S3Backend lean request path (GET, HEAD, single PUT without the SDK stack)', () => {
+describe('S3Backend requests signed by hand (GET, HEAD, single PUT without the SDK stack)', () => {
   const oddKeys = [
     'plain/key.jpg',
     'a b/ü😀+#?.jpg',
@@ -374,8 +427,7 @@ describe('S3Backend lean request path (GET, HEAD, single PUT without the SDK sta
     it(`builds the URL the SDK would: ${ep.name}`, async () => {
       const b = new S3Backend(target(ep.endpoint ?? '', { endpoint: ep.endpoint, pathStyle: ep.pathStyle, region: ep.region, preset: 'other', bucket: 'my-bucket' }), quick);
       try {
-        const lean = (b as unknown as { lean: LeanS3 }).lean;
-        const base = await lean.resolve();
+        const base = (b as unknown as { http: S3Http }).http.base;
         expect(base).not.toBeNull();
         for (const key of oddKeys) {
           // The SDK's own request for the same key, caught before it is sent.
@@ -409,8 +461,9 @@ describe('S3Backend lean request path (GET, HEAD, single PUT without the SDK sta
     expect(encodeKeyPath("a b/c+d%e?f#g*h'i(j)k!l~m.jpg")).toBe('a%20b/c%2Bd%25e%3Ff%23g%2Ah%27i%28j%29k%21l~m.jpg');
   });
 
-  it('errors come out shaped like the SDK\'s, so both paths map to the same sentences', async () => {
-    // For each answer: the same kind and message from the lean path and from the SDK.
+  it('errors come out shaped like the SDK\'s, so s3-errors.ts words both the same', async () => {
+    // For each answer: the error of a request signed here and of the SDK's own command for the
+    // same request, through the same mapping, give the same kind and sentence.
     const answers: { status: number; code?: string }[] = [
       { status: 403, code: 'SignatureDoesNotMatch' },
       { status: 403, code: 'InvalidAccessKeyId' },
@@ -432,23 +485,32 @@ describe('S3Backend lean request path (GET, HEAD, single PUT without the SDK sta
           res.end();
         }
       });
-      const lean = new S3Backend(target(srv.url), quick);
-      const sdk = new S3Backend(target(srv.url), { ...quick, lean: false });
+      const b = new S3Backend(target(srv.url), quick);
+      const http = (b as unknown as { http: S3Http }).http;
       try {
         const data = randomData(100);
-        const ops = [
-          (b: S3Backend) => b.put('a/b.jpg', bufferBody(data), { sha256: sha256(data), mtimeMs: 1 }),
-          (b: S3Backend) => b.get('a/b.jpg', { range: { start: 10, end: 20 } }),
-          (b: S3Backend) => b.head('a/b.jpg'),
+        const key = 'a/b.jpg';
+        const ops: [string, () => Promise<unknown>, () => Promise<unknown>][] = [
+          [
+            'put',
+            () => http.send({ method: 'PUT', key, body: bufferBody(data).open(), contentLength: data.length, payloadHash: sha256(data) }),
+            () => b.client.send(new PutObjectCommand({ Bucket: 'media', Key: key, Body: data })),
+          ],
+          ['get', () => http.send({ method: 'GET', key, headers: { range: 'bytes=10-20' } }), () => b.client.send(new GetObjectCommand({ Bucket: 'media', Key: key, Range: 'bytes=10-20' }))],
+          ['head', () => http.send({ method: 'HEAD', key }), () => b.client.send(new HeadObjectCommand({ Bucket: 'media', Key: key }))],
         ];
-        for (const op of ops) {
-          const [l, s] = await Promise.all([op(lean).then(() => null, (e: unknown) => e), op(sdk).then(() => null, (e: unknown) => e)]);
-          const pick = (e: unknown) => (e instanceof StorageError ? { kind: e.kind, message: e.message } : e);
-          expect(pick(l), `${a.status} ${a.code ?? ''} ${op.toString()}`).toEqual(pick(s));
+        for (const [op, ours, sdk] of ops) {
+          const ctx = { target: b.description, bucket: 'media', host: '127.0.0.1', op, key, idleTimeoutMs: 500 };
+          const [o, s] = await Promise.all([ours().then(() => null, (e: unknown) => e), sdk().then(() => null, (e: unknown) => e)]);
+          expect(o, `${op} ${a.status} ${a.code ?? ''}`).not.toBeNull();
+          const pick = (e: unknown) => {
+            const m = mapS3Error(e, ctx);
+            return { kind: m.kind, message: m.message };
+          };
+          expect(pick(o), `${op} ${a.status} ${a.code ?? ''}`).toEqual(pick(s));
         }
       } finally {
-        lean.close();
-        sdk.close();
+        b.close();
         await srv.close();
       }
     }

@@ -7,7 +7,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Readable } from 'node:stream';
 import type { LinkInfo } from '../../src/shared/api';
 import { S3Backend } from '../../src/main/engine/backends/s3';
-import { heapGrowingPercent, PROXY_HEAP_GROWING_PERCENT } from '../../src/main/engine/heap';
 import { bytes, sha256 } from '../helpers/engine';
 import { parseMultipart, raw, setupSharing, type Setup } from './helpers';
 
@@ -174,19 +173,6 @@ describe('source chain', () => {
     await checkRanges(bigPath, BIG);
     await checkConditional(bigPath, BIG);
     expect((await t.lastAccess('/files/media/Gallery/photo.jpg')).source).toBe('nas');
-  });
-
-  it('a download streamed from a target holds the heap boost of proxied downloads, which ends 2 s after it', async () => {
-    // (the test before downloaded from the NAS a moment ago: its boost ends first)
-    for (let i = 0; i < 30 && heapGrowingPercent() === PROXY_HEAP_GROWING_PERCENT; i++) await new Promise((res) => setTimeout(res, 100));
-    const before = heapGrowingPercent();
-    expect(before).not.toBe(PROXY_HEAP_GROWING_PERCENT);
-    const r = await raw(t.port, { path: bigPath });
-    expect(r.status).toBe(200);
-    expect((await t.lastAccess('/files/media/Gallery/photo.jpg')).source).toBe('nas');
-    expect(heapGrowingPercent()).toBe(PROXY_HEAP_GROWING_PERCENT);
-    await new Promise((res) => setTimeout(res, 2600));
-    expect(heapGrowingPercent()).toBe(before);
   });
 
   it('NAS stopped: the second target (cloud) serves it, without making the visitor wait', async () => {

@@ -10,7 +10,6 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBackend } from '../../src/main/engine/backends';
-import { heapGrowingPercent, UPLOAD_HEAP_GROWING_PERCENT } from '../../src/main/engine/heap';
 import type { Engine } from '../../src/main/engine/engine';
 import { startS3, type TestS3 } from '../helpers/s3';
 import { bytes, cleanup, sha256, startEngine, tempDir, waitForStatus, writeFile } from '../helpers/engine';
@@ -113,18 +112,6 @@ async function run(setupProxy: (p: Proxy) => void, n = 12, opts: { big?: number;
   return { engine, proxy, lane: engine.lanes.get('nas')!, files };
 }
 
-describe('uploads and the heap', () => {
-  it('uploads hold the upload heap boost, which ends 2 s after the last one', async () => {
-    const before = heapGrowingPercent();
-    expect(before).not.toBe(UPLOAD_HEAP_GROWING_PERCENT);
-    await run(() => {});
-    // The last upload ended a moment ago: the boost is still on.
-    expect(heapGrowingPercent()).toBe(UPLOAD_HEAP_GROWING_PERCENT);
-    await new Promise((r) => setTimeout(r, 2600));
-    expect(heapGrowingPercent()).toBe(before);
-  });
-});
-
 describe('upload verification', () => {
   it('after one HEAD shows the server keeps our metadata, an ETag equal to the MD5 sent stands for the HEAD', async () => {
     const { proxy, lane } = await run(() => {});
@@ -153,7 +140,7 @@ describe('upload verification', () => {
     expect(engine.status().failed).toBe(0);
   });
 
-  it('so is a multipart upload of a bandwidth-limited target (streamed through lib-storage, MD5 computed)', async () => {
+  it('so is a multipart upload of a bandwidth-limited target (read from its throttled stream, MD5 computed)', async () => {
     const MiB = 1024 * 1024;
     const { lane, engine } = await run(() => {}, 3, { big: 6 * MiB + 5, targetExtra: { multipartThreshold: 5 * MiB, partSize: 5 * MiB, bandwidth: { defaultBytesPerSecond: 200 * MiB, schedule: [] } } });
     expect(lane.verifiedBy.head + lane.verifiedBy.etag).toBe(4);

@@ -3,8 +3,8 @@
 // received, the raw path and query, the x-amz-date; a payload hash in x-amz-content-sha256 (hex)
 // must match the body. A request that fails gets S3's 403 SignatureDoesNotMatch (or 400
 // XAmzContentSHA256Mismatch); the others go to s3rver unchanged. So the conformance suite runs
-// with signatures checked, both the SDK's requests (which validate this checker) and the lean
-// path's hand-sent ones.
+// with signatures checked, both the SDK's requests (which validate this checker) and the ones
+// s3-http.ts signs itself.
 import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';

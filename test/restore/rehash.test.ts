@@ -5,7 +5,6 @@
 import { openSync, closeSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RESTORE_HEAP_GROWING_PERCENT, heapGrowingPercent } from '../../src/main/engine/heap';
 import type { IngestResult } from '../../src/main/engine/sync/ingest';
 import { bytes, sha256, waitFor } from '../helpers/engine';
 import { MiB, engineFor, restoreOf, rig, synced, teardown, writeAll } from './helpers';
@@ -38,13 +37,9 @@ describe('a restored file and the watcher', () => {
     };
     const hashesBefore = engine.ingestor.hashes;
     const svc = restoreOf(engine);
-    // while files are restored the heap may grow more (fewer full collections, see heap.ts)
-    const growing: number[] = [];
-    svc.onOutcome = () => growing.push(heapGrowingPercent());
     const run = await svc.restoreMissing({});
     const done = await svc.waitFor(run.id, { timeoutMs: 60_000 });
     expect(done.files_done).toBe(new Set(gone).size);
-    expect(new Set(growing)).toEqual(new Set([RESTORE_HEAP_GROWING_PERCENT]));
     // The watcher sees each restored file appear and knows it as the restore left it: nothing to
     // wait for, nothing read (at most an ingest that finds it the same). Well past the stability window:
     await new Promise((res) => setTimeout(res, 1500));
@@ -71,8 +66,6 @@ describe('a restored file and the watcher', () => {
     expect(ingested.get(k)).toEqual(['changed']);
     expect(engine.ingestor.hashes).toBe(hashesBefore + 1);
     expect(engine.catalog.fileByPath('media', k)!.sha256).toBe(sha256(other));
-    // the boost ends with the restore workers
     await engine.stop();
-    expect(heapGrowingPercent()).not.toBe(RESTORE_HEAP_GROWING_PERCENT);
   });
 });

@@ -1,14 +1,10 @@
-// Reused byte buffers for reading files: the engine hashes every new file and reads it again for
-// each upload. A fresh Buffer for each read is garbage for the collector, and one above glibc's
-// mmap threshold (128 KiB: a photo, a read block, an upload part) is mapped, page-faulted in page
-// by page and unmapped again every time (kernel time, which on a VM costs more still).
+// Reused byte buffers for reading files (hashing, whole-file upload bodies, upload parts): a fresh
+// buffer per read cost the engine measurably more CPU in a sync (each one above glibc's 128 KiB mmap
+// threshold is mapped, faulted in and unmapped again).
 //
-// A buffer goes back to the pool only when nothing can still read from or write into it: after
-// the read that filled it was awaited and its bytes hashed, or after the request that sent it got
-// its answer. A failed or aborted request may still hold its buffer: that one is left to the GC.
-//
-// Bounded: at most `maxIdleBytes` are kept idle, and none once nothing was given back for
-// `idleMs` (an idle engine holds no read memory).
+// A buffer goes back only when nothing can still read from or write into it; one a failed or
+// aborted request may still hold is left to the GC. At most `maxIdleBytes` are kept idle, and none
+// once nothing was given back for `idleMs`.
 
 const MIN_CLASS = 64 * 1024;
 const MAX_POWER_OF_TWO_CLASS = 8 * 1024 * 1024;
@@ -79,8 +75,5 @@ export class BufferPool {
   }
 }
 
-/**
- * The engine's pool: file reads for hashing, whole-file upload bodies, multipart upload parts.
- * 64 MiB idle at most (4 uploads x 2 targets x an 8 MiB part, or hundreds of photo buffers).
- */
+/** The engine's pool: 64 MiB idle at most (4 uploads x 2 targets x an 8 MiB part). */
 export const ioBuffers = new BufferPool(64 * 1024 * 1024, 10_000);

@@ -1,5 +1,5 @@
 // The composition root: builds everything from a config and a data dir; start() / stop().
-// Runs under plain Node (the CLI, a service) or inside Electron's main process; imports nothing
+// Runs under plain Node: the CLI, a service, or the desktop app's engine process (utilityProcess); imports nothing
 // from 'electron'.
 import { join, resolve } from 'node:path';
 import type { FileRecord, Page, QueueQuery, ScanReport, SyncStatus, TargetStatus, TestConnectionResult } from '../../shared/api';

@@ -1,10 +1,8 @@
 // The `triplicate` process: what bin/triplicate.mjs runs, compiled into out/engine/triplicate.mjs
 // by `npm run build` (the same engine the service and the desktop app run).
-import { tuneHeap } from './heap';
 import { main } from './cli';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-tuneHeap();
 const command = process.argv[2];
 const code = await main(process.argv.slice(2));
 process.exitCode = code;

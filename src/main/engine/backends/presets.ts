@@ -18,9 +18,8 @@ const MiB = 1024 * 1024;
 export const DEFAULT_MULTIPART_THRESHOLD = 64 * MiB;
 /**
  * Part size of multipart uploads. Every part but the last has exactly this size (R2 rejects
- * uneven parts; lib-storage's `Upload` slices at a fixed size). 8 MiB x 4 parts in flight bounds
- * the memory of one upload to 32 MiB, and 10,000 parts x 8 MiB allows 78 GiB before
- * `partSizeFor()` grows the part size for a bigger file.
+ * uneven parts). 8 MiB x 4 parts in flight bounds the memory of one upload to 32 MiB, and
+ * 10,000 parts x 8 MiB allows 78 GiB before `partSizeFor()` grows the part size for a bigger file.
  */
 export const DEFAULT_PART_SIZE = 8 * MiB;
 /** Parts of one multipart upload in flight at once. */

@@ -40,7 +40,7 @@ const NETWORK_CODES = new Set([
   'ENETDOWN',
   'ECONNABORTED',
   'ERR_SOCKET_CONNECTION_TIMEOUT',
-  // undici (the lean path's GETs): the socket closed, or the body ended short of its length
+  // undici (every S3 request): the socket closed, or the body ended short of its length
   'UND_ERR_SOCKET',
   'UND_ERR_CLOSED',
   'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',

@@ -1,18 +1,16 @@
 // S3-compatible backend: AWS S3, Cloudflare R2, Backblaze B2, Wasabi, MinIO, RustFS, s3rver.
 //
 // Choices that matter (docs/architecture.md, "S3-compatible servers are not AWS"):
-// - checksums only WHEN_REQUIRED: many servers reject or mishandle the SDK's default CRC32
-//   trailers; we verify with our own SHA-256 (signed as the payload hash, kept in the metadata)
-//   and, where the server answers one, the MD5 ETag of a single-part upload (uploader.ts);
-// - maxAttempts 1: retries are the job of retry.ts, which re-opens the body from the start;
-// - small files go up in one streamed PutObject with a Content-Length; bigger ones in parts of a
-//   fixed size (R2 needs equal parts), 4 in flight: a body that reads block by block (a local
-//   file) from its own reader straight into reused part buffers (putParts), any other stream
-//   through lib-storage's Upload;
+// - one HTTP client per target (s3-http.ts): one undici connection pool for every request, GET,
+//   HEAD and single PUT signed there, the rest through the AWS SDK on the same pool;
+// - no SDK checksums and no SDK retries (s3-http.ts); retries are retry.ts's, which re-opens the
+//   body from the start, and the part loop's below;
+// - small files go up in one streamed PutObject with a Content-Length, signed with the SHA-256 of
+//   the content; bigger ones in parts of a fixed size (R2 needs equal parts), `queueSize` in
+//   flight, each part read straight into a reused buffer (putParts), from the body's own block
+//   reader (a local file) or from its stream;
 // - an abort (or any failure) of a multipart upload aborts it on the server before put() returns,
 //   so no orphaned parts keep costing money. What a crash leaves behind, cleanupIncomplete() removes.
-import http from 'node:http';
-import https from 'node:https';
 import type { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
@@ -20,27 +18,22 @@ import {
   CopyObjectCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
-  GetObjectCommand,
   HeadBucketCommand,
-  HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsCommand,
   ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
+  type S3Client,
   UploadPartCommand,
   UploadPartCopyCommand,
   type CompletedPart,
-  type HeadObjectCommandOutput,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import type { S3TargetConfig } from '../../../shared/config';
 import { MAX_KEY_BYTES, utf8Length } from '../../../shared/keys';
 import { isNotFound, isUnreachable, mapS3Error, sdkErrorName, type S3ErrorContext } from './s3-errors';
-import { LeanS3, outputFromHeaders } from './s3-lean';
+import { outputFromHeaders, S3Http, type ObjectHeaders } from './s3-http';
 import { ioBuffers } from '../buffers';
 import { partSizeFor, resolveS3Settings, type EffectiveS3Settings } from './presets';
-import { BodySizeError, localBodyError, meterBody, throwIfAborted, wrapBody } from './streams';
+import { BodySizeError, localBodyError, meterBody, streamReader, throwIfAborted, wrapBody } from './streams';
 import {
   abortError,
   StorageError,
@@ -80,10 +73,10 @@ const MAX_LIST_PAGES = 1_000_000;
 export interface S3BackendOptions {
   /** TCP connect timeout. Default 10 s. */
   connectTimeoutMs?: number;
-  /** A socket idle this long fails the request (a stalled server). Default 60 s. */
+  /** A connection idle this long fails the request (a stalled server). Default 60 s. */
   idleTimeoutMs?: number;
   /**
-   * Sockets beyond what this target's uploads need (downloads and restores sharing the backend:
+   * Connections beyond what this target's uploads need (downloads and restores sharing the backend:
    * see core/targets.ts). Default 0.
    */
   extraSockets?: number;
@@ -97,17 +90,9 @@ export interface S3BackendOptions {
   bucketCheckTtlMs?: number;
   /** Problems that did not fail the call (an abort the server refused). Never contains secrets. */
   onWarning?: (message: string, detail: string) => void;
-  /**
-   * Send GetObject, HeadObject and single-part PutObject as SigV4-signed node:http requests
-   * (s3-lean.ts) instead of through the SDK's middleware stack. Default true; false is the SDK
-   * path for everything (tests compare the two). The environment variable
-   * TRIPLICATE_S3_SDK_ONLY=1 turns it off for every target (a diagnostic switch for a server
-   * that misbehaves with it).
-   */
-  lean?: boolean;
 }
 
-/** S3 backends built in this process, by target id: each has its own sockets (diagnostics, tests). */
+/** S3 backends built in this process, by target id: each has its own connections (diagnostics, tests). */
 export const s3BackendsBuilt = new Map<string, number>();
 
 export class S3Backend implements StorageBackend {
@@ -116,12 +101,10 @@ export class S3Backend implements StorageBackend {
   readonly description: string;
   readonly prefix: string;
   readonly settings: EffectiveS3Settings;
+  /** The AWS SDK client (multipart, list, delete, copy), sending on the target's one pool. */
   readonly client: S3Client;
-  private readonly httpAgent: http.Agent;
-  private readonly httpsAgent: https.Agent;
-  private readonly opts: Required<Omit<S3BackendOptions, 'onWarning' | 'lean' | 'extraSockets'>> & Pick<S3BackendOptions, 'onWarning'>;
-  /** The lean request path, or null when configured off. */
-  private readonly lean: LeanS3 | null;
+  private readonly http: S3Http;
+  private readonly opts: Required<Omit<S3BackendOptions, 'onWarning' | 'extraSockets'>> & Pick<S3BackendOptions, 'onWarning'>;
   private readonly host: string;
   private bucketOkUntil = 0;
   /** Set once ListObjectsV2 failed here and v1 worked (see listPage). */
@@ -144,51 +127,21 @@ export class S3Backend implements StorageBackend {
     const where = this.settings.endpoint ?? `AWS ${this.settings.region}`;
     this.host = hostOf(this.settings.endpoint) ?? `s3.${this.settings.region}.amazonaws.com`;
     this.description = `${target.label} (${where}, bucket ${this.settings.bucket})`;
-
-    // Sockets: every upload of this target may have `queueSize` parts in flight, plus heads and
-    // lists next to them, plus what the engine's other users of this backend need (extraSockets).
-    const maxSockets = Math.max(target.concurrency * 2, target.concurrency * this.settings.queueSize) + 8 + Math.max(0, Math.floor(opts.extraSockets ?? 0));
-    const agentOptions = { keepAlive: true, keepAliveMsecs: 15_000, maxSockets, maxFreeSockets: Math.min(maxSockets, 16) };
-    this.httpAgent = new http.Agent(agentOptions);
-    this.httpsAgent = new https.Agent(agentOptions);
-    this.client = new S3Client({
+    this.http = new S3Http({
+      description: this.description,
+      bucket: this.settings.bucket,
       region: this.settings.region,
       endpoint: this.settings.endpoint,
       forcePathStyle: this.settings.forcePathStyle,
       credentials: { accessKeyId: target.credentials.accessKeyId, secretAccessKey: target.credentials.secretAccessKey },
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      maxAttempts: 1,
-      logger: sdkLogger(opts.onWarning),
-      // Constructor options of the SDK's NodeHttpHandler (it builds the handler from them).
-      requestHandler: {
-        httpAgent: this.httpAgent,
-        httpsAgent: this.httpsAgent,
-        connectionTimeout: this.opts.connectTimeoutMs,
-        // Idle timeout, not a total: a multi-GB PutObject may take hours but never stalls a minute.
-        socketTimeout: this.opts.idleTimeoutMs,
-      },
+      // Every upload of this target may have `queueSize` parts in flight, plus heads and lists
+      // next to them, plus what the engine's other users of this backend need (extraSockets).
+      connections: Math.max(target.concurrency * 2, target.concurrency * this.settings.queueSize) + 8 + Math.max(0, Math.floor(opts.extraSockets ?? 0)),
+      connectTimeoutMs: this.opts.connectTimeoutMs,
+      idleTimeoutMs: this.opts.idleTimeoutMs,
+      onWarning: opts.onWarning,
     });
-    this.lean =
-      opts.lean === false || process.env.TRIPLICATE_S3_SDK_ONLY === '1'
-        ? null
-        : new LeanS3(this.client, {
-            bucket: this.settings.bucket,
-            region: this.settings.region,
-            endpoint: this.settings.endpoint,
-            forcePathStyle: this.settings.forcePathStyle,
-            credentials: { accessKeyId: target.credentials.accessKeyId, secretAccessKey: target.credentials.secretAccessKey },
-            httpAgent: this.httpAgent,
-            httpsAgent: this.httpsAgent,
-            maxSockets,
-            connectTimeoutMs: this.opts.connectTimeoutMs,
-            idleTimeoutMs: this.opts.idleTimeoutMs,
-          });
-  }
-
-  /** The lean path's base URL when it applies to this target (see s3-lean.ts), else null. */
-  private async leanBase() {
-    return this.lean ? this.lean.resolve() : null;
+    this.client = this.http.client;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -197,118 +150,48 @@ export class S3Backend implements StorageBackend {
   async put(key: string, body: BodySource, opts: PutOptions): Promise<ObjectInfo> {
     this.checkKey(key);
     throwIfAborted(opts.signal);
-    const multipart = body.size > this.settings.multipartThreshold;
-    if (multipart && body.openReader) return this.putParts(key, body as Required<BodySource>, opts);
-    const ctl = linkedController(opts.signal);
-    const metadata = { sha256: opts.sha256, mtime: String(Math.round(opts.mtimeMs)) };
+    if (body.size > this.settings.multipartThreshold) return this.putParts(key, body, opts);
     let src: Readable;
     try {
       src = body.open();
     } catch (e) {
-      ctl.dispose();
       throw localBodyError(e as Error, key);
     }
-    // The SDK pipes the body into the request and does not see stream errors: abort the request
-    // ourselves when the local read fails, or it would wait for bytes that never come.
-    const metered = meterBody(src, body.size, multipart ? undefined : opts.onProgress, () => ctl.controller.abort());
-    const mpu: MultipartState = {};
+    const metered = meterBody(src, body.size, opts.onProgress);
+    const contentType = opts.contentType ?? 'application/octet-stream';
     let etag: string | undefined;
     try {
-      const base = multipart ? null : await this.leanBase();
-      if (base) {
-        const res = await this.lean!.send(
-          {
-            method: 'PUT',
-            key,
-            headers: {
-              'content-type': opts.contentType ?? 'application/octet-stream',
-              'x-amz-meta-sha256': metadata.sha256,
-              'x-amz-meta-mtime': metadata.mtime,
-            },
-            body: metered.stream,
-            contentLength: body.size,
-            // The SHA-256 of the content: S3, R2 and MinIO refuse a body that does not match it.
-            payloadHash: /^[0-9a-f]{64}$/.test(opts.sha256) ? opts.sha256 : 'UNSIGNED-PAYLOAD',
-            signal: ctl.controller.signal,
-          },
-          base,
-        );
-        res.body.resume();
-        const tag = res.headers.etag;
-        if (!tag) throw this.notS3('put', key, 'PutObject answered 200 without an ETag');
-        etag = tag;
-      } else if (!multipart) {
-        const out = await this.client.send(
-          new PutObjectCommand({
-            Bucket: this.settings.bucket,
-            Key: key,
-            Body: metered.stream,
-            ContentLength: body.size,
-            ContentType: opts.contentType ?? 'application/octet-stream',
-            Metadata: metadata,
-          }),
-          { abortSignal: ctl.controller.signal },
-        );
-        // S3 always returns an ETag for a stored object; a 200 without one is some other server.
-        if (!out.ETag) throw this.notS3('put', key, 'PutObject answered 200 without an ETag');
-        etag = out.ETag;
-      } else {
-        const upload = new Upload({
-          client: this.multipartClient(mpu, ctl.controller),
-          params: {
-            Bucket: this.settings.bucket,
-            Key: key,
-            Body: metered.stream,
-            ContentLength: body.size,
-            ContentType: opts.contentType ?? 'application/octet-stream',
-            Metadata: metadata,
-          },
-          partSize: partSizeFor(body.size, this.settings.partSize),
-          queueSize: this.settings.queueSize,
-          leavePartsOnError: false,
-          abortController: ctl.controller,
-        });
-        if (opts.onProgress) {
-          const onProgress = opts.onProgress;
-          upload.on('httpUploadProgress', (p) => {
-            if (typeof p.loaded === 'number') onProgress(p.loaded);
-          });
-        }
-        const out = await upload.done();
-        etag = out.ETag;
-      }
+      const res = await this.http.send({
+        method: 'PUT',
+        key,
+        headers: { 'content-type': contentType, 'x-amz-meta-sha256': opts.sha256, 'x-amz-meta-mtime': String(Math.round(opts.mtimeMs)) },
+        body: metered.stream,
+        contentLength: body.size,
+        // The SHA-256 of the content: S3, R2 and MinIO refuse a body that does not match it.
+        payloadHash: /^[0-9a-f]{64}$/.test(opts.sha256) ? opts.sha256 : 'UNSIGNED-PAYLOAD',
+        signal: opts.signal,
+      });
+      // S3 always returns an ETag for a stored object; a 200 without one is some other server.
+      etag = res.headers.etag;
+      if (!etag) throw this.notS3('put', key, 'PutObject answered 200 without an ETag');
     } catch (e) {
       metered.stream.destroy();
-      ctl.controller.abort();
-      if (mpu.creating || mpu.uploadId) await this.abortMultipart(key, mpu);
       if (opts.signal?.aborted) throw abortError();
       const local = metered.localError();
       if (local) throw localBodyError(local, key);
-      throw this.mapError(mpu.firstError ?? e, 'put', key);
-    } finally {
-      ctl.dispose();
+      throw this.mapError(e, 'put', key);
     }
-    return {
-      key,
-      size: body.size,
-      sha256: opts.sha256,
-      mtimeMs: Math.round(opts.mtimeMs),
-      etag: stripQuotes(etag),
-      contentType: opts.contentType ?? 'application/octet-stream',
-      singlePart: !multipart,
-    };
+    return { key, size: body.size, sha256: opts.sha256, mtimeMs: Math.round(opts.mtimeMs), etag: stripQuotes(etag), contentType, singlePart: true };
   }
 
   /**
-   * A multipart upload of a body that can be read block by block (a local file): each part is read
-   * straight into the buffer it is sent from, `queueSize` parts in flight, reads in order (the
-   * body's reader hashes what it reads), part buffers reused across uploads. lib-storage's Upload
-   * takes a stream and glues its chunks into parts with Buffer.concat: in bench/sync.mjs that copy
-   * was a third of the engine's CPU, more than hashing. Same contract as the Upload path: equal
-   * parts, a failed part sent again (sendRetrying), any failure or abort aborts the upload on the
-   * server before put() returns.
+   * A multipart upload: each part is read straight into the buffer it is sent from, `queueSize`
+   * parts in flight, reads in order (a local file's reader hashes what it reads), part buffers
+   * reused across uploads. Parts are equal (R2); a part that fails for a passing reason is sent
+   * again (sendRetrying); any failure or abort aborts the upload on the server before put()
+   * returns.
    */
-  private async putParts(key: string, body: Required<BodySource>, opts: PutOptions): Promise<ObjectInfo> {
+  private async putParts(key: string, body: BodySource, opts: PutOptions): Promise<ObjectInfo> {
     const ctl = linkedController(opts.signal);
     const signal = ctl.controller.signal;
     const contentType = opts.contentType ?? 'application/octet-stream';
@@ -321,7 +204,7 @@ export class S3Backend implements StorageBackend {
     let etag: string | undefined;
     try {
       try {
-        reader = await body.openReader();
+        reader = body.openReader ? await body.openReader() : streamReader(body.open(), signal);
       } catch (e) {
         local = e as Error;
         throw e;
@@ -347,6 +230,11 @@ export class S3Backend implements StorageBackend {
       // Reads are chained so that part n is read after part n-1, whatever order the sends finish in.
       let lastRead: Promise<unknown> = Promise.resolve();
       const rd = reader;
+      // A read that fails because the upload is being aborted (a stream torn down) is no local error.
+      const readFailed = (e: unknown): never => {
+        if (!signal.aborted) local ??= e as Error;
+        throw e;
+      };
       const worker = async () => {
         while (next < count && !signal.aborted) {
           const n = next++;
@@ -355,22 +243,15 @@ export class S3Backend implements StorageBackend {
           const buf = whole.subarray(0, len);
           const read = lastRead.then(() => rd.read(buf));
           lastRead = read.catch(() => undefined);
-          let got: number;
-          try {
-            got = await read;
-          } catch (e) {
-            local ??= e as Error;
-            throw e;
-          }
+          const got = await read.catch(readFailed);
           if (got !== len) {
             local ??= new BodySizeError(body.size, n * partSize + got);
             throw local;
           }
-          const out = (await this.sendRetrying(
-            new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: n + 1, Body: buf, ContentLength: len }),
-            { abortSignal: signal },
+          const out = await this.sendRetrying(
+            () => this.client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: n + 1, Body: buf, ContentLength: len }), { abortSignal: signal }),
             signal,
-          )) as { ETag?: string };
+          );
           if (!out.ETag) throw this.notS3('put', key, `UploadPart ${n + 1} answered without an ETag`);
           parts[n] = { PartNumber: n + 1, ETag: out.ETag };
           // Only a part the server took goes back to the pool: a failed request may still hold it.
@@ -379,29 +260,28 @@ export class S3Backend implements StorageBackend {
           opts.onProgress?.(sent);
         }
       };
-      const results = await Promise.allSettled(Array.from({ length: Math.min(this.settings.queueSize, count) }, () => worker().catch((e) => {
-        if (!signal.aborted) mpu.firstError ??= e;
-        ctl.controller.abort();
-        throw e;
-      })));
+      const results = await Promise.allSettled(
+        Array.from({ length: Math.min(this.settings.queueSize, count) }, () =>
+          worker().catch((e) => {
+            if (!signal.aborted) mpu.firstError ??= e;
+            ctl.controller.abort();
+            throw e;
+          }),
+        ),
+      );
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw mpu.firstError ?? failed.reason;
       throwIfAborted(signal);
       // The body must end where it was announced to: one more byte means the file grew.
-      const extra = Buffer.allocUnsafe(1);
-      const more = await lastRead.then(() => rd.read(extra)).catch((e: Error) => {
-        local ??= e;
-        throw e;
-      });
+      const more = await lastRead.then(() => rd.read(Buffer.allocUnsafe(1))).catch(readFailed);
       if (more > 0) {
         local = new BodySizeError(body.size, body.size + more);
         throw local;
       }
-      const done = (await this.sendRetrying(
-        new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } }),
-        { abortSignal: signal },
+      const done = await this.sendRetrying(
+        () => this.client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } }), { abortSignal: signal }),
         signal,
-      )) as { ETag?: string };
+      );
       etag = done.ETag;
     } catch (e) {
       ctl.controller.abort();
@@ -417,59 +297,16 @@ export class S3Backend implements StorageBackend {
   }
 
   /**
-   * The client lib-storage talks to: our client, with three changes.
-   * - Every part upload carries our AbortSignal (lib-storage sends none, so a cancelled upload
-   *   would keep sending the parts in flight), and the first failure aborts the rest.
-   * - CreateMultipartUpload is not cancellable and its UploadId is recorded, so that we can
-   *   always abort what the server created.
-   * - lib-storage's own AbortMultipartUpload is swallowed: put() aborts once, awaited, after
-   *   lib-storage gave up; lib-storage's would otherwise race with ours or mask the real error.
-   */
-  private multipartClient(state: MultipartState, ctl: AbortController): S3Client {
-    const real = this.client;
-    const proxy = {
-      config: real.config,
-      send: async (command: unknown, options?: Record<string, unknown>) => {
-        if (command instanceof AbortMultipartUploadCommand) return {};
-        if (command instanceof CreateMultipartUploadCommand) {
-          if (ctl.signal.aborted) throw Object.assign(new Error('Upload aborted.'), { name: 'AbortError' });
-          const p = real.send(command);
-          state.creating = p.then(
-            (r) => {
-              state.uploadId = r.UploadId;
-            },
-            () => {},
-          );
-          return p;
-        }
-        try {
-          return await this.sendRetrying(command, { ...options, abortSignal: ctl.signal }, ctl.signal);
-        } catch (e) {
-          if (!ctl.signal.aborted) state.firstError ??= e;
-          ctl.abort();
-          throw e;
-        }
-      },
-    };
-    return proxy as unknown as S3Client;
-  }
-
-  /**
    * Send a part (or the completion) of a multipart upload, again where it failed for a passing
    * reason (5xx, throttling, a reset): one part is sent again, not the whole file. Without this a
    * server that refuses 1% of requests would never take a video of a few hundred parts.
-   * A part's body is a Buffer (lib-storage cuts the stream into them), so it can be sent twice.
    */
-  private async sendRetrying(command: unknown, options: Record<string, unknown>, signal: AbortSignal): Promise<unknown> {
-    const part = command instanceof UploadPartCommand && isBytes(command.input.Body);
-    const complete = command instanceof CompleteMultipartUploadCommand;
+  private async sendRetrying<T>(send: () => Promise<T>, signal: AbortSignal): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const c = attempt === 1 ? command : part ? new UploadPartCommand((command as UploadPartCommand).input) : new CompleteMultipartUploadCommand((command as CompleteMultipartUploadCommand).input);
-        // eslint-disable-next-line @typescript-eslint/no-explicit-any
-        return await this.client.send(c as any, options);
+        return await send();
       } catch (e) {
-        if ((!part && !complete) || attempt >= PART_ATTEMPTS || signal.aborted) throw e;
+        if (attempt >= PART_ATTEMPTS || signal.aborted) throw e;
         if (!this.mapError(e, 'put').transient) throw e;
         // A server that is not there at all (switched off, unplugged) is the target's outage, for
         // the lane's health to handle: a few seconds of tries, not the full series.
@@ -510,21 +347,15 @@ export class S3Backend implements StorageBackend {
     if (range && (!Number.isSafeInteger(range.start) || range.start < 0 || (range.end !== undefined && range.end < range.start))) {
       throw new StorageError('invalid', `The byte range ${range.start}-${range.end ?? ''} is not valid.`, 'bad range');
     }
-    const rangeHeader = range ? `bytes=${range.start}-${range.end ?? ''}` : undefined;
-    let out: ReturnType<typeof outputFromHeaders> & { Body?: unknown };
+    let out: ObjectHeaders;
+    let raw: Readable;
     try {
-      const base = await this.leanBase();
-      if (base) {
-        const res = await this.lean!.send({ method: 'GET', key, headers: rangeHeader ? { range: rangeHeader } : {}, signal: opts.signal }, base);
-        out = { ...outputFromHeaders(res.headers), Body: res.body };
-      } else {
-        const o = await this.client.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: key, Range: rangeHeader }), { abortSignal: opts.signal });
-        out = { ...o, Metadata: o.Metadata ?? {} };
-      }
+      const res = await this.http.send({ method: 'GET', key, headers: range ? { range: `bytes=${range.start}-${range.end ?? ''}` } : {}, signal: opts.signal });
+      out = outputFromHeaders(res.headers);
+      raw = res.body;
     } catch (e) {
       throw this.mapError(e, 'get', key, opts.signal);
     }
-    const raw = out.Body as Readable | undefined;
     const announced = out.ContentLength ?? 0;
     const cr = parseContentRange(out.ContentRange);
     const totalSize = cr?.total ?? announced;
@@ -534,7 +365,7 @@ export class S3Backend implements StorageBackend {
     if (range) {
       const sentStart = cr ? cr.start : 0; // no Content-Range: the server ignored Range, sent it all
       if (range.start >= totalSize || sentStart > range.start) {
-        raw?.destroy();
+        raw.destroy();
         throw new StorageError(
           'invalid',
           `The requested byte range of "${key}" is outside the object on ${this.description}.`,
@@ -547,26 +378,20 @@ export class S3Backend implements StorageBackend {
       contentLength = Math.min(wantEnd, sentEnd) - range.start + 1;
     }
     const body = wrapBody(raw, (e) => this.mapError(e, 'get', key, opts.signal), opts.signal, { skip, take: contentLength });
-    return {
-      body,
-      contentLength,
-      totalSize,
-      info: { ...infoFromHead(key, out), size: totalSize },
-    };
+    return { body, contentLength, totalSize, info: { ...infoFromHead(key, out), size: totalSize } };
   }
 
   async head(key: string, signal?: AbortSignal): Promise<ObjectInfo | null> {
     this.checkKey(key);
     throwIfAborted(signal);
+    const out = await this.headObject(key, 'head', signal);
+    return out && infoFromHead(key, out);
+  }
+
+  /** HeadObject; null when the key is absent (and the bucket is there). */
+  private async headObject(key: string, op: string, signal?: AbortSignal): Promise<ObjectHeaders | null> {
     try {
-      const base = await this.leanBase();
-      if (base) {
-        const res = await this.lean!.send({ method: 'HEAD', key, signal }, base);
-        res.body.resume(); // no body: let it end, so its socket goes back to the pool
-        return infoFromHead(key, outputFromHeaders(res.headers));
-      }
-      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.settings.bucket, Key: key }), { abortSignal: signal });
-      return infoFromHead(key, out);
+      return outputFromHeaders((await this.http.send({ method: 'HEAD', key, signal })).headers);
     } catch (e) {
       if (isNotFound(e)) {
         // A HEAD 404 has no body: "no such key" and "no such bucket" look the same. Make sure
@@ -574,7 +399,7 @@ export class S3Backend implements StorageBackend {
         await this.assertBucket(signal);
         return null;
       }
-      throw this.mapError(e, 'head', key, signal);
+      throw this.mapError(e, op, key, signal);
     }
   }
 
@@ -709,16 +534,8 @@ export class S3Backend implements StorageBackend {
     this.checkKey(dstKey);
     throwIfAborted(signal);
     // HEAD first: a clear not_found, and the size decides between CopyObject and a part copy.
-    let src: HeadObjectCommandOutput;
-    try {
-      src = await this.client.send(new HeadObjectCommand({ Bucket: this.settings.bucket, Key: srcKey }), { abortSignal: signal });
-    } catch (e) {
-      if (isNotFound(e)) {
-        await this.assertBucket(signal);
-        throw new StorageError('not_found', `The object "${srcKey}" is not on ${this.description}.`, `copy: head "${srcKey}": 404`);
-      }
-      throw this.mapError(e, 'copy', srcKey, signal);
-    }
+    const src = await this.headObject(srcKey, 'copy', signal);
+    if (!src) throw new StorageError('not_found', `The object "${srcKey}" is not on ${this.description}.`, `copy: head "${srcKey}": 404`);
     const size = src.ContentLength ?? 0;
     const copySource = copySourceOf(this.settings.bucket, srcKey);
     if (size <= this.opts.multipartCopyThreshold) {
@@ -736,7 +553,7 @@ export class S3Backend implements StorageBackend {
   }
 
   /** Server-side copy of a big object in equal parts (UploadPartCopy), metadata carried over. */
-  private async copyMultipart(src: HeadObjectCommandOutput, size: number, copySource: string, dstKey: string, signal?: AbortSignal): Promise<void> {
+  private async copyMultipart(src: ObjectHeaders, size: number, copySource: string, dstKey: string, signal?: AbortSignal): Promise<void> {
     const partSize = partSizeFor(size, this.opts.copyPartSize);
     const state: MultipartState = {};
     try {
@@ -791,25 +608,39 @@ export class S3Backend implements StorageBackend {
 
   /**
    * Abort multipart uploads under `prefix` started more than `olderThanMs` ago (left by a crash or
-   * a failed abort). Needs ListMultipartUploads; servers without it (s3rver) get an 'invalid'
-   * StorageError whose sentence suggests a lifecycle rule instead.
+   * a failed abort). Needs ListMultipartUploads (see listIncomplete).
    */
   async cleanupIncomplete(prefix: string, olderThanMs: number, signal?: AbortSignal): Promise<number> {
     const cutoff = Date.now() - olderThanMs;
+    let aborted = 0;
+    for (const u of await this.listIncomplete(prefix, signal)) {
+      if (u.initiated !== undefined && u.initiated > cutoff) continue;
+      throwIfAborted(signal);
+      try {
+        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.settings.bucket, Key: u.key, UploadId: u.uploadId }), { abortSignal: signal });
+        aborted++;
+      } catch (e) {
+        if (sdkErrorName(e) === 'NoSuchUpload') continue;
+        throw this.mapError(e, 'cleanup', u.key, signal);
+      }
+    }
+    return aborted;
+  }
+
+  /**
+   * Unfinished multipart uploads under a prefix. Servers without ListMultipartUploads (s3rver) get
+   * an 'invalid' StorageError whose sentence suggests a lifecycle rule instead.
+   */
+  async listIncomplete(prefix: string, signal?: AbortSignal): Promise<{ key: string; uploadId: string; initiated?: number }[]> {
+    const out: { key: string; uploadId: string; initiated?: number }[] = [];
     let keyMarker: string | undefined;
     let uploadIdMarker: string | undefined;
-    let aborted = 0;
     for (let page = 0; page < MAX_LIST_PAGES; page++) {
       throwIfAborted(signal);
-      let out;
+      let res;
       try {
-        out = await this.client.send(
-          new ListMultipartUploadsCommand({
-            Bucket: this.settings.bucket,
-            Prefix: prefix || undefined,
-            KeyMarker: keyMarker,
-            UploadIdMarker: uploadIdMarker,
-          }),
+        res = await this.client.send(
+          new ListMultipartUploadsCommand({ Bucket: this.settings.bucket, Prefix: prefix || undefined, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
           { abortSignal: signal },
         );
       } catch (e) {
@@ -822,42 +653,6 @@ export class S3Backend implements StorageBackend {
             { cause: e },
           );
         }
-        throw this.mapError(e, 'cleanup', prefix, signal);
-      }
-      for (const u of out.Uploads ?? []) {
-        if (!u.Key || !u.UploadId) continue;
-        if (u.Initiated && u.Initiated.getTime() > cutoff) continue;
-        try {
-          await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.settings.bucket, Key: u.Key, UploadId: u.UploadId }), {
-            abortSignal: signal,
-          });
-          aborted++;
-        } catch (e) {
-          if (sdkErrorName(e) === 'NoSuchUpload') continue;
-          throw this.mapError(e, 'cleanup', u.Key, signal);
-        }
-      }
-      if (!out.IsTruncated) break;
-      keyMarker = out.NextKeyMarker;
-      uploadIdMarker = out.NextUploadIdMarker;
-      if (!keyMarker && !uploadIdMarker) break;
-    }
-    return aborted;
-  }
-
-  /** Unfinished multipart uploads under a prefix (tests and diagnostics). Same caveat as cleanup. */
-  async listIncomplete(prefix: string, signal?: AbortSignal): Promise<{ key: string; uploadId: string; initiated?: number }[]> {
-    const out: { key: string; uploadId: string; initiated?: number }[] = [];
-    let keyMarker: string | undefined;
-    let uploadIdMarker: string | undefined;
-    for (let page = 0; page < MAX_LIST_PAGES; page++) {
-      let res;
-      try {
-        res = await this.client.send(
-          new ListMultipartUploadsCommand({ Bucket: this.settings.bucket, Prefix: prefix || undefined, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
-          { abortSignal: signal },
-        );
-      } catch (e) {
         throw this.mapError(e, 'list-multipart', prefix, signal);
       }
       for (const u of res.Uploads ?? []) if (u.Key && u.UploadId) out.push({ key: u.Key, uploadId: u.UploadId, initiated: u.Initiated?.getTime() });
@@ -869,10 +664,7 @@ export class S3Backend implements StorageBackend {
   }
 
   close(): void {
-    this.lean?.close();
-    this.client.destroy();
-    this.httpAgent.destroy();
-    this.httpsAgent.destroy();
+    this.http.close();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -920,38 +712,12 @@ function linkedController(signal?: AbortSignal): { controller: AbortController; 
   return { controller, dispose: () => signal.removeEventListener('abort', onAbort) };
 }
 
-/**
- * The SDK logs to the console when it has no logger. Keep it quiet, and pass on its warnings
- * (socket exhaustion) except the one it prints for every failed streamed upload, which we report.
- */
-function sdkLogger(onWarning?: (message: string, detail: string) => void) {
-  const noop = () => {};
-  return {
-    trace: noop,
-    debug: noop,
-    info: noop,
-    error: noop,
-    warn: (...args: unknown[]) => {
-      const text = args.map(String).join(' ');
-      if (/non-retryable streaming request/.test(text)) return;
-      onWarning?.('The S3 client reported a problem.', text.slice(0, 500));
-    },
-  };
-}
-
-function isBytes(b: unknown): boolean {
-  return b instanceof Uint8Array || typeof b === 'string';
-}
-
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
-function infoFromHead(
-  key: string,
-  out: { ContentLength?: number; Metadata?: Record<string, string>; LastModified?: Date; ETag?: string; ContentType?: string },
-): ObjectInfo {
-  const meta = out.Metadata ?? {};
+function infoFromHead(key: string, out: ObjectHeaders): ObjectInfo {
+  const meta = out.Metadata;
   const sha = meta.sha256?.trim().toLowerCase();
   const mtime = meta.mtime !== undefined ? Number(meta.mtime) : NaN;
   return {

@@ -2,7 +2,7 @@
 // insists on the announced size, and a way to tell "reading the local file failed" apart from
 // "the target failed" when an upload breaks.
 import { pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
-import { abortError, StorageError } from './types';
+import { abortError, StorageError, type BlockReader } from './types';
 
 /**
  * Thrown through the body stream when the source gave more or fewer bytes than announced: the
@@ -30,7 +30,7 @@ export interface MeteredBody {
  * with BodySizeError if the byte count differs from `size` (which would otherwise leave an S3
  * request waiting for bytes that never come, or store a truncated file).
  */
-export function meterBody(src: Readable, size: number, onProgress?: (sent: number) => void, onError?: (e: Error) => void): MeteredBody {
+export function meterBody(src: Readable, size: number, onProgress?: (sent: number) => void): MeteredBody {
   let sent = 0;
   let local: Error | undefined;
   const meter = new Transform({
@@ -60,9 +60,7 @@ export function meterBody(src: Readable, size: number, onProgress?: (sent: numbe
     local ??= e;
   });
   // pipeline destroys both streams on failure, so an aborted request closes the local file.
-  pipeline(src, meter, (err) => {
-    if (err && local) onError?.(local);
-  });
+  pipeline(src, meter, () => {});
   return { stream: meter, localError: () => local };
 }
 
@@ -85,6 +83,44 @@ export function localBodyError(e: Error, key: string): StorageError {
     `${e.name}${code ? ` ${code}` : ''}: ${e.message}`,
     { cause: e },
   );
+}
+
+/**
+ * Read a stream block by block (a body without its own BlockReader: a bandwidth-limited one, an
+ * object copied from another target), so that a multipart upload has one way to fill its parts.
+ * Destroying the stream (close, or the signal) ends a pending read.
+ */
+export function streamReader(src: Readable, signal: AbortSignal): BlockReader {
+  const chunks = src[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  let rest: Buffer = Buffer.alloc(0);
+  let ended = false;
+  const stop = () => src.destroy();
+  signal.addEventListener('abort', stop, { once: true });
+  return {
+    async read(buf: Buffer): Promise<number> {
+      let n = 0;
+      while (n < buf.length) {
+        if (rest.length === 0) {
+          if (ended) break;
+          const next = await chunks.next();
+          if (next.done) {
+            ended = true;
+            break;
+          }
+          rest = next.value;
+        }
+        const take = Math.min(rest.length, buf.length - n);
+        rest.copy(buf, n, 0, take);
+        rest = rest.subarray(take);
+        n += take;
+      }
+      return n;
+    },
+    async close(): Promise<void> {
+      signal.removeEventListener('abort', stop);
+      stop();
+    },
+  };
 }
 
 /** Throw the 'aborted' StorageError if the signal has fired. */

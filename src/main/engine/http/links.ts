@@ -124,7 +124,9 @@ export class Links {
   private secret!: Uint8Array;
   /** Bumped by rotation: cached verifications of an older secret are void. */
   private gen = 0;
+  /** Verified signatures by token: the signature check costs more than the rest of serving a small file. */
   private readonly cache = new Map<string, CachedClaims>();
+  /** Link rows for ROW_CACHE_MS (see row()): a SQLite read per request is a good share of a small download. */
   private readonly rows = new Map<string, { row: LinkRow | undefined; at: number }>();
   private readonly s: {
     insert: Statement;
@@ -134,6 +136,7 @@ export class Links {
     revokeAll: Statement<[number]>;
     use: Statement<[number, number, string]>;
   };
+  /** Uses counted here and written every 2 s (flush()): a SQLite write per request would be a small download's dearest step. */
   private readonly uses = new Map<string, { n: number; last: number }>();
   private flushTimer: NodeJS.Timeout | null = null;
 

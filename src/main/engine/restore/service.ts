@@ -18,7 +18,6 @@ import type { EngineContext, EngineService } from '../core/context';
 import { JobLane, type JobControl } from '../jobs/runner';
 import { badRequest, conflict, notFound, type ApiRegistry, type Handlers } from '../http/router';
 import type { Ingestor } from '../sync/ingest';
-import { BoostWhileBusy, RESTORE_HEAP_GROWING_PERCENT } from '../heap';
 import { log } from '../log';
 import { sha256File } from '../sync/hash';
 import { errnoOf, errorText, forEachLimit } from '../util';
@@ -106,8 +105,6 @@ export class RestoreService implements EngineService {
   private timer: NodeJS.Timeout | null = null;
   private maintenance: Promise<void> = Promise.resolve();
   private readonly locks = new Map<string, Promise<unknown>>();
-  /** Jobs running now, and the heap boost they hold (ended a little after the last one). */
-  private readonly heapBoost = new BoostWhileBusy(RESTORE_HEAP_GROWING_PERCENT);
   /** Tests: the outcome of each file. */
   onOutcome?: (fileKey: string, outcome: Outcome, info: { message?: string; from?: string }) => void;
 
@@ -125,7 +122,7 @@ export class RestoreService implements EngineService {
       concurrency: () => ctx.config.get().restore.concurrency,
       leaseMs: () => this.leaseMs(),
       pollMs: 5000,
-      run: (c) => this.guardedRun(c),
+      run: (c) => this.runJob(c),
       crashed: (job, e) => this.crashed(job, e),
     });
     api?.register(this.handlers());
@@ -158,7 +155,6 @@ export class RestoreService implements EngineService {
     this.timer = null;
     this.stopAc.abort();
     await this.workers.stop();
-    this.heapBoost.release();
     await this.maintenance.catch(() => undefined);
     await Promise.allSettled([...this.locks.values()]);
   }
@@ -536,15 +532,6 @@ export class RestoreService implements EngineService {
   }
 
   // ---- workers -------------------------------------------------------------------------------
-
-  private async guardedRun(c: JobControl): Promise<void> {
-    this.heapBoost.started(); // the heap may grow more while restores download (heap.ts)
-    try {
-      await this.runJob(c);
-    } finally {
-      this.heapBoost.ended();
-    }
-  }
 
   private crashed(job: JobRow, e: unknown): void {
     log.error(`restore job ${job.id} crashed: ${errorText(e)}`);

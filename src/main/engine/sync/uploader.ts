@@ -19,7 +19,6 @@ import type { EventBus } from '../events';
 import { clockTime, describeLocalError, errnoOf, errorText } from '../util';
 import type { TargetHealth } from './health';
 import { HashingStream } from './hash';
-import { BoostWhileBusy, UPLOAD_HEAP_GROWING_PERCENT } from '../heap';
 import { ioBuffers } from '../buffers';
 import type { Ingestor } from './ingest';
 
@@ -60,28 +59,6 @@ const LISTING_MAX_KEYS = 500_000;
  */
 const WHOLE_FILE_MAX = 8 * 1024 * 1024;
 
-/** The heap boost uploads hold, in any lane (heap.ts, UPLOAD_HEAP_GROWING_PERCENT). */
-const uploadHeap = new BoostWhileBusy(UPLOAD_HEAP_GROWING_PERCENT);
-
-/**
- * MD5s of recently uploaded content by SHA-256, shared by the lanes: the second destination of a
- * file reads and SHA-256-checks the bytes it sends as the first did, and takes the MD5 (for its
- * ETag check) from here instead of hashing them a second time. Bounded; a miss costs one MD5.
- */
-class Md5Memo {
-  private readonly m = new Map<string, string>();
-  constructor(private readonly max: number) {}
-  get(sha256: string): string | undefined {
-    return this.m.get(sha256);
-  }
-  set(sha256: string, md5: string): void {
-    if (this.m.has(sha256)) return;
-    if (this.m.size >= this.max) this.m.delete(this.m.keys().next().value!);
-    this.m.set(sha256, md5);
-  }
-}
-const md5Memo = new Md5Memo(4096);
-
 /** What the upload body saw: the bytes and their SHA-256 once the body was read to the end. */
 interface BodyDigest {
   readonly bytes: number;
@@ -105,7 +82,6 @@ class WholeFileStream extends Readable implements BodyDigest {
   constructor(
     private readonly path: string,
     private readonly size: number,
-    private readonly withMd5: boolean,
   ) {
     super();
   }
@@ -119,7 +95,7 @@ class WholeFileStream extends Readable implements BodyDigest {
         if (this.destroyed) return;
         this.bytes = buf.length;
         this.sha256 = createHash('sha256').update(buf).digest('hex');
-        if (this.withMd5) this.md5 = createHash('md5').update(buf).digest('hex');
+        this.md5 = createHash('md5').update(buf).digest('hex');
         // One byte more than announced (the file grew) fails the upload's size check.
         if (buf.length) this.push(buf);
         this.push(null);
@@ -369,7 +345,6 @@ export class TargetLane {
     catalog.setCopyState(f.id, this.target.id, 'uploading', { next_attempt_at: null });
     this.emitCopy(f, 'uploading');
     let hasher: BodyDigest | null = null;
-    uploadHeap.started();
     try {
       const existing = this.knownAbsent(f.root_id, key) ? null : await this.backend.head(key, c.signal);
       // A repair does not trust matching metadata: the damaged copy has it too.
@@ -379,8 +354,6 @@ export class TargetLane {
       if (existing && existing.sha256 && existing.sha256 !== f.sha256) await this.preserveVersion(key, existing.sha256, existing.size, existing.mtimeMs, existing.lastModified, f, c.signal);
 
       this.written.add(key);
-      // The MD5 of this content, when another lane (the other destination) computed it already.
-      const knownMd5 = md5Memo.get(f.sha256);
       let lastEmit = 0;
       let lastBytes = 0;
       const stored = await this.backend.put(
@@ -391,7 +364,7 @@ export class TargetLane {
             lastBytes = 0;
             if (from) return (hasher = this.openCopy(from, f, c.signal));
             if (f.size <= WHOLE_FILE_MAX) {
-              const whole = new WholeFileStream(abs, f.size, knownMd5 === undefined);
+              const whole = new WholeFileStream(abs, f.size);
               hasher = whole;
               return whole;
             }
@@ -448,10 +421,8 @@ export class TargetLane {
       // checks the content itself, which the HEAD below does not (it compares the metadata we
       // sent). Once a HEAD on this lane showed the server keeps our metadata and answers such
       // ETags, a matching ETag stands for that HEAD; anything else (folder targets, multipart,
-      // streamed files, other ETags) is HEADed as before. The bytes sent hashed to f.sha256
-      // (checked above), so another lane's MD5 of that content is theirs too.
-      const sentMd5 = stored.singlePart ? (h.md5 ?? knownMd5) : undefined;
-      if (h.md5 !== undefined) md5Memo.set(f.sha256, h.md5);
+      // streamed files, other ETags) is HEADed as before.
+      const sentMd5 = stored.singlePart ? h.md5 : undefined;
       const etagMatches = sentMd5 !== undefined && stored.etag !== undefined && stored.etag.toLowerCase() === sentMd5;
       if (this.etagsVouch && sentMd5 !== undefined && !etagMatches && stored.etag !== undefined && /^[0-9a-f]{32}$/i.test(stored.etag)) {
         // This server answers the MD5 of what it stored, and that is not what we sent: the bytes
@@ -509,8 +480,6 @@ export class TargetLane {
       const se = e instanceof StorageError ? e : new StorageError('unknown', `Copying "${f.rel_path}" to ${this.target.label} failed: ${errorText(e)}.`, errorText(e));
       if (se.targetLevel) return this.targetDown(job, f, se);
       return this.fileFailure(job, f, se.message, se.detail);
-    } finally {
-      uploadHeap.ended();
     }
   }
 

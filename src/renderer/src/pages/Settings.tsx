@@ -205,7 +205,7 @@ function Bandwidth() {
   return (
     <section className="card" aria-labelledby="bw-h">
       <h2 id="bw-h">Internet use</h2>
-      <p className="hint">Limit how fast Triplicate sends files, for example during opening hours so the network stays quick for everyone.</p>
+      <p className="hint">Limit how fast Triplicate uses the network to each destination, for example during opening hours so the network stays quick for everyone. Backing up, restoring and downloads served from a destination share its limit.</p>
       <form
         className="form"
         onSubmit={(e) => {

@@ -24,17 +24,6 @@ export interface AccessEntry {
   ua?: string;
 }
 
-let isoAt = NaN;
-let isoText = '';
-/** toISOString of a ms timestamp, reused while the millisecond is the same (many requests share one). */
-export function isoTime(t: number): string {
-  if (t !== isoAt) {
-    isoAt = t;
-    isoText = new Date(t).toISOString();
-  }
-  return isoText;
-}
-
 /** Access-log lines wait in memory at most this long (or until ACCESS_BATCH_CHARS), then go out in one write. */
 const ACCESS_FLUSH_MS = 200;
 const ACCESS_BATCH_CHARS = 64 * 1024;

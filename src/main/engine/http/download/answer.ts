@@ -72,30 +72,6 @@ interface Head {
   framing?: { heads: string[]; tail: string; length: number };
 }
 
-/** Small memo tables for header values that are the same for every request of a file. */
-const httpDates = new Map<number, string>();
-const httpDate = (ms: number) => new Date(ms).toUTCString();
-const inlineDispositions = new Map<string, string>();
-const inlineDisposition = (name: string) => contentDisposition('inline', name);
-const attachmentDispositions = new Map<string, string>();
-const attachmentDisposition = (name: string) => contentDisposition('attachment', name);
-const fileMetas = new Map<string, { name: string; type: string }>();
-const makeFileMeta = (relPath: string) => ({ name: relPath.slice(relPath.lastIndexOf('/') + 1), type: contentTypeOf(relPath) });
-/** The file name and Content-Type of a relative path. */
-function fileMeta(relPath: string): { name: string; type: string } {
-  return memo(fileMetas, relPath, makeFileMeta);
-}
-/** `make` takes the key (no closure per call on the hot path). */
-function memo<K, V>(m: Map<K, V>, k: K, make: (k: K) => V): V {
-  let v = m.get(k);
-  if (v === undefined) {
-    if (m.size >= 2048) m.clear();
-    v = make(k);
-    m.set(k, v);
-  }
-  return v;
-}
-
 export const NOT_FOUND = 'There is no such file. It may have been renamed or deleted.';
 
 /** Spans up to this size are read in one call into one buffer. */
@@ -150,7 +126,7 @@ function answerHead(ctx: ServeCtx, rep: Representation, plan: Plan): Head | null
   const { req, res } = ctx;
   // A flat [name, value, …] list: the cheapest form for writeHead (no header object to build).
   const headers: (string | number)[] = [...SECURITY_HEADER_LIST, 'accept-ranges', 'bytes', 'etag', rep.etag, 'cache-control', ctx.cacheControl];
-  if (rep.lastModified !== undefined) headers.push('last-modified', memo(httpDates, rep.lastModified, httpDate));
+  if (rep.lastModified !== undefined) headers.push('last-modified', new Date(rep.lastModified).toUTCString());
   if (plan.status === 304) {
     res.writeHead(304, headers);
     res.end();
@@ -164,10 +140,10 @@ function answerHead(ctx: ServeCtx, rep: Representation, plan: Plan): Head | null
     sendError(req, res, 416, 'range_not_satisfiable', 'The requested part of the file is beyond its end.', { 'content-range': `bytes */${rep.size}` });
     return null;
   }
-  const { name, type } = fileMeta(ctx.relPath);
+  const type = contentTypeOf(ctx.relPath);
   headers.push(
     'content-disposition',
-    ctx.disposition === 'inline' ? memo(inlineDispositions, name, inlineDisposition) : memo(attachmentDispositions, name, attachmentDisposition),
+    contentDisposition(ctx.disposition, ctx.relPath.slice(ctx.relPath.lastIndexOf('/') + 1)),
     'content-security-policy',
     FILE_CSP,
   );

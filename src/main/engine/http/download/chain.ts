@@ -17,7 +17,6 @@ import { objectKey } from '../../../../shared/keys';
 import { isStorageError, type GetResult, type ObjectInfo, type StorageBackend } from '../../backends/types';
 import { diskRel, type CopyRow, type FileRow } from '../../catalog/catalog';
 import type { EngineContext } from '../../core/context';
-import { BoostWhileBusy, PROXY_HEAP_GROWING_PERCENT } from '../../heap';
 import { log } from '../../log';
 import { errorText } from '../../util';
 import { planResponse, weakEtag, type Representation, type Span } from '../ranges';
@@ -60,29 +59,21 @@ export interface ChainDeps {
 /** The sources of the files a download names, tried in order, with what is remembered of them. */
 export class SourceChain {
   private readonly downUntil = new Map<string, number>();
-  private readonly rootReal = new Map<string, string>();
   /** Small local files kept in memory (bounded), so hot thumbnails and photos cost one stat per request. */
   private readonly smallFiles = new SmallFileCache();
   /**
-   * File keys whose local file could not be opened, and when (nginx's open_file_cache_errors):
-   * a file lost from the disk and served from a target is not looked for on the disk again for
-   * SMALL_FILE_VALID_MS. (A failed open costs a trip through the thread pool, ~9 % of the
-   * engine's time in bench/serve.mjs's small-file fallback.) A file that comes back within that
-   * second is served from a target meanwhile: the same bytes, as the catalog's SHA-256 is checked.
+   * Local files found missing, and when: a failed open is a trip through the thread pool, so for
+   * SMALL_FILE_VALID_MS such a file is served from a target (the same bytes: the SHA-256 is checked).
    */
   private readonly localMisses = new Map<string, number>();
   /**
-   * The catalog rows a download reads (the file, its copy on each target), remembered for
-   * SMALL_FILE_VALID_MS per file key: two SQLite reads were ~8 % of the engine's time on the
-   * small-file fallback path. A row at most a second old is safe here: a copy trusted from it is
-   * still checked against the SHA-256 the target returns, and a file changed on the disk is
-   * stat'ed, not taken from the row.
+   * The catalog rows a download reads, remembered SMALL_FILE_VALID_MS per file key: SQLite reads are a
+   * good share of a small download. Safe: a copy trusted from a row is still checked against the
+   * SHA-256 the target returns, and a local file is stat'ed, not taken from the row.
    */
   private readonly rows = new Map<string, KnownRows>();
   /** Damaged objects of other content than the catalog's, already reported (target, key, hash). */
   private readonly damagedSeen = new Set<string>();
-  /** Heap headroom while bodies are proxied from targets (see PROXY_HEAP_GROWING_PERCENT). */
-  private readonly proxyHeap = new BoostWhileBusy(PROXY_HEAP_GROWING_PERCENT);
 
   constructor(
     private readonly core: EngineContext,
@@ -98,17 +89,11 @@ export class SourceChain {
     return this.core.targets.backend(t.id, 'download');
   }
 
-  /** A new config: what was remembered of folders, files and targets may be stale. */
+  /** A new config: what was remembered of files and their rows may be stale. */
   forget(): void {
-    this.rootReal.clear();
     this.smallFiles.clear();
     this.localMisses.clear();
     this.rows.clear();
-  }
-
-  /** The server stops: the heap boost of proxied downloads ends now. */
-  stop(): void {
-    this.proxyHeap.release();
   }
 
   /** Enabled targets by priority; those seen failing recently (or offline for uploads) go last. */
@@ -250,18 +235,6 @@ export class SourceChain {
     sendError(ctx.req, ctx.res, 404, 'not_found', NOT_FOUND);
   }
 
-  private async realRoot(root: RootConfig): Promise<string | null> {
-    const have = this.rootReal.get(root.path);
-    if (have) return have;
-    try {
-      const r = await realpath(root.path);
-      this.rootReal.set(root.path, r);
-      return r;
-    } catch {
-      return null;
-    }
-  }
-
   /**
    * Open the local file, or null: absent, not a regular file, or reached through a symlink that
    * leads out of the root. On Linux the check is made on the file actually opened (the path of
@@ -270,7 +243,7 @@ export class SourceChain {
    * last component either way (the scanner never backs those up).
    */
   private async openLocal(root: RootConfig, abs: string, relPath: string): Promise<{ fd: number; st: Stats } | null> {
-    const rootReal = await this.realRoot(root);
+    const rootReal = await realpath(root.path).catch(() => null);
     if (!rootReal) return null;
     const inside = rootReal.endsWith(sep) ? rootReal : rootReal + sep;
     const refuse = () => log.warn(`download: refused "${root.id}/${relPath}": it resolves to a place outside the folder ${root.path}`);
@@ -356,8 +329,6 @@ export class SourceChain {
         };
       }
       const plan = planResponse(ctx.method, ctx.req.headers, rep);
-      const proxying = ctx.method === 'GET';
-      if (proxying) this.proxyHeap.started();
       const open = async (range?: Span): Promise<GetResult> => {
         const got = await backend.get(key, { range, signal: ctx.signal });
         if (got.totalSize !== rep.size || (rep.sha256 && got.info.sha256 && got.info.sha256 !== rep.sha256)) {
@@ -400,8 +371,6 @@ export class SourceChain {
         if (isStorageError(e) && e.kind === 'not_found') return 'missing';
         this.markDown(t, e);
         return 'down';
-      } finally {
-        if (proxying) this.proxyHeap.ended();
       }
     }
     return 'other';

@@ -24,7 +24,7 @@ import { errorText } from '../../util';
 import { grantCovers, LinkError, type Grant, type Links } from '../links';
 import { decodeKeyPath } from '../ranges';
 import { clientAddress, forwardedFor, RateFloor, Slots, type Slot } from '../slots';
-import { AccessLog, isoTime, type AccessEntry } from './access-log';
+import { AccessLog, type AccessEntry } from './access-log';
 import { NOT_FOUND, sendError, sendJsonBody, ServeCtx, type ServeWhat } from './answer';
 import { SourceChain, type ChainDeps } from './chain';
 import { serveListing } from './listing';
@@ -85,7 +85,7 @@ export class DownloadServer implements EngineService {
   private adminActive = 0;
   private readonly floor = new RateFloor();
   private readonly sockets = new Set<Socket>();
-  /** Download paths decoded and parsed before (a pure function of the path: safe to remember). */
+  /** Download paths decoded and checked before: that is a good share of a small download (a pure function of the path: safe to remember). */
   private readonly pathKeys = new Map<string, PathKey>();
   private deepCache: { at: number; status: number; body: unknown } | null = null;
   /** Where the files come from: the local file, then the targets. */
@@ -265,7 +265,6 @@ export class DownloadServer implements EngineService {
     }
     for (const s of this.sockets) s.destroy();
     this.links.flush();
-    this.chain.stop();
     await this.access?.close();
   }
 
@@ -326,7 +325,7 @@ export class DownloadServer implements EngineService {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const t0 = Date.now();
-    const p: Pending = { t0, entry: { ts: isoTime(t0), method: req.method ?? '?', path: '', ip: req.socket.remoteAddress } };
+    const p: Pending = { t0, entry: { ts: new Date(t0).toISOString(), method: req.method ?? '?', path: '', ip: req.socket.remoteAddress } };
     // behind the tunnel the peer is cloudflared on this machine: log the visitor too
     const visitor = forwardedFor(req.socket.remoteAddress, req.headers['cf-connecting-ip']);
     if (visitor) p.entry.client = visitor;
