@@ -4,9 +4,10 @@
 //   holds goes into the `media` table; a video whose extension needs converting (needsTranscode)
 //   gets a durable job in lane 'transcode' (or is skipped at once with a reason when ffprobe says
 //   it is not a video we can convert).
-// - Workers (`media.concurrency`, default 1) claim those jobs with a lease, a heartbeat and a fence,
-//   write `<name>.mp4` + `<name>.poster.jpg` next to the original (temp name, then rename), and
-//   ingest both as catalog files derived from the original: they are synced like any other file.
+// - Workers (`media.concurrency`, default 1; the job-lane runner, jobs/runner.ts) claim those
+//   jobs with a lease, a heartbeat and a fence, write `<name>.mp4` + `<name>.poster.jpg` next to
+//   the original (temp name, then rename), and ingest both as catalog files derived from the
+//   original: they are synced like any other file.
 //   A permanent problem skips the video with its reason; a passing one backs off (30 s, 2 min,
 //   10 min), then the conversion is marked failed. Progress goes out as 'transcode' events and in
 //   SyncStatus.transcoding. A conversion can be cancelled (it is then skipped).
@@ -29,6 +30,7 @@ import { formatDuration, joinNames } from '../../../shared/format';
 import { KeyError, fileKey, mediaKindOf, needsTranscode, normalizeRelPath, parseFileKey } from '../../../shared/keys';
 import { diskRel, type FileRow, type JobRow } from '../catalog/catalog';
 import type { EngineContext, EngineService } from '../core/context';
+import { JobLane, type JobControl } from '../jobs/runner';
 import { HttpError, badRequest, conflict, notFound, type ApiRegistry, type Handlers } from '../http/router';
 import type { Ingestor } from '../sync/ingest';
 import { log } from '../log';
@@ -68,14 +70,12 @@ const TOOLS_RECHECK_MS = 5 * 60_000;
 export type GoneRule = { skip: string } | { retryAt: number; reason: string } | undefined;
 
 interface Running {
-  job: JobRow;
+  ctl: JobControl;
   fileId: number;
   key: string;
-  ac: AbortController;
   percent: number;
   eta?: number;
   cancelled: boolean;
-  fenced: boolean;
   done: Promise<void>;
 }
 
@@ -113,9 +113,9 @@ export class MediaService implements EngineService {
   private toolsError: MediaError | undefined;
   private toolsReported: string | undefined;
   private running = false;
+  /** Aborts the probes when the service stops. */
   private stopAc = new AbortController();
-  private workers: Promise<void>[] = [];
-  private wakers: (() => void)[] = [];
+  private readonly workers: JobLane;
   private readonly inflight = new Map<number, Running>();
   private readonly probeQueue: ProbeTask[] = [];
   private readonly probing = new Set<number>();
@@ -136,6 +136,19 @@ export class MediaService implements EngineService {
     api: ApiRegistry,
   ) {
     this.store = new MediaStore(ctx.catalog);
+    this.workers = new JobLane({
+      lane: TRANSCODE_LANE,
+      owner: OWNER,
+      queue: ctx.catalog,
+      concurrency: () => this.settings.concurrency,
+      leaseMs: () => this.ctx.config.get().sync.leaseSeconds * 1000,
+      pollMs: 30_000,
+      // Conversions wait while they are off, everything is paused, or ffmpeg is missing.
+      mayRun: () => (this.settings.transcode && !this.deps.paused() && this.tools ? { run: true } : { run: false, retryInMs: 10_000 }),
+      // Not before ffmpeg was looked for and a crash's temp files are gone.
+      ready: () => this.ready.catch(() => undefined),
+      run: (c) => this.runJob(c),
+    });
     api.register(this.handlers());
     api.registerRaw(STREAM_ROUTES.thumbnail, (req, res, url) => this.serveThumbnail(req, res, url));
   }
@@ -172,7 +185,7 @@ export class MediaService implements EngineService {
       this.reconcile();
       this.sweepReplace();
     })();
-    this.ensureWorkers();
+    this.workers.start();
     this.timer = setInterval(() => void pruneThumbnails(this.thumbsDir, THUMBS_MAX_BYTES).catch(() => undefined), 24 * 3600_000);
     this.timer.unref?.();
     // ffmpeg installed or repaired without a settings change: noticed within a few minutes.
@@ -195,35 +208,14 @@ export class MediaService implements EngineService {
     this.probeQueue.length = 0;
     if (this.probeRecheck) clearTimeout(this.probeRecheck);
     this.probeRecheck = null;
-    this.wake();
+    await this.workers.stop();
     await this.ready.catch(() => undefined);
-    await Promise.allSettled(this.workers);
-    this.workers = [];
     await this.probesDrained();
     await this.replaceChain.catch(() => undefined);
   }
 
-  private ensureWorkers(): void {
-    const want = this.settings.concurrency;
-    while (this.workers.length < want) this.workers.push(this.workerLoop(this.workers.length));
-  }
-
   private wake(): void {
-    const ws = this.wakers;
-    this.wakers = [];
-    for (const w of ws) w();
-  }
-
-  private idle(ms: number): Promise<void> {
-    return new Promise((res) => {
-      let t: NodeJS.Timeout | undefined = undefined;
-      const done = () => {
-        clearTimeout(t);
-        res();
-      };
-      t = setTimeout(done, Math.max(20, ms));
-      this.wakers.push(done);
-    });
+    this.workers.wake();
   }
 
   private onEvent(e: EngineEvent): void {
@@ -236,7 +228,6 @@ export class MediaService implements EngineService {
         this.ready = this.ready.then(() => this.resolveTools()).then(() => {
           if (this.running) this.reconcile();
         });
-        this.ensureWorkers();
         this.wake();
       }
       this.sweepReplace();
@@ -448,43 +439,9 @@ export class MediaService implements EngineService {
 
   // ---- workers -------------------------------------------------------------------------------
 
-  private async workerLoop(index: number): Promise<void> {
-    await this.ready.catch(() => undefined);
+  private async runJob(ctl: JobControl): Promise<void> {
     const { catalog } = this.ctx;
-    while (this.running) {
-      if (index >= this.settings.concurrency || !this.settings.transcode || this.deps.paused() || !this.tools) {
-        await this.idle(10_000);
-        await this.ready.catch(() => undefined);
-        continue;
-      }
-      let job: JobRow | undefined;
-      try {
-        job = catalog.claim(TRANSCODE_LANE, OWNER, this.leaseMs());
-      } catch (e) {
-        log.error(`media: claim failed: ${errorText(e)}`);
-      }
-      if (!job) {
-        const next = catalog.nextRunAfter(TRANSCODE_LANE);
-        await this.idle(next ? Math.min(next - Date.now(), 30_000) : 30_000);
-        continue;
-      }
-      try {
-        await this.runJob(job);
-      } catch (e) {
-        log.error(`media: conversion job ${job.id} crashed: ${errorText(e)}`);
-        try {
-          catalog.release(job, Date.now() + 30_000, errorText(e), true);
-        } catch {}
-      }
-    }
-  }
-
-  private leaseMs(): number {
-    return this.ctx.config.get().sync.leaseSeconds * 1000;
-  }
-
-  private async runJob(job: JobRow): Promise<void> {
-    const { catalog } = this.ctx;
+    const { job } = ctl;
     const f = catalog.fileById(job.file_id);
     if (!f) {
       catalog.drop(job);
@@ -502,21 +459,9 @@ export class MediaService implements EngineService {
       this.emitState(key, 'none', { reason });
       return;
     }
-    const ac = new AbortController();
-    const onStop = () => ac.abort();
-    this.stopAc.signal.addEventListener('abort', onStop, { once: true });
     let finish!: () => void;
-    const entry: Running = { job, fileId: f.id, key, ac, percent: 0, cancelled: false, fenced: false, done: new Promise<void>((r) => (finish = r)) };
+    const entry: Running = { ctl, fileId: f.id, key, percent: 0, cancelled: false, done: new Promise<void>((r) => (finish = r)) };
     this.inflight.set(f.id, entry);
-    const lease = this.leaseMs();
-    const hb = setInterval(() => {
-      try {
-        if (!catalog.heartbeat(job, lease)) {
-          entry.fenced = true; // someone else owns the job now: stop, record nothing
-          ac.abort();
-        }
-      } catch {}
-    }, Math.max(1000, lease / 3));
     this.store.setState(f.id, 'running', null);
     this.emitState(key, 'running', { percent: 0 });
     try {
@@ -524,8 +469,6 @@ export class MediaService implements EngineService {
     } catch (e) {
       this.failed(job, f, entry, e);
     } finally {
-      clearInterval(hb);
-      this.stopAc.signal.removeEventListener('abort', onStop);
       this.inflight.delete(f.id);
       finish();
     }
@@ -536,7 +479,7 @@ export class MediaService implements EngineService {
     const tools = this.tools;
     if (!tools) throw this.toolsError ?? new MediaError('ffmpeg-missing', 'ffmpeg is not available.');
     const abs = this.absPath(root, f);
-    const signal = entry.ac.signal;
+    const signal = entry.ctl.signal;
     const probe = await probeMedia(abs, { tools, signal });
     this.store.saveInfo(f.id, toMediaInfo(probe));
     let lastEmit = 0;
@@ -553,7 +496,7 @@ export class MediaService implements EngineService {
         this.emitState(entry.key, 'running', { percent, ...(eta !== undefined ? { eta_seconds: eta } : {}) });
       },
     });
-    if (entry.fenced) return;
+    if (entry.ctl.fenced) return; // someone else owns the job now: record nothing
     // The outputs are in place and verified: catalog them as files made from the original.
     const dir = posix.dirname(diskRel(f));
     const relOf = (p: string) => (dir === '.' ? basename(p) : `${dir}/${basename(p)}`);
@@ -606,7 +549,7 @@ export class MediaService implements EngineService {
   private failed(job: JobRow, f: FileRow, entry: Running, e: unknown): void {
     const { catalog } = this.ctx;
     const key = entry.key;
-    if (entry.fenced) return;
+    if (entry.ctl.fenced) return;
     const me = e instanceof MediaError ? e : new MediaError('ffmpeg-failed', `Converting ${basename(f.rel_path)} failed: ${errorText(e)}. Triplicate tries again later.`, { detail: errorText(e) });
     const detail = me.detail ? { detail: me.detail } : {};
     if (entry.cancelled) {
@@ -621,7 +564,7 @@ export class MediaService implements EngineService {
       this.onOutcome?.(key, 'skipped', CANCELLED_REASON);
       return;
     }
-    if (me.code === 'aborted' || this.stopAc.signal.aborted) {
+    if (me.code === 'aborted' || entry.ctl.stopping) {
       // Stopping: the job goes back as it was and runs again at the next start.
       catalog.transaction(() => {
         if (catalog.release(job, 0, null, false)) this.store.setState(f.id, 'queued', null);
@@ -712,7 +655,7 @@ export class MediaService implements EngineService {
     const running = this.inflight.get(f.id);
     if (running) {
       running.cancelled = true;
-      running.ac.abort();
+      running.ctl.abort();
       await Promise.race([running.done, new Promise((r) => setTimeout(r, 15_000).unref?.())]);
     } else if (this.ctx.catalog.cancelQueued(TRANSCODE_LANE, TRANSCODE_KIND, f.id)) {
       this.store.setState(f.id, 'skipped', CANCELLED_REASON);

@@ -1,6 +1,6 @@
 // The restore service: restore runs (missing files, a selection, a folder as it was on a date, one
-// version), their workers on the durable job queue (lane 'restore', lease + fence: a crash or a
-// restart resumes where it stopped), the version listing, and the scheduled verification and prune
+// version), their workers on the durable job queue (lane 'restore', run by jobs/runner.ts with a
+// lease and a fence: a crash or a restart resumes where it stopped), the version listing, and the scheduled verification and prune
 // jobs (lanes 'verify:<target>' and 'prune:<target>').
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -15,6 +15,7 @@ import { StorageError, isStorageError, type StorageBackend } from '../backends/t
 import type { BackendUse } from '../core/targets';
 import { diskRel, type FileRow, type JobRow } from '../catalog/catalog';
 import type { EngineContext, EngineService } from '../core/context';
+import { JobLane, type JobControl } from '../jobs/runner';
 import { badRequest, conflict, notFound, type ApiRegistry, type Handlers } from '../http/router';
 import type { Ingestor } from '../sync/ingest';
 import { log } from '../log';
@@ -94,11 +95,11 @@ export class RestoreService implements EngineService {
   readonly name = 'restore';
   readonly store: RestoreStore;
   private running = false;
+  /** Aborts verification and prune when the service stops. */
   private stopAc = new AbortController();
-  private workers: Promise<void>[] = [];
-  private wakers: (() => void)[] = [];
+  private readonly workers: JobLane;
   /** Jobs running; `finishing`: its content is in and checked, only fsync, rename and catalog are left. */
-  private readonly inflight = new Map<number, { runId: string; ac: AbortController; bytes: number; finishing: boolean }>();
+  private readonly inflight = new Map<number, { runId: string; ctl: JobControl; bytes: number; finishing: boolean }>();
   private readonly meters = new Map<string, RateMeter>();
   private readonly lastEmit = new Map<string, number>();
   private readonly downUntil = new Map<string, number>();
@@ -116,6 +117,16 @@ export class RestoreService implements EngineService {
     private readonly opts: RestoreServiceOptions = {},
   ) {
     this.store = new RestoreStore(ctx.catalog);
+    this.workers = new JobLane({
+      lane: RESTORE_LANE,
+      owner: OWNER,
+      queue: ctx.catalog,
+      concurrency: () => ctx.config.get().restore.concurrency,
+      leaseMs: () => this.leaseMs(),
+      pollMs: 5000,
+      run: (c) => this.runJob(c),
+      crashed: (job, e) => this.crashed(job, e),
+    });
     api?.register(this.handlers());
   }
 
@@ -131,8 +142,7 @@ export class RestoreService implements EngineService {
     this.running = true;
     this.stopAc = new AbortController();
     for (const r of this.store.activeRuns()) this.maybeFinishRun(r.id);
-    const n = this.ctx.config.get().restore.concurrency;
-    for (let i = 0; i < n; i++) this.workers.push(this.workerLoop());
+    this.workers.start();
     if (scheduled) {
       this.timer = setInterval(() => this.tickMaintenance(), 60_000);
       this.timer.unref?.();
@@ -146,9 +156,7 @@ export class RestoreService implements EngineService {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.stopAc.abort();
-    this.wake();
-    await Promise.allSettled(this.workers);
-    this.workers = [];
+    await this.workers.stop();
     await this.maintenance.catch(() => undefined);
     await Promise.allSettled([...this.locks.values()]);
   }
@@ -158,23 +166,6 @@ export class RestoreService implements EngineService {
     const b = this.ctx.targets.backend(t.id, use);
     if (!b) throw new StorageError('not_found', `${t.label} is switched off in Triplicate.`, `target ${t.id} disabled`);
     return b;
-  }
-
-  private wake(): void {
-    const ws = this.wakers;
-    this.wakers = [];
-    for (const w of ws) w();
-  }
-
-  private idle(ms: number): Promise<void> {
-    return new Promise((res) => {
-      const done = () => {
-        clearTimeout(t);
-        res();
-      };
-      const t = setTimeout(done, Math.max(20, ms));
-      this.wakers.push(done);
-    });
   }
 
   private targets(): TargetConfig[] {
@@ -409,7 +400,7 @@ export class RestoreService implements EngineService {
     if (items.length) {
       this.meters.set(id, new RateMeter());
       this.ctx.bus.record({ level: 'info', kind: 'restore-started', message: `Restoring ${what} (${formatBytes(bytes)}).${message ? ` ${message}` : ''}` });
-      this.wake();
+      this.workers.wake();
     }
     this.emit(id, true);
     return this.progress(id)!;
@@ -429,7 +420,7 @@ export class RestoreService implements EngineService {
       const p = parsePayload(j.payload);
       if (p) void unlink(tempPathFor(p.dest, tempTag(j.file_id, id))).catch(() => undefined);
     }
-    for (const j of this.inflight.values()) if (j.runId === id) j.ac.abort();
+    for (const j of this.inflight.values()) if (j.runId === id) j.ctl.abort();
     this.ctx.bus.record({ level: 'info', kind: 'restore-cancelled', message: `The restore of ${this.whatOf(r)} was cancelled after ${plural(r.files_done, 'file')}.` });
     this.emit(id, true);
     return this.progress(id)!;
@@ -544,55 +535,21 @@ export class RestoreService implements EngineService {
 
   // ---- workers -------------------------------------------------------------------------------
 
-  private async workerLoop(): Promise<void> {
-    const { catalog } = this.ctx;
-    // A job whose bytes are all in and checked finishes (fsync, rename, catalog) while this worker
-    // fetches the next file: at most one such tail per worker, so still `concurrency` transfers.
-    let tail: Promise<void> | null = null;
-    try {
-      while (this.running) {
-        let job: JobRow | undefined;
-        try {
-          job = catalog.claim(RESTORE_LANE, OWNER, this.leaseMs());
-        } catch (e) {
-          log.error(`restore claim failed: ${errorText(e)}`);
-        }
-        if (!job) {
-          const next = catalog.nextRunAfter(RESTORE_LANE);
-          await this.idle(next ? Math.min(Math.max(next - Date.now(), 20), 5000) : 5000);
-          continue;
-        }
-        let transferred!: () => void;
-        const fetched = new Promise<void>((res) => (transferred = res));
-        const run = this.guardedRun(job, transferred);
-        await Promise.race([run, fetched]);
-        if (tail) await tail;
-        tail = run;
-      }
-    } finally {
-      if (tail) await tail;
-    }
-  }
-
-  private async guardedRun(job: JobRow, transferred: () => void): Promise<void> {
-    const { catalog } = this.ctx;
-    try {
-      await this.runJob(job, transferred);
-    } catch (e) {
-      log.error(`restore job ${job.id} crashed: ${errorText(e)}`);
-      const p = parsePayload(job.payload);
-      if (p && job.attempts + 1 >= 5) this.finishJob(job, p, 'failed', 0, `A file could not be restored: ${errorText(e)}.`);
-      else catalog.release(job, Date.now() + 30_000, errorText(e), true);
-    }
+  private crashed(job: JobRow, e: unknown): void {
+    log.error(`restore job ${job.id} crashed: ${errorText(e)}`);
+    const p = parsePayload(job.payload);
+    if (p && job.attempts + 1 >= 5) this.finishJob(job, p, 'failed', 0, `A file could not be restored: ${errorText(e)}.`);
+    else this.ctx.catalog.release(job, Date.now() + 30_000, errorText(e), true);
   }
 
   private leaseMs(): number {
     return this.ctx.config.get().sync.leaseSeconds * 1000;
   }
 
-  /** `transferred`: called when the file's bytes are all in and checked (only its fsync, rename and catalog update are left). */
-  private async runJob(job: JobRow, transferred: () => void = () => undefined): Promise<void> {
+  /** c.handOff() once the file's bytes are all in and checked (only its fsync, rename and catalog update are left). */
+  private async runJob(c: JobControl): Promise<void> {
     const { catalog } = this.ctx;
+    const { job, signal } = c;
     const p = parsePayload(job.payload);
     const run = p ? this.store.run(p.run) : undefined;
     if (!p || !run || FINAL.has(run.state)) {
@@ -609,16 +566,8 @@ export class RestoreService implements EngineService {
       return this.finishJob(job, p, 'failed', 0, `"${key}" cannot be restored: no destination${p.from ? ` (of ${this.ctx.targets.label(p.from)})` : ''} has a copy of it.`);
     }
 
-    const ac = new AbortController();
-    const onStop = () => ac.abort();
-    this.stopAc.signal.addEventListener('abort', onStop, { once: true });
-    const slot = { runId: p.run, ac, bytes: 0, finishing: false };
+    const slot = { runId: p.run, ctl: c, bytes: 0, finishing: false };
     this.inflight.set(job.id, slot);
-    const lease = this.leaseMs();
-    const hb = setInterval(() => {
-      if (!catalog.heartbeat(job, lease)) ac.abort();
-    }, Math.max(1000, lease / 3));
-    hb.unref?.();
     const temp = tempPathFor(p.dest, tempTag(f.id, p.run));
     try {
       // The destination: the same content already there counts as restored; other content is kept unless asked.
@@ -635,9 +584,9 @@ export class RestoreService implements EngineService {
         let local: string | null = null;
         if (needHash) {
           try {
-            local = (await sha256File(p.dest, ac.signal)).sha256;
+            local = (await sha256File(p.dest, signal)).sha256;
           } catch (e) {
-            if (ac.signal.aborted) throw e;
+            if (signal.aborted) throw e;
             return this.finishJob(job, p, 'failed', 0, `"${key}" was not restored: the file already at ${p.dest} cannot be read (${errorText(e)}).`);
           }
         }
@@ -654,7 +603,7 @@ export class RestoreService implements EngineService {
       const errors: string[] = [];
       let waitedForTarget = false;
       for (const s of sources) {
-        if (ac.signal.aborted) break;
+        if (signal.aborted) break;
         try {
           const r = await fetchToFile({
             backend: this.backendFor(s.target),
@@ -664,11 +613,11 @@ export class RestoreService implements EngineService {
             expectedSha: s.sha256,
             expectedSize: s.size,
             mtimeMs: s.mtimeMs,
-            signal: ac.signal,
+            signal: signal,
             fsync: true,
             onVerified: () => {
               slot.finishing = true;
-              transferred();
+              c.handOff();
             },
             where: p.destRoot,
             rel,
@@ -697,7 +646,7 @@ export class RestoreService implements EngineService {
             continue;
           }
           if (isStorageError(e)) {
-            if (e.kind === 'aborted' || ac.signal.aborted) break;
+            if (e.kind === 'aborted' || signal.aborted) break;
             if (e.kind === 'not_found') {
               if (s.current) damaged.push({ ...s, corrupt: false });
               errors.push(`it is not on ${s.target.label}`);
@@ -715,7 +664,7 @@ export class RestoreService implements EngineService {
           throw e;
         }
       }
-      if (ac.signal.aborted) {
+      if (signal.aborted) {
         const cur = this.store.run(p.run);
         if (!cur || FINAL.has(cur.state)) catalog.drop(job);
         else catalog.release(job, 0, null, false);
@@ -730,9 +679,7 @@ export class RestoreService implements EngineService {
       }
       return this.finishJob(job, p, 'failed', 0, `"${key}" could not be restored: ${errors.join('; ')}.`);
     } finally {
-      clearInterval(hb);
       this.inflight.delete(job.id);
-      this.stopAc.signal.removeEventListener('abort', onStop);
     }
   }
 
@@ -767,7 +714,7 @@ export class RestoreService implements EngineService {
         if (jp) void unlink(tempPathFor(jp.dest, tempTag(j.file_id, p.run))).catch(() => undefined);
       }
       // A file whose content is complete and checked still gets its rename (the disk has it already).
-      for (const j of this.inflight.values()) if (j.runId === p.run && !j.finishing) j.ac.abort();
+      for (const j of this.inflight.values()) if (j.runId === p.run && !j.finishing) j.ctl.abort();
       this.ctx.bus.record({ level: 'error', kind: 'restore-failed', message: e.message, detail: e.code });
     }
     this.emit(p.run, true);

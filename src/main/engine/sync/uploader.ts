@@ -1,8 +1,9 @@
-// Upload workers: one lane per target with its own pool, so a down NAS never delays the cloud copy.
-// A job is claimed with a lease and a fence; the file is streamed to the target with its SHA-256 in
-// the object metadata, then verified before the copy is marked synced: HEADed and compared
-// (size + sha256), or, on a server shown to keep our metadata, by its ETag (the MD5 of the bytes
-// it stored) against the MD5 of the bytes we sent.
+// Upload workers: one lane per target with its own workers, so a down NAS never delays the cloud
+// copy. The lane's jobs are run by the job-lane runner (jobs/runner.ts: claim with a lease and a
+// fence, heartbeat, idle and wake); the destination's health and the operator's pause are its gate.
+// Each file is streamed to the target with its SHA-256 in the object metadata, then verified
+// before the copy is marked synced: HEADed and compared (size + sha256), or, on a server shown to
+// keep our metadata, by its ETag (the MD5 of the bytes it stored) against the MD5 of the bytes we sent.
 // A file that changed while uploading is re-queued, never marked synced.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -13,8 +14,8 @@ import type { RootConfig, TargetConfig } from '../../../shared/config';
 import { contentTypeOf, fileKey, objectKey, versionKey } from '../../../shared/keys';
 import { StorageError, type BlockReader, type StorageBackend } from '../backends/types';
 import { diskRel, REPAIR, uploadLane, type Catalog, type FileRow, type JobRow } from '../catalog/catalog';
+import { JobLane, type Gate, type JobControl } from '../jobs/runner';
 import type { EventBus } from '../events';
-import { log } from '../log';
 import { clockTime, describeLocalError, errnoOf, errorText } from '../util';
 import type { TargetHealth } from './health';
 import { HashingStream } from './hash';
@@ -190,12 +191,9 @@ class RateMeter {
 
 export class TargetLane {
   readonly lane: string;
-  private running = false;
+  /** Aborts the listing when the lane stops. */
   private readonly abort = new AbortController();
-  private workers: Promise<void>[] = [];
-  private wakeResolvers: (() => void)[] = [];
-  private probeOut = false;
-  private readonly inflight = new Map<number, { job: JobRow; ac: AbortController }>();
+  private readonly runner: JobLane;
   readonly meter = new RateMeter();
   /**
    * Keys listed on the target when the lane started (per root), so a new file's upload skips the
@@ -219,13 +217,26 @@ export class TargetLane {
     readonly target: TargetConfig,
     readonly backend: StorageBackend,
     private readonly ctx: LaneContext,
-    private readonly owner: string,
+    owner: string,
   ) {
     this.lane = uploadLane(target.id);
+    this.runner = new JobLane({
+      lane: this.lane,
+      owner,
+      queue: ctx.catalog,
+      concurrency: target.concurrency,
+      leaseMs: ctx.leaseMs,
+      pollMs: 10_000,
+      mayRun: () => this.gate(),
+      run: async (c) => {
+        const outcome = await this.runJob(c);
+        this.onOutcome?.(c.job.file_id, outcome);
+      },
+    });
   }
 
   get activeUploads(): number {
-    return this.inflight.size;
+    return this.runner.active;
   }
 
   /** List the target's keys under each root prefix in the background (only worth it for a backlog). */
@@ -255,102 +266,43 @@ export class TargetLane {
   }
 
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    const n = this.target.concurrency;
-    for (let i = 0; i < n; i++) this.workers.push(this.workerLoop(i));
+    this.runner.start();
   }
 
   /** Stop: abort in-flight uploads (multipart uploads are aborted on the server), release their jobs. */
   async stop(): Promise<void> {
-    if (!this.running) return;
-    this.running = false;
     this.abort.abort();
-    this.wake();
-    await Promise.allSettled(this.workers);
-    this.workers = [];
-    this.backend.close?.();
+    await this.runner.stop();
   }
 
   /** One new job is there: send one idle worker (if any) to the queue, at once. */
   wakeOne(): void {
-    this.wakeResolvers.shift()?.();
+    this.runner.wakeOne();
   }
 
   /** New work may be there. */
   wake(): void {
-    const rs = this.wakeResolvers;
-    this.wakeResolvers = [];
-    for (const r of rs) r();
+    this.runner.wake();
   }
 
-  /** Cancel the in-flight upload of one file (the file changed on disk). */
-  cancelFile(fileId: number): void {
-    this.inflight.get(fileId)?.ac.abort();
-  }
-
-  private idle(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      let t: NodeJS.Timeout | undefined = undefined;
-      const done = () => {
-        clearTimeout(t);
-        resolve();
-      };
-      t = setTimeout(done, Math.max(10, ms));
-      this.wakeResolvers.push(done);
-    });
-  }
-
-  private async workerLoop(_i: number): Promise<void> {
-    const { catalog, health } = this.ctx;
-    while (this.running) {
-      if (this.ctx.globallyPaused()) {
-        await this.idle(5000);
-        continue;
-      }
-      const may = health.mayRun(this.target.id);
-      if (!may.ok) {
-        await this.idle(may.wakeAt ? Math.min(may.wakeAt - Date.now(), 60_000) : 5000);
-        continue;
-      }
-      if (may.probe) {
-        // Offline target: one worker probes with a real job; the others wait for its verdict.
-        if (this.probeOut) {
-          await this.idle(1000);
-          continue;
-        }
-        this.probeOut = true;
-      }
-      let job: JobRow | undefined;
-      try {
-        job = catalog.claim(this.lane, this.owner, this.ctx.leaseMs());
-      } catch (e) {
-        log.error(`claim failed on ${this.lane}: ${errorText(e)}`);
-      }
-      if (!job) {
-        if (may.probe) this.probeOut = false;
-        const next = catalog.nextRunAfter(this.lane);
-        await this.idle(next ? Math.min(next - Date.now(), 10_000) : 10_000);
-        continue;
-      }
-      try {
-        const outcome = await this.runJob(job);
-        this.onOutcome?.(job.file_id, outcome);
-      } catch (e) {
-        log.error(`upload job ${job.id} on ${this.lane} crashed: ${errorText(e)}`);
-        catalog.release(job, Date.now() + 30_000, errorText(e), true);
-      } finally {
-        if (may.probe) this.probeOut = false;
-      }
-    }
+  /**
+   * Everything paused, or the destination paused or waiting out an outage: no claims. An offline
+   * destination whose next try is due is tried with one real job (a trial) before the others go.
+   */
+  private gate(): Gate {
+    if (this.ctx.globallyPaused()) return { run: false, retryInMs: 5000 };
+    const may = this.ctx.health.mayRun(this.target.id);
+    if (!may.ok) return { run: false, retryInMs: may.wakeAt ? Math.min(may.wakeAt - Date.now(), 60_000) : 5000 };
+    return { run: true, trial: may.probe };
   }
 
   private emitCopy(f: FileRow, state: 'pending' | 'uploading' | 'synced' | 'failed' | 'skipped', error?: string): void {
     this.ctx.bus.emit({ type: 'copy', file_key: fileKey(f.root_id, f.rel_path), target_id: this.target.id, state, ...(error ? { error } : {}) });
   }
 
-  private async runJob(job: JobRow): Promise<JobOutcome> {
+  private async runJob(c: JobControl): Promise<JobOutcome> {
     const { catalog } = this.ctx;
+    const { job } = c;
     const f = catalog.fileById(job.file_id);
     if (!f || !f.sha256 || this.ctx.held?.(f.id)) {
       catalog.drop(job);
@@ -392,24 +344,16 @@ export class TargetLane {
     }
 
     const key = objectKey(this.target.kind === 's3' || this.target.kind === 'folder' ? this.target.prefix : '', f.root_id, f.rel_path);
-    const ac = new AbortController();
-    const onStop = () => ac.abort();
-    this.abort.signal.addEventListener('abort', onStop, { once: true });
-    this.inflight.set(f.id, { job, ac });
     catalog.setCopyState(f.id, this.target.id, 'uploading', { next_attempt_at: null });
     this.emitCopy(f, 'uploading');
-    const lease = this.ctx.leaseMs();
-    const hb = setInterval(() => {
-      if (!catalog.heartbeat(job, lease)) ac.abort(); // fenced off: someone else owns the job now
-    }, Math.max(1000, lease / 3));
     let hasher: BodyDigest | null = null;
     try {
-      const existing = this.knownAbsent(f.root_id, key) ? null : await this.backend.head(key, ac.signal);
+      const existing = this.knownAbsent(f.root_id, key) ? null : await this.backend.head(key, c.signal);
       // A repair does not trust matching metadata: the damaged copy has it too.
       if (!repair && existing && existing.size === f.size && existing.sha256 === f.sha256) {
         return this.finish(job, f, 'already-there');
       }
-      if (existing && existing.sha256 && existing.sha256 !== f.sha256) await this.preserveVersion(key, existing.sha256, existing.size, existing.mtimeMs, existing.lastModified, f, ac.signal);
+      if (existing && existing.sha256 && existing.sha256 !== f.sha256) await this.preserveVersion(key, existing.sha256, existing.size, existing.mtimeMs, existing.lastModified, f, c.signal);
 
       this.written.add(key);
       let lastEmit = 0;
@@ -420,7 +364,7 @@ export class TargetLane {
           size: f.size,
           open: () => {
             lastBytes = 0;
-            if (from) return (hasher = this.openCopy(from, f, ac.signal));
+            if (from) return (hasher = this.openCopy(from, f, c.signal));
             if (f.size <= WHOLE_FILE_MAX) {
               const whole = new WholeFileStream(abs, f.size);
               hasher = whole;
@@ -448,7 +392,7 @@ export class TargetLane {
           sha256: f.sha256,
           mtimeMs: f.mtime_ms,
           contentType: contentTypeOf(f.rel_path),
-          signal: ac.signal,
+          signal: c.signal,
           onProgress: (sent) => {
             this.meter.add(Math.max(0, sent - lastBytes));
             lastBytes = sent;
@@ -486,7 +430,7 @@ export class TargetLane {
         // This server answers the MD5 of what it stored, and that is not what we sent: the bytes
         // were damaged on the way (a bad proxy, a flaky NIC). Its metadata looks right, so it must
         // go, or the next try would take it for the file already there.
-        await this.backend.delete(key, ac.signal).catch(() => undefined);
+        await this.backend.delete(key, c.signal).catch(() => undefined);
         throw new StorageError(
           'integrity',
           `${this.target.label} stored "${f.rel_path}" with different content than was sent (its checksum differs). Triplicate uploads it again.`,
@@ -495,7 +439,7 @@ export class TargetLane {
       }
       const byEtag = etagMatches && this.etagsVouch;
       if (!byEtag) {
-        const check = await this.backend.head(key, ac.signal);
+        const check = await this.backend.head(key, c.signal);
         if (!check || check.size !== f.size || check.sha256 !== f.sha256) {
           throw new StorageError(
             'integrity',
@@ -514,7 +458,7 @@ export class TargetLane {
       }
       return outcome;
     } catch (e) {
-      if (ac.signal.aborted || (e instanceof StorageError && e.kind === 'aborted')) {
+      if (c.signal.aborted || (e instanceof StorageError && e.kind === 'aborted')) {
         // Stopping, or the job was fenced off: put it back untouched (a no-op when fenced).
         catalog.transaction(() => {
           if (catalog.release(job, 0, null, false)) catalog.setCopyState(f.id, this.target.id, 'pending');
@@ -538,10 +482,6 @@ export class TargetLane {
       const se = e instanceof StorageError ? e : new StorageError('unknown', `Copying "${f.rel_path}" to ${this.target.label} failed: ${errorText(e)}.`, errorText(e));
       if (se.targetLevel) return this.targetDown(job, f, se);
       return this.fileFailure(job, f, se.message, se.detail);
-    } finally {
-      clearInterval(hb);
-      this.inflight.delete(f.id);
-      this.abort.signal.removeEventListener('abort', onStop);
     }
   }
 
