@@ -154,9 +154,12 @@ describe('FolderBackend on disk', () => {
     writeFileSync(oldTemp, 'a');
     writeFileSync(newTemp, 'b');
     expect(await b.cleanupIncomplete('x/', 60_000)).toBe(0); // both younger than a minute
-    await new Promise((r) => setTimeout(r, 30));
+    await new Promise((r) => setTimeout(r, 1500));
     writeFileSync(newTemp, 'b2'); // touch: ctime moves
-    expect(await b.cleanupIncomplete('', 20)).toBe(1);
+    // The cut-off half-way between the two files' ctimes (ctime cannot be set back), so a loaded
+    // machine's pause between here and the call, up to ~0.7 s, changes nothing.
+    const mid = (statSync(oldTemp).ctimeMs + statSync(newTemp).ctimeMs) / 2;
+    expect(await b.cleanupIncomplete('', Date.now() - mid)).toBe(1);
     expect(existsSync(oldTemp)).toBe(false);
     expect(existsSync(newTemp)).toBe(true);
   });
