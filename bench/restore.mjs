@@ -9,11 +9,14 @@
 // --concurrency sets both rclone's --transfers and our restore.concurrency (same parallelism);
 // --ours-concurrency overrides ours (e.g. our shipped default 6 against rclone's default 4).
 // Goal (issue 5): ours >= 1.0x rclone.
+// Each round of ours also prints the engine's CPU and its collections (scavenges, mark-compacts,
+// pause time) per 100 MB restored: `node --trace-gc` tells more.
 import { spawn } from 'node:child_process';
 import { copyFileSync, createReadStream, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join, relative, sep } from 'node:path';
 import { parseArgs } from 'node:util';
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { ensureApt, makeDataset, mbps, median, rm, startS3rverProcess, table, tempDir, timed, writeResult } from './lib/common.mjs';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
@@ -117,6 +120,16 @@ function rclone(dest) {
   });
 }
 
+/** Collections in this process (the engine's), to tell collector work from the restore's own. */
+const gcSeen = { minor: 0, major: 0, ms: 0 };
+new PerformanceObserver((l) => {
+  for (const e of l.getEntries()) {
+    gcSeen.ms += e.duration;
+    if (e.detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) gcSeen.minor++;
+    else if (e.detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) gcSeen.major++;
+  }
+}).observe({ entryTypes: ['gc'] });
+
 /** Ours: a running engine whose folder lost every file; one "restore missing"; wait until done. */
 async function ours(round) {
   const dataDir = join(base, `ours-data-${round}`);
@@ -130,12 +143,19 @@ async function ours(round) {
   await engine.start();
   await engine.initialScanDone();
   const svc = engine.service('restore');
+  const gc0 = { ...gcSeen };
+  const cpu0 = process.cpuUsage();
   const t = await timed(async () => {
     const p = await svc.restoreMissing({});
     if (p.files_total !== N) throw new Error(`restore planned ${p.files_total} files, not ${N}`);
     const done = await svc.waitFor(p.id);
     if (done.files_done !== N) throw new Error(`restored ${done.files_done} of ${N}: ${done.message}`);
   });
+  const cpu = process.cpuUsage(cpu0);
+  await new Promise((r) => setImmediate(r)); // the observer's last entries
+  // The engine's CPU (its helper threads too) and collections during the restore, per 100 MB restored
+  const per = 1e8 / total;
+  console.log(`    engine CPU ${(((cpu.user + cpu.system) / 1e6) * per).toFixed(2)} s, ${((gcSeen.minor - gc0.minor) * per).toFixed(1)} scavenges, ${((gcSeen.major - gc0.major) * per).toFixed(1)} mark-compacts, GC pauses ${((gcSeen.ms - gc0.ms) * per).toFixed(0)} ms per 100 MB`);
   await engine.stop();
   return { seconds: t.seconds, dest, dataDir };
 }
