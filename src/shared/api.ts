@@ -28,6 +28,8 @@ export interface TargetStatus {
   uploading: number;
   failed: number;
   skipped: number;
+  /** Changes for it the burst guard holds back (counted apart from pending: none of them can go). */
+  held: number;
   state: TargetState;
   label: string;
   /** Plain-language reason when offline, with the next step. */
@@ -46,8 +48,8 @@ export type CopyCounts = Record<CopyState, number>;
 /**
  * `GET /api/admin/media-sync/status`: the seed's fields plus per-destination detail.
  *
- * The seed's top-level counts count files: pending + uploading + synced + failed + skipped =
- * total_files. A file is synced when every enabled destination holds it (a paused or offline one
+ * The seed's top-level counts count files: pending + uploading + synced + failed + skipped + held
+ * = total_files (held: files that would be pending but the burst guard holds back). A file is synced when every enabled destination holds it (a paused or offline one
  * too: it is still one of the places); otherwise it counts under the first of FILE_STATE_ORDER
  * (src/shared/status.ts) that one of its copies has. `copies` counts the copies themselves.
  */
@@ -57,6 +59,7 @@ export interface SyncStatus {
   synced: number;
   failed: number;
   skipped: number;
+  held: number;
   total_files: number;
   total_size_bytes: number;
   /** Bytes of the synced files. */
@@ -104,6 +107,8 @@ export interface GuardHold {
   since: number;
   /** Files held back now (changed, deleted, suspicious new ones). */
   files: number;
+  /** Files of the folder gone from this computer: the guard's buttons answer for them, not "bring back". */
+  missing: number;
   counts: GuardCounts;
   /** What happened and when, in one sentence. */
   summary: string;

@@ -1,7 +1,7 @@
 // What the status says: the file-level counts and the one sentence with its colour. Pure, so the
 // engine (API, CLI), the tray and the tests use the same words; the overview shows the engine's.
 
-import type { CopyState, GuardCounts, SyncStatus, TargetStatus } from './api';
+import type { CopyState, GuardCounts, SyncStatus, TargetState, TargetStatus } from './api';
 import { formatBytes, formatClock, formatCount, joinNames, plural } from './format';
 
 /**
@@ -34,19 +34,27 @@ export interface FileStateRow {
 
 export type FileCounts = Pick<
   SyncStatus,
-  'pending' | 'uploading' | 'synced' | 'failed' | 'skipped' | 'total_files' | 'total_size_bytes' | 'synced_size_bytes' | 'safe_files' | 'missing_local_files' | 'missing_safe_files'
+  'pending' | 'uploading' | 'synced' | 'failed' | 'skipped' | 'held' | 'total_files' | 'total_size_bytes' | 'synced_size_bytes' | 'safe_files' | 'missing_local_files' | 'missing_safe_files'
 >;
 
-/** The seed's file counts for the enabled destinations `targetIds`. */
-export function countFiles(rows: readonly FileStateRow[], targetIds: readonly string[]): FileCounts {
-  const c: FileCounts = { pending: 0, uploading: 0, synced: 0, failed: 0, skipped: 0, total_files: 0, total_size_bytes: 0, synced_size_bytes: 0, safe_files: 0, missing_local_files: 0, missing_safe_files: 0 };
+function copiesOf(sig: string): Map<string, CopyState> {
+  const copies = new Map<string, CopyState>();
+  for (const part of sig.split(' ')) {
+    const i = part.lastIndexOf(':');
+    if (i > 0) copies.set(part.slice(0, i), part.slice(i + 1) as CopyState);
+  }
+  return copies;
+}
+
+/**
+ * The seed's file counts for the enabled destinations `targetIds`. `heldRows`: the same rows for
+ * the files the burst guard holds back (a subset of `rows`); one that would be pending is held.
+ */
+export function countFiles(rows: readonly FileStateRow[], targetIds: readonly string[], heldRows: readonly FileStateRow[] = []): FileCounts {
+  const c: FileCounts = { pending: 0, uploading: 0, synced: 0, failed: 0, skipped: 0, held: 0, total_files: 0, total_size_bytes: 0, synced_size_bytes: 0, safe_files: 0, missing_local_files: 0, missing_safe_files: 0 };
   for (const r of rows) {
     if (r.n <= 0) continue;
-    const copies = new Map<string, CopyState>();
-    for (const part of r.sig.split(' ')) {
-      const i = part.lastIndexOf(':');
-      if (i > 0) copies.set(part.slice(0, i), part.slice(i + 1) as CopyState);
-    }
+    const copies = copiesOf(r.sig);
     const state = fileState(targetIds.map((id) => copies.get(id)), r.local_state);
     c[state] += r.n;
     c.total_files += r.n;
@@ -57,8 +65,40 @@ export function countFiles(rows: readonly FileStateRow[], targetIds: readonly st
       if (r.local_state === 'missing') c.missing_safe_files += r.n;
     }
   }
+  for (const r of heldRows) {
+    const copies = copiesOf(r.sig);
+    if (r.n <= 0 || fileState(targetIds.map((id) => copies.get(id)), r.local_state) !== 'pending') continue;
+    c.pending -= r.n;
+    c.held += r.n;
+  }
   c.safe_files = c.synced;
   return c;
+}
+
+/**
+ * Per destination, the held files that would go to it: `pending` of them have a pending copy row
+ * (the card's pending count includes them), `held` adds those here without a copy row yet.
+ */
+export function heldPerTarget(heldRows: readonly FileStateRow[], targetId: string): { pending: number; held: number } {
+  const out = { pending: 0, held: 0 };
+  for (const r of heldRows) {
+    const copy = copiesOf(r.sig).get(targetId);
+    if (copy === 'pending') out.pending += r.n;
+    if (copy === 'pending' || (copy === undefined && r.local_state === 'present')) out.held += r.n;
+  }
+  return out;
+}
+
+/** What a destination's card says it is doing: "Working" only while something can go to it. */
+export function cardState(t: TargetStatus): TargetState | 'held' {
+  if ((t.state === 'online' || t.state === 'unknown') && t.held > 0 && waitingOf(t) === 0) return 'held';
+  return t.state;
+}
+
+/** Files to offer to bring back: those of folders the burst guard holds are answered by its buttons. */
+export function missingToOffer(s: SyncStatus): number {
+  const held = (s.guard?.holds ?? []).reduce((a, h) => a + h.missing, 0);
+  return Math.max(0, s.missing_local_files - held);
 }
 
 export interface SummaryContext {

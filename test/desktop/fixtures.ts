@@ -3,7 +3,7 @@ import type { SafeStorageLike } from '../../src/main/desktop/logic/secrets';
 import type { SyncStatus, TargetStatus } from '../../src/shared/api';
 
 export function target(over: Partial<TargetStatus> = {}): TargetStatus {
-  return { synced_count: 10, synced_bytes: 1000, pending: 0, uploading: 0, failed: 0, skipped: 0, state: 'online', label: 'NAS', rate_bps: 0, ...over };
+  return { synced_count: 10, synced_bytes: 1000, pending: 0, uploading: 0, failed: 0, skipped: 0, held: 0, state: 'online', label: 'NAS', rate_bps: 0, ...over };
 }
 
 export function status(over: Partial<SyncStatus> = {}): SyncStatus {
@@ -13,6 +13,7 @@ export function status(over: Partial<SyncStatus> = {}): SyncStatus {
     synced: 10,
     failed: 0,
     skipped: 0,
+    held: 0,
     total_files: 10,
     total_size_bytes: 1000,
     synced_size_bytes: 1000,

@@ -93,6 +93,14 @@ describe('tray menu', () => {
     expect(one.label).toBe('Bring back 1 missing file');
   });
 
+  it('does not offer to bring back missing files while the burst guard holds a folder', () => {
+    const counts = { rewritten: 0, suspicious_new: 0, renamed: 14, deleted: 0, extension: 'locked' };
+    const hold = { id: 1, root_id: 'media', root_label: 'Media', tripped_at: 0, since: 0, files: 14, missing: 14, counts, summary: 'At 21:02, in Media, …' };
+    const held = actions(menuModel(status({ missing_local_files: 14, guard: { holds: [hold] } }), { state: 'connected' })).find((a) => a.id === 'restore-missing')!;
+    expect(held.enabled).toBe(false);
+    expect(held.label).not.toMatch(/Bring back|No files are missing/);
+  });
+
   it('disables engine commands while disconnected but keeps open and quit', () => {
     const items = actions(menuModel(status(), { state: 'lost', since: 0 }));
     expect(items.filter((a) => a.enabled).map((a) => a.id)).toEqual(['open', 'quit']);

@@ -477,6 +477,19 @@ export default async function operatorDay(t) {
       await putBack.waitFor({ timeout: 10_000 });
       await buttons.getByRole('button', { name: 'These changes are mine: back them up' }).waitFor();
       await waitFor(async () => /12 files were renamed to \.locked/.test(await hero.innerText()), { timeout: 30_000, what: 'the sentence counting 12 renamed files' });
+      // the cards agree with the red sentence: the held files are not "to copy", nothing says "Working"
+      for (const label of ['NAS', 'Cloud']) {
+        const card = page.locator('article.copy-card', { has: page.getByRole('heading', { name: label, exact: true }) });
+        await waitFor(async () => /12 changes held/.test(await card.innerText()), { timeout: 30_000, what: `the ${label} card saying "12 changes held"` });
+        const text = await card.innerText();
+        if (/to copy|Working/.test(text)) throw new Error(`the ${label} card says: ${text.replace(/\s+/g, ' ')}`);
+      }
+      // "Bring back" offers only the missing files of folders the guard does not hold
+      const st = await api().call('status');
+      const offer = st.missing_local_files - st.guard.holds.reduce((a, h) => a + h.missing, 0);
+      const bring = await page.locator('.hero-actions a', { hasText: /^Bring back/ }).allInnerTexts();
+      const want = offer > 0 ? [`Bring back ${offer} missing ${offer === 1 ? 'file' : 'files'}`] : [];
+      if (bring.join('|') !== want.join('|')) throw new Error(`the Overview offers ${JSON.stringify(bring)}, not ${JSON.stringify(want)} (${st.missing_local_files} missing, 12 of them held)`);
       await shot(page, shots, '24-overview-ransomware-held');
       console.log(`      sentence: "${await hero.innerText()}"`);
       // the button asks first

@@ -13,6 +13,7 @@ import type { Engine } from '../../src/main/engine/engine';
 import type { StorageBackend } from '../../src/main/engine/backends/types';
 import { Readable } from 'node:stream';
 import { versionKey } from '../../src/shared/keys';
+import { cardState, missingToOffer } from '../../src/shared/status';
 import { DAY_MS } from '../../src/main/engine/restore/retention';
 import { bytes, sha256, sha256OfFile, waitFor, waitForStatus, writeFile } from '../helpers/engine';
 import { backendOf, engineFor, forget, listAll, restoreOf, rig, teardown, type Rig } from '../restore/helpers';
@@ -116,6 +117,11 @@ describe('burst guard', () => {
     expect(hold.counts.renamed + hold.counts.suspicious_new).toBe(300);
     expect(hold.counts.extension ?? 'locked').toBe('locked');
     expect(hold.summary).toMatch(/Media/);
+    // the held .locked files are not "to copy" anywhere, the cards do not say "Working", and the
+    // 300 originals gone from here are the guard's to put back, not "Bring back 300 missing files"
+    const held = engine.status();
+    expect({ pending: held.pending, uploading: held.uploading, held: held.held, missing: held.missing_local_files, offer: missingToOffer(held) }).toEqual({ pending: 0, uploading: 0, held: 300, missing: 300, offer: 0 });
+    for (const t of Object.values(held.targets)) expect({ toCopy: t.pending + t.uploading, held: t.held, card: cardState(t) }).toEqual({ toCopy: 0, held: 300, card: 'held' });
 
     // What left for each destination before the trip; the current object of every other file is the original.
     const left: number[] = [];

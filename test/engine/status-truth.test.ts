@@ -10,7 +10,7 @@ import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CopyState, SyncStatus, TargetState, TargetStatus } from '../../src/shared/api';
-import { countFiles, summarize, type FileStateRow } from '../../src/shared/status';
+import { cardState, countFiles, guardSentence, heldPerTarget, missingToOffer, summarize, type FileStateRow } from '../../src/shared/status';
 import type { Engine } from '../../src/main/engine/engine';
 import { iconFor, trayState } from '../../src/main/desktop/logic/tray';
 import { startS3, type TestS3 } from '../helpers/s3';
@@ -30,11 +30,13 @@ interface World {
   folders: number;
   folderProblem?: string;
   targets: { id: string; label: string; state: TargetState }[];
-  /** per file: here or not, and its copy on each destination (none: no copy row yet) */
-  files: { local: 'present' | 'missing'; size: number; copies: Record<string, CopyState | undefined> }[];
+  /** per file: here or not, and its copy on each destination (none: no copy row yet); held: the burst guard holds it back (its folder is `held`) */
+  files: { local: 'present' | 'missing'; size: number; copies: Record<string, CopyState | undefined>; folder?: 'media' | 'other'; held?: boolean }[];
   scanning: boolean;
   paused: boolean;
   converting: { active: number; queued: number } | null;
+  /** The burst guard holds the folder "media" (the files are then in "media" or "other"). */
+  hold?: boolean;
 }
 
 function generate(seed: number): World {
@@ -57,7 +59,7 @@ function generate(seed: number): World {
     }
     files.push({ local, size: 100 + int(5000), copies });
   }
-  return {
+  const w: World = {
     folders: r.chance(0.05) ? 0 : 1,
     ...(r.chance(0.05) ? { folderProblem: 'The folder "Media" cannot be read: the USB disk is not plugged in.' } : {}),
     targets,
@@ -66,12 +68,26 @@ function generate(seed: number): World {
     paused: r.chance(0.08),
     converting: r.chance(0.1) ? { active: int(2), queued: int(3) } : null,
   };
+  // (drawn last, so the states above are those of the seeds before holds were generated)
+  if (nFiles > 0 && r.chance(0.2)) {
+    // a burst in "media": its changed and new files wait (a copy pending, none yet, one that
+    // finished or was running before the trip), its deleted files keep their copies
+    w.hold = true;
+    w.folders = 2;
+    for (const f of files) {
+      f.folder = r.chance(0.7) ? 'media' : 'other';
+      if (f.folder !== 'media' || !r.chance(0.6)) continue;
+      f.held = true;
+      if (f.local === 'present') for (const t of targets) f.copies[t.id] = r.pick<CopyState | undefined>(['pending', 'pending', 'pending', undefined, 'synced', 'uploading']);
+    }
+  }
+  return w;
 }
 
 /** The per-file rows as the catalog keeps them (copy_sig: "<target>:<state>" by target id). */
-function rowsOf(w: World): FileStateRow[] {
+function rowsOf(w: World, only: (f: World['files'][number]) => boolean = () => true): FileStateRow[] {
   const m = new Map<string, FileStateRow>();
-  for (const f of w.files) {
+  for (const f of w.files.filter(only)) {
     const sig = Object.entries(f.copies)
       .filter(([, s]) => s !== undefined)
       .sort(([a], [b]) => (a < b ? -1 : 1))
@@ -94,17 +110,20 @@ function statusOf(w: World): SyncStatus {
   const targets: Record<string, TargetStatus> = {};
   const copies = { pending: 0, uploading: 0, synced: 0, failed: 0, skipped: 0 };
   const perTarget: Record<string, number> = {};
+  const heldRows = rowsOf(w, (f) => f.held === true);
   for (const t of w.targets) {
     const c = (s: CopyState) => w.files.filter((f) => f.copies[t.id] === s).length;
+    const held = heldPerTarget(heldRows, t.id);
     targets[t.id] = {
       label: t.label,
       state: t.state,
       synced_count: c('synced'),
       synced_bytes: w.files.filter((f) => f.copies[t.id] === 'synced').reduce((a, f) => a + f.size, 0),
-      pending: c('pending'),
+      pending: c('pending') - held.pending,
       uploading: c('uploading'),
       failed: c('failed'),
       skipped: c('skipped'),
+      held: held.held,
       rate_bps: 0,
       ...(t.state === 'offline' ? { offline_since: Date.UTC(2026, 0, 5, 9, 30), next_try_at: Date.UTC(2026, 0, 5, 9, 45) } : {}),
     };
@@ -112,7 +131,7 @@ function statusOf(w: World): SyncStatus {
     if (t.state !== 'disabled') for (const s of COPY_STATES) copies[s] += c(s);
   }
   const s: SyncStatus = {
-    ...countFiles(rowsOf(w), enabled.map((t) => t.id)),
+    ...countFiles(rowsOf(w), enabled.map((t) => t.id), heldRows),
     ...perTarget,
     copies,
     targets,
@@ -124,6 +143,13 @@ function statusOf(w: World): SyncStatus {
     now: 0,
   };
   if (w.converting) s.transcoding = w.converting;
+  if (w.hold) {
+    const held = w.files.filter((f) => f.held);
+    const counts = { rewritten: held.filter((f) => f.local === 'present').length, suspicious_new: 0, renamed: 0, deleted: held.filter((f) => f.local === 'missing').length };
+    const at = { root_label: 'Media', tripped_at: Date.UTC(2026, 0, 5, 21, 2), since: Date.UTC(2026, 0, 5, 21, 0), counts };
+    const missing = w.files.filter((f) => f.folder === 'media' && f.local === 'missing').length;
+    s.guard = { holds: [{ id: 1, root_id: 'media', ...at, files: held.length, missing, summary: guardSentence(at) }] };
+  }
   Object.assign(s, summarize(s, { folders: w.folders, ...(w.folderProblem ? { folderProblem: w.folderProblem } : {}) }));
   return s;
 }
@@ -131,19 +157,21 @@ function statusOf(w: World): SyncStatus {
 /** The file-level truth, counted plainly from the generated files. */
 function truth(w: World) {
   const enabled = w.targets.filter((t) => t.state !== 'disabled');
-  const states = w.files.map((f) => {
+  const states = w.files.map((f): CopyState | 'held' => {
+    // a held file that would wait to be copied is held: nothing of it can go
+    const waiting = f.held ? 'held' : 'pending';
     const cs = enabled.map((t) => f.copies[t.id] ?? (f.local === 'present' ? 'pending' : 'skipped'));
     if (enabled.length && cs.every((c) => c === 'synced')) return 'synced';
-    if (!enabled.length) return 'pending';
-    for (const s of ['failed', 'uploading', 'pending', 'skipped'] as const) if (cs.includes(s)) return s;
+    if (!enabled.length) return waiting;
+    for (const s of ['failed', 'uploading', 'pending', 'skipped'] as const) if (cs.includes(s)) return s === 'pending' ? waiting : s;
     return 'synced';
   });
-  const count = (s: CopyState) => states.filter((x) => x === s).length;
+  const count = (s: CopyState | 'held') => states.filter((x) => x === s).length;
   const everywhere = w.files.filter((_, i) => states[i] === 'synced');
   return {
     enabled,
     states,
-    counts: { pending: count('pending'), uploading: count('uploading'), synced: count('synced'), failed: count('failed'), skipped: count('skipped') },
+    counts: { pending: count('pending'), uploading: count('uploading'), synced: count('synced'), failed: count('failed'), skipped: count('skipped'), held: count('held') },
     safeHere: everywhere.filter((f) => f.local === 'present').length,
     keptElsewhere: everywhere.filter((f) => f.local === 'missing').length,
     missing: w.files.filter((f) => f.local === 'missing').length,
@@ -161,8 +189,8 @@ function check(w: World, s: SyncStatus): void {
   const t = truth(w);
   const labels = (ids: { label: string }[]) => ids.map((x) => x.label);
   // the seed's sum, and the file-level counts equal a plain count of the files
-  expect(s.pending + s.uploading + s.synced + s.failed + s.skipped).toBe(s.total_files);
-  expect({ pending: s.pending, uploading: s.uploading, synced: s.synced, failed: s.failed, skipped: s.skipped }).toEqual(t.counts);
+  expect(s.pending + s.uploading + s.synced + s.failed + s.skipped + s.held).toBe(s.total_files);
+  expect({ pending: s.pending, uploading: s.uploading, synced: s.synced, failed: s.failed, skipped: s.skipped, held: s.held }).toEqual(t.counts);
   expect(s.total_files).toBe(w.files.length);
   expect(s.safe_files).toBe(t.counts.synced);
   expect(s.missing_local_files).toBe(t.missing);
@@ -170,6 +198,23 @@ function check(w: World, s: SyncStatus): void {
   expect(s.synced_size_bytes).toBe(w.files.filter((_, i) => t.states[i] === 'synced').reduce((a, f) => a + f.size, 0));
   // per destination, as the seed: <id>_synced_count
   for (const x of w.targets) expect(s[`${x.id}_synced_count`]).toBe(w.files.filter((f) => f.copies[x.id] === 'synced').length);
+  // a card's "N files to copy" counts only files that can go; the held ones are "N changes held",
+  // and a card with nothing that can go does not say "Working"
+  for (const x of w.targets) {
+    const st = s.targets[x.id]!;
+    expect(waitingOf(st), `${x.label} to copy`).toBe(w.files.filter((f) => !f.held && (f.copies[x.id] === 'pending' || f.copies[x.id] === 'uploading')).length + w.files.filter((f) => f.held && f.copies[x.id] === 'uploading').length);
+    expect(st.held, `${x.label} held`).toBe(w.files.filter((f) => f.held && (f.copies[x.id] === 'pending' || (f.copies[x.id] === undefined && f.local === 'present'))).length);
+    const card = cardState(st);
+    if (card === 'online' || card === 'unknown') expect(waitingOf(st) > 0 || st.held === 0, `${x.label}: "Working" with only held changes`).toBe(true);
+    if (card === 'held') expect(st.held > 0 && waitingOf(st) === 0).toBe(true);
+  }
+  // "Bring back N missing files" offers the files a hold does not answer for
+  expect(missingToOffer(s)).toBe(w.files.filter((f) => f.local === 'missing' && !(w.hold && f.folder === 'media')).length);
+  if (w.hold) {
+    expect(s.health).toBe('failing');
+    expect(s.summary).toBe(s.guard!.holds[0]!.summary);
+    return;
+  }
 
   const sentence = s.summary;
   // "All ... safe" only when every file is on every destination and here
@@ -263,7 +308,7 @@ describe('the status sentence and counts (generated states)', () => {
       try {
         check(w, s);
       } catch (e) {
-        const files = w.files.map((f) => `${f.local}{${Object.entries(f.copies).map(([k, v]) => `${k}:${v ?? '-'}`).join(',')}}`).join(' ');
+        const files = w.files.map((f) => `${f.held ? `held(${f.folder}) ` : ''}${f.local}{${Object.entries(f.copies).map(([k, v]) => `${k}:${v ?? '-'}`).join(',')}}`).join(' ');
         throw new Error(
           `seed ${seed}: targets ${w.targets.map((x) => `${x.id}=${x.state}`).join(',') || 'none'}; ${w.paused ? 'paused; ' : ''}${w.scanning ? 'scanning; ' : ''}files ${files || 'none'}\n` +
             `"${s.summary}" (${s.health})\n${(e as Error).message}`,

@@ -109,12 +109,17 @@ export function menuModel(status: SyncStatus | null, link: EngineLink, opts: Men
   else items.push({ kind: 'action', id: 'pause', label: 'Pause backups', enabled: connected });
   items.push({ kind: 'action', id: 'sync-now', label: 'Back up now', enabled: connected && !status.paused });
   const missing = connected ? status.missing_local_files : 0;
-  items.push({
-    kind: 'action',
-    id: 'restore-missing',
-    label: missing > 0 ? `Bring back ${formatCount(missing)} missing ${missing === 1 ? 'file' : 'files'}` : 'No files are missing',
-    enabled: connected && missing > 0,
-  });
+  if (connected && status.guard?.holds.length) {
+    // this action brings back every missing file, a held folder's too: the Overview's two buttons answer for those
+    items.push({ kind: 'action', id: 'restore-missing', label: 'Changes are held back: open Triplicate to answer', enabled: false });
+  } else {
+    items.push({
+      kind: 'action',
+      id: 'restore-missing',
+      label: missing > 0 ? `Bring back ${formatCount(missing)} missing ${missing === 1 ? 'file' : 'files'}` : 'No files are missing',
+      enabled: connected && missing > 0,
+    });
+  }
   items.push({ kind: 'separator' });
   items.push({ kind: 'action', id: 'quit', label: opts.embedded ? 'Quit Triplicate (backups stop)' : 'Quit Triplicate', enabled: true });
   return items;

@@ -17,7 +17,7 @@ import type { GuardCounts, GuardHold, GuardRollbackResult, RestoreProgress, Rest
 import type { GuardSettings } from '../../../shared/config';
 import { plural } from '../../../shared/format';
 import { IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, extensionOf, fileKey } from '../../../shared/keys';
-import { guardSentence } from '../../../shared/status';
+import { guardSentence, type FileStateRow } from '../../../shared/status';
 import { diskRel, uploadLane, type Catalog, type FileRow } from '../catalog/catalog';
 import type { EventBus } from '../events';
 import { log } from '../log';
@@ -110,6 +110,10 @@ export class BurstGuard {
       holdFile: db.prepare<[number, number, string]>('INSERT INTO guard_held (file_id, hold_id, change) VALUES (?, ?, ?) ON CONFLICT (file_id) DO NOTHING'),
       heldOf: db.prepare<[number], { file_id: number; change: HeldChange }>('SELECT file_id, change FROM guard_held WHERE hold_id = ?'),
       heldCount: db.prepare<[number], { n: number }>('SELECT count(*) AS n FROM guard_held WHERE hold_id = ?'),
+      missing: db.prepare<[string], { n: number }>(`SELECT count(*) AS n FROM files WHERE root_id = ? AND local_state = 'missing'`),
+      heldStates: db.prepare<[], FileStateRow>(
+        'SELECT f.copy_sig AS sig, f.local_state, count(*) AS n, coalesce(sum(f.size), 0) AS bytes FROM guard_held g JOIN files f ON f.id = g.file_id GROUP BY f.copy_sig, f.local_state',
+      ),
       allHeld: db.prepare<[], { file_id: number }>('SELECT file_id FROM guard_held'),
       heldRoots: db.prepare<[], { root_id: string }>('SELECT DISTINCT f.root_id FROM guard_held g JOIN files f ON f.id = g.file_id'),
       release: db.prepare<[number]>('DELETE FROM guard_held WHERE file_id = ?'),
@@ -348,6 +352,11 @@ export class BurstGuard {
     return guardSentence({ root_label: this.ctx.rootLabel(h.row.root_id), tripped_at: h.row.tripped_at, since: h.row.since, counts: h.counts });
   }
 
+  /** The held files grouped as the catalog's file_states (the status counts them apart). */
+  heldStates(): FileStateRow[] {
+    return this.held.size ? this.s.heldStates.all() : [];
+  }
+
   /** The holds in force, for the status. */
   status(): GuardHold[] {
     return [...this.holds.values()].map((h) => ({
@@ -357,6 +366,7 @@ export class BurstGuard {
       tripped_at: h.row.tripped_at,
       since: h.row.since,
       files: this.s.heldCount.get(h.row.id)?.n ?? 0,
+      missing: this.s.missing.get(h.row.root_id)?.n ?? 0,
       counts: { ...h.counts },
       summary: this.sentence(h),
     }));

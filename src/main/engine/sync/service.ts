@@ -8,7 +8,7 @@ import type { CopyCounts, ScanReport, SyncStatus, TargetStatus } from '../../../
 import type { Config, RootConfig, TargetConfig } from '../../../shared/config';
 import { plural } from '../../../shared/format';
 import { normalizeRelPath, parseFileKey } from '../../../shared/keys';
-import { countFiles, summarize } from '../../../shared/status';
+import { countFiles, heldPerTarget, summarize, type FileStateRow } from '../../../shared/status';
 import type { StorageBackend } from '../backends/types';
 import type { Catalog, FileRow } from '../catalog/catalog';
 import { ConfigError } from '../config/config';
@@ -56,7 +56,7 @@ export class SyncService implements EngineService {
   private timers: NodeJS.Timeout[] = [];
   private scanning = 0;
   private statusCache: { at: number; value: SyncStatus } | null = null;
-  private aggCache: { key: string; counts: ReturnType<Catalog['copyCounts']>; states: ReturnType<Catalog['fileStates']> } | null = null;
+  private aggCache: { key: string; counts: ReturnType<Catalog['copyCounts']>; states: ReturnType<Catalog['fileStates']>; held: FileStateRow[] } | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
   private running = false;
   private scanAbort = new AbortController();
@@ -443,18 +443,20 @@ export class SyncService implements EngineService {
     this.statusTimer.unref?.();
   }
 
-  private targetStatusOf(t: TargetConfig, counts: { target_id: string; state: string; n: number; bytes: number }[]): TargetStatus {
+  private targetStatusOf(t: TargetConfig, counts: { target_id: string; state: string; n: number; bytes: number }[], held: FileStateRow[] = []): TargetStatus {
     const c = (state: string) => counts.find((r) => r.target_id === t.id && r.state === state);
     const h = this.health.view(t.id, t.enabled);
     const uploading = c('uploading')?.n ?? 0;
+    const hold = heldPerTarget(held, t.id);
     const st: TargetStatus = {
       label: t.label,
       synced_count: c('synced')?.n ?? 0,
       synced_bytes: c('synced')?.bytes ?? 0,
-      pending: c('pending')?.n ?? 0,
+      pending: (c('pending')?.n ?? 0) - hold.pending,
       uploading,
       failed: c('failed')?.n ?? 0,
       skipped: c('skipped')?.n ?? 0,
+      held: hold.held,
       state: h.state === 'unknown' && (c('synced')?.n ?? 0) > 0 ? 'online' : h.state,
       // the meter averages the last seconds: once nothing is copied, no rate stays on the card
       rate_bps: uploading > 0 ? (this.lanes.get(t.id)?.meter.rate() ?? 0) : 0,
@@ -474,25 +476,26 @@ export class SyncService implements EngineService {
     const ids = targets.map((t) => t.id);
     // The catalog's totals are kept by triggers; they are read again only once something was written.
     const aggKey = this.catalog.totalChanges();
-    if (this.aggCache?.key !== aggKey) this.aggCache = { key: aggKey, counts: this.catalog.copyCounts(), states: this.catalog.fileStates() };
-    const { counts, states } = this.aggCache;
+    if (this.aggCache?.key !== aggKey) this.aggCache = { key: aggKey, counts: this.catalog.copyCounts(), states: this.catalog.fileStates(), held: this.guard.heldStates() };
+    const { counts, states, held } = this.aggCache;
     const copies: CopyCounts = { pending: 0, uploading: 0, synced: 0, failed: 0, skipped: 0 };
     for (const r of counts) if (ids.includes(r.target_id)) copies[r.state] += r.n;
     // enabled destinations first, in priority order: the sentence names them in that order
     const tmap: Record<string, TargetStatus> = {};
     const perTarget: Record<`${string}_synced_count`, number> = {};
     for (const t of [...targets, ...this.cfg.targets.filter((x) => !x.enabled)]) {
-      const st = this.targetStatusOf(t, counts);
+      const st = this.targetStatusOf(t, counts, held);
       tmap[t.id] = st;
       perTarget[`${t.id}_synced_count`] = st.synced_count;
     }
-    const f = countFiles(states, ids);
+    const f = countFiles(states, ids, held);
     const s: SyncStatus = {
       pending: f.pending,
       uploading: f.uploading,
       synced: f.synced,
       failed: f.failed,
       skipped: f.skipped,
+      held: f.held,
       total_files: f.total_files,
       total_size_bytes: f.total_size_bytes,
       synced_size_bytes: f.synced_size_bytes,

@@ -56,8 +56,9 @@ export function CopyChips({ file, targets }: { file: FileRecord; targets: Target
   );
 }
 
-export const TARGET_STATE_WORDS: Record<TargetState, string> = {
+export const TARGET_STATE_WORDS: Record<TargetState | 'held', string> = {
   online: 'Working',
+  held: 'Holding changes back',
   offline: 'Not answering',
   paused: 'Paused',
   disabled: 'Turned off',

@@ -1,6 +1,7 @@
 import { useShallow } from 'zustand/react/shallow';
 import type { SyncStatus, TargetInfo, TargetStatus } from '../../../shared/api';
 import { HealthBadge, PageHeader, ProgressBar, TARGET_STATE_WORDS, type Health } from '../components/ui';
+import { cardState, missingToOffer } from '../../../shared/status';
 import { fileName, formatBytes, formatCount, formatEta, formatRate, formatTime, plural } from '../lib/format';
 import { useApp, type Transfer } from '../store';
 
@@ -56,6 +57,8 @@ function orderTargets(status: SyncStatus, targets: TargetInfo[] | null): { id: s
 
 function HeroActions({ status }: { status: SyncStatus }) {
   const run = useApp((s) => s.run);
+  // a held folder's missing files come back with "Put everything back", not here
+  const missing = missingToOffer(status);
   return (
     <div className="hero-actions">
       {(status.guard?.holds ?? []).map((h) => (
@@ -83,9 +86,9 @@ function HeroActions({ status }: { status: SyncStatus }) {
           Retry all failed ({formatCount(status.failed)})
         </button>
       ) : null}
-      {status.missing_local_files > 0 ? (
+      {missing > 0 ? (
         <a className="btn" href="#/restore">
-          Bring back {formatCount(status.missing_local_files)} missing {plural(status.missing_local_files, 'file', 'files')}
+          Bring back {formatCount(missing)} missing {plural(missing, 'file', 'files')}
         </a>
       ) : null}
       {status.paused ? (
@@ -119,8 +122,13 @@ function LocalCard({ status }: { status: SyncStatus }) {
       <ProgressBar value={present} max={status.total_files || 1} label="Files on this computer" />
       {status.missing_local_files > 0 ? (
         <p className="copy-warn">
-          {formatCount(status.missing_local_files)} {plural(status.missing_local_files, 'file is', 'files are')} missing here.{' '}
-          <a href="#/restore">Bring them back</a>
+          {formatCount(status.missing_local_files)} {plural(status.missing_local_files, 'file is', 'files are')} missing here.
+          {missingToOffer(status) === status.missing_local_files ? (
+            <>
+              {' '}
+              <a href="#/restore">Bring them back</a>
+            </>
+          ) : null}
         </p>
       ) : (
         <p className="copy-ok">{status.scanning ? 'Looking for new files…' : 'The originals'}</p>
@@ -131,9 +139,10 @@ function LocalCard({ status }: { status: SyncStatus }) {
 
 function TargetCard({ id, info, st, total }: { id: string; info?: TargetInfo; st: TargetStatus; total: number }) {
   const label = info?.label ?? st.label ?? id;
+  const state = cardState(st);
   const kind = info?.kind === 'folder' ? 'Folder or disk' : info && 'preset' in info && ['minio', 'rustfs'].includes(info.preset) ? 'On site' : info ? 'Off site' : '';
   return (
-    <article className={`card copy-card state-${st.state}`} aria-labelledby={`copy-${id}`}>
+    <article className={`card copy-card state-${state}`} aria-labelledby={`copy-${id}`}>
       <div className="copy-kind">{kind}</div>
       <h2 id={`copy-${id}`}>{label}</h2>
       <p className="copy-big">
@@ -141,13 +150,18 @@ function TargetCard({ id, info, st, total }: { id: string; info?: TargetInfo; st
       </p>
       <p className="copy-bytes">{formatBytes(st.synced_bytes)}</p>
       <ProgressBar value={st.synced_count} max={total || 1} label={`Files copied to ${label}`} />
-      <p className={`target-state target-${st.state}`}>
-        <span className="dot" aria-hidden="true" /> {TARGET_STATE_WORDS[st.state]}
+      <p className={`target-state target-${state}`}>
+        <span className="dot" aria-hidden="true" /> {TARGET_STATE_WORDS[state]}
         {st.uploading > 0 && st.rate_bps > 0 ? ` · ${formatRate(st.rate_bps)}` : ''}
       </p>
       {st.pending + st.uploading > 0 ? (
         <p>
           {formatCount(st.pending + st.uploading)} {plural(st.pending + st.uploading, 'file', 'files')} to copy
+        </p>
+      ) : null}
+      {st.held > 0 ? (
+        <p className="copy-warn">
+          {formatCount(st.held)} {plural(st.held, 'change', 'changes')} held
         </p>
       ) : null}
       {st.failed > 0 ? (
