@@ -27,12 +27,14 @@ const dataDir = join(base, 'data');
 
 ensureWebBuilt(root);
 console.log(`bench/activity: writing ${N.toLocaleString('en-US')} files…`);
+// A JPEG's first bytes: the burst guard takes a .jpg without them for a damaged photo.
+const JPEG_START = Buffer.from([0xff, 0xd8, 0xff, 0xe0]);
 let t0 = Date.now();
 for (let d = 0; d < Math.ceil(N / 1000); d++) {
   const dir = join(photos, `Box ${String(d).padStart(3, '0')}`);
   mkdirSync(dir, { recursive: true });
   const jobs = [];
-  for (let i = d * 1000; i < Math.min(N, (d + 1) * 1000); i++) jobs.push(writeFile(join(dir, `Item ${String(i).padStart(6, '0')} with a fairly long descriptive name.jpg`), `${i}`));
+  for (let i = d * 1000; i < Math.min(N, (d + 1) * 1000); i++) jobs.push(writeFile(join(dir, `Item ${String(i).padStart(6, '0')} with a fairly long descriptive name.jpg`), Buffer.concat([JPEG_START, Buffer.from(`${i}`)])));
   await Promise.all(jobs);
 }
 console.log(`  ${((Date.now() - t0) / 1000).toFixed(1)} s`);

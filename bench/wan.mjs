@@ -21,7 +21,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { content, ensureApt, makeDataset, mbps, median, rm, startS3rverProcess, table, tempDir, writeResult } from './lib/common.mjs';
+import { mediaContent, ensureApt, makeDataset, mbps, median, rm, startS3rverProcess, table, tempDir, writeResult } from './lib/common.mjs';
 import { startWanProxyProcess } from './lib/wan-proxy.mjs';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
@@ -268,7 +268,7 @@ if (ONLY.has('e')) {
 
 function writeBin(path, size, seed) {
   mkdirSync(join(path, '..'), { recursive: true });
-  writeFileSync(path, content(size, seed));
+  writeFileSync(path, mediaContent(path, size, seed));
 }
 
 /** (e): the link's total rate while uploads, a restore and a download from the destination all run. */

@@ -42,19 +42,33 @@ export function content(n, seed) {
   return b;
 }
 
+/** What a photo and a video start with, so the burst guard (sync/sniff.ts) sees real media, not noise. */
+const MEDIA_HEADERS = {
+  jpg: Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46, 0x00]),
+  mp4: Buffer.from([0x00, 0x00, 0x00, 0x18, 0x66, 0x74, 0x79, 0x70, 0x69, 0x73, 0x6f, 0x6d]),
+};
+
+/** content(n, seed) under the header its name's extension needs (.jpg, .mp4); other names as they are. */
+export function mediaContent(name, n, seed) {
+  const b = content(n, seed);
+  const h = MEDIA_HEADERS[name.slice(name.lastIndexOf('.') + 1).toLowerCase()];
+  if (h) h.copy(b, 0, 0, Math.min(h.length, n));
+  return b;
+}
+
 /** A tree of `small` files of `smallSize` and `large` files of `largeSize`. Returns total bytes. */
 export function makeDataset(dir, { small, smallSize, large, largeSize }) {
   let total = 0;
   for (let i = 0; i < small; i++) {
     const p = join(dir, `day-${String(i % 10).padStart(2, '0')}`, `IMG_${String(i).padStart(5, '0')}.jpg`);
     mkdirSync(dirname(p), { recursive: true });
-    writeFileSync(p, content(smallSize, i + 1));
+    writeFileSync(p, mediaContent(p, smallSize, i + 1));
     total += smallSize;
   }
   for (let i = 0; i < large; i++) {
     const p = join(dir, 'video', `clip-${i}.mp4`);
     mkdirSync(dirname(p), { recursive: true });
-    writeFileSync(p, content(largeSize, 10_000 + i));
+    writeFileSync(p, mediaContent(p, largeSize, 10_000 + i));
     total += largeSize;
   }
   return total;
