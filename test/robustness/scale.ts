@@ -13,6 +13,9 @@ import type { MediaService } from '../../src/main/engine/media/service';
 import { ApiClient } from '../../src/shared/client';
 import { ServeChild, few, percentiles, rm, s3Target, sleep, startS3Child, tempDir, until, type S3Child, type SuiteContext } from './lib';
 
+/** A JPEG's first bytes: the burst guard holds back a .jpg without them as a damaged photo. */
+const JPEG_START = Buffer.from([0xff, 0xd8, 0xff, 0xe0]);
+
 export interface ScaleOptions {
   files: number;
   fullSync: boolean;
@@ -71,7 +74,7 @@ export function generateTree(root: string, n: number): void {
   for (let d = 0; d * 1000 < n; d++) {
     const dir = join(root, `${2000 + Math.floor(d / 12)}`, `${String((d % 12) + 1).padStart(2, '0')}-event-${d}`);
     mkdirSync(dir, { recursive: true });
-    for (let i = d * 1000; i < Math.min(n, (d + 1) * 1000); i++) writeFileSync(join(dir, `IMG_${String(i).padStart(6, '0')}.jpg`), `tiny photo ${i}\n`);
+    for (let i = d * 1000; i < Math.min(n, (d + 1) * 1000); i++) writeFileSync(join(dir, `IMG_${String(i).padStart(6, '0')}.jpg`), Buffer.concat([JPEG_START, Buffer.from(`tiny photo ${i}\n`)]));
   }
 }
 
