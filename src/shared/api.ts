@@ -341,7 +341,23 @@ export interface PruneReport {
   now: number;
   dry_run: boolean;
   summary: string;
-  targets: { target_id: string; versions_deleted: number; files_expired: number; bytes_freed: number; versions_kept: number; versions_held?: number; error?: string }[];
+  targets: {
+    target_id: string;
+    versions_deleted: number;
+    files_expired: number;
+    bytes_freed: number;
+    versions_kept: number;
+    versions_held?: number;
+    /** Left alone because still locked (Object Lock) until `locked_until` (the latest of their dates). */
+    versions_locked?: number;
+    files_locked?: number;
+    locked_until?: number | null;
+    /** Objects the destination refused to delete (its key may not delete). */
+    delete_refused?: number;
+    /** The destination's sentence for the first refusal. */
+    refused?: string;
+    error?: string;
+  }[];
 }
 
 export interface TunnelStatus {
