@@ -113,6 +113,15 @@ describe('a destination whose key may not delete', () => {
     expect(events.at(-1)).toMatchObject({ level: 'warn' });
     expect(events.at(-1)!.message).toContain('NAS refused to delete 2 objects');
 
+    // Browse's delete is refused with the destination's sentence, not an engine error
+    const res = await fetch(`${engine.endpoints.adminUrl}/api/admin/targets/nas/delete-object`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${engine.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ key: 'media/c.bin' }),
+    });
+    expect(res.status).toBe(403);
+    expect(((await res.json()) as { error: string }).error).toMatch(/^NAS \(.*\) refused to delete "media\/c\.bin": this access key may not delete\. It stays there\.$/);
+
     // the destination is online and takes new files
     expect(engine.status().targets.nas?.state).toBe('online');
     writeFile(r.media, 'd.bin', bytes(3000, 6));
