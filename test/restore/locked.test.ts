@@ -2,30 +2,20 @@
 // Lock (`immutableDays`) are left alone by retention until their date, and a destination whose key
 // may not delete (the SigV4 proxy answers every DELETE with S3's 403 AccessDenied, as AWS does for
 // a policy without s3:DeleteObject) keeps taking uploads while prune says what it could not delete.
-import { unlinkSync, utimesSync } from 'node:fs';
+import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/main/engine/engine';
 import { DAY_MS } from '../../src/main/engine/restore/retention';
-import { bytes, sha256, waitFor, writeFile } from '../helpers/engine';
+import { bytes, writeFile } from '../helpers/engine';
 import { startSigV4Proxy, type SigV4Proxy } from '../helpers/sigv4-proxy';
-import { backendOf, engineFor, listAll, restoreOf, rig, synced, teardown, writeAll } from './helpers';
+import { backendOf, change, engineFor, listAll, restoreOf, rig, synced, teardown, writeAll } from './helpers';
 
 const proxies: SigV4Proxy[] = [];
 afterEach(async () => {
   await teardown();
   for (const p of proxies.splice(0)) await p.close();
 });
-
-/** Write new content (and a new mtime) and wait until the engine has it synced everywhere. */
-async function change(engine: Engine, media: string, rel: string, content: Buffer, n: number): Promise<void> {
-  const p = writeFile(media, rel, content);
-  const t = Date.now() / 1000 + Math.random();
-  utimesSync(p, t, t);
-  await engine.scanAll();
-  await waitFor(() => engine.file(`media/${rel}`)?.sha256 === sha256(content), 20_000, `${rel} hashed`);
-  await synced(engine, n);
-}
 
 const lockedUntil = (e: Engine, sql: string): number[] => (e.catalog.db.prepare(sql).all() as { locked_until: number | null }[]).map((r) => r.locked_until ?? 0);
 

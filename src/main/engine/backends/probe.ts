@@ -165,32 +165,22 @@ export async function testConnection(backend: StorageBackend, arg?: AbortSignal 
  * versions (what erases a backup), else by name. A refusal is the answer, not a failure.
  */
 async function deleteProbe(backend: StorageBackend, key: string, versionId: string | undefined, signal: AbortSignal): Promise<'yes' | 'hide' | 'no'> {
-  const refused = (e: unknown) => {
-    if (isStorageError(e) && e.kind === 'refused') return true;
-    throw e;
+  /** false: refused. */
+  const attempt = async (fn: () => Promise<void>): Promise<boolean> => {
+    try {
+      await fn();
+      return true;
+    } catch (e) {
+      if (isStorageError(e) && e.kind === 'refused') return false;
+      throw e;
+    }
   };
-  if (versionId && backend.deleteVersion) {
-    try {
-      await backend.deleteVersion(key, versionId, signal);
-      return 'yes';
-    } catch (e) {
-      refused(e);
-    }
-    try {
-      await backend.delete(key, signal);
-      return 'hide';
-    } catch (e) {
-      refused(e);
-      return 'no';
-    }
+  const eraseVersion = versionId ? backend.deleteVersion?.bind(backend) : undefined;
+  if (versionId && eraseVersion) {
+    if (await attempt(() => eraseVersion(key, versionId, signal))) return 'yes';
+    return (await attempt(() => backend.delete(key, signal))) ? 'hide' : 'no';
   }
-  try {
-    await backend.delete(key, signal);
-    return 'yes';
-  } catch (e) {
-    refused(e);
-    return 'no';
-  }
+  return (await attempt(() => backend.delete(key, signal))) ? 'yes' : 'no';
 }
 
 function deleteFinding(
