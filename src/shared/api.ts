@@ -199,10 +199,25 @@ export interface Page<T> {
 
 export interface TestConnectionResult {
   ok: boolean;
-  /** Steps tried, in order: put, head, get, delete. */
-  steps: { step: string; ok: boolean; ms: number; error?: string }[];
+  /** Steps tried, in order: lock (with `immutableDays`), put, head, get, delete. */
+  steps: { step: string; ok: boolean; ms: number; error?: string; /** What the step found, when it worked in an unusual way ("refused: this key cannot delete"). */ note?: string }[];
   /** Plain-language message with the next step when it failed. */
   message: string;
+  /**
+   * What the test found beyond "it works" (issue 19): what the key could delete, whether Object
+   * Lock protects the copies. A 'warn' is shown in the warning colour, not as a failure: the
+   * backup works.
+   */
+  findings?: TestFinding[];
+  /** Whether the key could delete the test file: 'yes'; 'hide' (only a delete marker: its version stays); 'no'. */
+  can_delete?: 'yes' | 'hide' | 'no';
+}
+
+export interface TestFinding {
+  level: 'good' | 'warn';
+  message: string;
+  /** The provider's own recipe (a key that cannot delete, a bucket lock rule). */
+  link?: { url: string; text: string };
 }
 
 export interface EventRecord {
@@ -246,6 +261,14 @@ export interface ProviderPresetInfo {
   /** USD per GB-month, for the cost estimate; undefined for self-hosted. */
   storageUsdPerGbMonth?: number;
   versioning: boolean;
+  /**
+   * Copies that cannot be deleted (`immutableDays`): 'retention' = S3 Object Lock on each object
+   * (the bucket must have Object Lock on); 'bucket-rule' = the provider locks by bucket rules only
+   * (R2), which Triplicate cannot set or check per object; 'unknown' = try it, Test connection tells.
+   */
+  objectLock?: 'retention' | 'bucket-rule' | 'unknown' | 'none';
+  /** One sentence about Object Lock on this provider, for the form. */
+  objectLockNote?: string;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -318,7 +341,23 @@ export interface PruneReport {
   now: number;
   dry_run: boolean;
   summary: string;
-  targets: { target_id: string; versions_deleted: number; files_expired: number; bytes_freed: number; versions_kept: number; versions_held?: number; error?: string }[];
+  targets: {
+    target_id: string;
+    versions_deleted: number;
+    files_expired: number;
+    bytes_freed: number;
+    versions_kept: number;
+    versions_held?: number;
+    /** Left alone because still locked (Object Lock) until `locked_until` (the latest of their dates). */
+    versions_locked?: number;
+    files_locked?: number;
+    locked_until?: number | null;
+    /** Objects the destination refused to delete (its key may not delete). */
+    delete_refused?: number;
+    /** The destination's sentence for the first refusal. */
+    refused?: string;
+    error?: string;
+  }[];
 }
 
 export interface TunnelStatus {

@@ -101,6 +101,9 @@ export const restoreSettingsSchema = z
   .strict();
 export type RestoreSettings = z.infer<typeof restoreSettingsSchema>;
 
+/** The longest Object Lock retention the config accepts (B2 allows 3,000 days; longer is rarely meant). */
+export const MAX_IMMUTABLE_DAYS = 3650;
+
 export const s3TargetSchema = z
   .object({
     ...targetBase,
@@ -125,6 +128,17 @@ export const s3TargetSchema = z
     /** Multipart cutoff and part size in bytes (equal part sizes: R2 requires it). */
     multipartThreshold: z.number().int().min(5 * 1024 * 1024).optional(),
     partSize: z.number().int().min(5 * 1024 * 1024).optional(),
+    /**
+     * Copies that cannot be deleted (issue 19): every object and version is written with S3 Object
+     * Lock retention (COMPLIANCE) until this many days after it was written; on R2, a bucket lock
+     * rule of as many days does it (the presets' `objectLock`). 0 or absent: off.
+     */
+    immutableDays: z
+      .number({ error: 'immutableDays must be a whole number of days (0 turns it off)' })
+      .int('immutableDays must be a whole number of days (0 turns it off)')
+      .min(0, 'immutableDays cannot be negative (0 turns it off)')
+      .max(MAX_IMMUTABLE_DAYS, `immutableDays can be at most ${MAX_IMMUTABLE_DAYS} (10 years): a locked copy is paid for until its date`)
+      .optional(),
   })
   .strict();
 export type S3TargetConfig = z.infer<typeof s3TargetSchema>;

@@ -57,6 +57,26 @@ describe('presets', () => {
     expect(resolveS3Settings(s3({}))).toMatchObject({ multipartThreshold: DEFAULT_MULTIPART_THRESHOLD, partSize: DEFAULT_PART_SIZE });
   });
 
+  it('Object Lock: which providers lock per object, R2 by bucket rules; immutableDays is checked with a sentence naming it', () => {
+    const modes = Object.fromEntries(listPresets().map((p) => [p.id, p.objectLock]));
+    expect(modes).toEqual({ minio: 'retention', rustfs: 'retention', aws: 'retention', b2: 'retention', wasabi: 'retention', r2: 'bucket-rule', other: 'unknown', folder: 'none' });
+    for (const p of listPresets()) expect(p.objectLockNote?.length).toBeGreaterThan(10);
+    expect(resolveS3Settings(s3({ preset: 'aws', immutableDays: 30 }))).toMatchObject({ lockDays: 30, lockHeaders: true });
+    expect(resolveS3Settings(s3({ preset: 'r2', immutableDays: 30 }))).toMatchObject({ lockDays: 30, lockHeaders: false });
+    expect(resolveS3Settings(s3({ preset: 'minio' }))).toMatchObject({ lockDays: 0, lockHeaders: false });
+    expect(resolveS3Settings(s3({ preset: 'minio', immutableDays: 0 }))).toMatchObject({ lockDays: 0, lockHeaders: false });
+    for (const [bad, why] of [
+      [-1, 'immutableDays cannot be negative (0 turns it off)'],
+      [1.5, 'immutableDays must be a whole number of days (0 turns it off)'],
+      ['30', 'immutableDays must be a whole number of days (0 turns it off)'],
+      [3651, 'immutableDays can be at most 3650 (10 years): a locked copy is paid for until its date'],
+    ] as const) {
+      const r = s3TargetSchema.safeParse({ id: 't', label: 'T', kind: 's3', bucket: 'media', credentials: { accessKeyId: 'k', secretAccessKey: 's' }, immutableDays: bad });
+      expect(r.success).toBe(false);
+      expect(r.error?.issues.map((i) => [i.path.join('.'), i.message])).toEqual([['immutableDays', why]]);
+    }
+  });
+
   it('part sizes stay constant per object and grow so that any file fits in 10,000 parts', () => {
     expect(partSizeFor(100 * MiB, 8 * MiB)).toBe(8 * MiB);
     expect(partSizeFor(10_000 * 8 * MiB, 8 * MiB)).toBe(8 * MiB);

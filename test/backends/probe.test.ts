@@ -8,6 +8,7 @@ import { testConnection } from '../../src/main/engine/backends/probe';
 import { S3Backend } from '../../src/main/engine/backends/s3';
 import type { StorageBackend } from '../../src/main/engine/backends/types';
 import { startS3, type TestS3 } from '../helpers/s3';
+import { startSigV4Proxy, type ProxyOptions, type SigV4Proxy } from '../helpers/sigv4-proxy';
 import { folderTarget, tempDir } from './helpers';
 
 async function keysUnder(b: StorageBackend, prefix: string): Promise<string[]> {
@@ -160,5 +161,120 @@ describe('testConnection', () => {
     } finally {
       b.close();
     }
+  });
+
+  // Issue 19: what the key could do to the backups, and Object Lock. s3rver checks no policy and
+  // answers GetObjectLockConfiguration with 501 NotImplemented, so the SigV4 proxy (signatures
+  // checked) answers those requests itself where a test needs another answer.
+  describe('what a stolen key could do, and Object Lock', () => {
+    const proxies: SigV4Proxy[] = [];
+    afterAll(async () => {
+      for (const p of proxies.splice(0)) await p.close();
+    });
+    const via = async (opts: ProxyOptions) => {
+      const p = await startSigV4Proxy(s3.endpoint, { S3RVER: 'S3RVER' }, opts);
+      proxies.push(p);
+      return p;
+    };
+    const xml = (code: string, message: string) => `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message><RequestId>proxy</RequestId></Error>`;
+    const refuseDeletes: ProxyOptions['answer'] = (req) => (req.method === 'DELETE' ? { status: 403, body: xml('AccessDenied', 'Access Denied') } : undefined);
+    const lockAnswer =
+      (status: number, body: string): ProxyOptions['answer'] =>
+      (req) =>
+        req.method === 'GET' && /[?&]object-lock(=|&|$)/.test(req.url) ? { status, body } : undefined;
+    let runs = 0;
+    /** Each run under its own prefix: a probe a key could not delete stays. */
+    const run = async (extra: Parameters<TestS3['target']>[1], proxy?: SigV4Proxy) => {
+      const prefix = `p19-${++runs}/`;
+      const t = s3.target('nas', { label: 'NAS', prefix, ...(proxy ? { endpoint: proxy.endpoint } : {}), ...extra });
+      const b = createBackend(t, { retry: false });
+      try {
+        return { r: await testConnection(b, { target: t }), keys: await keysUnder(b, prefix), prefix };
+      } finally {
+        b.close?.();
+      }
+    };
+
+    it('a key that can delete passes with a warning: what a stolen key could do, and the recipe for a better key', async () => {
+      const { r, keys } = await run({});
+      expect(r.ok, r.message).toBe(true);
+      expect(r.can_delete).toBe('yes');
+      expect(r.findings).toEqual([
+        {
+          level: 'warn',
+          message: 'Anyone with this key can delete every backup in "triplicate": ransomware that finds it on this computer can erase the copies too. Give Triplicate a key that may write, read and list, but not delete.',
+          link: { url: 'https://min.io/docs/minio/linux/administration/identity-access-management/policy-based-access-control.html', text: 'MinIO policies (mc admin policy)' },
+        },
+      ]);
+      expect(keys).toEqual([]);
+    });
+
+    it('a key that may not delete passes: the test says so, and its probe stays in .triplicate/', async () => {
+      const proxy = await via({ answer: refuseDeletes });
+      const { r, keys, prefix } = await run({}, proxy);
+      expect(r.ok, r.message).toBe(true);
+      expect(r.can_delete).toBe('no');
+      expect(r.steps.map((x) => [x.step, x.ok, x.note])).toEqual([
+        ['put', true, undefined],
+        ['head', true, undefined],
+        ['get', true, undefined],
+        ['delete', true, 'refused: this key cannot delete'],
+      ]);
+      expect(r.message).toMatch(/^NAS \(.*\) works: Triplicate wrote and read back a test file in \d+ ms\.$/);
+      expect(keys).toHaveLength(1);
+      expect(keys[0]).toMatch(/^p19-\d+\/\.triplicate\/probe-[0-9a-f]{16}$/);
+      expect(r.findings).toEqual([
+        {
+          level: 'good',
+          message: `This key cannot delete, so a stolen copy of it cannot erase the backups. Its test file stays at "${keys[0]}"; a lifecycle rule that removes "${prefix}.triplicate/probe-" files after a day clears such files.`,
+        },
+      ]);
+      expect(proxy.refused).toEqual([]);
+    });
+
+    it('with immutableDays, a bucket with Object Lock on passes the lock step, and the probe itself is written unlocked', async () => {
+      const on = '<?xml version="1.0" encoding="UTF-8"?>\n<ObjectLockConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><ObjectLockEnabled>Enabled</ObjectLockEnabled></ObjectLockConfiguration>';
+      const proxy = await via({ answer: lockAnswer(200, on) });
+      const { r, keys } = await run({ immutableDays: 30, preset: 'aws', region: 'us-east-1' }, proxy);
+      expect(r.ok, r.message).toBe(true);
+      expect(r.steps.map((x) => x.step)).toEqual(['lock', 'put', 'head', 'get', 'delete']);
+      expect(r.steps[0]!.note).toBe('Object Lock is on');
+      const put = proxy.seen.find((x) => x.method === 'PUT' && x.url.includes('/probe-'));
+      expect(put?.headers['x-amz-object-lock-mode']).toBeUndefined();
+      expect(r.findings?.[0]?.message).toBe(
+        'This key can delete, but Object Lock keeps every copy in "triplicate" for 30 days after it is written: a stolen copy of the key cannot erase them before then. A key that cannot delete is safer still.',
+      );
+      expect(keys).toEqual([]);
+    });
+
+    it('with immutableDays, a bucket without Object Lock fails first, with what to change, and nothing is written', async () => {
+      const proxy = await via({ answer: lockAnswer(404, xml('ObjectLockConfigurationNotFoundError', 'Object Lock configuration does not exist for this bucket')) });
+      const { r, keys } = await run({ immutableDays: 30, preset: 'wasabi', region: 'us-east-1' }, proxy);
+      expect(r.ok).toBe(false);
+      expect(r.steps.map((x) => [x.step, x.ok])).toEqual([['lock', false]]);
+      expect(r.message).toBe(
+        'The bucket "triplicate" does not have Object Lock on, so its copies could still be deleted. Wasabi turns Object Lock on only when a bucket is created (Create Bucket → Object Locking). Or set "Undeletable for" to 0 days.',
+      );
+      expect(keys).toEqual([]);
+    });
+
+    it('with immutableDays, a server without Object Lock (s3rver itself: 501) fails with a sentence', async () => {
+      const { r } = await run({ immutableDays: 7 });
+      expect(r.ok).toBe(false);
+      expect(r.steps.map((x) => [x.step, x.ok])).toEqual([['lock', false]]);
+      expect(r.message).toMatch(/^NAS \(.*\) does not support Object Lock, so copies there cannot be made undeletable\. Set "Undeletable for" to 0 days, or use a server that has it\.$/);
+      expect(r.steps[0]!.error).toMatch(/unsupported; object-lock; NotImplemented; HTTP 501/);
+    });
+
+    it('on R2, whose locks are bucket rules, the test says it cannot check them', async () => {
+      const { r, prefix } = await run({ immutableDays: 14, preset: 'r2', region: 'auto' });
+      expect(r.ok, r.message).toBe(true);
+      expect(r.steps.map((x) => x.step)).toEqual(['put', 'head', 'get', 'delete']);
+      expect(r.findings?.map((f) => f.message)).toEqual([
+        `Cloudflare R2 locks copies with bucket lock rules, which Triplicate cannot check: make sure a rule keeps "${prefix}" for at least 14 days.`,
+        'Anyone with this key can delete every backup in "triplicate": Cloudflare R2 has no key that may write but not delete, so protect the copies with a bucket lock rule.',
+      ]);
+      expect(r.findings?.[0]?.link?.url).toBe('https://developers.cloudflare.com/r2/buckets/bucket-locks/');
+    });
   });
 });

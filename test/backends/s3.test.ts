@@ -226,6 +226,47 @@ describe('S3Backend error classification', () => {
   });
 });
 
+describe('S3Backend refusals (issue 19)', () => {
+  // Answers real servers give (AWS, MinIO), from a loopback server: a refused delete is that
+  // object's ('refused'), never an auth failure of the destination; a write with Object Lock
+  // headers to a bucket without Object Lock is the destination's problem, said with the fix.
+  it('a delete refused for want of permission or because of a lock; Object Lock missing on the bucket', async () => {
+    const answers: [number, string, string][] = [
+      [403, 'AccessDenied', 'Access Denied'],
+      [403, 'AccessDenied', 'Access Denied because object protected by object lock.'],
+      [400, 'InvalidRequest', 'Object is WORM protected and cannot be overwritten'],
+      [403, 'SignatureDoesNotMatch', 'The request signature we calculated does not match'],
+    ];
+    let i = 0;
+    const srv = await httpServer((req, res) => {
+      if (req.method === 'PUT') return xmlError(res, 400, 'InvalidRequest', 'Bucket is missing Object Lock Configuration');
+      const [status, code, message] = answers[i++]!;
+      xmlError(res, status, code, message);
+    });
+    const b = new S3Backend(target(srv.url, { label: 'NAS', immutableDays: 7 }), quick);
+    try {
+      const denied = await failure(b.delete('a.jpg'));
+      expect([denied.kind, denied.locked, denied.targetLevel]).toEqual(['refused', false, false]);
+      expect(denied.message).toBe(`NAS (${srv.url}, bucket media) refused to delete "a.jpg": this access key may not delete. It stays there.`);
+      const locked = await failure(b.delete('a.jpg'));
+      expect([locked.kind, locked.locked]).toEqual(['refused', true]);
+      expect(locked.message).toBe(`NAS (${srv.url}, bucket media) refused to delete "a.jpg": it is locked (Object Lock or a bucket lock rule) until its retention date. It stays there until then.`);
+      const worm = await failure(b.deleteVersion('a.jpg', 'v1'));
+      expect([worm.kind, worm.locked]).toEqual(['refused', true]);
+      // a wrong secret is still the destination's auth failure
+      expect((await failure(b.delete('a.jpg'))).kind).toBe('auth');
+      const put = await failure(b.put('a.jpg', bufferBody(Buffer.from('x')), { sha256: sha256(Buffer.from('x')), mtimeMs: 1 }));
+      expect([put.kind, put.targetLevel]).toEqual(['no_bucket', true]);
+      expect(put.message).toBe(
+        `NAS (${srv.url}, bucket media) refuses copies that cannot be deleted: the bucket "media" does not have Object Lock on. Use a bucket with Object Lock on, or set "Undeletable for" to 0 days in Destinations.`,
+      );
+    } finally {
+      b.close();
+      await srv.close();
+    }
+  });
+});
+
 describe('S3Backend against servers that bend the protocol', () => {
   it('a server that ignores Range still yields exactly the asked bytes', async () => {
     const data = randomData(5000);

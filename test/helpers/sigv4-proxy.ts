@@ -15,7 +15,27 @@ export interface SigV4Proxy {
   /** Requests checked, and those refused (method path: reason). */
   checked: number;
   refused: string[];
+  /** Every request whose signature held, as it arrived (s3rver ignores most headers: tests read them here). */
+  seen: SeenRequest[];
   close(): Promise<void>;
+}
+
+export interface SeenRequest {
+  method: string;
+  /** Raw path and query. */
+  url: string;
+  headers: Record<string, string>;
+  /** The header names the signature covers. */
+  signed: string[];
+}
+
+export interface ProxyOptions {
+  /**
+   * Answer a request (its signature checked) instead of s3rver: for what s3rver cannot do, such as
+   * GetObjectLockConfiguration (it answers 501) or a key refused deletes (it checks no policy).
+   * Return undefined to pass the request on.
+   */
+  answer?: (req: SeenRequest, body: Buffer) => { status: number; body?: string; headers?: Record<string, string> } | undefined;
 }
 
 function xmlError(res: ServerResponse, status: number, code: string, message: string): void {
@@ -94,9 +114,9 @@ async function verify(req: IncomingMessage, body: Buffer, secrets: Record<string
 }
 
 /** Start a checking proxy to `upstream` (s3rver's endpoint). `secrets`: key id -> secret. */
-export async function startSigV4Proxy(upstream: string, secrets: Record<string, string>): Promise<SigV4Proxy> {
+export async function startSigV4Proxy(upstream: string, secrets: Record<string, string>, opts: ProxyOptions = {}): Promise<SigV4Proxy> {
   const up = new URL(upstream);
-  const state = { checked: 0, refused: [] as string[] };
+  const state = { checked: 0, refused: [] as string[], seen: [] as SeenRequest[] };
   const srv: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -109,6 +129,18 @@ export async function startSigV4Proxy(upstream: string, secrets: Record<string, 
             state.refused.push(`${req.method} ${req.url}: ${problem}`);
             if (problem === 'PAYLOAD') return xmlError(res, 400, 'XAmzContentSHA256Mismatch', 'The provided x-amz-content-sha256 header does not match what was computed.');
             return xmlError(res, 403, 'SignatureDoesNotMatch', `The request signature we calculated does not match the signature you provided (${problem}).`);
+          }
+          const headers: Record<string, string> = {};
+          for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(',') : v;
+          const signedList = /SignedHeaders=([^,]+)/.exec(headers.authorization ?? '')?.[1];
+          const seen: SeenRequest = { method: req.method ?? 'GET', url: req.url ?? '/', headers, signed: signedList ? signedList.split(';') : [] };
+          state.seen.push(seen);
+          const own = opts.answer?.(seen, body);
+          if (own) {
+            const text = own.body ?? '';
+            res.writeHead(own.status, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(text), ...own.headers });
+            res.end(text);
+            return;
           }
           const fwd = request({ hostname: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
             res.writeHead(ur.statusCode ?? 502, ur.headers);
@@ -131,6 +163,7 @@ export async function startSigV4Proxy(upstream: string, secrets: Record<string, 
       return state.checked;
     },
     refused: state.refused,
+    seen: state.seen,
     close: () =>
       new Promise<void>((r) => {
         srv.closeAllConnections();

@@ -1,6 +1,6 @@
 // Shared setup of the restore tests: two real s3rver targets (NAS priority 1, cloud priority 2),
 // a storage root, a real engine; helpers to read the restore service and compare trees.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, utimesSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import type { ConfigInput, S3TargetConfig } from '../../src/shared/config';
 import type { Engine } from '../../src/main/engine/engine';
@@ -8,7 +8,7 @@ import type { RestoreService } from '../../src/main/engine/restore/service';
 import { createBackend } from '../../src/main/engine/backends';
 import type { StorageBackend } from '../../src/main/engine/backends/types';
 import { startS3, type TestS3 } from '../helpers/s3';
-import { cleanup, startEngine, tempDir, waitForStatus, writeFile } from '../helpers/engine';
+import { cleanup, sha256, startEngine, tempDir, waitFor, waitForStatus, writeFile } from '../helpers/engine';
 
 export const MiB = 1024 * 1024;
 
@@ -115,4 +115,14 @@ export async function teardown(): Promise<void> {
   for (const b of backends.splice(0)) b.close?.();
   for (const s of servers.splice(0)) await s.dispose();
   cleanup(...dirs.splice(0));
+}
+
+/** Write new content (and a new mtime) and wait until the engine has it synced everywhere. */
+export async function change(engine: Engine, media: string, rel: string, content: Buffer, n: number): Promise<void> {
+  const p = writeFile(media, rel, content);
+  const t = Date.now() / 1000 + Math.random();
+  utimesSync(p, t, t);
+  await engine.scanAll();
+  await waitFor(() => engine.file(`media/${rel}`)?.sha256 === sha256(content), 20_000, `${rel} hashed`);
+  await synced(engine, n);
 }

@@ -2,7 +2,7 @@
 // restorable, "this folder as it was on <date>" picks the content live then (deleted files
 // included, files created later left out), and the retention prune removes exactly the version
 // objects the policy says, on a simulated clock.
-import { readFileSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Readable } from 'node:stream';
@@ -10,23 +10,12 @@ import { ApiClient } from '../../src/shared/client';
 import { DEFAULT_RETENTION } from '../../src/shared/config';
 import { versionKey } from '../../src/shared/keys';
 import { DAY_MS, planPrune } from '../../src/main/engine/restore/retention';
-import { bytes, sha256, waitFor, writeFile } from '../helpers/engine';
-import { backendOf, engineFor, listAll, restoreOf, rig, synced, teardown, tree, writeAll } from './helpers';
-import type { Engine } from '../../src/main/engine/engine';
+import { bytes, sha256, waitFor } from '../helpers/engine';
+import { backendOf, change, engineFor, listAll, restoreOf, rig, synced, teardown, tree, writeAll } from './helpers';
 
 afterEach(teardown);
 
 const tick = () => new Promise((r) => setTimeout(r, 20));
-
-/** Write new content (and a new mtime) and wait until the engine has it synced everywhere. */
-async function change(engine: Engine, media: string, rel: string, content: Buffer, n: number): Promise<void> {
-  const p = writeFile(media, rel, content);
-  const t = Date.now() / 1000 + Math.random();
-  utimesSync(p, t, t);
-  await engine.scanAll();
-  await waitFor(() => engine.file(`media/${rel}`)?.sha256 === sha256(content), 20_000, `${rel} hashed`);
-  await synced(engine, n);
-}
 
 describe('versions', () => {
   it('overwrite a file twice: list every version on each target and restore each one', async () => {

@@ -7,7 +7,7 @@
 import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { BandwidthConfig, Weekday } from '../../../shared/config';
 import { sleep } from './streams';
-import type { BodySource, GetOptions, GetResult, PutOptions, StorageBackend } from './types';
+import { optionalCalls, type BodySource, type GetOptions, type GetResult, type PutOptions, type StorageBackend } from './types';
 
 const DAY_BY_INDEX: Weekday[] = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
 
@@ -164,6 +164,5 @@ export function withBandwidth(backend: StorageBackend, throttle: Throttle, opts:
     copy: (src, dst, signal) => backend.copy(src, dst, signal),
     close: () => backend.close?.(),
   };
-  if (backend.cleanupIncomplete) wrapped.cleanupIncomplete = backend.cleanupIncomplete.bind(backend);
-  return wrapped;
+  return Object.assign(wrapped, optionalCalls(backend));
 }

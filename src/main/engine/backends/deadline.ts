@@ -2,7 +2,7 @@
 // until its headers are in, that takes longer fails with a 'timeout' StorageError. A GET's body then
 // streams for as long as it takes. Downloads use it so that a target that does not answer is
 // passed over for the next copy instead of holding the visitor.
-import { StorageError, type GetOptions, type GetResult, type ObjectInfo, type StorageBackend } from './types';
+import { optionalCalls, StorageError, type GetOptions, type GetResult, type ObjectInfo, type StorageBackend } from './types';
 
 export function withAnswerDeadline(backend: StorageBackend, ms: number): StorageBackend {
   /**
@@ -49,6 +49,5 @@ export function withAnswerDeadline(backend: StorageBackend, ms: number): Storage
     copy: (src, dst, signal) => backend.copy(src, dst, signal),
     close: () => backend.close?.(),
   };
-  if (backend.cleanupIncomplete) wrapped.cleanupIncomplete = backend.cleanupIncomplete.bind(backend);
-  return wrapped;
+  return Object.assign(wrapped, optionalCalls(backend));
 }

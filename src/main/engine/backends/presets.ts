@@ -34,6 +34,10 @@ export interface PresetQuirks extends ProviderPresetInfo {
   endpointOptional: boolean;
   /** One short sentence for the destination form. */
   note: string;
+  objectLock: NonNullable<ProviderPresetInfo['objectLock']>;
+  objectLockNote: string;
+  /** The provider's recipe for a key that may write, read and list but not delete (Test connection links it). */
+  keyRecipe?: { url: string; text: string };
 }
 
 export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
@@ -45,6 +49,9 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     endpointHint: 'https://<account id>.r2.cloudflarestorage.com',
     storageUsdPerGbMonth: 0.015,
     versioning: false,
+    objectLock: 'bucket-rule',
+    objectLockNote: 'R2 has no lock per object: add a bucket lock rule (bucket Settings → Bucket lock rules) covering this prefix for at least these days; Triplicate cannot check it.',
+    keyRecipe: { url: 'https://developers.cloudflare.com/r2/buckets/bucket-locks/', text: 'R2 bucket lock rules' },
     equalPartSizes: true,
     endpointOptional: false,
     note: 'Region is always "auto". R2 has no object versioning; Triplicate keeps old versions itself.',
@@ -56,6 +63,9 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     region: 'us-east-1',
     endpointHint: 'http://nas.local:9000 (the S3 API port, not the console port 9001)',
     versioning: true,
+    objectLock: 'retention',
+    objectLockNote: 'MinIO locks objects only in a bucket made with Object Lock on (mc mb --with-lock); an existing bucket cannot get it.',
+    keyRecipe: { url: 'https://min.io/docs/minio/linux/administration/identity-access-management/policy-based-access-control.html', text: 'MinIO policies (mc admin policy)' },
     equalPartSizes: false,
     endpointOptional: false,
     note: 'Use the S3 API port (usually 9000), not the web console port.',
@@ -67,6 +77,9 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     region: 'us-east-1',
     endpointHint: 'http://nas.local:9000',
     versioning: true,
+    objectLock: 'retention',
+    objectLockNote: 'RustFS locks objects only in a bucket created with Object Lock on (Create Bucket → Object Lock in its console).',
+    keyRecipe: { url: 'https://docs.rustfs.com/administration/iam/policies', text: 'RustFS users and policies' },
     equalPartSizes: false,
     endpointOptional: false,
     note: 'Use the S3 API port (usually 9000).',
@@ -79,6 +92,9 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     endpointHint: 'leave empty: the region chooses the endpoint',
     storageUsdPerGbMonth: 0.023,
     versioning: true,
+    objectLock: 'retention',
+    objectLockNote: "Turn on Object Lock in the bucket's Properties (Versioning must be on; existing buckets can get it).",
+    keyRecipe: { url: 'https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_create-console.html', text: 'Create an IAM policy (AWS)' },
     equalPartSizes: false,
     endpointOptional: true,
     note: 'Pick the region the bucket was created in.',
@@ -91,6 +107,9 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     endpointHint: 'https://s3.<region>.backblazeb2.com, for example https://s3.us-west-004.backblazeb2.com',
     storageUsdPerGbMonth: 0.006,
     versioning: true,
+    objectLock: 'retention',
+    objectLockNote: "Turn on Object Lock on the bucket's page in Backblaze (Object Lock: Disabled → Enable); existing buckets can get it.",
+    keyRecipe: { url: 'https://www.backblaze.com/docs/cloud-storage-application-key-capabilities', text: 'Backblaze application key capabilities' },
     equalPartSizes: false,
     endpointOptional: false,
     note: 'The region is the part after "s3." in the endpoint shown on the bucket page.',
@@ -103,6 +122,9 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     endpointHint: 'https://s3.<region>.wasabisys.com, for example https://s3.eu-central-1.wasabisys.com',
     storageUsdPerGbMonth: 0.007,
     versioning: true,
+    objectLock: 'retention',
+    objectLockNote: 'Wasabi turns Object Lock on only when a bucket is created (Create Bucket → Object Locking).',
+    keyRecipe: { url: 'https://docs.wasabi.com/docs/policies-1', text: 'Wasabi policies' },
     equalPartSizes: false,
     endpointOptional: false,
     note: 'Wasabi bills every object for at least 90 days, deleted or not.',
@@ -116,6 +138,9 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     region: 'us-east-1',
     endpointHint: 'https://s3.example.com',
     versioning: false,
+    objectLock: 'unknown',
+    objectLockNote: 'Test connection checks whether the bucket has Object Lock on.',
+    keyRecipe: { url: 'https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_create-console.html', text: "S3 policies (AWS's guide; most servers take the same JSON)" },
     // Unknown provider: behave like the strictest one.
     equalPartSizes: true,
     endpointOptional: false,
@@ -128,6 +153,8 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     region: '',
     endpointHint: '/mnt/nas/backup or D:\\Backup',
     versioning: false,
+    objectLock: 'none',
+    objectLockNote: 'A folder cannot lock its files; use an S3 destination for copies that cannot be deleted.',
     equalPartSizes: false,
     endpointOptional: true,
     note: 'A mounted network share or a USB disk.',
@@ -138,8 +165,8 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
 export function listPresets(): ProviderPresetInfo[] {
   const order: (ProviderPreset | 'folder')[] = ['minio', 'rustfs', 'r2', 'aws', 'b2', 'wasabi', 'other', 'folder'];
   return order.map((id) => {
-    const { id: pid, label, pathStyle, region, endpointHint, storageUsdPerGbMonth, versioning } = PRESETS[id];
-    return { id: pid, label, pathStyle, region, endpointHint, storageUsdPerGbMonth, versioning };
+    const { id: pid, label, pathStyle, region, endpointHint, storageUsdPerGbMonth, versioning, objectLock, objectLockNote } = PRESETS[id];
+    return { id: pid, label, pathStyle, region, endpointHint, storageUsdPerGbMonth, versioning, objectLock, objectLockNote };
   });
 }
 
@@ -154,6 +181,10 @@ export interface EffectiveS3Settings {
   partSize: number;
   queueSize: number;
   equalPartSizes: boolean;
+  /** `immutableDays` (0: off): every object written is locked this long. */
+  lockDays: number;
+  /** Whether that lock goes on each write as S3 Object Lock headers (false on R2: its bucket lock rule does it). */
+  lockHeaders: boolean;
 }
 
 /** Effective client settings of a target: explicit config wins over the preset's defaults. */
@@ -172,7 +203,20 @@ export function resolveS3Settings(target: S3TargetConfig): EffectiveS3Settings {
     partSize,
     queueSize: DEFAULT_QUEUE_SIZE,
     equalPartSizes: preset.equalPartSizes,
+    lockDays: target.immutableDays ?? 0,
+    lockHeaders: (target.immutableDays ?? 0) > 0 && preset.objectLock !== 'bucket-rule',
   };
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * The retain-until date of an object written at `now` with `days` of Object Lock: whole seconds
+ * (S3's ISO 8601 dates), rounded up, so that a date computed after a write is never earlier than
+ * the one the write sent.
+ */
+export function retainUntil(now: number, days: number): number {
+  return Math.ceil(now / 1000) * 1000 + days * DAY_MS;
 }
 
 /**

@@ -1,8 +1,16 @@
 // "Test connection": write a small probe object, check its metadata and bytes come back, delete it.
 // Each step is timed; a failure names the step, what went wrong and what to do.
+//
+// Two findings besides (issue 19): with `immutableDays`, whether the bucket has Object Lock on
+// (checked first: without it every upload would be refused); and what the key could do to the
+// backups if it were stolen, found out by deleting the probe. A key that cannot delete passes (that
+// is the recommended key) and its probe stays in `.triplicate/`; a key that can delete passes with
+// a warning and the provider's recipe for a better one.
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { TestConnectionResult } from '../../../shared/api';
+import type { TestConnectionResult, TestFinding } from '../../../shared/api';
+import type { TargetConfig } from '../../../shared/config';
+import { PRESETS } from './presets';
 import { isStorageError, StorageError, type StorageBackend } from './types';
 
 export interface TestConnectionOptions {
@@ -11,12 +19,15 @@ export interface TestConnectionOptions {
   prefix?: string;
   /** The whole test gives up after this long. Default 30 s. */
   timeoutMs?: number;
+  /** The settings tested: their `immutableDays`, provider and bucket shape the findings. */
+  target?: TargetConfig;
 }
 
 /** Where probes go: `<prefix>.triplicate/probe-<random>`. */
 export const PROBE_DIR = '.triplicate/';
 
 const STEP_WHAT: Record<string, string> = {
+  lock: 'read the bucket’s Object Lock setting',
   put: 'write a test file',
   head: 'read back the test file’s details',
   get: 'read back the test file',
@@ -35,16 +46,24 @@ export async function testConnection(backend: StorageBackend, arg?: AbortSignal 
   const sha256 = createHash('sha256').update(payload).digest('hex');
   const mtimeMs = Date.now();
   const steps: TestConnectionResult['steps'] = [];
+  const findings: TestFinding[] = [];
   const started = performance.now();
+  const t = opts.target;
+  const lockDays = t?.kind === 's3' ? (t.immutableDays ?? 0) : 0;
+  const preset = t?.kind === 's3' ? PRESETS[t.preset] : undefined;
+  const bucket = t?.kind === 's3' ? t.bucket : undefined;
+  let lockOn = false;
   let stored = false;
+  let versionId: string | undefined;
+  let canDelete: TestConnectionResult['can_delete'];
   let current = 'put';
 
-  const step = async (name: string, fn: () => Promise<void>) => {
+  const step = async (name: string, fn: () => Promise<string | void>) => {
     current = name;
     const t0 = performance.now();
     try {
-      await fn();
-      steps.push({ step: name, ok: true, ms: Math.round(performance.now() - t0) });
+      const note = await fn();
+      steps.push({ step: name, ok: true, ms: Math.round(performance.now() - t0), ...(note ? { note } : {}) });
     } catch (e) {
       steps.push({ step: name, ok: false, ms: Math.round(performance.now() - t0), error: errorLine(e) });
       throw e;
@@ -52,8 +71,41 @@ export async function testConnection(backend: StorageBackend, arg?: AbortSignal 
   };
 
   try {
+    if (lockDays > 0 && preset?.objectLock === 'bucket-rule') {
+      findings.push({
+        level: 'warn',
+        message: `${preset.label} locks copies with bucket lock rules, which Triplicate cannot check: make sure a rule keeps ${prefix ? `"${prefix}"` : 'the whole bucket'} for at least ${plural(lockDays, 'day')}.`,
+        link: preset.keyRecipe,
+      });
+    } else if (lockDays > 0 && backend.objectLock) {
+      const check = backend.objectLock.bind(backend);
+      await step('lock', async () => {
+        const lock = await check(signal);
+        if (lock.state === 'on') {
+          lockOn = true;
+          return `Object Lock is on${lock.defaultRetention ? ` (bucket default: ${lock.defaultRetention})` : ''}`;
+        }
+        if (lock.state === 'denied') {
+          findings.push({
+            level: 'warn',
+            message: `Triplicate could not check that the bucket has Object Lock on: this key may not read that setting (s3:GetBucketObjectLockConfiguration). If the bucket does not have it, every upload will be refused.`,
+          });
+          return 'not allowed to read the setting';
+        }
+        const where = bucket ? `The bucket "${bucket}"` : 'This bucket';
+        const fix = preset?.objectLockNote ?? '';
+        throw problem(
+          lock.state === 'off'
+            ? `${where} does not have Object Lock on, so its copies could still be deleted. ${fix} Or set "Undeletable for" to 0 days.`.replace(/\s+/g, ' ')
+            : `${backend.description} does not support Object Lock, so copies there cannot be made undeletable. Set "Undeletable for" to 0 days, or use a server that has it.`,
+          `object lock: ${lock.state}${'detail' in lock ? `; ${lock.detail}` : ''}`,
+        );
+      });
+    }
     await step('put', async () => {
-      await backend.put(key, { size: payload.length, open: () => Readable.from([payload]) }, { sha256, mtimeMs, contentType: 'text/plain', signal });
+      // The probe is written without retention, whatever `immutableDays` says: it must be deletable.
+      const info = await backend.put(key, { size: payload.length, open: () => Readable.from([payload]) }, { sha256, mtimeMs, contentType: 'text/plain', signal, unlocked: true });
+      versionId = info.versionId;
       stored = true;
     });
     await step('head', async () => {
@@ -87,25 +139,94 @@ export async function testConnection(backend: StorageBackend, arg?: AbortSignal 
       }
     });
     await step('delete', async () => {
-      await backend.delete(key, signal);
+      canDelete = await deleteProbe(backend, key, versionId, signal);
+      if (canDelete === 'no') return 'refused: this key cannot delete';
       stored = false;
+      if (canDelete === 'hide') return 'hidden only: its version stays';
       if (await backend.head(key, signal)) {
         throw problem(`${backend.description} still shows the test file after deleting it. Check the bucket's settings (object lock, retention).`);
       }
     });
+    findings.push(deleteFinding(canDelete!, { key, bucket, lockDays, lockOn, preset, prefix }));
     const total = Math.round(performance.now() - started);
-    return { ok: true, steps, message: `${backend.description} works: Triplicate wrote, read back and deleted a test file in ${total} ms.` };
+    const did = canDelete === 'yes' ? 'wrote, read back and deleted a test file' : 'wrote and read back a test file';
+    return { ok: true, steps, message: `${backend.description} works: Triplicate ${did} in ${total} ms.`, findings, can_delete: canDelete };
   } catch (e) {
     if (stored) {
       // Best effort, bounded, and not tied to the (possibly expired) signal of the test.
       await backend.delete(key, AbortSignal.timeout(5000)).catch(() => {});
     }
-    return { ok: false, steps, message: failureMessage(backend, current, e, timeout.aborted && !opts.signal?.aborted, timeoutMs) };
+    return { ok: false, steps, message: failureMessage(backend, current, e, timeout.aborted && !opts.signal?.aborted, timeoutMs), ...(findings.length ? { findings } : {}) };
   }
 }
 
-function problem(message: string): StorageError {
-  return new StorageError('integrity', message, 'probe check failed');
+/**
+ * Delete the probe as a stolen key would try to: its version for good when the bucket keeps
+ * versions (what erases a backup), else by name. A refusal is the answer, not a failure.
+ */
+async function deleteProbe(backend: StorageBackend, key: string, versionId: string | undefined, signal: AbortSignal): Promise<'yes' | 'hide' | 'no'> {
+  /** false: refused. */
+  const attempt = async (fn: () => Promise<void>): Promise<boolean> => {
+    try {
+      await fn();
+      return true;
+    } catch (e) {
+      if (isStorageError(e) && e.kind === 'refused') return false;
+      throw e;
+    }
+  };
+  const eraseVersion = versionId ? backend.deleteVersion?.bind(backend) : undefined;
+  if (versionId && eraseVersion) {
+    if (await attempt(() => eraseVersion(key, versionId, signal))) return 'yes';
+    return (await attempt(() => backend.delete(key, signal))) ? 'hide' : 'no';
+  }
+  return (await attempt(() => backend.delete(key, signal))) ? 'yes' : 'no';
+}
+
+function deleteFinding(
+  can: 'yes' | 'hide' | 'no',
+  o: { key: string; bucket?: string; lockDays: number; lockOn: boolean; preset?: (typeof PRESETS)[keyof typeof PRESETS]; prefix: string },
+): TestFinding {
+  const where = o.bucket ? `"${o.bucket}"` : 'this destination';
+  if (can === 'no') {
+    return {
+      level: 'good',
+      message: `This key cannot delete, so a stolen copy of it cannot erase the backups. Its test file stays at "${o.key}"; a lifecycle rule that removes "${o.prefix}${PROBE_DIR}probe-" files after a day clears such files.`,
+    };
+  }
+  if (can === 'hide') {
+    return {
+      level: 'good',
+      message: `This key can only hide files in ${where} (a delete marker): their earlier versions stay, so a stolen copy of it cannot erase the backups. The hidden test file stays at "${o.key}".`,
+    };
+  }
+  if (o.lockOn) {
+    return {
+      level: 'warn',
+      message: `This key can delete, but Object Lock keeps every copy in ${where} for ${plural(o.lockDays, 'day')} after it is written: a stolen copy of the key cannot erase them before then. A key that cannot delete is safer still.`,
+      link: o.preset?.keyRecipe,
+    };
+  }
+  if (o.preset?.objectLock === 'bucket-rule') {
+    return {
+      level: 'warn',
+      message: `Anyone with this key can delete every backup in ${where}: ${o.preset.label} has no key that may write but not delete, so protect the copies with a bucket lock rule.`,
+      link: o.preset.keyRecipe,
+    };
+  }
+  return {
+    level: 'warn',
+    message: `Anyone with this key can delete every backup in ${where}: ransomware that finds it on this computer can erase the copies too. Give Triplicate a key that may write, read and list, but not delete.`,
+    link: o.preset?.keyRecipe,
+  };
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+function problem(message: string, detail = 'probe check failed'): StorageError {
+  return new StorageError('integrity', message, detail);
 }
 
 function errorLine(e: unknown): string {
@@ -122,8 +243,5 @@ function failureMessage(backend: StorageBackend, step: string, e: unknown, timed
   if (!isStorageError(e)) return `Triplicate could not ${what} on ${backend.description}: ${e instanceof Error ? e.message : String(e)}`;
   if (e.kind === 'aborted') return 'The test was cancelled.';
   if (e.kind === 'integrity') return e.message;
-  if (e.kind === 'auth' && step === 'delete') {
-    return `The access key may write and read on ${backend.description} but not delete. Give it permission to delete objects: Triplicate removes old versions when their retention ends.`;
-  }
   return `Triplicate could not ${what}. ${e.message}`;
 }

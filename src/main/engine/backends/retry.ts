@@ -5,7 +5,7 @@
 //
 // Never retried: aborted, integrity, invalid, not_found, auth, no_bucket (retrying cannot help),
 // and no_space, local, unknown (not transient; the engine decides).
-import { isStorageError, type BodySource, type GetOptions, type GetResult, type ListOptions, type ObjectInfo, type PutOptions, type StorageBackend, type StorageError } from './types';
+import { isStorageError, optionalCalls, type BodySource, type GetOptions, type GetResult, type ListOptions, type ObjectInfo, type PutOptions, type StorageBackend, type StorageError } from './types';
 import { sleep, throwIfAborted } from './streams';
 
 export interface RetryOptions {
@@ -41,6 +41,8 @@ class RetryBackend implements StorageBackend {
   readonly description: string;
   readonly prefix?: string;
   readonly cleanupIncomplete?: StorageBackend['cleanupIncomplete'];
+  readonly objectLock?: StorageBackend['objectLock'];
+  readonly deleteVersion?: StorageBackend['deleteVersion'];
   private readonly attempts: number;
   private readonly baseMs: number;
   private readonly maxMs: number;
@@ -56,10 +58,7 @@ class RetryBackend implements StorageBackend {
     this.attempts = Math.max(1, Math.floor(opts.attempts ?? 4));
     this.baseMs = opts.baseMs ?? 500;
     this.maxMs = opts.maxMs ?? 10_000;
-    const cleanup = inner.cleanupIncomplete?.bind(inner);
-    if (cleanup) {
-      this.cleanupIncomplete = (prefix, olderThanMs, signal) => this.run('cleanup', prefix, signal, () => cleanup(prefix, olderThanMs, signal));
-    }
+    Object.assign(this, optionalCalls(inner, (op, key, signal, fn) => this.run(op, key, signal, fn)));
   }
 
   /** Run `fn` until it succeeds, fails for good, or runs out of attempts. */

@@ -122,6 +122,14 @@ export function mapS3Error(e: unknown, ctx: S3ErrorContext, aborted = false): St
   }
 
   // --- answers from the server -------------------------------------------------------------
+  if (/missing\s*Object\s*Lock/i.test(x.message ?? '')) {
+    // A write with Object Lock headers (`immutableDays`) to a bucket without Object Lock: every
+    // upload fails the same way, so it is the destination's problem, not one file's.
+    return make(
+      'no_bucket',
+      `${t} refuses copies that cannot be deleted: the bucket "${ctx.bucket}" does not have Object Lock on. Use a bucket with Object Lock on, or set "Undeletable for" to 0 days in Destinations.`,
+    );
+  }
   switch (name) {
     case 'NoSuchBucket':
       return make('no_bucket', `The bucket "${ctx.bucket}" does not exist on ${t}. Create it or fix the bucket name in Destinations.`);
@@ -252,4 +260,33 @@ export function mapS3Error(e: unknown, ctx: S3ErrorContext, aborted = false): St
       `${t} did not answer within ${Math.round(ctx.idleTimeoutMs / 1000)} seconds. Check that it is switched on and the network is up; Triplicate keeps retrying.`,
     );
   }
+}
+
+/** Answers that refuse one delete: the key may not delete, or the object is still locked. */
+const DENIED = new Set(['AccessDenied', 'Forbidden', 'AllAccessDisabled']);
+
+/**
+ * A refused delete as its own kind ('refused', one object, never the destination's outage): a key
+ * made without delete permission (recommended: README "Keys that cannot erase the backups") refuses
+ * every delete, and an object under Object Lock (AWS: 403 AccessDenied "...protected by object
+ * lock"; MinIO: "Object is WORM protected") or an R2 bucket lock rule refuses until its date.
+ * null when the error is something else.
+ */
+export function refusedDelete(e: unknown, ctx: S3ErrorContext): StorageError | null {
+  if (e instanceof StorageError) return null;
+  const x = (e ?? {}) as SdkErrorShape;
+  const name = sdkErrorName(e);
+  const text = x.message ?? '';
+  const status = httpStatusOf(e);
+  const refusal = status !== undefined && status >= 400 && status < 500;
+  const locked = name === 'ObjectLocked' || (refusal && /object ?lock|WORM|retention/i.test(text));
+  // A bare 403 (no XML code) is a refusal too; InvalidAccessKeyId, SignatureDoesNotMatch, a skewed
+  // clock are not: they fail every request, the key is wrong.
+  const denied = DENIED.has(name) || (status === 403 && (name === 'Unknown' || name === 'Error'));
+  if (!locked && !denied) return null;
+  const keyPart = ctx.key !== undefined ? ` "${ctx.key}"` : '';
+  const message = locked
+    ? `${ctx.target} refused to delete${keyPart}: it is locked (Object Lock or a bucket lock rule) until its retention date. It stays there until then.`
+    : `${ctx.target} refused to delete${keyPart}: this access key may not delete. It stays there.`;
+  return new StorageError('refused', message, detailOf(e, ctx), { cause: e, locked });
 }

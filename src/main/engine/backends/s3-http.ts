@@ -390,6 +390,8 @@ export interface ObjectHeaders {
   LastModified?: Date;
   ETag?: string;
   ContentType?: string;
+  /** Object Lock retention of this version (S3 sends it to keys that may read it). */
+  ObjectLockRetainUntilDate?: Date;
 }
 
 export function outputFromHeaders(h: IncomingHttpHeaders): ObjectHeaders {
@@ -400,6 +402,8 @@ export function outputFromHeaders(h: IncomingHttpHeaders): ObjectHeaders {
   const len = h['content-length'];
   const lm = h['last-modified'];
   const date = lm ? new Date(lm) : undefined;
+  const lockHeader = h['x-amz-object-lock-retain-until-date'];
+  const until = typeof lockHeader === 'string' ? new Date(lockHeader) : undefined;
   return {
     ContentLength: len !== undefined && /^\d+$/.test(len) ? Number(len) : undefined,
     ContentRange: h['content-range'],
@@ -407,5 +411,6 @@ export function outputFromHeaders(h: IncomingHttpHeaders): ObjectHeaders {
     LastModified: date && !Number.isNaN(date.getTime()) ? date : undefined,
     ETag: h.etag,
     ContentType: h['content-type'],
+    ObjectLockRetainUntilDate: until && !Number.isNaN(until.getTime()) ? until : undefined,
   };
 }

@@ -18,6 +18,7 @@ import {
   CopyObjectCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
+  GetObjectLockConfigurationCommand,
   HeadBucketCommand,
   ListMultipartUploadsCommand,
   ListObjectsCommand,
@@ -29,10 +30,11 @@ import {
 } from '@aws-sdk/client-s3';
 import type { S3TargetConfig } from '../../../shared/config';
 import { MAX_KEY_BYTES, utf8Length } from '../../../shared/keys';
-import { isNotFound, isUnreachable, mapS3Error, sdkErrorName, type S3ErrorContext } from './s3-errors';
+import { createHash } from 'node:crypto';
+import { httpStatusOf, isNotFound, isUnreachable, mapS3Error, refusedDelete, sdkErrorName, type S3ErrorContext } from './s3-errors';
 import { outputFromHeaders, S3Http, type ObjectHeaders } from './s3-http';
 import { ioBuffers } from '../buffers';
-import { partSizeFor, resolveS3Settings, type EffectiveS3Settings } from './presets';
+import { partSizeFor, resolveS3Settings, retainUntil, type EffectiveS3Settings } from './presets';
 import { BodySizeError, localBodyError, meterBody, streamReader, throwIfAborted, wrapBody } from './streams';
 import {
   abortError,
@@ -43,6 +45,7 @@ import {
   type GetResult,
   type ListOptions,
   type ObjectInfo,
+  type ObjectLockState,
   type PutOptions,
   type StorageBackend,
 } from './types';
@@ -159,12 +162,19 @@ export class S3Backend implements StorageBackend {
     }
     const metered = meterBody(src, body.size, opts.onProgress);
     const contentType = opts.contentType ?? 'application/octet-stream';
+    const lock = this.lockFor(opts);
     let etag: string | undefined;
+    let versionId: string | undefined;
     try {
       const res = await this.http.send({
         method: 'PUT',
         key,
-        headers: { 'content-type': contentType, 'x-amz-meta-sha256': opts.sha256, 'x-amz-meta-mtime': String(Math.round(opts.mtimeMs)) },
+        headers: {
+          'content-type': contentType,
+          'x-amz-meta-sha256': opts.sha256,
+          'x-amz-meta-mtime': String(Math.round(opts.mtimeMs)),
+          ...(lock?.headers ? lockHeaders(lock.until, opts.sha256) : {}),
+        },
         body: metered.stream,
         contentLength: body.size,
         // The SHA-256 of the content: S3, R2 and MinIO refuse a body that does not match it.
@@ -174,6 +184,7 @@ export class S3Backend implements StorageBackend {
       // S3 always returns an ETag for a stored object; a 200 without one is some other server.
       etag = res.headers.etag;
       if (!etag) throw this.notS3('put', key, 'PutObject answered 200 without an ETag');
+      versionId = headerOf(res.headers['x-amz-version-id']);
     } catch (e) {
       metered.stream.destroy();
       if (opts.signal?.aborted) throw abortError();
@@ -181,7 +192,22 @@ export class S3Backend implements StorageBackend {
       if (local) throw localBodyError(local, key);
       throw this.mapError(e, 'put', key);
     }
-    return { key, size: body.size, sha256: opts.sha256, mtimeMs: Math.round(opts.mtimeMs), etag: stripQuotes(etag), contentType, singlePart: true };
+    return { key, size: body.size, sha256: opts.sha256, mtimeMs: Math.round(opts.mtimeMs), etag: stripQuotes(etag), contentType, singlePart: true, versionId, lockedUntil: lock?.until };
+  }
+
+  /**
+   * The lock of a write (`immutableDays`): until when, and whether it goes on the request as
+   * Object Lock headers (on R2 the bucket's lock rule does it). undefined: no lock.
+   */
+  private lockFor(opts: { unlocked?: boolean }): { until: number; headers: boolean } | undefined {
+    const days = this.settings.lockDays;
+    if (!(days > 0) || opts.unlocked) return undefined;
+    return { until: retainUntil(Date.now(), days), headers: this.settings.lockHeaders };
+  }
+
+  /** Object Lock parameters of an SDK write (CreateMultipartUpload, CopyObject). */
+  private lockParams(lock: { until: number; headers: boolean } | undefined): { ObjectLockMode?: 'COMPLIANCE'; ObjectLockRetainUntilDate?: Date } {
+    return lock?.headers ? { ObjectLockMode: LOCK_MODE, ObjectLockRetainUntilDate: new Date(lock.until) } : {};
   }
 
   /**
@@ -199,9 +225,11 @@ export class S3Backend implements StorageBackend {
     const partSize = partSizeFor(body.size, this.settings.partSize);
     const count = Math.ceil(body.size / partSize);
     const mpu: MultipartState = {};
+    const lock = this.lockFor(opts);
     let local: Error | undefined;
     let reader: BlockReader | undefined;
     let etag: string | undefined;
+    let versionId: string | undefined;
     try {
       try {
         reader = body.openReader ? await body.openReader() : streamReader(body.open(), signal);
@@ -212,7 +240,13 @@ export class S3Backend implements StorageBackend {
       throwIfAborted(signal);
       // Not cancellable, so that its UploadId is always known and can be aborted.
       const created = this.client.send(
-        new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ContentType: contentType, Metadata: { sha256: opts.sha256, mtime: String(Math.round(opts.mtimeMs)) } }),
+        new CreateMultipartUploadCommand({
+          Bucket: bucket,
+          Key: key,
+          ContentType: contentType,
+          Metadata: { sha256: opts.sha256, mtime: String(Math.round(opts.mtimeMs)) },
+          ...this.lockParams(lock),
+        }),
       );
       mpu.creating = created.then(
         (r) => {
@@ -248,8 +282,13 @@ export class S3Backend implements StorageBackend {
             local ??= new BodySizeError(body.size, n * partSize + got);
             throw local;
           }
+          // AWS wants each part of a locked upload checked: Content-MD5 (UploadPart's docs).
+          const md5 = lock?.headers ? createHash('md5').update(buf).digest('base64') : undefined;
           const out = await this.sendRetrying(
-            () => this.client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: n + 1, Body: buf, ContentLength: len }), { abortSignal: signal }),
+            () =>
+              this.client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: n + 1, Body: buf, ContentLength: len, ContentMD5: md5 }), {
+                abortSignal: signal,
+              }),
             signal,
           );
           if (!out.ETag) throw this.notS3('put', key, `UploadPart ${n + 1} answered without an ETag`);
@@ -283,6 +322,7 @@ export class S3Backend implements StorageBackend {
         signal,
       );
       etag = done.ETag;
+      versionId = done.VersionId;
     } catch (e) {
       ctl.controller.abort();
       if (mpu.creating || mpu.uploadId) await this.abortMultipart(key, mpu);
@@ -293,7 +333,7 @@ export class S3Backend implements StorageBackend {
       ctl.dispose();
       await reader?.close().catch(() => undefined);
     }
-    return { key, size: body.size, sha256: opts.sha256, mtimeMs: Math.round(opts.mtimeMs), etag: stripQuotes(etag), contentType, singlePart: false };
+    return { key, size: body.size, sha256: opts.sha256, mtimeMs: Math.round(opts.mtimeMs), etag: stripQuotes(etag), contentType, singlePart: false, versionId, lockedUntil: lock?.until };
   }
 
   /**
@@ -525,7 +565,51 @@ export class S3Backend implements StorageBackend {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: key }), { abortSignal: signal });
     } catch (e) {
       if (isNotFound(e)) return; // S3 answers 204 for absent keys; some servers say 404.
-      throw this.mapError(e, 'delete', key, signal);
+      throw this.deleteError(e, 'delete', key, signal);
+    }
+  }
+
+  async deleteVersion(key: string, versionId: string, signal?: AbortSignal): Promise<void> {
+    this.checkKey(key);
+    throwIfAborted(signal);
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: key, VersionId: versionId }), { abortSignal: signal });
+    } catch (e) {
+      if (isNotFound(e)) return;
+      throw this.deleteError(e, 'delete-version', key, signal);
+    }
+  }
+
+  /** A refused delete is that object's ('refused'), never an auth failure of the destination. */
+  private deleteError(e: unknown, op: string, key: string, signal?: AbortSignal): StorageError {
+    if (!signal?.aborted) {
+      const refused = refusedDelete(e, this.errorContext(op, key));
+      if (refused) return refused;
+    }
+    return this.mapError(e, op, key, signal);
+  }
+
+  /**
+   * The bucket's Object Lock setting (GetObjectLockConfiguration). A bucket with Object Lock on
+   * always has versioning on (S3 turns it on with the lock and refuses to suspend it after), so one
+   * request answers both.
+   */
+  async objectLock(signal?: AbortSignal): Promise<ObjectLockState> {
+    throwIfAborted(signal);
+    try {
+      const out = await this.client.send(new GetObjectLockConfigurationCommand({ Bucket: this.settings.bucket }), { abortSignal: signal });
+      const cfg = out.ObjectLockConfiguration;
+      if (cfg?.ObjectLockEnabled !== 'Enabled') return { state: 'off' };
+      const d = cfg.Rule?.DefaultRetention;
+      const span = d?.Days ? `${d.Days} day${d.Days === 1 ? '' : 's'}` : d?.Years ? `${d.Years} year${d.Years === 1 ? '' : 's'}` : undefined;
+      return { state: 'on', defaultRetention: d?.Mode && span ? `${d.Mode} ${span}` : undefined };
+    } catch (e) {
+      const name = sdkErrorName(e);
+      if (name === 'ObjectLockConfigurationNotFoundError' || name === 'ObjectLockConfigurationNotFound') return { state: 'off' };
+      const detail = `object-lock; ${name}; HTTP ${httpStatusOf(e) ?? '-'}`;
+      if (name === 'NotImplemented' || name === 'MethodNotAllowed' || httpStatusOf(e) === 501) return { state: 'unsupported', detail };
+      if (name === 'AccessDenied' || httpStatusOf(e) === 403) return { state: 'denied', detail };
+      throw this.mapError(e, 'object-lock', undefined, signal);
     }
   }
 
@@ -540,8 +624,9 @@ export class S3Backend implements StorageBackend {
     const copySource = copySourceOf(this.settings.bucket, srcKey);
     if (size <= this.opts.multipartCopyThreshold) {
       try {
+        // A copy is a new object (a kept version): it gets its own lock.
         await this.client.send(
-          new CopyObjectCommand({ Bucket: this.settings.bucket, Key: dstKey, CopySource: copySource, MetadataDirective: 'COPY' }),
+          new CopyObjectCommand({ Bucket: this.settings.bucket, Key: dstKey, CopySource: copySource, MetadataDirective: 'COPY', ...this.lockParams(this.lockFor({})) }),
           { abortSignal: signal },
         );
       } catch (e) {
@@ -563,6 +648,7 @@ export class S3Backend implements StorageBackend {
           Key: dstKey,
           ContentType: src.ContentType,
           Metadata: src.Metadata,
+          ...this.lockParams(this.lockFor({})),
         }),
       );
       state.uploadId = created.UploadId;
@@ -681,16 +767,12 @@ export class S3Backend implements StorageBackend {
     }
   }
 
+  private errorContext(op: string, key?: string): S3ErrorContext {
+    return { target: this.description, bucket: this.settings.bucket, host: this.host, op, key, idleTimeoutMs: this.opts.idleTimeoutMs };
+  }
+
   private mapError(e: unknown, op: string, key?: string, signal?: AbortSignal): StorageError {
-    const ctx: S3ErrorContext = {
-      target: this.description,
-      bucket: this.settings.bucket,
-      host: this.host,
-      op,
-      key,
-      idleTimeoutMs: this.opts.idleTimeoutMs,
-    };
-    return mapS3Error(e, ctx, signal?.aborted ?? false);
+    return mapS3Error(e, this.errorContext(op, key), signal?.aborted ?? false);
   }
 }
 
@@ -728,7 +810,36 @@ function infoFromHead(key: string, out: ObjectHeaders): ObjectInfo {
     lastModified: out.LastModified?.getTime(),
     etag: stripQuotes(out.ETag),
     contentType: out.ContentType,
+    lockedUntil: out.ObjectLockRetainUntilDate?.getTime(),
   };
+}
+
+/**
+ * COMPLIANCE, not GOVERNANCE: a governance lock gives way to any key holding
+ * s3:BypassGovernanceRetention (and to the account's root), which is what a stolen admin key is.
+ * Veeam writes compliance locks for the same reason; B2 began with compliance only.
+ */
+const LOCK_MODE = 'COMPLIANCE' as const;
+
+/**
+ * Object Lock headers of a single PUT. AWS refuses a PutObject with Object Lock parameters
+ * without Content-MD5 or an x-amz-checksum-*; the SHA-256 of the content is known before the body
+ * is read (the MD5 is not), so it goes as x-amz-checksum-sha256 (base64), as the SDK would send it.
+ */
+function lockHeaders(until: number, sha256Hex: string): Record<string, string> {
+  const h: Record<string, string> = {
+    'x-amz-object-lock-mode': LOCK_MODE,
+    'x-amz-object-lock-retain-until-date': new Date(until).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+  };
+  if (/^[0-9a-f]{64}$/.test(sha256Hex)) {
+    h['x-amz-sdk-checksum-algorithm'] = 'SHA256';
+    h['x-amz-checksum-sha256'] = Buffer.from(sha256Hex, 'hex').toString('base64');
+  }
+  return h;
+}
+
+function headerOf(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
 }
 
 function stripQuotes(etag: string | undefined): string | undefined {

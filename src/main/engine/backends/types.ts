@@ -16,6 +16,13 @@ export interface ObjectInfo {
   contentType?: string;
   /** From put(): true when the object went up in one request (its S3 ETag is the MD5 of the content). */
   singlePart?: boolean;
+  /** The server's version id of what put() wrote, on a versioned bucket. */
+  versionId?: string;
+  /**
+   * Until when (ms) the object cannot be deleted: the retention put() asked for (S3 Object Lock,
+   * `immutableDays`), or the one HEAD reports.
+   */
+  lockedUntil?: number;
 }
 
 /** A body that can be opened more than once (retries re-open it from the start). */
@@ -44,6 +51,8 @@ export interface PutOptions {
   signal?: AbortSignal;
   /** Called with the cumulative bytes sent. */
   onProgress?: (sentBytes: number) => void;
+  /** Write without Object Lock retention even when the target asks for it (Test connection's probe must stay deletable). */
+  unlocked?: boolean;
 }
 
 export interface ByteRange {
@@ -72,6 +81,15 @@ export interface ListOptions {
   startAfter?: string;
 }
 
+/** What GetObjectLockConfiguration says about a bucket (Test connection checks it when `immutableDays` is set). */
+export type ObjectLockState =
+  | { state: 'on'; /** The bucket's default retention, when it has one ("COMPLIANCE 30 days"). */ defaultRetention?: string }
+  | { state: 'off' }
+  /** The key may not read the setting (s3:GetBucketObjectLockConfiguration). */
+  | { state: 'denied'; detail: string }
+  /** The server has no such request (s3rver, some S3 clones). */
+  | { state: 'unsupported'; detail: string };
+
 export interface StorageBackend {
   readonly id: string;
   readonly kind: 's3' | 'folder';
@@ -93,6 +111,10 @@ export interface StorageBackend {
   delete(key: string, signal?: AbortSignal): Promise<void>;
   /** Server-side copy, metadata included. */
   copy(srcKey: string, dstKey: string, signal?: AbortSignal): Promise<void>;
+  /** Object Lock of the bucket (S3 only). */
+  objectLock?(signal?: AbortSignal): Promise<ObjectLockState>;
+  /** Delete one version of an object for good (S3, versioned buckets); what a stolen key could do to every backup. */
+  deleteVersion?(key: string, versionId: string, signal?: AbortSignal): Promise<void>;
   /** Abort multipart uploads this process left behind (after a crash); returns how many. */
   cleanupIncomplete?(prefix: string, olderThanMs: number, signal?: AbortSignal): Promise<number>;
   /** Release sockets and timers. */
@@ -115,6 +137,7 @@ export type StorageErrorKind =
   | 'no_space' // disk full on a folder target, quota: target-level
   | 'integrity' // size or sha256 did not match after upload: file-level
   | 'invalid' // the request itself is bad for this object (key too long, entity too large): file-level
+  | 'refused' // a delete the server refused (a key without delete permission, an object still locked): that object only
   | 'local' // reading the local file failed: file-level
   | 'aborted' // our own AbortSignal
   | 'unknown';
@@ -125,11 +148,14 @@ export class StorageError extends Error {
   readonly kind: StorageErrorKind;
   /** Technical detail (SDK error name, HTTP status, errno): shown one click away, safe to log. */
   readonly detail: string;
-  constructor(kind: StorageErrorKind, message: string, detail = '', options?: { cause?: unknown }) {
+  /** A 'refused' delete because the object is still locked (Object Lock, a bucket lock rule), not because of the key. */
+  readonly locked: boolean;
+  constructor(kind: StorageErrorKind, message: string, detail = '', options?: { cause?: unknown; locked?: boolean }) {
     super(message, options);
     this.name = 'StorageError';
     this.kind = kind;
     this.detail = detail;
+    this.locked = options?.locked === true;
   }
   get targetLevel(): boolean {
     return TARGET_LEVEL.has(this.kind);
@@ -142,6 +168,21 @@ export class StorageError extends Error {
 
 export function isStorageError(e: unknown): e is StorageError {
   return e instanceof StorageError;
+}
+
+/**
+ * The optional calls of `inner` (cleanup, Object Lock, version delete), for a wrapper that changes
+ * none of them; `wrap` may put a call through the wrapper's own logic (retries).
+ */
+export function optionalCalls(inner: StorageBackend, wrap: <T>(op: string, key: string | undefined, signal: AbortSignal | undefined, fn: () => Promise<T>) => Promise<T> = (_o, _k, _s, fn) => fn()): Partial<StorageBackend> {
+  const out: Partial<StorageBackend> = {};
+  const cleanup = inner.cleanupIncomplete?.bind(inner);
+  if (cleanup) out.cleanupIncomplete = (prefix, olderThanMs, signal) => wrap('cleanup', prefix, signal, () => cleanup(prefix, olderThanMs, signal));
+  const lock = inner.objectLock?.bind(inner);
+  if (lock) out.objectLock = (signal) => wrap('object-lock', undefined, signal, () => lock(signal));
+  const delVersion = inner.deleteVersion?.bind(inner);
+  if (delVersion) out.deleteVersion = (key, versionId, signal) => wrap('delete-version', key, signal, () => delVersion(key, versionId, signal));
+  return out;
 }
 
 export function abortError(): StorageError {

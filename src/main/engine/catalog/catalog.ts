@@ -36,6 +36,8 @@ export interface CopyRow {
   synced_at: number | null;
   verified_at: number | null;
   updated_at: number;
+  /** Until when the object cannot be deleted (Object Lock, migration 7); null: not locked or not known. */
+  locked_until?: number | null;
 }
 
 export interface JobRow {
@@ -125,11 +127,13 @@ export class Catalog {
         `UPDATE copies SET state = @state, last_error = @last_error, error_detail = @error_detail, next_attempt_at = @next_attempt_at,
            attempts = @attempts, updated_at = @now WHERE file_id = @file_id AND target_id = @target_id`,
       ),
+      // A lock only ever lasts longer: the date of an earlier write of the same key may still hold.
       setCopySynced: db.prepare(
-        `INSERT INTO copies (file_id, target_id, state, sha256, size, attempts, synced_at, verified_at, updated_at)
-         VALUES (@file_id, @target_id, 'synced', @sha256, @size, 0, @now, @now, @now)
+        `INSERT INTO copies (file_id, target_id, state, sha256, size, attempts, synced_at, verified_at, updated_at, locked_until)
+         VALUES (@file_id, @target_id, 'synced', @sha256, @size, 0, @now, @now, @now, @locked_until)
          ON CONFLICT (file_id, target_id) DO UPDATE SET state = 'synced', sha256 = @sha256, size = @size, last_error = NULL,
-           error_detail = NULL, next_attempt_at = NULL, synced_at = @now, verified_at = @now, updated_at = @now`,
+           error_detail = NULL, next_attempt_at = NULL, synced_at = @now, verified_at = @now, updated_at = @now,
+           locked_until = CASE WHEN @locked_until IS NULL THEN locked_until ELSE max(@locked_until, coalesce(locked_until, 0)) END`,
       ),
       failedCopies: db.prepare<[string | null, string | null], { file_id: number; target_id: string; size: number | null }>(
         `SELECT file_id, target_id, size FROM copies WHERE state = 'failed' AND (? IS NULL OR target_id = ?)`,
@@ -207,8 +211,8 @@ export class Catalog {
       ),
       uploadingToPending: db.prepare(`UPDATE copies SET state = 'pending' WHERE state = 'uploading'`),
       addVersion: db.prepare(
-        `INSERT INTO versions (target_id, root_id, rel_path, object_key, sha256, size, mtime_ms, saved_at, reason)
-         VALUES (@target_id, @root_id, @rel_path, @object_key, @sha256, @size, @mtime_ms, @saved_at, @reason)
+        `INSERT INTO versions (target_id, root_id, rel_path, object_key, sha256, size, mtime_ms, saved_at, reason, locked_until)
+         VALUES (@target_id, @root_id, @rel_path, @object_key, @sha256, @size, @mtime_ms, @saved_at, @reason, @locked_until)
          ON CONFLICT (target_id, object_key) DO NOTHING`,
       ),
       fileTotals: db.prepare<[], { n: number; bytes: number | null; missing: number | null }>(
@@ -349,8 +353,9 @@ export class Catalog {
     });
   }
 
-  markCopySynced(fileId: number, targetId: string, sha256: string, size: number, now = Date.now()): void {
-    this.s.setCopySynced.run({ file_id: fileId, target_id: targetId, sha256, size, now });
+  /** `lockedUntil`: until when the object just written (or found) cannot be deleted, when it is locked. */
+  markCopySynced(fileId: number, targetId: string, sha256: string, size: number, now = Date.now(), lockedUntil: number | null = null): void {
+    this.s.setCopySynced.run({ file_id: fileId, target_id: targetId, sha256, size, now, locked_until: lockedUntil });
   }
 
   failedCopies(targetId?: string): { file_id: number; target_id: string; size: number | null }[] {
@@ -560,8 +565,8 @@ export class Catalog {
 
   // ---- versions ----------------------------------------------------------------------------
 
-  addVersion(v: { target_id: string; root_id: string; rel_path: string; object_key: string; sha256: string; size: number; mtime_ms: number | null; saved_at: number; reason: 'overwritten' | 'deleted' }): void {
-    this.s.addVersion.run(v);
+  addVersion(v: { target_id: string; root_id: string; rel_path: string; object_key: string; sha256: string; size: number; mtime_ms: number | null; saved_at: number; reason: 'overwritten' | 'deleted'; locked_until?: number | null }): void {
+    this.s.addVersion.run({ ...v, locked_until: v.locked_until ?? null });
   }
 
   // ---- kv ----------------------------------------------------------------------------------

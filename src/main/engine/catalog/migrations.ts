@@ -375,6 +375,19 @@ export const migrations: Migration[] = [
       `);
     },
   },
+  {
+    version: 7,
+    name: 'Object Lock: until when each copy and each kept version cannot be deleted',
+    up(db) {
+      // The retain-until date Triplicate asked for when it wrote the object (`immutableDays`), or
+      // the one a HEAD reported. Prune leaves an object alone until then (restore/prune.ts); NULL:
+      // not locked, or not known to be.
+      db.exec(`
+        ALTER TABLE copies ADD COLUMN locked_until INTEGER;
+        ALTER TABLE versions ADD COLUMN locked_until INTEGER;
+      `);
+    },
+  },
 ];
 
 export const LATEST_VERSION = migrations[migrations.length - 1]!.version;

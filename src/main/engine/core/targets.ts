@@ -13,7 +13,7 @@ import { createBackend } from '../backends';
 import { withAnswerDeadline } from '../backends/deadline';
 import { testConnection } from '../backends/probe';
 import { withRetry, type RetryOptions } from '../backends/retry';
-import type { BodySource, GetOptions, GetResult, ListOptions, ObjectInfo, PutOptions, StorageBackend } from '../backends/types';
+import { optionalCalls, type BodySource, type GetOptions, type GetResult, type ListOptions, type ObjectInfo, type PutOptions, type StorageBackend } from '../backends/types';
 import type { Catalog } from '../catalog/catalog';
 import { ConfigError } from '../config/config';
 import { log } from '../log';
@@ -131,9 +131,7 @@ class Shared {
       copy: (src, dst, signal) => this.hold(() => b.copy(src, dst, signal)),
       close: () => undefined,
     };
-    const cleanup = b.cleanupIncomplete?.bind(b);
-    if (cleanup) view.cleanupIncomplete = (prefix, olderThanMs, signal) => this.hold(() => cleanup(prefix, olderThanMs, signal));
-    return view;
+    return Object.assign(view, optionalCalls(b, (_op, _key, _signal, fn) => this.hold(fn)));
   }
 }
 
@@ -200,7 +198,7 @@ export class TargetRegistry {
   async test(t: TargetConfig, signal?: AbortSignal): Promise<TestConnectionResult> {
     const backend = createBackend(t, { retry: false });
     try {
-      return await testConnection(backend, signal);
+      return await testConnection(backend, { signal, target: t });
     } finally {
       backend.close?.();
     }

@@ -12,6 +12,7 @@ import yazl from 'yazl';
 import { STREAM_ROUTES, type BrowseObject, type BrowseResult, type ImportResult, type SyncStatus, type UploadResult } from '../../../shared/api';
 import { redactConfig, type RootConfig } from '../../../shared/config';
 import { KeyError, contentTypeOf, fileKey, normalizeRelPath, parseFileKey } from '../../../shared/keys';
+import { isStorageError } from '../backends/types';
 import type { EngineContext } from '../core/context';
 import type { Ingestor } from '../sync/ingest';
 import { logFilePath } from '../log';
@@ -305,7 +306,13 @@ export function installFileRoutes(ctx: EngineContext, admin: ApiRegistry, deps: 
       const backend = env.ctx.targets.backend(params.id);
       if (!backend) throw badRequest(`${t.label} is switched off in Triplicate.`);
       if (!body?.key || !body.key.startsWith(t.prefix)) throw badRequest('Say which object to delete.');
-      await backend.delete(body.key, signal);
+      try {
+        await backend.delete(body.key, signal);
+      } catch (e) {
+        // A key that may not delete, or a locked object: the operator's request, refused, said as such.
+        if (isStorageError(e) && e.kind === 'refused') throw new HttpError(403, 'delete_refused', e.message, e.detail);
+        throw e;
+      }
       // Only this copy goes. A file still in its folder is copied again (exclude it to stop that);
       // a file that is gone locally keeps its other copies.
       let fileNote = '';

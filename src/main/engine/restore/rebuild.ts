@@ -63,7 +63,7 @@ export async function rebuildFromTarget(store: RestoreStore, target: TargetConfi
       if (!v) return skip(o.key, 'not a version name Triplicate writes');
       const head = await backend.head(o.key, opts.signal);
       if (!head?.sha256 || !head.sha256.startsWith(v.sha16)) return skip(o.key, 'its checksum metadata is missing or does not match its name');
-      if (store.insertVersion({ target_id: target.id, root_id: v.rootId, rel_path: v.relPath, object_key: o.key, sha256: head.sha256, size: head.size, mtime_ms: head.mtimeMs ?? null, saved_at: v.savedAt, reason: 'overwritten' })) report.versions++;
+      if (store.insertVersion({ target_id: target.id, root_id: v.rootId, rel_path: v.relPath, object_key: o.key, sha256: head.sha256, size: head.size, mtime_ms: head.mtimeMs ?? null, saved_at: v.savedAt, reason: 'overwritten', locked_until: head.lockedUntil ?? null })) report.versions++;
       return;
     }
     if (rest.startsWith('.triplicate/') || rest.split('/').some((s) => s.startsWith('.triplicate-'))) return; // probes, temp files
@@ -78,7 +78,7 @@ export async function rebuildFromTarget(store: RestoreStore, target: TargetConfi
     if (!head) return; // deleted while we listed
     const now = Date.now();
     const mtime = head.mtimeMs ?? o.lastModified ?? now;
-    const r = store.addRebuilt({ root_id: rootId, rel_path: relPath, size: head.size, mtime_ms: Math.trunc(mtime), sha256: head.sha256 ?? null, kind: mediaKindOf(relPath), first_seen: Math.min(Math.trunc(mtime), now) }, target.id, now);
+    const r = store.addRebuilt({ root_id: rootId, rel_path: relPath, size: head.size, mtime_ms: Math.trunc(mtime), sha256: head.sha256 ?? null, kind: mediaKindOf(relPath), first_seen: Math.min(Math.trunc(mtime), now), locked_until: head.lockedUntil ?? null }, target.id, now);
     report.files++;
     report.bytes += head.size;
     if (r.added) report.files_added++;

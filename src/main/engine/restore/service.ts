@@ -21,7 +21,7 @@ import type { Ingestor } from '../sync/ingest';
 import { log } from '../log';
 import { sha256File } from '../sync/hash';
 import { errnoOf, errorText, forEachLimit } from '../util';
-import { pruneTarget } from './prune';
+import { pruneLeftNote, pruneTarget } from './prune';
 import { rebuildFromTarget, type RebuildReport } from './rebuild';
 import { currentKey, fileExistedAt, sourcesFor, type Source, type Want } from './sources';
 import { RESTORE_LANE, RestoreStore, type Outcome, type RestoreRunRow } from './store';
@@ -908,10 +908,13 @@ export class RestoreService implements EngineService {
     const targets = this.targets().filter((t) => !opts.target || t.id === opts.target);
     if (opts.target && !targets.length) throw notFound(`There is no enabled destination "${opts.target}".`);
     const out: PruneReport['targets'] = [];
+    const leftNotes: string[] = [];
     for (const t of targets) {
       try {
         const r = await this.pruneOne(t, { now, dryRun: opts.dryRun === true });
         out.push({ target_id: t.id, ...r });
+        const left = pruneLeftNote(t.label, r);
+        if (left) leftNotes.push(left);
       } catch (e) {
         out.push({ target_id: t.id, versions_deleted: 0, files_expired: 0, bytes_freed: 0, versions_kept: 0, error: `${t.label} could not be pruned: ${errorText(e)}` });
       }
@@ -922,7 +925,7 @@ export class RestoreService implements EngineService {
     const verb = opts.dryRun ? 'would remove' : 'removed';
     const held = out.reduce((a, r) => a + (r.versions_held ?? 0), 0);
     const heldNote = held ? ` ${plural(held, 'version')} of folders the burst guard holds ${held === 1 ? 'was' : 'were'} left alone until you choose what to do on the Overview.` : '';
-    const summary = `Retention ${verb} ${plural(del, 'old version')} and ${plural(exp, 'deleted file')} (${formatBytes(freed)}).${heldNote}${out.filter((r) => r.error).map((r) => ` ${r.error}`).join('')}`;
+    const summary = `Retention ${verb} ${plural(del, 'old version')} and ${plural(exp, 'deleted file')} (${formatBytes(freed)}).${heldNote}${leftNotes.map((n) => ` ${n}`).join('')}${out.filter((r) => r.error).map((r) => ` ${r.error}`).join('')}`;
     return { now, dry_run: opts.dryRun === true, summary, targets: out };
   }
 
@@ -932,8 +935,14 @@ export class RestoreService implements EngineService {
       const r = await pruneTarget({ catalog: this.ctx.catalog, store: this.store, bus: this.ctx.bus, root: (id) => this.root(id), heldFolders: () => this.deps.heldFolders() }, t, backend, { now: o.now, dryRun: o.dryRun, signal: this.stopAc.signal, onTick: o.onTick });
       if (!o.dryRun) {
         this.ctx.catalog.kvSet(`prune:last:${t.id}`, String(Date.now()));
-        if (r.versions_deleted || r.files_expired) {
-          this.ctx.bus.record({ level: 'info', kind: 'prune-done', target_id: t.id, message: `Retention on ${t.label}: removed ${plural(r.versions_deleted, 'old version')} and ${plural(r.files_expired, 'deleted file')} (${formatBytes(r.bytes_freed)}).` });
+        const left = pruneLeftNote(t.label, r);
+        if (r.versions_deleted || r.files_expired || left) {
+          this.ctx.bus.record({
+            level: r.delete_refused ? 'warn' : 'info',
+            kind: 'prune-done',
+            target_id: t.id,
+            message: `Retention on ${t.label}: removed ${plural(r.versions_deleted, 'old version')} and ${plural(r.files_expired, 'deleted file')} (${formatBytes(r.bytes_freed)}).${left ? ` ${left}` : ''}`,
+          });
         }
       }
       return r;

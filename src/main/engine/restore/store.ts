@@ -34,6 +34,8 @@ export interface VersionRow {
   reason: 'overwritten' | 'deleted';
   gone_until: number | null;
   back_sha256: string | null;
+  /** Until when the version object cannot be deleted (Object Lock, migration 7). */
+  locked_until?: number | null;
 }
 
 export interface CopyWithFile extends CopyRow {
@@ -77,8 +79,8 @@ export class RestoreStore {
       versionById: db.prepare<[number], VersionRow>('SELECT * FROM versions WHERE id = ?'),
       deleteVersion: db.prepare<[number]>('DELETE FROM versions WHERE id = ?'),
       insertVersion: db.prepare(
-        `INSERT OR IGNORE INTO versions (target_id, root_id, rel_path, object_key, sha256, size, mtime_ms, saved_at, reason)
-         VALUES (@target_id, @root_id, @rel_path, @object_key, @sha256, @size, @mtime_ms, @saved_at, @reason)`,
+        `INSERT OR IGNORE INTO versions (target_id, root_id, rel_path, object_key, sha256, size, mtime_ms, saved_at, reason, locked_until)
+         VALUES (@target_id, @root_id, @rel_path, @object_key, @sha256, @size, @mtime_ms, @saved_at, @reason, @locked_until)`,
       ),
 
       syncedCopies: db.prepare<[string], CopyWithFile>(
@@ -100,10 +102,10 @@ export class RestoreStore {
          ON CONFLICT (root_id, rel_path) DO NOTHING`,
       ),
       rebuiltCopy: db.prepare(
-        `INSERT INTO copies (file_id, target_id, state, sha256, size, attempts, synced_at, verified_at, updated_at)
-         VALUES (@file_id, @target_id, 'synced', @sha256, @size, 0, @now, @now, @now)
+        `INSERT INTO copies (file_id, target_id, state, sha256, size, attempts, synced_at, verified_at, updated_at, locked_until)
+         VALUES (@file_id, @target_id, 'synced', @sha256, @size, 0, @now, @now, @now, @locked_until)
          ON CONFLICT (file_id, target_id) DO UPDATE SET state = 'synced', sha256 = @sha256, size = @size, synced_at = coalesce(synced_at, @now),
-           verified_at = @now, last_error = NULL, error_detail = NULL, updated_at = @now`,
+           verified_at = @now, last_error = NULL, error_detail = NULL, updated_at = @now, locked_until = coalesce(@locked_until, locked_until)`,
       ),
       setFileSha: db.prepare<[string, number]>('UPDATE files SET sha256 = ? WHERE id = ? AND sha256 IS NULL'),
     };
@@ -179,7 +181,7 @@ export class RestoreStore {
   }
 
   insertVersion(v: Omit<VersionRow, 'id' | 'gone_until' | 'back_sha256'>): boolean {
-    return this.s.insertVersion.run(v).changes === 1;
+    return this.s.insertVersion.run({ ...v, locked_until: v.locked_until ?? null }).changes === 1;
   }
 
   // ---- copies (verification) -----------------------------------------------------------------
@@ -210,13 +212,18 @@ export class RestoreStore {
   // ---- rebuild -------------------------------------------------------------------------------
 
   /** Record an object found by listing a target (no catalog): the file as missing, the copy as synced. */
-  addRebuilt(f: { root_id: string; rel_path: string; size: number; mtime_ms: number; sha256: string | null; kind: FileRow['kind']; first_seen: number }, targetId: string, now = Date.now()): { id: number; added: boolean } {
+  addRebuilt(
+    f: { root_id: string; rel_path: string; size: number; mtime_ms: number; sha256: string | null; kind: FileRow['kind']; first_seen: number; locked_until?: number | null },
+    targetId: string,
+    now = Date.now(),
+  ): { id: number; added: boolean } {
     return this.catalog.transaction(() => {
-      const added = this.s.insertRebuiltFile.run({ ...f, now }).changes === 1;
+      const { locked_until, ...file } = f;
+      const added = this.s.insertRebuiltFile.run({ ...file, now }).changes === 1;
       const row = this.catalog.fileByPath(f.root_id, f.rel_path)!;
       if (f.sha256 && row.sha256 == null) this.s.setFileSha.run(f.sha256, row.id);
       // A copy is only "synced" when it holds the cataloged content.
-      if ((row.sha256 ?? f.sha256) === f.sha256) this.s.rebuiltCopy.run({ file_id: row.id, target_id: targetId, sha256: f.sha256, size: f.size, now });
+      if ((row.sha256 ?? f.sha256) === f.sha256) this.s.rebuiltCopy.run({ file_id: row.id, target_id: targetId, sha256: f.sha256, size: f.size, now, locked_until: locked_until ?? null });
       return { id: row.id, added };
     });
   }

@@ -12,6 +12,7 @@ import { pipeline, Readable } from 'node:stream';
 import { join } from 'node:path';
 import type { RootConfig, TargetConfig } from '../../../shared/config';
 import { contentTypeOf, fileKey, objectKey, versionKey } from '../../../shared/keys';
+import { retainUntil } from '../backends/presets';
 import { StorageError, type BlockReader, type StorageBackend } from '../backends/types';
 import { diskRel, REPAIR, uploadLane, type Catalog, type FileRow, type JobRow } from '../catalog/catalog';
 import { JobLane, type Gate, type JobControl } from '../jobs/runner';
@@ -208,6 +209,11 @@ export class TargetLane {
    * bytes: from then on such an ETag verifies an upload without the HEAD (see runJob).
    */
   private etagsVouch = false;
+  /**
+   * Keys holding bytes that do not match their metadata, which this lane could not delete (a key
+   * without delete permission, an Object Lock): their metadata must not pass for "already there".
+   */
+  private untrusted = new Set<string>();
   /** How uploads were verified (tests, diagnostics): by ETag (MD5) or by HEAD. */
   readonly verifiedBy = { etag: 0, head: 0 };
   /** Observers (tests, benchmark) see each job's outcome. */
@@ -350,8 +356,8 @@ export class TargetLane {
     try {
       const existing = this.knownAbsent(f.root_id, key) ? null : await this.backend.head(key, c.signal);
       // A repair does not trust matching metadata: the damaged copy has it too.
-      if (!repair && existing && existing.size === f.size && existing.sha256 === f.sha256) {
-        return this.finish(job, f, 'already-there');
+      if (!repair && existing && existing.size === f.size && existing.sha256 === f.sha256 && !this.untrusted.has(key)) {
+        return this.finish(job, f, 'already-there', existing.lockedUntil);
       }
       if (existing && existing.sha256 && existing.sha256 !== f.sha256) await this.preserveVersion(key, existing.sha256, existing.size, existing.mtimeMs, existing.lastModified, f, c.signal);
 
@@ -412,7 +418,7 @@ export class TargetLane {
       const moved = after !== undefined && (!after || after.size !== f.size || Math.trunc(after.mtimeMs) !== f.mtime_ms);
       if (!h || h.sha256 !== f.sha256 || h.bytes !== f.size || moved) {
         // What landed on the target does not match its metadata: remove it, then hash again.
-        await this.backend.delete(key).catch(() => undefined);
+        await this.removeBad(key);
         if (from) return this.sourceDamaged(job, f, from);
         if (!after) return this.fileGone(job, f, root);
         return this.fileChanged(job, f, root);
@@ -430,7 +436,7 @@ export class TargetLane {
         // This server answers the MD5 of what it stored, and that is not what we sent: the bytes
         // were damaged on the way (a bad proxy, a flaky NIC). Its metadata looks right, so it must
         // go, or the next try would take it for the file already there.
-        await this.backend.delete(key, c.signal).catch(() => undefined);
+        await this.removeBad(key, c.signal);
         throw new StorageError(
           'integrity',
           `${this.target.label} stored "${f.rel_path}" with different content than was sent (its checksum differs). Triplicate uploads it again.`,
@@ -450,7 +456,8 @@ export class TargetLane {
         if (etagMatches) this.etagsVouch = true;
       }
       this.verifiedBy[byEtag ? 'etag' : 'head']++;
-      const outcome = this.finish(job, f, 'synced');
+      this.untrusted.delete(key);
+      const outcome = this.finish(job, f, 'synced', stored.lockedUntil);
       if (repair && outcome === 'synced') {
         const fk = fileKey(f.root_id, f.rel_path);
         const source = from ? from.target.label : 'this computer';
@@ -485,13 +492,22 @@ export class TargetLane {
     }
   }
 
-  private finish(job: JobRow, f: FileRow, outcome: 'synced' | 'already-there'): JobOutcome {
+  /** Delete an object whose bytes do not match its metadata; one that stays is not trusted again. */
+  private async removeBad(key: string, signal?: AbortSignal): Promise<void> {
+    await this.backend.delete(key, signal).then(
+      () => this.untrusted.delete(key),
+      () => this.untrusted.add(key),
+    );
+  }
+
+  /** `lockedUntil`: until when the object cannot be deleted (Object Lock), when known. */
+  private finish(job: JobRow, f: FileRow, outcome: 'synced' | 'already-there', lockedUntil?: number): JobOutcome {
     const { catalog } = this.ctx;
     const state = catalog.transaction(() => {
       if (!catalog.complete(job)) return null;
       const cur = catalog.fileById(f.id);
       if (cur && cur.sha256 === f.sha256) {
-        catalog.markCopySynced(f.id, this.target.id, f.sha256!, f.size);
+        catalog.markCopySynced(f.id, this.target.id, f.sha256!, f.size, Date.now(), lockedUntil ?? null);
         return 'synced' as const;
       }
       // The file changed while this copy was made: its new content has its own job.
@@ -540,7 +556,10 @@ export class TargetLane {
     void lastModified;
     const vkey = versionKey(this.target.prefix, this.target.versionsPrefix, f.root_id, f.rel_path, savedAt, sha256);
     await this.backend.copy(key, vkey, signal);
-    this.ctx.catalog.addVersion({ target_id: this.target.id, root_id: f.root_id, rel_path: f.rel_path, object_key: vkey, sha256, size, mtime_ms: mtimeMs ?? null, saved_at: savedAt, reason: 'overwritten' });
+    // The copy locked itself (immutableDays) when it was written: a date taken after it is never earlier.
+    const days = this.target.kind === 's3' ? (this.target.immutableDays ?? 0) : 0;
+    const lockedUntil = days > 0 ? retainUntil(Date.now(), days) : null;
+    this.ctx.catalog.addVersion({ target_id: this.target.id, root_id: f.root_id, rel_path: f.rel_path, object_key: vkey, sha256, size, mtime_ms: mtimeMs ?? null, saved_at: savedAt, reason: 'overwritten', locked_until: lockedUntil });
   }
 
   /** The file is no longer on disk. Copies already made stay; a copy never made is skipped. */

@@ -186,6 +186,7 @@ const STEP_WORDS: Record<string, string> = {
   head: 'Check the test file',
   get: 'Read it back',
   delete: 'Remove the test file',
+  lock: 'Check Object Lock on the bucket',
 };
 
 export function TestSteps({ result }: { result: TestConnectionResult }) {
@@ -195,11 +196,30 @@ export function TestSteps({ result }: { result: TestConnectionResult }) {
         {result.ok ? '✓ ' : '✕ '}
         {result.message}
       </p>
+      {result.findings?.length ? (
+        <ul className="test-findings">
+          {result.findings.map((f) => (
+            // A warning, not a failure: the backup works (amber, like a copy that is behind).
+            <li key={f.message} className={`finding-${f.level}`}>
+              <span aria-hidden="true">{f.level === 'warn' ? '⚠' : '✓'}</span> {f.message}
+              {f.link ? (
+                <>
+                  {' '}
+                  <a href={f.link.url} target="_blank" rel="noreferrer">
+                    {f.link.text}
+                  </a>
+                </>
+              ) : null}
+            </li>
+          ))}
+        </ul>
+      ) : null}
       <ol className="test-steps">
         {result.steps.map((s, i) => (
           <li key={`${s.step}-${i}`} className={s.ok ? 'ok' : 'bad'}>
             <span aria-hidden="true">{s.ok ? '✓' : '✕'}</span> {STEP_WORDS[s.step] ?? s.step}
             <span className="visually-hidden">{s.ok ? ': worked' : ': failed'}</span>
+            {s.note ? <span> · {s.note}</span> : null}
             <span className="muted"> · {s.ms} ms</span>
             {s.error ? (
               <details className="step-error">
@@ -228,6 +248,7 @@ type Form = {
   priority: number;
   concurrency: number;
   enabled: boolean;
+  immutableDays: number;
 };
 
 function initialForm(t: TargetInfo | undefined, presets: ProviderPresetInfo[]): Form {
@@ -246,11 +267,12 @@ function initialForm(t: TargetInfo | undefined, presets: ProviderPresetInfo[]): 
       priority: t.priority,
       concurrency: t.concurrency,
       enabled: t.enabled,
+      immutableDays: t.immutableDays ?? 0,
     };
   if (t?.kind === 'folder')
-    return { preset: 'folder', label: t.label, endpoint: '', accessKeyId: '', secretAccessKey: '', bucket: '', region: '', prefix: t.prefix, pathStyle: false, path: t.path, priority: t.priority, concurrency: t.concurrency, enabled: t.enabled };
+    return { preset: 'folder', label: t.label, endpoint: '', accessKeyId: '', secretAccessKey: '', bucket: '', region: '', prefix: t.prefix, pathStyle: false, path: t.path, priority: t.priority, concurrency: t.concurrency, enabled: t.enabled, immutableDays: 0 };
   const p = presets[0] ?? FALLBACK_PRESETS[0]!;
-  return { preset: p.id, label: '', endpoint: '', accessKeyId: '', secretAccessKey: '', bucket: '', region: p.region, prefix: '', pathStyle: p.pathStyle, path: '', priority: 10, concurrency: 4, enabled: true };
+  return { preset: p.id, label: '', endpoint: '', accessKeyId: '', secretAccessKey: '', bucket: '', region: p.region, prefix: '', pathStyle: p.pathStyle, path: '', priority: 10, concurrency: 4, enabled: true, immutableDays: 0 };
 }
 
 function TargetDialog({ target, presets, onClose }: { target?: TargetInfo; presets: ProviderPresetInfo[]; onClose: () => void }) {
@@ -286,6 +308,7 @@ function TargetDialog({ target, presets, onClose }: { target?: TargetInfo; prese
       prefix: f.prefix,
       pathStyle: f.pathStyle,
       credentials: { accessKeyId: f.accessKeyId.trim(), secretAccessKey: f.secretAccessKey },
+      immutableDays: f.immutableDays,
     };
   };
 
@@ -393,6 +416,21 @@ function TargetDialog({ target, presets, onClose }: { target?: TargetInfo; prese
                 {(p) => <input {...p} type="password" className="mono" value={f.secretAccessKey} onChange={(e) => set('secretAccessKey', e.target.value)} autoComplete="new-password" />}
               </Field>
             </div>
+            {preset?.objectLock !== 'none' ? (
+              <Field
+                label="Undeletable for (days)"
+                hint={
+                  <>
+                    Each copy and each kept version cannot be deleted or changed by anyone, this key included, for this many days after it is written (S3 Object Lock); 0 turns it off. It needs a bucket with Object Lock on, and a locked copy is
+                    stored, and paid for, until its date even after its file is deleted here.
+                    {f.immutableDays > 0 && preset?.objectLockNote ? ` ${preset.objectLockNote}` : ''}
+                  </>
+                }
+                error={errors.immutableDays}
+              >
+                {(p) => <input {...p} type="number" min={0} max={3650} step={1} value={f.immutableDays} onChange={(e) => set('immutableDays', Number(e.target.value))} />}
+              </Field>
+            ) : null}
           </>
         )}
         <button type="button" className="btn btn-ghost btn-small" aria-expanded={advanced} onClick={() => setAdvanced((v) => !v)}>
