@@ -107,7 +107,7 @@ export interface GuardHold {
   since: number;
   /** Files held back now (changed, deleted, suspicious new ones). */
   files: number;
-  /** Files of the folder gone from this computer: the guard's buttons answer for them, not "bring back". */
+  /** Files of the folder gone from this computer: left out of "bring back" (bulk restore, its count and list) while the hold is in force. */
   missing: number;
   counts: GuardCounts;
   /** What happened and when, in one sentence. */
@@ -186,6 +186,8 @@ export interface QueueQuery {
   q?: string;
   /** only files present on / missing from local disk (the Restore page lists what is missing) */
   local?: 'present' | 'missing';
+  /** 'exclude': leave out the folders the burst guard holds (the Restore page: its buttons answer for them) */
+  held?: 'exclude';
   offset?: number;
   limit?: number;
 }

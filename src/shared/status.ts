@@ -1,7 +1,7 @@
 // What the status says: the file-level counts and the one sentence with its colour. Pure, so the
 // engine (API, CLI), the tray and the tests use the same words; the overview shows the engine's.
 
-import type { CopyState, GuardCounts, SyncStatus, TargetState, TargetStatus } from './api';
+import type { CopyState, GuardCounts, GuardHold, SyncStatus, TargetState, TargetStatus } from './api';
 import { formatBytes, formatClock, formatCount, joinNames, plural } from './format';
 
 /**
@@ -95,10 +95,41 @@ export function cardState(t: TargetStatus): TargetState | 'held' {
   return t.state;
 }
 
-/** Files to offer to bring back: those of folders the burst guard holds are answered by its buttons. */
+/**
+ * Files to offer to bring back (the Restore page's count, its nav badge, the Overview's button):
+ * a folder the burst guard holds is left out whole, as the engine's bulk restore leaves it out. Its
+ * missing files are the burst's to answer (the roll-back restores them as they were before it).
+ */
 export function missingToOffer(s: SyncStatus): number {
   const held = (s.guard?.holds ?? []).reduce((a, h) => a + h.missing, 0);
   return Math.max(0, s.missing_local_files - held);
+}
+
+const ROLL_BACK = (clock: string) => `“Put everything back as it was at ${clock}”`;
+const ACCEPT = '“These changes are mine: back them up”';
+
+/**
+ * Why a held folder's missing files are not brought back with the others, and what to do: the
+ * Restore page (with the app's clock) and the engine's bulk restore say the same. `missing`: the
+ * files left out. "Media is on hold since 14:02: a burst of changes there looks like ransomware.
+ * Its 300 missing files are not brought back from here until you answer on the Overview: …"
+ */
+export function heldFolderNote(h: Pick<GuardHold, 'root_label' | 'tripped_at' | 'since' | 'missing'>, clock: (ms: number) => string = formatClock): string {
+  const left = h.missing > 0 ? `Its ${plural(h.missing, 'missing file')} ${isAre(h.missing)} not brought back from here until you answer on the Overview` : 'Answer on the Overview';
+  return `${h.root_label} is on hold since ${clock(h.tripped_at)}: a burst of changes there looks like ransomware. ${left}: ${ROLL_BACK(clock(h.since))} or ${ACCEPT}.`;
+}
+
+/**
+ * A destination's line while folders are held (the app adds the way to the Overview): "Holding 300
+ * changes from Media since 14:02." `t.held` counts the changes, the number the Overview's card
+ * shows; none when no folder is held.
+ */
+export function heldTargetNote(t: Pick<TargetStatus, 'held'>, holds: readonly Pick<GuardHold, 'root_label' | 'tripped_at'>[], clock: (ms: number) => string = formatClock): string | undefined {
+  if (!holds.length) return undefined;
+  const names = joinNames(holds.map((h) => h.root_label));
+  const since = clock(Math.min(...holds.map((h) => h.tripped_at)));
+  if (t.held > 0) return `Holding ${plural(t.held, 'change')} from ${names} since ${since}.`;
+  return `Changes in ${names} are held back since ${since}.`;
 }
 
 export interface SummaryContext {

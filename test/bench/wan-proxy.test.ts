@@ -6,14 +6,12 @@
 import { createHash } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { linkOf, startWanProxy, startWanProxyProcess, type WanProxy } from '../../bench/lib/wan-proxy.mjs';
-import { startS3, type TestS3 } from '../helpers/s3';
+import { startS3 } from '../helpers/s3';
+import { useTeardown } from '../helpers/teardown';
 
-const closers: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  while (closers.length) await closers.pop()!();
-});
+const td = useTeardown();
 
 function listen(server: Server): Promise<number> {
   return new Promise((r) => server.listen(0, '127.0.0.1', () => r((server.address() as { port: number }).port)));
@@ -32,7 +30,7 @@ async function echoServer(): Promise<number> {
     });
     c.on('error', () => {});
   });
-  closers.push(() => new Promise((r) => s.close(r)));
+  td.add(() => new Promise((r) => s.close(r)));
   return listen(s);
 }
 
@@ -44,13 +42,13 @@ async function sinkServer(): Promise<number> {
     c.on('end', () => c.end(h.digest('hex')));
     c.on('error', () => {});
   });
-  closers.push(() => new Promise((r) => s.close(r)));
+  td.add(() => new Promise((r) => s.close(r)));
   return listen(s);
 }
 
 async function proxy(opts: Parameters<typeof startWanProxy>[0]): Promise<WanProxy> {
   const p = await startWanProxy(opts);
-  closers.push(() => p.close());
+  td.add(() => p.close());
   return p;
 }
 
@@ -73,7 +71,7 @@ describe('WAN proxy', () => {
     const rtt = linkOf('cloud').rttMs;
     const t0 = performance.now();
     const sock = connect({ port: p.port, host: '127.0.0.1', noDelay: true });
-    closers.push(async () => sock.destroy());
+    td.add(async () => sock.destroy());
     const next = lineReader(sock);
     sock.write('a\n');
     expect(await next()).toBe('a!');
@@ -99,7 +97,7 @@ describe('WAN proxy', () => {
     const answered = await Promise.all(
       Array.from({ length: n }, async (_, i) => {
         const sock = connect({ port: p.port, host: '127.0.0.1', noDelay: true });
-        closers.push(async () => sock.destroy());
+        td.add(async () => sock.destroy());
         const next = lineReader(sock);
         sock.write(`${i}\n`);
         // bounded: a connection the proxy forgot stays silent
@@ -147,8 +145,7 @@ describe('WAN proxy', () => {
   });
 
   it('carries HTTP to a real s3rver: a PUT and a GET of 1 MiB, whole, over kept-alive connections', async () => {
-    const s3: TestS3 = await startS3({ buckets: ['wan'] });
-    closers.push(() => s3.dispose());
+    const s3 = td.add(await startS3({ buckets: ['wan'] }));
     const p = await proxy({ upstreamPort: s3.port, link: 'dsl' });
     const body = Buffer.alloc(1024 * 1024, 7);
     const url = `${p.endpoint}/wan/one.bin`;
@@ -172,9 +169,9 @@ describe('WAN proxy', () => {
 
   it('runs in a process of its own, its counters read over IPC', async () => {
     const p = await startWanProxyProcess(await echoServer(), 'lan');
-    closers.push(() => p.stop());
+    td.add(() => p.stop());
     const sock = connect({ port: p.port, host: '127.0.0.1' });
-    closers.push(async () => sock.destroy());
+    td.add(async () => sock.destroy());
     const next = lineReader(sock);
     sock.write('x\n');
     expect(await next()).toBe('x!');

@@ -2,36 +2,23 @@
 // test connection, pause/resume, queue paging, the event stream and /metrics.
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ApiClient, ApiError } from '../../src/shared/client';
 import type { EngineEvent } from '../../src/shared/api';
-import type { Engine } from '../../src/main/engine/engine';
-import { startS3, type TestS3 } from '../helpers/s3';
-import { bytes, cleanup, startEngine, tempDir, waitForStatus, writeFile } from '../helpers/engine';
+import { startS3 } from '../helpers/s3';
+import { bytes, startEngine, waitForStatus, writeFile } from '../helpers/engine';
+import { useTeardown } from '../helpers/teardown';
 
-let dirs: string[] = [];
-let servers: TestS3[] = [];
-let engines: Engine[] = [];
-afterEach(async () => {
-  for (const e of engines) await e.stop().catch(() => undefined);
-  for (const s of servers) await s.dispose();
-  cleanup(...dirs);
-  dirs = [];
-  servers = [];
-  engines = [];
-});
+const td = useTeardown();
 
 async function setup() {
-  const base = tempDir('trip-admin-');
-  dirs.push(base);
+  const base = td.dir('trip-admin-');
   const media = join(base, 'media');
   mkdirSync(media);
   writeFile(media, 'a.jpg', bytes(1000, 1));
   writeFile(media, 'b/c.jpg', bytes(2000, 2));
-  const nas = await startS3({ buckets: ['nas'] });
-  servers.push(nas);
-  const engine = await startEngine(join(base, 'data'), { roots: [{ id: 'media', label: 'Media', path: media }], targets: [nas.target('nas', { label: 'NAS' })] });
-  engines.push(engine);
+  const nas = td.add(await startS3({ buckets: ['nas'] }));
+  const engine = td.add(await startEngine(join(base, 'data'), { roots: [{ id: 'media', label: 'Media', path: media }], targets: [nas.target('nas', { label: 'NAS' })] }));
   const ep = engine.endpoints;
   const client = new ApiClient({ baseUrl: ep.adminUrl!, token: engine.token });
   return { base, media, nas, engine, client, url: ep.adminUrl!, token: engine.token };
@@ -99,8 +86,7 @@ describe('admin API', () => {
     expect(t.label).toBe('The NAS');
     expect(t.kind === 's3' && t.credentials.secretAccessKey).toBe('S3RVER');
     // removing a destination keeps its objects
-    const cloud = await startS3({ buckets: ['cloud'] });
-    servers.push(cloud);
+    const cloud = td.add(await startS3({ buckets: ['cloud'] }));
     const added = await client.call('addTarget', { body: { ...cloud.target('x'), id: undefined, label: 'Cloud' } as Record<string, unknown> });
     expect(added.id).toBe('cloud');
     await waitForStatus(engine, (s) => s.targets.cloud?.synced_count === 3, 20_000, 'new destination caught up');

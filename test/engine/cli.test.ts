@@ -5,26 +5,17 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createBackend } from '../../src/main/engine/backends';
 import { ApiClient } from '../../src/shared/client';
-import { startS3, type TestS3 } from '../helpers/s3';
-import { bytes, cleanup, sha256, tempDir, waitFor, writeConfig, writeFile } from '../helpers/engine';
+import { startS3 } from '../helpers/s3';
+import { bytes, sha256, waitFor, writeConfig, writeFile } from '../helpers/engine';
+import { useTeardown } from '../helpers/teardown';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'triplicate.mjs');
 const MiB = 1024 * 1024;
 
-let dirs: string[] = [];
-let servers: TestS3[] = [];
-let children: ChildProcess[] = [];
-afterEach(async () => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  for (const s of servers) await s.dispose();
-  cleanup(...dirs);
-  dirs = [];
-  servers = [];
-  children = [];
-});
+const td = useTeardown();
 
 interface Ready {
   event: 'ready';
@@ -34,7 +25,7 @@ interface Ready {
 
 function serve(dataDir: string, extra: string[] = []): { child: ChildProcess; ready: Promise<Ready>; lines: string[]; exited: Promise<number | null> } {
   const child = spawn(process.execPath, [BIN, 'serve', '--data-dir', dataDir, ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
-  children.push(child);
+  td.add(child);
   const lines: string[] = [];
   const rl = createInterface({ input: child.stdout! });
   let stderr = '';
@@ -53,13 +44,11 @@ function serve(dataDir: string, extra: string[] = []): { child: ChildProcess; re
 }
 
 async function setup(files: Record<string, Buffer>) {
-  const base = tempDir('trip-cli-');
-  dirs.push(base);
+  const base = td.dir('trip-cli-');
   const media = join(base, 'media');
   for (const [rel, c] of Object.entries(files)) writeFile(media, rel, c);
-  const nas = await startS3({ buckets: ['nas'] });
-  const cloud = await startS3({ buckets: ['cloud'] });
-  servers.push(nas, cloud);
+  const nas = td.add(await startS3({ buckets: ['nas'] }));
+  const cloud = td.add(await startS3({ buckets: ['cloud'] }));
   const targets = [
     nas.target('nas', { label: 'NAS', priority: 1, multipartThreshold: 5 * MiB, partSize: 5 * MiB, concurrency: 2 }),
     cloud.target('cloud', { label: 'Cloud', priority: 2, multipartThreshold: 5 * MiB, partSize: 5 * MiB, concurrency: 2 }),

@@ -3,37 +3,26 @@
 import { readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
-import { afterEach, describe, expect, it } from 'vitest';
-import type { Engine } from '../../src/main/engine/engine';
+import { describe, expect, it } from 'vitest';
 import { ApiClient } from '../../src/shared/client';
-import { startS3, type TestS3 } from '../helpers/s3';
-import { bytes, cleanup, sha256, startEngine, tempDir, waitForStatus, writeFile } from '../helpers/engine';
+import { startS3 } from '../helpers/s3';
+import { bytes, sha256, startEngine, waitForStatus, writeFile } from '../helpers/engine';
+import { useTeardown } from '../helpers/teardown';
 
-let dirs: string[] = [];
-let servers: TestS3[] = [];
-let engines: Engine[] = [];
-afterEach(async () => {
-  for (const e of engines) await e.stop().catch(() => undefined);
-  for (const s of servers) await s.dispose();
-  cleanup(...dirs);
-  dirs = [];
-  servers = [];
-  engines = [];
-});
+const td = useTeardown();
 
 async function setup() {
-  const base = tempDir('trip-files-');
-  dirs.push(base);
+  const base = td.dir('trip-files-');
   const media = join(base, 'media');
   writeFile(media, 'old/a.jpg', bytes(1000, 1));
-  const nas = await startS3({ buckets: ['nas'] });
-  const cloud = await startS3({ buckets: ['cloud'] });
-  servers.push(nas, cloud);
-  const engine = await startEngine(join(base, 'data'), {
-    roots: [{ id: 'media', label: 'Media', path: media }],
-    targets: [nas.target('nas', { label: 'NAS', priority: 1 }), cloud.target('cloud', { label: 'Cloud', priority: 2 })],
-  });
-  engines.push(engine);
+  const nas = td.add(await startS3({ buckets: ['nas'] }));
+  const cloud = td.add(await startS3({ buckets: ['cloud'] }));
+  const engine = td.add(
+    await startEngine(join(base, 'data'), {
+      roots: [{ id: 'media', label: 'Media', path: media }],
+      targets: [nas.target('nas', { label: 'NAS', priority: 1 }), cloud.target('cloud', { label: 'Cloud', priority: 2 })],
+    }),
+  );
   const url = engine.endpoints.adminUrl!;
   const client = new ApiClient({ baseUrl: url, token: engine.token });
   await waitForStatus(engine, (s) => s.safe_files === 1);

@@ -6,27 +6,20 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../src/shared/client';
-import type { Engine } from '../../src/main/engine/engine';
-import { cleanup, startEngine, tempDir } from '../helpers/engine';
+import { startEngine } from '../helpers/engine';
+import { useTeardown } from '../helpers/teardown';
 
-let dirs: string[] = [];
-let engines: Engine[] = [];
+const td = useTeardown();
 const HOME = process.env.HOME;
-afterEach(async () => {
+afterEach(() => {
   if (HOME === undefined) delete process.env.HOME;
   else process.env.HOME = HOME;
-  for (const e of engines) await e.stop().catch(() => undefined);
-  cleanup(...dirs);
-  dirs = [];
-  engines = [];
 });
 
 async function engineWith(roots: string[]) {
-  const base = tempDir('trip-picker-');
-  dirs.push(base);
+  const base = td.dir('trip-picker-');
   for (const r of roots) mkdirSync(join(base, r), { recursive: true });
-  const engine = await startEngine(join(base, 'data'), { roots: roots.map((r, i) => ({ id: `r${i}`, label: r, path: join(base, r) })) });
-  engines.push(engine);
+  const engine = td.add(await startEngine(join(base, 'data'), { roots: roots.map((r, i) => ({ id: `r${i}`, label: r, path: join(base, r) })) }));
   return { base, engine, api: new ApiClient({ baseUrl: engine.endpoints.adminUrl!, token: engine.token }) };
 }
 

@@ -13,7 +13,8 @@ import type { Engine } from '../../src/main/engine/engine';
 import type { StorageBackend } from '../../src/main/engine/backends/types';
 import { Readable } from 'node:stream';
 import { versionKey } from '../../src/shared/keys';
-import { cardState, missingToOffer } from '../../src/shared/status';
+import { formatClock } from '../../src/shared/format';
+import { cardState, heldFolderNote, heldTargetNote, missingToOffer } from '../../src/shared/status';
 import { DAY_MS } from '../../src/main/engine/restore/retention';
 import { bytes, sha256, sha256OfFile, waitFor, waitForStatus, writeFile } from '../helpers/engine';
 import { backendOf, engineFor, forget, listAll, restoreOf, rig, teardown, type Rig } from '../restore/helpers';
@@ -77,6 +78,16 @@ async function damageOn(b: StorageBackend, expected: Map<string, string>): Promi
 }
 
 const GUARD_TIMEOUT = 90_000;
+
+/** The guard on, Media with 20 photos (IMG_0000.jpg…, contents from `seed`), and an empty second folder Other. */
+async function twoFolders(seed: number): Promise<{ r: Rig; other: string }> {
+  const r = await rig({ sync: { guard: { enabled: true } } });
+  const other = join(r.base, 'other');
+  mkdirSync(other, { recursive: true });
+  r.cfg = { ...r.cfg, roots: [...(r.cfg.roots ?? []), { id: 'other', label: 'Other', path: other }] };
+  for (let i = 0; i < 20; i++) writeFile(r.media, `IMG_${String(i).padStart(4, '0')}.jpg`, jpeg(seed + i));
+  return { r, other };
+}
 
 describe('burst guard', () => {
   let r: Rig;
@@ -216,12 +227,57 @@ describe('burst guard', () => {
     expect((await nas.head(`media/card/${card[0]}`))?.sha256).toBe(sha256(noise));
   });
 
+  it('while a folder is held, "bring back every missing file" leaves it to the two buttons: the count, the list and the restore agree', { timeout: 240_000 }, async () => {
+    const { r: m, other } = await twoFolders(50_000);
+    for (let i = 0; i < 3; i++) writeFile(other, `o${i}.jpg`, jpeg(51_000 + i));
+    const e = await engineFor(m);
+    await waitForStatus(e, (s) => s.synced === 23 && !s.scanning, GUARD_TIMEOUT, '23 files on both destinations');
+
+    // The operator deletes one photo of Other; a burst in Media rewrites 12 photos as noise, then deletes one.
+    unlinkSync(join(other, 'o1.jpg'));
+    for (let i = 1; i <= 12; i++) writeFileSync(join(m.media, `IMG_${String(i).padStart(4, '0')}.jpg`), randomBytes(2000));
+    await waitForStatus(e, (s) => (s.guard?.holds.length ?? 0) > 0, GUARD_TIMEOUT, 'the guard to trip');
+    unlinkSync(join(m.media, 'IMG_0019.jpg'));
+    await waitFor(() => e.file('media/IMG_0019.jpg')?.local === 'missing' && e.file('other/o1.jpg')?.local === 'missing' && (e.status().guard?.holds[0]?.files ?? 0) >= 13, GUARD_TIMEOUT, 'both deletions seen');
+    await waitFor(() => !e.uploadsBusy(), GUARD_TIMEOUT, 'uploads to finish');
+    const s = e.status();
+    const hold = s.guard!.holds[0]!;
+    expect({ missing: s.missing_local_files, inHeld: hold.missing, offer: missingToOffer(s) }).toEqual({ missing: 2, inHeld: 1, offer: 1 });
+    // the 12 rewritten photos are held (none of them counts as synced), whether the trip came before or after each was seen
+    expect({ held: s.held, synced: s.synced, perTarget: Object.values(s.targets).map((t) => t.held) }).toEqual({ held: 12, synced: 11, perTarget: [12, 12] });
+
+    // The Restore page's list asks as the page does: it counts what the sentence above it offers.
+    const client = new ApiClient({ baseUrl: e.endpoints.adminUrl!, token: e.token });
+    const list = await client.call('queue', { query: { state: 'all', local: 'missing', held: 'exclude' } });
+    expect({ total: list.total, keys: list.items.map((f) => f.key) }).toEqual({ total: 1, keys: ['other/o1.jpg'] });
+    expect((await client.call('queue', { query: { state: 'all', local: 'missing' } })).total).toBe(2);
+
+    // Asked for by name, the held folder is refused with the sentence that says where to answer.
+    await expect(client.call('restoreMissing', { body: { root: 'media' } })).rejects.toThrow(heldFolderNote(hold));
+    await expect(client.call('restoreMissing', { body: { prefix: 'media/IMG_0019.jpg' } })).rejects.toThrow(/Media is on hold since/);
+    // "Bring back all 1": exactly the file it counts; the note names the held folder and its buttons.
+    const run = await client.call('restoreMissing', { body: {} });
+    expect(run.files_total).toBe(missingToOffer(s));
+    expect(run.message).toBe(heldFolderNote(hold));
+    expect(run.message).toMatch(/Its 1 missing file is not brought back from here until you answer on the Overview: “Put everything back as it was at \d\d:\d\d” or “These changes are mine: back them up”\.$/);
+    expect((await restoreOf(e).waitFor(run.id, { timeoutMs: GUARD_TIMEOUT })).state).toBe('done');
+    expect(existsSync(join(other, 'o1.jpg'))).toBe(true);
+    expect(existsSync(join(m.media, 'IMG_0019.jpg'))).toBe(false);
+
+    // Each destination holds the 12 rewritten photos: its line says so with the number its card shows.
+    const st = await waitForStatus(e, (x) => x.missing_local_files === 1, GUARD_TIMEOUT, 'o1.jpg back');
+    for (const t of Object.values(st.targets)) expect(heldTargetNote(t, st.guard!.holds)).toBe(`Holding 12 changes from Media since ${formatClock(hold.tripped_at)}.`);
+
+    // Answered ("these changes are mine"): the folder's missing file is offered again, and listed.
+    e.sync.guard.accept();
+    const after = e.status();
+    expect({ missing: after.missing_local_files, offer: missingToOffer(after) }).toEqual({ missing: 1, offer: 1 });
+    expect((await client.call('queue', { query: { state: 'all', local: 'missing', held: 'exclude' } })).total).toBe(1);
+    for (const t of Object.values(after.targets)) expect(heldTargetNote(t, after.guard?.holds ?? [])).toBeUndefined();
+  });
+
   it('retention leaves a held folder alone until the hold ends; other folders are pruned as usual', { timeout: 240_000 }, async () => {
-    const p = await rig({ sync: { guard: { enabled: true } } });
-    const other = join(p.base, 'other');
-    mkdirSync(other, { recursive: true });
-    p.cfg = { ...p.cfg, roots: [...(p.cfg.roots ?? []), { id: 'other', label: 'Other', path: other }] };
-    for (let i = 0; i < 20; i++) writeFile(p.media, `IMG_${String(i).padStart(4, '0')}.jpg`, jpeg(30_000 + i));
+    const { r: p, other } = await twoFolders(30_000);
     writeFile(other, 'keep.jpg', jpeg(31_000));
     const e = await engineFor(p);
     await waitForStatus(e, (s) => s.synced === 21 && !s.scanning, GUARD_TIMEOUT, '21 files on both destinations');

@@ -1,26 +1,13 @@
 // The engine sends what needs attention to a webhook (ntfy here) for a remote admin of a headless box.
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { afterEach, expect, it } from 'vitest';
-import type { Engine } from '../../src/main/engine/engine';
-import { startS3, type TestS3 } from '../helpers/s3';
-import { bytes, cleanup, startEngine, tempDir, waitFor, writeFile } from '../helpers/engine';
+import { expect, it } from 'vitest';
+import { startS3 } from '../helpers/s3';
+import { bytes, startEngine, waitFor, writeFile } from '../helpers/engine';
+import { useTeardown } from '../helpers/teardown';
 
-let dirs: string[] = [];
-let servers: TestS3[] = [];
-let engines: Engine[] = [];
-let hooks: Server[] = [];
-afterEach(async () => {
-  for (const e of engines) await e.stop().catch(() => undefined);
-  for (const s of servers) await s.dispose();
-  for (const h of hooks) h.close();
-  cleanup(...dirs);
-  dirs = [];
-  servers = [];
-  engines = [];
-  hooks = [];
-});
+const td = useTeardown();
 
 it('posts to the webhook when a destination stops answering, and when it is back', async () => {
   const got: { path: string; headers: Record<string, string | string[] | undefined>; body: string }[] = [];
@@ -32,22 +19,20 @@ it('posts to the webhook when a destination stops answering, and when it is back
       res.end('ok');
     });
   });
-  hooks.push(hook);
+  td.add(hook);
   await new Promise<void>((r) => hook.listen(0, '127.0.0.1', () => r()));
   const port = (hook.address() as AddressInfo).port;
-  const base = tempDir('trip-notify-');
-  dirs.push(base);
+  const base = td.dir('trip-notify-');
   const media = join(base, 'media');
   writeFile(media, 'a.jpg', bytes(100, 1));
-  const nas = await startS3({ buckets: ['nas'] });
-  servers.push(nas);
+  const nas = td.add(await startS3({ buckets: ['nas'] }));
   await nas.stop();
   const engine = await startEngine(
     join(base, 'data'),
     { siteName: 'City Museum', roots: [{ id: 'media', label: 'Media', path: media }], targets: [nas.target('nas', { label: 'NAS' })], notifications: { webhookUrl: `http://127.0.0.1:${port}/ntfy.sh/museum-alerts` } },
     { notify: { targetOfflineAfterMs: 0 } },
   );
-  engines.push(engine);
+  td.add(engine);
   await waitFor(() => got.length >= 1, 20_000, 'offline message');
   expect(got[0]!.body).toMatch(/NAS/);
   await nas.start();

@@ -7,16 +7,16 @@ import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { defaultConfigPath, loadConfig } from '../../src/main/engine/config/config';
 import { moveSecretsToStore, withKeptSecrets, type SecretStore } from '../../src/main/engine/config/secrets';
-import type { Engine } from '../../src/main/engine/engine';
 import type { TargetInfo } from '../../src/shared/api';
 import { ApiClient, ApiError } from '../../src/shared/client';
 import type { ConfigInput } from '../../src/shared/config';
 import { KEPT_BY_DESKTOP_APP, type ConfigSecrets, type EngineMessage } from '../../src/shared/secrets';
-import { S3RVER_KEY, startS3, type TestS3 } from '../helpers/s3';
-import { bytes, cleanup, startEngine, tempDir, waitFor, waitForStatus, writeConfig, writeFile } from '../helpers/engine';
+import { S3RVER_KEY, startS3 } from '../helpers/s3';
+import { bytes, startEngine, waitFor, waitForStatus, writeConfig, writeFile } from '../helpers/engine';
+import { useTeardown } from '../helpers/teardown';
 
 const ENGINE = join(import.meta.dirname, '..', '..', 'out', 'engine', 'triplicate.mjs');
 const KEPT = { accessKeyId: KEPT_BY_DESKTOP_APP, secretAccessKey: KEPT_BY_DESKTOP_APP };
@@ -40,26 +40,11 @@ class FileSecretStore implements SecretStore {
   }
 }
 
-let dirs: string[] = [];
-let servers: TestS3[] = [];
-let engines: Engine[] = [];
-let children: ChildProcess[] = [];
-afterEach(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  for (const e of engines) await e.stop().catch(() => undefined);
-  for (const s of servers) await s.dispose();
-  cleanup(...dirs);
-  dirs = [];
-  servers = [];
-  engines = [];
-  children = [];
-});
+const td = useTeardown();
 
 async function setup(credentials: { accessKeyId: string; secretAccessKey: string }, tunnelToken?: string) {
-  const base = tempDir('trip-secrets-');
-  dirs.push(base);
-  const s3 = await startS3();
-  servers.push(s3);
+  const base = td.dir('trip-secrets-');
+  const s3 = td.add(await startS3());
   const media = join(base, 'media');
   const data = join(base, 'data');
   writeFile(media, 'a.jpg', bytes(40_000, 3));
@@ -79,8 +64,7 @@ describe('an engine with a secret store (in this process)', () => {
     const { data, configFile, storeFile } = await setup(KEPT);
     const before = readFileSync(configFile, 'utf8');
     const store = new FileSecretStore(storeFile, { targets: { cloud: s3rverKeys } });
-    const engine = await startEngine(data, undefined, { secrets: store });
-    engines.push(engine);
+    const engine = td.add(await startEngine(data, undefined, { secrets: store }));
     const t = engine.cfg.targets[0]!;
     expect(t.kind === 's3' && t.credentials).toEqual(s3rverKeys);
     // s3rver refuses any other key: the copy arrives only with the kept one
@@ -92,8 +76,7 @@ describe('an engine with a secret store (in this process)', () => {
   it('writes placeholders to config.json on save and gives the new secrets to the store', async () => {
     const { data, configFile, storeFile } = await setup(KEPT);
     const store = new FileSecretStore(storeFile, { targets: { cloud: s3rverKeys } });
-    const engine = await startEngine(data, undefined, { secrets: store, watch: false, scanOnStart: false });
-    engines.push(engine);
+    const engine = td.add(await startEngine(data, undefined, { secrets: store, watch: false, scanOnStart: false }));
     const next = structuredClone(engine.cfg);
     next.tunnel = { mode: 'off', token: 'tunnel-token-XYZ' };
     const t = next.targets[0]!;
@@ -124,8 +107,7 @@ describe('an engine with a secret store (in this process)', () => {
     store.save = async () => {
       throw new Error('the password store is locked');
     };
-    const engine = await startEngine(data, undefined, { secrets: store, watch: false, scanOnStart: false });
-    engines.push(engine);
+    const engine = td.add(await startEngine(data, undefined, { secrets: store, watch: false, scanOnStart: false }));
     const before = readFileSync(configFile, 'utf8');
     await expect(engine.applyConfig({ ...engine.cfg, tunnel: { mode: 'off', token: 'tok-2' } }, { base: engine.cfg })).rejects.toThrow(/locked/);
     expect(readFileSync(configFile, 'utf8')).toBe(before);
@@ -151,15 +133,13 @@ describe('an engine with a secret store (in this process)', () => {
     // once: nothing left to move, the store is not asked again
     expect(await moveSecretsToStore(configFile, store)).toBe(0);
     expect(store.saves).toBe(1);
-    const engine = await startEngine(data, undefined, { secrets: store });
-    engines.push(engine);
+    const engine = td.add(await startEngine(data, undefined, { secrets: store }));
     await waitForStatus(engine, (s) => s.synced === 1, 60_000, 'the file copied with the moved keys');
   });
 
   it('keeps config.json as it is without a store (the service)', async () => {
     const { data, configFile } = await setup(s3rverKeys);
-    const engine = await startEngine(data, undefined, { watch: false, scanOnStart: false });
-    engines.push(engine);
+    const engine = td.add(await startEngine(data, undefined, { watch: false, scanOnStart: false }));
     await engine.applyConfig({ ...engine.cfg, tunnel: { mode: 'off', token: 'tok-plain' } }, { base: engine.cfg });
     const text = readFileSync(configFile, 'utf8');
     expect(text).toContain('tok-plain');
@@ -187,7 +167,7 @@ function startAsApp(data: string, kept: ConfigSecrets): Parent {
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
   });
-  children.push(child);
+  td.add(child);
   const p: Parent = { child, lines: [], received: [], refuse: null, kept, ready: null!, exited: null! };
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -271,7 +251,7 @@ describe('the compiled engine started by an app that keeps its secrets', () => {
   it('refuses --secrets-from-parent without a parent channel, with a sentence', async () => {
     const { data } = await setup(s3rverKeys);
     const child = spawn(process.execPath, [ENGINE, 'serve', '--data-dir', data, '--admin-port', '0', '--secrets-from-parent'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
+    td.add(child);
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));

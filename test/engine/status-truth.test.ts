@@ -8,14 +8,14 @@
 // 2. A real engine with two s3rver destinations: the Cloud paused, files deleted here.
 import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { CopyState, SyncStatus, TargetState, TargetStatus } from '../../src/shared/api';
 import { cardState, countFiles, guardSentence, heldPerTarget, missingToOffer, summarize, type FileStateRow } from '../../src/shared/status';
-import type { Engine } from '../../src/main/engine/engine';
 import { iconFor, trayState } from '../../src/main/desktop/logic/tray';
-import { startS3, type TestS3 } from '../helpers/s3';
+import { startS3 } from '../helpers/s3';
 import { rng } from '../robustness/lib';
-import { bytes, cleanup, startEngine, tempDir, waitForStatus, writeFile } from '../helpers/engine';
+import { bytes, startEngine, waitForStatus, writeFile } from '../helpers/engine';
+import { useTeardown } from '../helpers/teardown';
 
 // ---- generated states ---------------------------------------------------------------------------
 
@@ -352,33 +352,23 @@ describe('the status sentence and counts (generated states)', () => {
 
 // ---- a real engine ------------------------------------------------------------------------------
 
-let engine: Engine | undefined;
-let servers: TestS3[] = [];
-const dirs: string[] = [];
-afterEach(async () => {
-  await engine?.stop().catch(() => undefined);
-  engine = undefined;
-  for (const s of servers) await s.dispose();
-  servers = [];
-  cleanup(...dirs.splice(0));
-});
+const td = useTeardown();
 
 const sum = (s: SyncStatus) => s.pending + s.uploading + s.synced + s.failed + s.skipped;
 
 describe('the status of a real engine', () => {
   it('counts files, names the paused Cloud, and never says all safe with files gone from here', async () => {
-    const base = tempDir('trip-status-truth-');
-    dirs.push(base);
+    const base = td.dir('trip-status-truth-');
     const media = join(base, 'media');
-    const nas = await startS3({ buckets: ['nas'] });
-    const cloud = await startS3({ buckets: ['cloud'] });
-    servers.push(nas, cloud);
+    const nas = td.add(await startS3({ buckets: ['nas'] }));
+    const cloud = td.add(await startS3({ buckets: ['cloud'] }));
     for (let i = 1; i <= 4; i++) writeFile(media, `p${i}.jpg`, bytes(20_000 + i, i));
-    engine = await startEngine(join(base, 'data'), {
-      roots: [{ id: 'media', label: 'Media', path: media }],
-      targets: [nas.target('nas', { label: 'NAS', priority: 1 }), cloud.target('cloud', { label: 'Cloud', preset: 'r2', region: 'auto', priority: 2 })],
-    });
-    const e = engine;
+    const e = td.add(
+      await startEngine(join(base, 'data'), {
+        roots: [{ id: 'media', label: 'Media', path: media }],
+        targets: [nas.target('nas', { label: 'NAS', priority: 1 }), cloud.target('cloud', { label: 'Cloud', preset: 'r2', region: 'auto', priority: 2 })],
+      }),
+    );
     let s = await waitForStatus(e, (x) => x.safe_files === 4 && x.total_files === 4 && !x.scanning, 60_000, 'all 4 files safe');
     // the seed's fields count files; the copies have their own key
     expect({ pending: s.pending, uploading: s.uploading, synced: s.synced, failed: s.failed, skipped: s.skipped, total_files: s.total_files }).toEqual({ pending: 0, uploading: 0, synced: 4, failed: 0, skipped: 0, total_files: 4 });

@@ -1,13 +1,13 @@
 // The 3-2-1 loop end to end: real engine, real s3rver targets, real files.
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createBackend } from '../../src/main/engine/backends';
 import type { StorageBackend } from '../../src/main/engine/backends/types';
-import type { Engine } from '../../src/main/engine/engine';
 import type { S3TargetConfig } from '../../src/shared/config';
-import { startS3, type TestS3 } from '../helpers/s3';
-import { bytes, cleanup, sha256, startEngine, tempDir, waitFor, waitForStatus, writeFile } from '../helpers/engine';
+import { startS3 } from '../helpers/s3';
+import { bytes, sha256, startEngine, waitFor, waitForStatus, writeFile } from '../helpers/engine';
+import { useTeardown } from '../helpers/teardown';
 
 const MiB = 1024 * 1024;
 
@@ -41,27 +41,14 @@ async function expectOnTarget(target: S3TargetConfig, files: Record<string, Buff
   }
 }
 
-let dirs: string[] = [];
-let servers: TestS3[] = [];
-let engines: Engine[] = [];
-
-afterEach(async () => {
-  for (const e of engines) await e.stop().catch(() => undefined);
-  for (const s of servers) await s.dispose();
-  cleanup(...dirs);
-  dirs = [];
-  servers = [];
-  engines = [];
-});
+const td = useTeardown();
 
 async function setup(opts: { nasDown?: boolean } = {}) {
-  const base = tempDir('trip-sync-');
-  dirs.push(base);
+  const base = td.dir('trip-sync-');
   const media = join(base, 'media');
   const data = join(base, 'data');
-  const nas = await startS3({ buckets: ['nas'] });
-  const cloud = await startS3({ buckets: ['cloud'] });
-  servers.push(nas, cloud);
+  const nas = td.add(await startS3({ buckets: ['nas'] }));
+  const cloud = td.add(await startS3({ buckets: ['cloud'] }));
   if (opts.nasDown) await nas.stop();
   const nasT = nas.target('nas', { label: 'NAS', priority: 1, multipartThreshold: 5 * MiB, partSize: 5 * MiB });
   const cloudT = cloud.target('cloud', { label: 'Cloud', priority: 2, preset: 'r2', region: 'auto', multipartThreshold: 5 * MiB, partSize: 5 * MiB });
@@ -86,8 +73,7 @@ describe('engine sync', () => {
     for (const [rel, c] of Object.entries(ODD_NAMES)) writeFile(media, rel, c);
     writeFile(media, '.DS_Store', 'junk');
     writeFile(media, 'download.crdownload', 'partial');
-    const engine = await startEngine(data, { roots: [{ id: 'media', label: 'Media', path: media }], targets: [nasT, cloudT] });
-    engines.push(engine);
+    const engine = td.add(await startEngine(data, { roots: [{ id: 'media', label: 'Media', path: media }], targets: [nasT, cloudT] }));
     const n = Object.keys(ODD_NAMES).length;
     const s = await waitForStatus(engine, (st) => st.safe_files === n && st.pending === 0 && !st.scanning, 60_000, 'all files safe');
     expect(s.total_files).toBe(n); // OS litter and partial downloads are not backed up
@@ -108,8 +94,7 @@ describe('engine sync', () => {
     const files: Record<string, Buffer> = {};
     for (let i = 0; i < 25; i++) files[`batch/photo-${i}.jpg`] = bytes(50_000 + i, 100 + i);
     for (const [rel, c] of Object.entries(files)) writeFile(media, rel, c);
-    const engine = await startEngine(data, { roots: [{ id: 'media', label: 'Media', path: media }], targets: [nasT, cloudT] });
-    engines.push(engine);
+    const engine = td.add(await startEngine(data, { roots: [{ id: 'media', label: 'Media', path: media }], targets: [nasT, cloudT] }));
     const s = await waitForStatus(engine, (st) => st.targets.cloud!.synced_count === 25 && st.targets.nas!.state === 'offline', 30_000, 'cloud done, NAS offline');
     expect(s.targets.nas!.synced_count).toBe(0);
     expect(s.targets.nas!.failed).toBe(0); // an outage charges no file an attempt
@@ -126,8 +111,7 @@ describe('engine sync', () => {
   it('picks up new files once stable, re-uploads changed ones and keeps the previous content as a version', async () => {
     const { media, data, nasT, cloudT } = await setup();
     writeFile(media, 'a.jpg', bytes(1000, 1));
-    const engine = await startEngine(data, { roots: [{ id: 'media', label: 'Media', path: media }], targets: [nasT, cloudT] });
-    engines.push(engine);
+    const engine = td.add(await startEngine(data, { roots: [{ id: 'media', label: 'Media', path: media }], targets: [nasT, cloudT] }));
     await waitForStatus(engine, (st) => st.safe_files === 1, 20_000);
     writeFile(media, 'new/b.jpg', bytes(2000, 2));
     await waitForStatus(engine, (st) => st.safe_files === 2 && st.pending === 0, 20_000, 'new file synced');
@@ -173,8 +157,7 @@ describe('engine sync', () => {
     const before = { ...snapshot(nas.directory), ...snapshot(cloud.directory) };
     for (const f of ['catalog.db', 'catalog.db-wal', 'catalog.db-shm']) rmSync(join(data, f), { force: true });
     await new Promise((r) => setTimeout(r, 50));
-    engine = await startEngine(data);
-    engines.push(engine);
+    engine = td.add(await startEngine(data));
     const s = await waitForStatus(engine, (st) => st.safe_files === 3 && st.pending === 0, 30_000, 'rebuilt');
     expect(s.synced).toBe(3);
     expect(s.copies.synced).toBe(6);
@@ -194,8 +177,7 @@ describe('engine sync', () => {
     rmSync(share, { recursive: true, force: true });
     mkdirSync(share);
     writeFile(media, 'b.jpg', bytes(2000, 2));
-    engine = await startEngine(data);
-    engines.push(engine);
+    engine = td.add(await startEngine(data));
     const st = await waitForStatus(engine, (x) => x.targets.usb!.state === 'offline', 20_000, 'USB disk offline');
     expect(st.targets.usb!.reason).toMatch(/not connected|mount/);
     expect(readdirSync(share)).toEqual([]);
@@ -207,8 +189,7 @@ describe('engine bad input', () => {
     const { media, data, nasT, cloudT } = await setup();
     writeFile(media, 'a.jpg', bytes(1000, 1));
     const bad = { ...nasT, credentials: { accessKeyId: 'WRONGKEY', secretAccessKey: 'wrong-secret-value' } };
-    const engine = await startEngine(data, { roots: [{ id: 'media', label: 'Media', path: media }], targets: [bad, cloudT] });
-    engines.push(engine);
+    const engine = td.add(await startEngine(data, { roots: [{ id: 'media', label: 'Media', path: media }], targets: [bad, cloudT] }));
     const s = await waitForStatus(engine, (st) => st.targets.cloud!.synced_count === 1 && st.targets.nas!.state === 'offline', 20_000);
     expect(s.targets.nas!.reason).toMatch(/key|credential|access/i);
     expect(JSON.stringify(s)).not.toContain('wrong-secret-value');
@@ -217,16 +198,14 @@ describe('engine bad input', () => {
   it('a missing bucket is named in the reason', async () => {
     const { media, data, nasT, cloudT } = await setup();
     writeFile(media, 'a.jpg', bytes(1000, 1));
-    const engine = await startEngine(data, { roots: [{ id: 'media', label: 'Media', path: media }], targets: [{ ...nasT, bucket: 'no-such-bucket' }, cloudT] });
-    engines.push(engine);
+    const engine = td.add(await startEngine(data, { roots: [{ id: 'media', label: 'Media', path: media }], targets: [{ ...nasT, bucket: 'no-such-bucket' }, cloudT] }));
     const s = await waitForStatus(engine, (st) => st.targets.nas!.state === 'offline' && st.targets.cloud!.synced_count === 1, 20_000);
     expect(s.targets.nas!.reason).toMatch(/no-such-bucket/);
   });
 
   it('a folder that does not exist is reported, and the engine keeps running', async () => {
     const { base, data, nasT } = await setup();
-    const engine = await startEngine(data, { roots: [{ id: 'gone', label: 'USB disk', path: join(base, 'not-plugged-in') }], targets: [nasT] });
-    engines.push(engine);
+    const engine = td.add(await startEngine(data, { roots: [{ id: 'gone', label: 'USB disk', path: join(base, 'not-plugged-in') }], targets: [nasT] }));
     await engine.initialScanDone();
     const s = engine.status();
     expect(s.health).toBe('failing');
@@ -237,8 +216,7 @@ describe('engine bad input', () => {
     const { media, data, nasT } = await setup();
     for (let i = 0; i < 12; i++) writeFile(media, `p${i}.jpg`, bytes(100, i));
     const cfg = { roots: [{ id: 'media', label: 'Share', path: media }], targets: [nasT] };
-    const engine = await startEngine(data, cfg, { watch: false });
-    engines.push(engine);
+    const engine = td.add(await startEngine(data, cfg, { watch: false }));
     await waitForStatus(engine, (st) => st.safe_files === 12, 20_000);
     for (let i = 0; i < 12; i++) unlinkSync(join(media, `p${i}.jpg`));
     await engine.scanAll();
@@ -253,8 +231,7 @@ describe('engine bad input', () => {
     const p = writeFile(media, 'growing.mov', v1);
     // 8 MB/s: the upload takes about 3 s, long enough to change the file in the middle
     const slow = { ...nasT, bandwidth: { defaultBytesPerSecond: 8 * MiB, schedule: [] } };
-    const engine = await startEngine(data, { roots: [{ id: 'media', label: 'Media', path: media }], targets: [slow] });
-    engines.push(engine);
+    const engine = td.add(await startEngine(data, { roots: [{ id: 'media', label: 'Media', path: media }], targets: [slow] }));
     await waitForStatus(engine, (st) => st.uploading === 1, 20_000, 'upload started');
     const v2 = bytes(24 * MiB, 2);
     writeFileSync(p, v2);

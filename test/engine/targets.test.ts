@@ -3,37 +3,30 @@
 // engine and a real s3rver, and every byte either way goes through it.
 import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { s3BackendsBuilt } from '../../src/main/engine/backends/s3';
 import type { Engine } from '../../src/main/engine/engine';
 import type { RestoreService } from '../../src/main/engine/restore/service';
 import type { S3TargetConfig } from '../../src/shared/config';
 import { FaultProxy } from '../robustness/fault-proxy';
-import { bytes, cleanup, FAST_SYNC, sha256, startEngine, tempDir, waitFor, waitForStatus, writeFile } from '../helpers/engine';
-import { startS3, type TestS3 } from '../helpers/s3';
+import { bytes, FAST_SYNC, sha256, startEngine, waitFor, waitForStatus, writeFile } from '../helpers/engine';
+import { useTeardown } from '../helpers/teardown';
+import { startS3 } from '../helpers/s3';
 
 const MiB = 1024 * 1024;
-const closers: (() => Promise<unknown> | void)[] = [];
-
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c();
-});
+const td = useTeardown();
 
 async function rig(): Promise<{ engine: Engine; proxy: FaultProxy; media: string; nas: S3TargetConfig; restore: RestoreService; files: Record<string, Buffer> }> {
-  const base = tempDir('trip-targets-');
-  closers.push(() => cleanup(base));
-  const s3: TestS3 = await startS3({ buckets: ['nas'] });
-  closers.push(() => s3.dispose());
-  const proxy = new FaultProxy(s3.port);
+  const base = td.dir('trip-targets-');
+  const s3 = td.add(await startS3({ buckets: ['nas'] }));
+  const proxy = td.add(new FaultProxy(s3.port));
   await proxy.start();
-  closers.push(() => proxy.stop());
   const media = join(base, 'media');
   // big enough to be several seconds at the budget, under the multipart cutoff (one request each)
   const files = { 'r/back.bin': bytes(4 * MiB, 1), 'd/share.bin': bytes(4 * MiB, 2) };
   for (const [rel, b] of Object.entries(files)) writeFile(media, rel, b);
   const nas = { ...s3.target('nas', { label: 'NAS', priority: 1 }), endpoint: proxy.endpoint };
-  const engine = await startEngine(join(base, 'data'), { roots: [{ id: 'media', label: 'Media', path: media }], targets: [nas], sync: FAST_SYNC });
-  closers.push(() => engine.stop());
+  const engine = td.add(await startEngine(join(base, 'data'), { roots: [{ id: 'media', label: 'Media', path: media }], targets: [nas], sync: FAST_SYNC }));
   await waitForStatus(engine, (s) => s.safe_files === 2, 60_000, 'two files backed up');
   // both gone from here: one comes back by a restore, the other is downloaded from the NAS
   for (const rel of Object.keys(files)) unlinkSync(join(media, rel));

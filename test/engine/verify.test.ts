@@ -8,11 +8,11 @@
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createBackend } from '../../src/main/engine/backends';
-import type { Engine } from '../../src/main/engine/engine';
-import { startS3, type TestS3 } from '../helpers/s3';
-import { bytes, cleanup, sha256, startEngine, tempDir, waitForStatus, writeFile } from '../helpers/engine';
+import { startS3 } from '../helpers/s3';
+import { bytes, sha256, startEngine, waitForStatus, writeFile } from '../helpers/engine';
+import { useTeardown } from '../helpers/teardown';
 
 interface Proxy {
   endpoint: string;
@@ -66,24 +66,12 @@ async function startProxy(upstream: string): Promise<Proxy> {
   return proxy;
 }
 
-let dirs: string[] = [];
-let closers: (() => Promise<void>)[] = [];
-let engines: Engine[] = [];
-afterEach(async () => {
-  for (const e of engines) await e.stop().catch(() => undefined);
-  for (const c of closers) await c();
-  cleanup(...dirs);
-  dirs = [];
-  closers = [];
-  engines = [];
-});
+const td = useTeardown();
 
 async function run(setupProxy: (p: Proxy) => void, n = 12, opts: { big?: number; targetExtra?: Record<string, unknown> } = {}) {
-  const base = tempDir('trip-verify-');
-  dirs.push(base);
-  const s3: TestS3 = await startS3({ buckets: ['nas'] });
-  const proxy = await startProxy(s3.endpoint);
-  closers.push(() => proxy.close(), () => s3.dispose());
+  const base = td.dir('trip-verify-');
+  const s3 = td.add(await startS3({ buckets: ['nas'] }));
+  const proxy = td.add(await startProxy(s3.endpoint));
   setupProxy(proxy);
   const media = join(base, 'media');
   const files: Record<string, Buffer> = {};
@@ -92,12 +80,13 @@ async function run(setupProxy: (p: Proxy) => void, n = 12, opts: { big?: number;
   for (const [rel, b] of Object.entries(files)) writeFile(media, rel, b);
   const target = { ...s3.target('nas', { label: 'NAS', concurrency: 1, ...opts.targetExtra }), endpoint: proxy.endpoint };
   n = Object.keys(files).length;
-  const engine = await startEngine(join(base, 'data'), {
-    roots: [{ id: 'media', label: 'Media', path: media }],
-    targets: [target],
-    sync: { stabilityMs: 0, backoffSeconds: [0.2, 0.2, 0.2], leaseSeconds: 30, rescanIntervalMinutes: 0 },
-  });
-  engines.push(engine);
+  const engine = td.add(
+    await startEngine(join(base, 'data'), {
+      roots: [{ id: 'media', label: 'Media', path: media }],
+      targets: [target],
+      sync: { stabilityMs: 0, backoffSeconds: [0.2, 0.2, 0.2], leaseSeconds: 30, rescanIntervalMinutes: 0 },
+    }),
+  );
   await waitForStatus(engine, (s) => s.synced === n, 30_000, `${n} files synced`);
   // What the server holds, read straight from it (not through the proxy).
   const direct = createBackend(s3.target('nas'), { retry: false });

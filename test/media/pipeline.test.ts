@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
 import sharp from 'sharp';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createBackend } from '../../src/main/engine/backends';
 import type { Engine } from '../../src/main/engine/engine';
 import { isTempFile } from '../../src/main/engine/media';
@@ -15,29 +15,15 @@ import { exifCaptureDate, parseExifDate } from '../../src/main/engine/media/exif
 import { CANCELLED_REASON, type MediaService } from '../../src/main/engine/media/service';
 import type { EngineEvent, FileRecord, Page, SyncStatus } from '../../src/shared/api';
 import type { ConfigInput, S3TargetConfig } from '../../src/shared/config';
-import { bytes, cleanup, startEngine, tempDir, waitFor, waitForStatus, writeConfig } from '../helpers/engine';
-import { startS3, type TestS3 } from '../helpers/s3';
+import { bytes, startEngine, waitFor, waitForStatus, writeConfig } from '../helpers/engine';
+import { useTeardown } from '../helpers/teardown';
+import { startS3 } from '../helpers/s3';
 import { ffprobeJson, makeMov, sha256 } from './fixtures';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const FAST_MEDIA = { preset: 'ultrafast' as const, crf: 30 };
 
-let dirs: string[] = [];
-let servers: TestS3[] = [];
-let engines: Engine[] = [];
-let children: ChildProcess[] = [];
-
-afterEach(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  for (const e of engines) await e.stop().catch(() => undefined);
-  for (const s of servers) await s.dispose();
-  killOrphanFfmpeg(dirs);
-  cleanup(...dirs);
-  dirs = [];
-  servers = [];
-  engines = [];
-  children = [];
-});
+const td = useTeardown();
 
 /** ffmpeg processes a killed engine left behind, writing into one of our temp folders. */
 function killOrphanFfmpeg(roots: string[]): number[] {
@@ -72,16 +58,16 @@ interface Setup {
 }
 
 async function setup(opts: { media?: ConfigInput['media']; replace?: boolean } = {}): Promise<Setup> {
-  const base = tempDir('trip-pipe-');
-  dirs.push(base);
+  const base = td.dir('trip-pipe-');
+  // once the engine (added later) has stopped, before the folder goes
+  td.add(() => killOrphanFfmpeg([base]));
   const media = join(base, 'media');
   const staging = join(base, 'staging');
   const data = join(base, 'data');
   mkdirSync(media, { recursive: true });
   mkdirSync(staging, { recursive: true });
-  const nas = await startS3({ buckets: ['nas'] });
-  const cloud = await startS3({ buckets: ['cloud'] });
-  servers.push(nas, cloud);
+  const nas = td.add(await startS3({ buckets: ['nas'] }));
+  const cloud = td.add(await startS3({ buckets: ['cloud'] }));
   const nasT = nas.target('nas', { label: 'NAS', priority: 1 });
   const cloudT = cloud.target('cloud', { label: 'Cloud', priority: 2, preset: 'r2', region: 'auto' });
   const cfg: ConfigInput = {
@@ -93,9 +79,7 @@ async function setup(opts: { media?: ConfigInput['media']; replace?: boolean } =
 }
 
 async function start(s: Setup): Promise<Engine> {
-  const engine = await startEngine(s.data, s.cfg);
-  engines.push(engine);
-  return engine;
+  return td.add(await startEngine(s.data, s.cfg));
 }
 
 function mediaService(engine: Engine): MediaService {
@@ -582,7 +566,7 @@ async function serve(data: string): Promise<Served> {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
   });
-  children.push(child);
+  td.add(child);
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));

@@ -8,7 +8,8 @@ import type { RestoreService } from '../../src/main/engine/restore/service';
 import { createBackend } from '../../src/main/engine/backends';
 import type { StorageBackend } from '../../src/main/engine/backends/types';
 import { startS3, type TestS3 } from '../helpers/s3';
-import { cleanup, sha256, startEngine, tempDir, waitFor, waitForStatus, writeFile } from '../helpers/engine';
+import { sha256, startEngine, waitFor, waitForStatus, writeFile } from '../helpers/engine';
+import { Teardown } from '../helpers/teardown';
 
 export const MiB = 1024 * 1024;
 
@@ -23,19 +24,15 @@ export interface Rig {
   cfg: ConfigInput;
 }
 
-const dirs: string[] = [];
-const servers: TestS3[] = [];
-const engines: Engine[] = [];
-const backends: StorageBackend[] = [];
+/** What the rigs start; the tests' afterEach (or afterAll) calls teardown(). */
+const td = new Teardown();
 
 export async function rig(extra: Partial<ConfigInput> = {}): Promise<Rig> {
-  const base = tempDir('trip-restore-');
-  dirs.push(base);
+  const base = td.dir('trip-restore-');
   const media = join(base, 'media');
   const data = join(base, 'data');
-  const nas = await startS3({ buckets: ['nas'] });
-  const cloud = await startS3({ buckets: ['cloud'] });
-  servers.push(nas, cloud);
+  const nas = td.add(await startS3({ buckets: ['nas'] }));
+  const cloud = td.add(await startS3({ buckets: ['cloud'] }));
   const nasT = nas.target('nas', { label: 'NAS', priority: 1, multipartThreshold: 5 * MiB, partSize: 5 * MiB });
   const cloudT = cloud.target('cloud', { label: 'Cloud', priority: 2, preset: 'r2', region: 'auto', multipartThreshold: 5 * MiB, partSize: 5 * MiB });
   const cfg: ConfigInput = { roots: [{ id: 'media', label: 'Media', path: media }], targets: [nasT, cloudT], ...extra };
@@ -43,14 +40,12 @@ export async function rig(extra: Partial<ConfigInput> = {}): Promise<Rig> {
 }
 
 export async function engineFor(r: Rig, opts: Parameters<typeof startEngine>[2] = {}, cfg: ConfigInput | undefined = r.cfg): Promise<Engine> {
-  const e = await startEngine(r.data, cfg, opts);
-  engines.push(e);
-  return e;
+  return td.add(await startEngine(r.data, cfg, opts));
 }
 
+/** An engine the test stopped itself. */
 export function forget(e: Engine): void {
-  const i = engines.indexOf(e);
-  if (i >= 0) engines.splice(i, 1);
+  td.forget(e);
 }
 
 export function restoreOf(e: Engine): RestoreService {
@@ -59,7 +54,7 @@ export function restoreOf(e: Engine): RestoreService {
 
 export function backendOf(t: S3TargetConfig): StorageBackend {
   const b = createBackend(t, { retry: false });
-  backends.push(b);
+  td.add(() => b.close?.());
   return b;
 }
 
@@ -110,11 +105,8 @@ export function s3rverObjectPath(s: TestS3, key: string): string {
   return join(s.directory, s.bucket, ...parts, `${last}._S3rver_object`);
 }
 
-export async function teardown(): Promise<void> {
-  for (const e of engines.splice(0)) await e.stop().catch(() => undefined);
-  for (const b of backends.splice(0)) b.close?.();
-  for (const s of servers.splice(0)) await s.dispose();
-  cleanup(...dirs.splice(0));
+export function teardown(): Promise<void> {
+  return td.run();
 }
 
 /** Write new content (and a new mtime) and wait until the engine has it synced everywhere. */

@@ -5,28 +5,21 @@
 //     sentence naming the field, and the file is left as it was.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { QUERY_TOKEN_ROUTES, STREAM_ROUTES, buildPath, routes } from '../../src/shared/api';
 import { defaultConfigPath } from '../../src/main/engine/config/config';
-import type { Engine } from '../../src/main/engine/engine';
-import { cleanup, startEngine, tempDir, writeFile } from '../helpers/engine';
+import { startEngine, writeFile } from '../helpers/engine';
+import { useTeardown } from '../helpers/teardown';
 import { fuzzConfigs } from './inputs';
 
-let engine: Engine | undefined;
-const dirs: string[] = [];
-afterEach(async () => {
-  await engine?.stop();
-  engine = undefined;
-  cleanup(...dirs.splice(0));
-});
+const td = useTeardown();
 
 describe('admin API without the right token', () => {
   it('answers 401 on every route and changes nothing', async () => {
-    const base = tempDir('trip-auth-');
-    dirs.push(base);
+    const base = td.dir('trip-auth-');
     const media = join(base, 'media');
     writeFile(media, 'a.jpg', 'photo');
-    engine = await startEngine(join(base, 'data'), { roots: [{ id: 'media', label: 'Media', path: media }], targets: [], sync: { stabilityMs: 0 } });
+    const engine = td.add(await startEngine(join(base, 'data'), { roots: [{ id: 'media', label: 'Media', path: media }], targets: [], sync: { stabilityMs: 0 } }));
     await engine.initialScanDone();
     const url = engine.endpoints.adminUrl!;
     const token = engine.token;
@@ -94,8 +87,7 @@ describe('admin API without the right token', () => {
 
 describe('config fuzzer (fixed seed)', () => {
   it('refuses every broken config with a sentence naming the field, never crashes, never touches the file', () => {
-    const dir = tempDir('trip-fuzz-');
-    dirs.push(dir);
+    const dir = td.dir('trip-fuzz-');
     const out = fuzzConfigs(dir, 20260601, 400);
     expect(out.problems).toEqual([]);
     expect(out.tried).toBe(400);

@@ -2,27 +2,20 @@
 // totals (copies per destination and state; files grouped by the states of their copies), so the
 // file counts and the copy counts are exact at once, and the overview is told by a status event.
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { EngineEvent, SyncStatus } from '../../src/shared/api';
-import type { Engine } from '../../src/main/engine/engine';
-import { cleanup, startEngine, tempDir } from '../helpers/engine';
+import { startEngine } from '../helpers/engine';
+import { useTeardown } from '../helpers/teardown';
 
-let engine: Engine | undefined;
-const dirs: string[] = [];
-afterEach(async () => {
-  await engine?.stop();
-  engine = undefined;
-  cleanup(...dirs.splice(0));
-});
+const td = useTeardown();
 
 const fileCounts = (s: SyncStatus) => ({ pending: s.pending, uploading: s.uploading, synced: s.synced, failed: s.failed, skipped: s.skipped, total_files: s.total_files });
 
 describe('status on 100,000 files', () => {
   it('is exact at once, for the files and for the copies', async () => {
-    const base = tempDir('trip-status-');
-    dirs.push(base);
+    const base = td.dir('trip-status-');
     const target = (id: string) => ({ id, label: id, kind: 'folder' as const, path: join(base, id), enabled: true, priority: 1, concurrency: 1, versionsPrefix: '.triplicate/versions/', prefix: '' });
-    engine = await startEngine(join(base, 'data'), { roots: [{ id: 'media', label: 'Media', path: join(base, 'media') }], targets: [target('nas'), target('usb')] }, { watch: false, scanOnStart: false });
+    const engine = td.add(await startEngine(join(base, 'data'), { roots: [{ id: 'media', label: 'Media', path: join(base, 'media') }], targets: [target('nas'), target('usb')] }, { watch: false, scanOnStart: false }));
     engine.setPausedAll(true);
     const N = 100_000;
     engine.catalog.db.exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${N})

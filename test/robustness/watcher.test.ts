@@ -4,18 +4,13 @@
 // moved, and skip excluded folders and links.
 import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/main/engine/engine';
 import { RootWatcher } from '../../src/main/engine/sync/watcher';
-import { cleanup, startEngine, tempDir, waitFor } from '../helpers/engine';
+import { startEngine, waitFor } from '../helpers/engine';
+import { useTeardown } from '../helpers/teardown';
 
-let engine: Engine | undefined;
-const dirs: string[] = [];
-afterEach(async () => {
-  await engine?.stop();
-  engine = undefined;
-  cleanup(...dirs.splice(0));
-});
+const td = useTeardown();
 
 function state(e: Engine, rel: string): string | undefined {
   return e.catalog.fileByPath('media', rel)?.local_state;
@@ -27,15 +22,14 @@ function sha(e: Engine, rel: string): string | null | undefined {
 
 describe.runIf(process.platform === 'linux')('the per-folder watcher', () => {
   it('follows files and folders as they come, change, move and go', async () => {
-    const base = tempDir('trip-watch-');
-    dirs.push(base);
+    const base = td.dir('trip-watch-');
     const media = join(base, 'media');
     mkdirSync(join(media, 'a', 'b'), { recursive: true });
     for (let i = 0; i < 300; i++) writeFileSync(join(media, 'a', 'b', `IMG_${i}.jpg`), `photo ${i}`);
     writeFileSync(join(media, 'top.jpg'), 'top');
-    engine = await startEngine(join(base, 'data'), { roots: [{ id: 'media', label: 'Media', path: media, exclude: ['**/skip/**'] }], targets: [], sync: { stabilityMs: 200 } });
+    const engine = td.add(await startEngine(join(base, 'data'), { roots: [{ id: 'media', label: 'Media', path: media, exclude: ['**/skip/**'] }], targets: [], sync: { stabilityMs: 200 } }));
     await engine.initialScanDone();
-    await waitFor(() => engine!.status().total_files === 301, 10_000, 'the first scan'); // fresh files settle first
+    await waitFor(() => engine.status().total_files === 301, 10_000, 'the first scan'); // fresh files settle first
     // one watch per folder, not per file
     const w = (engine.sync as unknown as { watchers: Map<string, RootWatcher> }).watchers.get('media')!;
     expect(w.watchedFolders).toBe(3);
@@ -44,15 +38,15 @@ describe.runIf(process.platform === 'linux')('the per-folder watcher', () => {
     writeFileSync(join(media, 'new.jpg'), 'new');
     writeFileSync(join(media, 'top.jpg'), 'top, edited');
     rmSync(join(media, 'a', 'b', 'IMG_0.jpg'));
-    await waitFor(() => state(engine!, 'new.jpg') === 'present' && state(engine!, 'a/b/IMG_0.jpg') === 'missing', 10_000, 'new and deleted files');
+    await waitFor(() => state(engine, 'new.jpg') === 'present' && state(engine, 'a/b/IMG_0.jpg') === 'missing', 10_000, 'new and deleted files');
     const edited = sha(engine, 'top.jpg');
-    await waitFor(() => sha(engine!, 'top.jpg') !== edited || engine!.catalog.fileByPath('media', 'top.jpg')!.size === 11, 10_000, 'the edit');
+    await waitFor(() => sha(engine, 'top.jpg') !== edited || engine.catalog.fileByPath('media', 'top.jpg')!.size === 11, 10_000, 'the edit');
     expect(engine.catalog.fileByPath('media', 'top.jpg')!.size).toBe('top, edited'.length);
 
     // a new folder tree written at once
     mkdirSync(join(media, 'card', 'DCIM', '100'), { recursive: true });
     for (let i = 0; i < 50; i++) writeFileSync(join(media, 'card', 'DCIM', '100', `P${i}.jpg`), `card ${i}`);
-    await waitFor(() => engine!.status().total_files === 301 + 1 + 50, 10_000, 'the card');
+    await waitFor(() => engine.status().total_files === 301 + 1 + 50, 10_000, 'the card');
     expect(w.watchedFolders).toBe(6);
 
     // an excluded folder is not watched; links are not followed
@@ -67,15 +61,15 @@ describe.runIf(process.platform === 'linux')('the per-folder watcher', () => {
 
     // a folder moved inside the root: old names missing, new ones present
     renameSync(join(media, 'card'), join(media, 'card-2024'));
-    await waitFor(() => state(engine!, 'card/DCIM/100/P7.jpg') === 'missing' && state(engine!, 'card-2024/DCIM/100/P7.jpg') === 'present', 10_000, 'the move');
+    await waitFor(() => state(engine, 'card/DCIM/100/P7.jpg') === 'missing' && state(engine, 'card-2024/DCIM/100/P7.jpg') === 'present', 10_000, 'the move');
     // and still watched under its new name
     writeFileSync(join(media, 'card-2024', 'DCIM', '100', 'late.jpg'), 'late');
-    await waitFor(() => state(engine!, 'card-2024/DCIM/100/late.jpg') === 'present', 10_000, 'a file in the moved folder');
+    await waitFor(() => state(engine, 'card-2024/DCIM/100/late.jpg') === 'present', 10_000, 'a file in the moved folder');
 
     // a folder deleted: its files are missing (their backups are kept), its watches gone
     rmSync(join(media, 'a'), { recursive: true });
     // (a loaded machine can mark them in more than one batch: every one within the wait)
-    const present = () => (engine!.catalog.db.prepare(`SELECT count(*) AS n FROM files WHERE rel_path LIKE 'a/b/%' AND local_state = 'present'`).get() as { n: number }).n;
+    const present = () => (engine.catalog.db.prepare(`SELECT count(*) AS n FROM files WHERE rel_path LIKE 'a/b/%' AND local_state = 'present'`).get() as { n: number }).n;
     await waitFor(() => present() === 0, 10_000, 'every file of the deleted folder missing');
     expect(state(engine, 'a/b/IMG_299.jpg')).toBe('missing');
     expect(w.watchedFolders).toBe(4); // root, card-2024, DCIM, 100

@@ -2,41 +2,32 @@
 // to the admin port (CORS, CSRF) or rename itself to it (DNS rebinding: its own name resolving to
 // 127.0.0.1); neither may read an answer, sign in, or change a setting. Program paths are never
 // set over HTTP, a guesser cannot lock the operator out, and the ready line does not carry the token.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { hashPassword } from '../../src/main/engine/http/admin';
 import type { Engine } from '../../src/main/engine/engine';
-import { cleanup, startEngine, tempDir, writeConfig, writeFile } from '../helpers/engine';
+import { startEngine, writeConfig, writeFile } from '../helpers/engine';
+import { useTeardown } from '../helpers/teardown';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'triplicate.mjs');
 const PASSWORD = 'correct horse battery';
 
-let dirs: string[] = [];
-let engines: Engine[] = [];
-let children: ChildProcess[] = [];
-afterEach(async () => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  for (const e of engines) await e.stop().catch(() => undefined);
-  cleanup(...dirs);
-  dirs = [];
-  engines = [];
-  children = [];
-});
+const td = useTeardown();
 
 async function setup(): Promise<{ engine: Engine; port: number; origin: string }> {
-  const base = tempDir('trip-sec-admin-');
-  dirs.push(base);
+  const base = td.dir('trip-sec-admin-');
   const media = join(base, 'media');
   writeFile(media, 'a.jpg', 'photo');
-  const engine = await startEngine(join(base, 'data'), {
-    roots: [{ id: 'media', label: 'Media', path: media }],
-    server: { adminPasswordHash: hashPassword(PASSWORD) },
-  });
-  engines.push(engine);
+  const engine = td.add(
+    await startEngine(join(base, 'data'), {
+      roots: [{ id: 'media', label: 'Media', path: media }],
+      server: { adminPasswordHash: hashPassword(PASSWORD) },
+    }),
+  );
   const origin = engine.endpoints.adminUrl!;
   return { engine, port: Number(new URL(origin).port), origin };
 }
@@ -168,12 +159,11 @@ describe('the admin port against web pages', () => {
 
 describe('the ready line', () => {
   it('does not print the admin token (stdout goes to the journal); it names the token file', async () => {
-    const base = tempDir('trip-sec-ready-');
-    dirs.push(base);
+    const base = td.dir('trip-sec-ready-');
     const dataDir = join(base, 'data');
     writeConfig(dataDir, {});
     const child = spawn(process.execPath, [BIN, 'serve', '--data-dir', dataDir, '--no-scan', '--no-watch'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
+    td.add(child);
     let out = '';
     let err = '';
     child.stderr!.on('data', (d) => (err += d));

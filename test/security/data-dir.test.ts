@@ -3,27 +3,18 @@
 // scanner and the watcher never take a file from it whatever the config says.
 import { mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createBackend } from '../../src/main/engine/backends';
 import { ConfigError, defaultConfigPath } from '../../src/main/engine/config/config';
-import { createEngine, type Engine } from '../../src/main/engine/engine';
+import { createEngine } from '../../src/main/engine/engine';
 import { RootWatcher } from '../../src/main/engine/sync/watcher';
 import { rootSchema, type S3TargetConfig } from '../../src/shared/config';
 import { ApiClient } from '../../src/shared/client';
-import { startS3, type TestS3 } from '../helpers/s3';
-import { bytes, cleanup, startEngine, tempDir, waitFor, waitForStatus, writeConfig, writeFile } from '../helpers/engine';
+import { startS3 } from '../helpers/s3';
+import { bytes, startEngine, waitFor, waitForStatus, writeConfig, writeFile } from '../helpers/engine';
+import { useTeardown } from '../helpers/teardown';
 
-let dirs: string[] = [];
-let servers: TestS3[] = [];
-let engines: Engine[] = [];
-afterEach(async () => {
-  for (const e of engines) await e.stop().catch(() => undefined);
-  for (const s of servers) await s.dispose();
-  cleanup(...dirs);
-  dirs = [];
-  servers = [];
-  engines = [];
-});
+const td = useTeardown();
 
 /** The data folder's secrets, by file name. */
 const SECRET = /(^|\/)(admin-token|config\.json|catalog\.db[^/]*)$/;
@@ -43,17 +34,15 @@ async function keysOn(targets: S3TargetConfig[]): Promise<string[]> {
 
 /** A temp folder with media/a.jpg in it. */
 function mediaFolder(prefix: string): { base: string; media: string } {
-  const base = tempDir(prefix);
-  dirs.push(base);
+  const base = td.dir(prefix);
   const media = join(base, 'media');
   writeFile(media, 'a.jpg', bytes(1000, 1));
   return { base, media };
 }
 
 async function twoTargets(): Promise<S3TargetConfig[]> {
-  const nas = await startS3({ buckets: ['nas'] });
-  const cloud = await startS3({ buckets: ['cloud'] });
-  servers.push(nas, cloud);
+  const nas = td.add(await startS3({ buckets: ['nas'] }));
+  const cloud = td.add(await startS3({ buckets: ['cloud'] }));
   return [nas.target('nas', { label: 'NAS' }), cloud.target('cloud', { label: 'Cloud' })];
 }
 
@@ -62,8 +51,7 @@ describe('the data folder is not a storage folder', () => {
     const { base, media } = mediaFolder('trip-sec-data-');
     const data = join(base, 'data');
     const targets = await twoTargets();
-    const engine = await startEngine(data, { roots: [{ id: 'media', label: 'Media', path: media }], targets });
-    engines.push(engine);
+    const engine = td.add(await startEngine(data, { roots: [{ id: 'media', label: 'Media', path: media }], targets }));
     const client = new ApiClient({ baseUrl: engine.endpoints.adminUrl!, token: engine.token });
     await waitForStatus(engine, (s) => s.safe_files === 1, 30_000, 'the first file backed up');
     mkdirSync(join(data, 'inside'));
@@ -123,11 +111,9 @@ describe('the data folder is not a storage folder', () => {
 
   it('the rule: home, /srv, /mnt and /run/media stay allowed; ~ holding the data folder is refused with a way out; system folders and drive roots are refused (POSIX, macOS, Windows)', async () => {
     const { folderRefusal, OwnData } = await import('../../src/main/engine/config/folders');
-    const home = tempDir('trip-sec-home-');
-    dirs.push(home);
+    const home = td.dir('trip-sec-home-');
     const own = new OwnData(join(home, '.triplicate'), join(home, '.triplicate', 'config.json'));
-    const elsewhere = tempDir('trip-sec-elsewhere-');
-    dirs.push(elsewhere);
+    const elsewhere = td.dir('trip-sec-elsewhere-');
     const other = new OwnData(elsewhere, join(elsewhere, 'config.json'));
     mkdirSync(join(home, '.triplicate'));
     const root = (path: string, o = other, platform: NodeJS.Platform = 'linux') => folderRefusal(path, { own: o, platform, home });
@@ -163,8 +149,7 @@ describe('the data folder is not a storage folder', () => {
     const cfgBefore = readFileSync(defaultConfigPath(data), 'utf8');
     let err: unknown;
     try {
-      const engine = createEngine({ dataDir: data, adminPort: 0, downloadPort: 0 });
-      engines.push(engine);
+      const engine = td.add(createEngine({ dataDir: data, adminPort: 0, downloadPort: 0 }));
       await engine.start();
       // (the old code starts: give it time to upload, so the test shows what it would send)
       await waitFor(async () => (await keysOn(targets)).some((k) => SECRET.test(k)), 30_000, 'a secret on a destination').catch(() => undefined);
@@ -183,8 +168,7 @@ describe('the data folder is not a storage folder', () => {
     const data = join(base, 'data');
     symlinkSync(base, join(base, 'alias'));
     const targets = await twoTargets();
-    const engine = await startEngine(data, { roots: [{ id: 'media', label: 'Media', path: media }], targets });
-    engines.push(engine);
+    const engine = td.add(await startEngine(data, { roots: [{ id: 'media', label: 'Media', path: media }], targets }));
     await waitForStatus(engine, (s) => s.safe_files === 1, 30_000, 'the first file backed up');
 
     // Bypass the first wall: put bad folders straight into the running config (as an old

@@ -3,39 +3,27 @@
 // A relative folder path is refused in the API and in config.json.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ConfigError, defaultConfigPath } from '../../src/main/engine/config/config';
-import { createEngine, type Engine } from '../../src/main/engine/engine';
+import { createEngine } from '../../src/main/engine/engine';
 import { ApiClient, ApiError } from '../../src/shared/client';
-import { startS3, type TestS3 } from '../helpers/s3';
-import { bytes, cleanup, startEngine, tempDir, waitFor, waitForStatus, writeFile } from '../helpers/engine';
+import { startS3 } from '../helpers/s3';
+import { bytes, startEngine, waitFor, waitForStatus, writeFile } from '../helpers/engine';
+import { useTeardown } from '../helpers/teardown';
 
 /** config.json as a person edits it: any field, any shape. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Loose = Record<string, any>;
 
-let dirs: string[] = [];
-let servers: TestS3[] = [];
-let engines: Engine[] = [];
-afterEach(async () => {
-  for (const e of engines) await e.stop().catch(() => undefined);
-  for (const s of servers) await s.dispose();
-  cleanup(...dirs);
-  dirs = [];
-  servers = [];
-  engines = [];
-});
+const td = useTeardown();
 
 async function setup() {
-  const base = tempDir('trip-sec-hand-');
-  dirs.push(base);
+  const base = td.dir('trip-sec-hand-');
   const media = join(base, 'media');
   writeFile(media, 'a.jpg', bytes(1000, 1));
-  const nas = await startS3({ buckets: ['nas'] });
-  servers.push(nas);
+  const nas = td.add(await startS3({ buckets: ['nas'] }));
   const data = join(base, 'data');
-  const engine = await startEngine(data, { siteName: 'Museum', roots: [{ id: 'media', label: 'Media', path: media }], targets: [nas.target('nas', { label: 'NAS' })] });
-  engines.push(engine);
+  const engine = td.add(await startEngine(data, { siteName: 'Museum', roots: [{ id: 'media', label: 'Media', path: media }], targets: [nas.target('nas', { label: 'NAS' })] }));
   const client = new ApiClient({ baseUrl: engine.endpoints.adminUrl!, token: engine.token });
   await waitForStatus(engine, (s) => s.safe_files === 1, 30_000, 'the first file backed up');
   const file = defaultConfigPath(data);
@@ -155,8 +143,7 @@ describe('config.json edited by hand', () => {
     writeFileSync(defaultConfigPath(data), JSON.stringify({ roots: [{ id: 'photos', label: 'Photos', path: 'photos' }], server: { adminPort: 0, downloadPort: 0 } }));
     let err: unknown;
     try {
-      const e2 = createEngine({ dataDir: data, adminPort: 0, downloadPort: 0 });
-      engines.push(e2);
+      td.add(createEngine({ dataDir: data, adminPort: 0, downloadPort: 0 }));
     } catch (e) {
       err = e;
     }

@@ -9,34 +9,27 @@ import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../src/shared/client';
-import type { Engine } from '../../src/main/engine/engine';
-import { cleanup, startEngine, tempDir, waitFor, waitForStatus, writeFile } from '../helpers/engine';
+import { startEngine, waitFor, waitForStatus, writeFile } from '../helpers/engine';
+import { useTeardown } from '../helpers/teardown';
 
 const POSIX = process.platform !== 'win32';
 const WEBHOOK = 'https://ops:hunter2@hooks.example.org/services/T01/B02/SECRETPATH?key=QUERYKEY';
 
-let dirs: string[] = [];
-let engines: Engine[] = [];
+const td = useTeardown();
 let umask: number | undefined;
-afterEach(async () => {
-  for (const e of engines) await e.stop().catch(() => undefined);
+afterEach(() => {
   if (umask !== undefined) process.umask(umask);
   umask = undefined;
-  cleanup(...dirs);
-  dirs = [];
-  engines = [];
 });
 
 async function setup(prepare?: (dataDir: string) => void) {
-  const base = tempDir('trip-sec-rest-');
-  dirs.push(base);
+  const base = td.dir('trip-sec-rest-');
   const media = join(base, 'media');
   writeFile(media, 'a.jpg', 'a photo');
   const dataDir = join(base, 'data');
   mkdirSync(dataDir, { recursive: true, mode: 0o755 });
   prepare?.(dataDir);
-  const engine = await startEngine(dataDir, { roots: [{ id: 'media', label: 'Media', path: media }] });
-  engines.push(engine);
+  const engine = td.add(await startEngine(dataDir, { roots: [{ id: 'media', label: 'Media', path: media }] }));
   await waitForStatus(engine, (s) => s.total_files === 1, 30_000, 'the photo cataloged');
   const api = new ApiClient({ baseUrl: engine.endpoints.adminUrl!, token: engine.token });
   return { engine, api, dataDir, download: engine.endpoints.downloadUrl! };
@@ -118,8 +111,7 @@ describe('the webhook address', () => {
     expect(engine.cfg.notifications.webhookUrl).toBe(WEBHOOK);
     // the diagnostics zip
     const zip = Buffer.from(await (await fetch(`${engine.endpoints.adminUrl}/api/admin/diagnostics`, { headers: { authorization: `Bearer ${engine.token}` } })).arrayBuffer());
-    const dir = tempDir('trip-sec-zip-');
-    dirs.push(dir);
+    const dir = td.dir('trip-sec-zip-');
     writeFileSync(join(dir, 'd.zip'), zip);
     const unzip = spawnSync('unzip', ['-p', join(dir, 'd.zip')], { encoding: 'latin1', maxBuffer: 64 * 1024 * 1024 });
     if (unzip.error) throw new Error(`unzip is needed for this test: ${unzip.error.message}`);

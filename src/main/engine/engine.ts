@@ -142,7 +142,7 @@ export class Engine {
       status: () => sync.status(),
       wakeLanes: () => sync.wakeLanes(),
     });
-    this.restore = new RestoreService(ctx, { ingestor: sync.ingestor, wakeLanes: () => sync.wakeLanes(), heldFolders: () => sync.guard.heldFolders() }, admin);
+    this.restore = new RestoreService(ctx, { ingestor: sync.ingestor, wakeLanes: () => sync.wakeLanes(), heldFolders: () => sync.guard.heldFolders(), holds: () => sync.guard.status() }, admin);
     // The burst guard's two answers: back the held changes up, or put the files back as they were.
     const guardError = (e: unknown) => (e instanceof GuardError ? notFound(e.message) : e);
     admin.register({

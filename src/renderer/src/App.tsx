@@ -14,6 +14,7 @@ import { SettingsPage } from './pages/Settings';
 import { SharingPage } from './pages/Sharing';
 import { SignInPage } from './pages/SignIn';
 import { useApp, type PageId } from './store';
+import { missingToOffer } from '../../shared/status';
 
 const NAV: { id: PageId; label: string; icon: string }[] = [
   { id: 'overview', label: 'Overview', icon: '◎' },
@@ -63,7 +64,8 @@ function Shell() {
       phase: s.phase,
       health: (s.phase === 'lost' ? 'offline' : (s.status?.health ?? 'offline')) as Health,
       siteName: s.config?.siteName,
-      missing: s.status?.missing_local_files ?? 0,
+      // what the Restore page offers to bring back (a held folder's missing files wait for the Overview's answer)
+      missing: s.status ? missingToOffer(s.status) : 0,
       failed: s.status?.failed ?? 0,
     })),
   );
@@ -120,7 +122,7 @@ function Shell() {
                   </span>
                   {n.label}
                   {n.id === 'activity' && failed > 0 ? <span className="nav-count" aria-label={`${failed} failed`}>{failed}</span> : null}
-                  {n.id === 'restore' && missing > 0 ? <span className="nav-count" aria-label={`${missing} missing`}>{missing}</span> : null}
+                  {n.id === 'restore' && missing > 0 ? <span className="nav-count" aria-label={`${missing} missing ${missing === 1 ? 'file' : 'files'} to bring back`}>{missing}</span> : null}
                 </a>
               </li>
             ))}

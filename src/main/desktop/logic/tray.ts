@@ -110,7 +110,7 @@ export function menuModel(status: SyncStatus | null, link: EngineLink, opts: Men
   items.push({ kind: 'action', id: 'sync-now', label: 'Back up now', enabled: connected && !status.paused });
   const missing = connected ? status.missing_local_files : 0;
   if (connected && status.guard?.holds.length) {
-    // this action brings back every missing file, a held folder's too: the Overview's two buttons answer for those
+    // a held folder is answered first, with the Overview's two buttons (the rest waits behind the red state)
     items.push({ kind: 'action', id: 'restore-missing', label: 'Changes are held back: open Triplicate to answer', enabled: false });
   } else {
     items.push({

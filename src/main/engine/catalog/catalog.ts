@@ -316,6 +316,14 @@ export class Catalog {
   }
 
   /**
+   * The file changed but the burst guard holds its upload back: its copies are no longer current
+   * (they wait, as pending, with no job), so it counts as held, like one held after it was queued.
+   */
+  holdCopy(fileId: number, targetId: string, size: number, now = Date.now()): void {
+    this.s.upsertPendingCopy.run({ file_id: fileId, target_id: targetId, size, now });
+  }
+
+  /**
    * A copy whose bytes do not match its checksum (its metadata still does): no longer synced, with
    * the reason, and a repair job on its target's lane (one transaction). The job is the durable
    * mark of a damaged copy: downloads pass the copy over while it is queued.
@@ -498,7 +506,7 @@ export class Catalog {
   }
 
   /** The Activity listing: files with their copies, filtered and paged, newest first. */
-  queryFiles(q: { state?: CopyState | 'all'; target?: string; root?: string; q?: string; local?: 'present' | 'missing'; offset?: number; limit?: number }): { rows: FileRow[]; total: number } {
+  queryFiles(q: { state?: CopyState | 'all'; target?: string; root?: string; q?: string; local?: 'present' | 'missing'; held?: 'exclude'; offset?: number; limit?: number }): { rows: FileRow[]; total: number } {
     const limit = Math.min(Math.max(q.limit ?? 100, 1), 1000);
     const offset = Math.max(q.offset ?? 0, 0);
     const fileWhere: string[] = [];
@@ -511,6 +519,7 @@ export class Catalog {
       fileWhere.push('f.local_state = ?');
       fileArgs.push(q.local);
     }
+    if (q.held === 'exclude') fileWhere.push(`NOT EXISTS (SELECT 1 FROM guard_holds h WHERE h.root_id = f.root_id AND h.state = 'held')`);
     if (q.q) {
       fileWhere.push("f.rel_path LIKE ? ESCAPE '\\'");
       fileArgs.push(`%${q.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);

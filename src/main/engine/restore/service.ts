@@ -7,10 +7,11 @@ import { hostname } from 'node:os';
 import { mkdirSync, statSync, type Stats } from 'node:fs';
 import { stat, unlink } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
-import type { PruneReport, RestoreProgress, RestoreRequest, VerifyReport, VerifyTargetReport, VersionInfo } from '../../../shared/api';
+import type { GuardHold, PruneReport, RestoreProgress, RestoreRequest, VerifyReport, VerifyTargetReport, VersionInfo } from '../../../shared/api';
 import type { RootConfig, TargetConfig } from '../../../shared/config';
 import { formatBytes, plural } from '../../../shared/format';
 import { KeyError, fileKey, parseFileKey } from '../../../shared/keys';
+import { heldFolderNote } from '../../../shared/status';
 import { StorageError, isStorageError, type StorageBackend } from '../backends/types';
 import type { BackendUse } from '../core/targets';
 import { diskRel, type FileRow, type JobRow } from '../catalog/catalog';
@@ -84,6 +85,8 @@ export interface RestoreDeps {
   wakeLanes(): void;
   /** Folders the burst guard holds: retention leaves their files alone. */
   heldFolders(): ReadonlySet<string>;
+  /** The burst guard's holds in force: bringing back "every missing file" leaves their folders to its two answers. */
+  holds(): readonly GuardHold[];
 }
 
 export interface RestoreServiceOptions {
@@ -240,17 +243,31 @@ export class RestoreService implements EngineService {
 
   // ---- planning ------------------------------------------------------------------------------
 
-  /** Every cataloged file missing from local disk, back to its place (`root` / `prefix` narrow it). */
+  /**
+   * Every cataloged file missing from local disk, back to its place (`root` / `prefix` narrow it).
+   * A folder the burst guard holds is left out (asked for by name: refused): its missing files are
+   * the burst's, which the roll-back puts back as they were before it, not as the latest copies.
+   */
   async restoreMissing(body: { root?: string; prefix?: string; from?: string }): Promise<RestoreProgress> {
     const from = this.checkFrom(body.from);
+    const holds = new Map(this.deps.holds().map((h) => [h.root_id, h]));
+    const asked = body.root ?? body.prefix?.split('/')[0];
+    const askedHold = asked === undefined ? undefined : holds.get(asked);
+    if (askedHold) throw conflict(heldFolderNote(askedHold));
     const { where, args } = this.selection({ root: body.root, prefix: body.prefix });
-    const rows = this.ctx.catalog.db.prepare(`SELECT f.* FROM files f WHERE f.local_state = 'missing'${where ? ` AND ${where}` : ''} ORDER BY f.root_id, f.rel_path`).all(...args) as FileRow[];
+    const rows: FileRow[] = [];
+    const leftOut = new Map<string, number>();
+    for (const f of this.ctx.catalog.db.prepare(`SELECT f.* FROM files f WHERE f.local_state = 'missing'${where ? ` AND ${where}` : ''} ORDER BY f.root_id, f.rel_path`).all(...args) as FileRow[]) {
+      if (holds.has(f.root_id)) leftOut.set(f.root_id, (leftOut.get(f.root_id) ?? 0) + 1);
+      else rows.push(f);
+    }
     // The catalog may not know yet (the scan has not run, or refused an emptied folder as a
     // possibly unmounted share): a file the catalog calls present but that is not on disk counts.
     const seen = new Set(rows.map((f) => f.id));
     for (const root of this.ctx.config.enabledRoots()) {
       if (body.root && body.root !== root.id) continue;
       if (body.prefix && !`${body.prefix}/`.startsWith(`${root.id}/`)) continue;
+      if (holds.has(root.id)) continue;
       try {
         if (!(await stat(root.path)).isDirectory()) continue;
       } catch {
@@ -284,6 +301,7 @@ export class RestoreService implements EngineService {
     }
     const notes: string[] = [];
     if (noBackup) notes.push(`${plural(noBackup, 'missing file')} ${noBackup === 1 ? 'has' : 'have'} no copy on ${from ? this.ctx.targets.label(from) : 'any destination'} (deleted before it was backed up).`);
+    for (const [rootId, missing] of leftOut) notes.push(heldFolderNote({ ...holds.get(rootId)!, missing }));
     if (noRoot.size) notes.push(`Files of ${[...noRoot].map((r) => `"${r}"`).join(', ')} are not restored: that folder is not in the configuration (add it, or restore to another folder).`);
     const what = `${plural(items.length, 'missing file')}${body.prefix ? ` in ${body.prefix}` : body.root ? ` of ${this.rootLabel(body.root)}` : ''}`;
     return this.startRun(what, { kind: 'missing', ...body }, items, 0, notes);

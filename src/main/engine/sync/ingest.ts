@@ -231,6 +231,7 @@ export class Ingestor {
       if (r.change === 'new' || r.change === 'changed') {
         const v = guard?.judge({ id: r.id, root_id: root.id, rel_path: rel, mtime_ms: mtime }, r.change, looks);
         if (!v?.hold) for (const t of targets) catalog.queueUpload(r.id, t, hashed.size, v?.runAfter ? { runAfter: v.runAfter } : {});
+        else for (const t of targets) catalog.holdCopy(r.id, t, hashed.size);
       } else {
         if (r.change === 'reappeared') guard?.reappeared(r.id);
         // same or reappeared: queue only the copies that are not already safe with this content

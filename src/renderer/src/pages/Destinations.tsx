@@ -2,6 +2,7 @@ import { useMemo, useState } from 'react';
 import { useShallow } from 'zustand/react/shallow';
 import type { ProviderPresetInfo, TargetInfo, TargetStatus, TestConnectionResult } from '../../../shared/api';
 import { isMasked, s3TargetSchema, folderTargetSchema } from '../../../shared/config';
+import { cardState, heldTargetNote } from '../../../shared/status';
 import { FolderPicker } from '../components/FolderPicker';
 import { ConfirmDialog, Dialog, EmptyState, ErrorNote, Field, Loading, PageHeader, ProgressBar, TARGET_STATE_WORDS } from '../components/ui';
 import { toShownError, type ShownError } from '../lib/errors';
@@ -84,8 +85,8 @@ export function DestinationsPage() {
                 </p>
                 {st ? (
                   <>
-                    <p className={`target-state target-${st.state}`}>
-                      <span className="dot" aria-hidden="true" /> {TARGET_STATE_WORDS[st.state]}
+                    <p className={`target-state target-${cardState(st)}`}>
+                      <span className="dot" aria-hidden="true" /> {TARGET_STATE_WORDS[cardState(st)]}
                       {st.rate_bps > 0 ? ` · ${formatRate(st.rate_bps)}` : ''}
                     </p>
                     <p>
@@ -94,6 +95,11 @@ export function DestinationsPage() {
                       {st.failed > 0 ? ` · ${formatCount(st.failed)} failed` : ''}
                     </p>
                     {status ? <ProgressBar value={st.synced_count} max={status.total_files || 1} label={`Files on ${t.label}`} /> : null}
+                    {t.enabled && status?.guard?.holds.length ? (
+                      <p className="copy-warn">
+                        {heldTargetNote(st, status.guard.holds, formatTime)} <a href="#/overview">See the Overview</a>
+                      </p>
+                    ) : null}
                     {st.state === 'offline' && st.reason ? (
                       <div className="copy-reason">
                         <p>{st.reason}</p>

@@ -2,6 +2,7 @@ import { useVirtualizer } from '@tanstack/react-virtual';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { useShallow } from 'zustand/react/shallow';
 import type { FileRecord, RestoreProgress, VerifyReport, VersionInfo } from '../../../shared/api';
+import { heldFolderNote, missingToOffer } from '../../../shared/status';
 import { downloadUrl, dragOutProps } from '../components/DragOut';
 import { FolderPicker } from '../components/FolderPicker';
 import { ErrorNote, Field, NotAvailable, PageHeader, ProgressBar } from '../components/ui';
@@ -157,14 +158,28 @@ function RestoreProgressView({ p }: { p: RestoreProgress }) {
 function RestoreMissingCard() {
   const { status, restore } = useApp(useShallow((s) => ({ status: s.status, restore: s.restore })));
   const { error, unavailable, start } = useRestoreAction();
-  const missing = status?.missing_local_files ?? 0;
+  // what "Bring back all" restores: the engine leaves out the folders the burst guard holds
+  const missing = status ? missingToOffer(status) : 0;
+  const holds = status?.guard?.holds ?? [];
+  const heldMissing = holds.some((h) => h.missing > 0);
   return (
     <section className="card restore-card" aria-labelledby="missing-h">
       <h2 id="missing-h">Everything that is missing</h2>
+      {holds.map((h) => (
+        <div key={h.id} className="error-note" role="note">
+          <p>{heldFolderNote(h, formatTime)}</p>
+          <a className="btn btn-small" href="#/overview">
+            Open the Overview
+          </a>
+        </div>
+      ))}
       {missing > 0 ? (
         <p className="restore-big">
-          {formatCount(missing)} {plural(missing, 'file is', 'files are')} no longer on this computer but safe elsewhere.
+          {formatCount(missing)} {plural(missing, 'file', 'files')}
+          {heldMissing ? ' of the other folders' : ''} {missing === 1 ? 'is' : 'are'} no longer on this computer but safe elsewhere.
         </p>
+      ) : heldMissing ? (
+        <p>Nothing else is missing: every file of the other folders is on this computer.</p>
       ) : (
         <p>No file is missing: every file the backup knows is on this computer.</p>
       )}
@@ -185,8 +200,11 @@ function MissingFiles() {
     const t = setTimeout(() => setQ(text.trim()), 250);
     return () => clearTimeout(t);
   }, [text]);
-  const key = JSON.stringify({ local: 'missing', q });
-  const fetchPage = useCallback((offset: number, limit: number, signal: AbortSignal) => api().call('queue', { query: { state: 'all', local: 'missing', q: q || undefined, offset, limit } }, signal), [q]);
+  // the held folders' files are left out, as from the count above; listed again once a hold ends
+  const heldMissing = useApp((s) => (s.status?.guard?.holds ?? []).some((h) => h.missing > 0));
+  const holdIds = useApp((s) => (s.status?.guard?.holds ?? []).map((h) => h.id).join(' '));
+  const key = JSON.stringify({ local: 'missing', q, holdIds });
+  const fetchPage = useCallback((offset: number, limit: number, signal: AbortSignal) => api().call('queue', { query: { state: 'all', local: 'missing', held: 'exclude', q: q || undefined, offset, limit } }, signal), [q]);
   const list = usePagedList<FileRecord>(key, fetchPage);
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [otherFolder, setOtherFolder] = useState(false);
@@ -243,7 +261,7 @@ function MissingFiles() {
       </div>
       {list.error ? <ErrorNote message={toShownError(list.error).message} /> : null}
       <p className="list-count" role="status">
-        {list.total === null ? 'Loading…' : `${formatCount(list.total)} missing ${plural(list.total, 'file', 'files')}`}
+        {list.total === null ? 'Loading…' : `${formatCount(list.total)} missing ${plural(list.total, 'file', 'files')}${heldMissing ? ' of the other folders' : ''}`}
         {selected.size > 0 ? ` · ${formatCount(selected.size)} ticked` : ''}
       </p>
       <div ref={scrollRef} className={`vlist vlist-short${list.total === 0 ? ' vlist-empty' : ''}`} tabIndex={list.total ? 0 : -1} aria-label="Missing files">
