@@ -176,7 +176,7 @@ function RestoreMissingCard() {
       {missing > 0 ? (
         <p className="restore-big">
           {formatCount(missing)} {plural(missing, 'file', 'files')}
-          {heldMissing ? ' of the other folders' : ''} {missing === 1 ? 'is' : 'are'} no longer on this computer but safe elsewhere.
+          {heldMissing ? ' of the other folders' : ''} {missing === 1 ? 'is' : 'are'} no longer on this computer. Each comes back from the first destination that has a good copy.
         </p>
       ) : heldMissing ? (
         <p>Nothing else is missing: every file of the other folders is on this computer.</p>
