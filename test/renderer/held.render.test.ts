@@ -78,7 +78,7 @@ describe('while the burst guard holds a folder', () => {
     expect(text).toContain(heldFolderNote(status.guard!.holds[0]!, formatTime));
     expect(text).toContain(`Put everything back as it was at ${formatTime(SINCE)}`);
     expect(html).toMatch(/<a class="btn btn-small" href="#\/overview">Open the Overview<\/a>/);
-    expect(text).toContain('2 files of the other folders are no longer on this computer but safe elsewhere.');
+    expect(text).toContain('2 files of the other folders are no longer on this computer. Each comes back from the first destination that has a good copy.');
     expect(text).toContain('Bring back all 2');
     expect(text).not.toMatch(/Bring back all 3|\b3 files/);
   });
@@ -106,7 +106,7 @@ describe('while the burst guard holds a folder', () => {
     const status: SyncStatus = { ...heldStatus(2), held: 0, guard: undefined, summary: 'x', health: 'behind', targets: { nas: target('nas', 'NAS'), cloud: target('cloud', 'Cloud') } };
     const restore = render({ page: 'restore', status });
     expect(badge(restore)).toBe('3 missing files to bring back = 3');
-    expect(words(restore)).toContain('3 files are no longer on this computer but safe elsewhere.');
+    expect(words(restore)).toContain('3 files are no longer on this computer. Each comes back from the first destination that has a good copy.');
     expect(words(restore)).toContain('Bring back all 3');
     const dest = words(render({ page: 'destinations', status }));
     expect(dest).not.toMatch(/Holding|held back/);
