@@ -2,7 +2,7 @@
 // Pure TypeScript + zod: no Node or DOM APIs, so the UI validates forms with the same rules.
 import { z } from 'zod';
 
-export const CONFIG_VERSION = 1;
+export const CONFIG_VERSION = 2;
 
 /** Ids appear in object keys and URLs: keep them boring. */
 export const idSchema = z
@@ -77,8 +77,12 @@ const targetBase = {
   label: z.string().min(1).max(80),
   priority: z.number().int().min(0).max(1000).default(10),
   enabled: z.boolean().default(true),
-  /** Parallel uploads to this target. */
-  concurrency: z.number().int().min(1).max(64).default(4),
+  /**
+   * Most files sent to this target at once: the operator's cap. The upload lane chooses how many
+   * below it from the throughput it measures (engine jobs/adaptive.ts); absent, the provider
+   * preset's ceiling (32 for a cloud service, 8 for a NAS or a folder).
+   */
+  concurrency: z.number().int().min(1).max(64).optional(),
   bandwidth: bandwidthSchema.optional(),
   /** Where previous contents of changed or deleted files go, under the target prefix. */
   versionsPrefix: z.string().default('.triplicate/versions/'),
