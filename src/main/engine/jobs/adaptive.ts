@@ -13,12 +13,13 @@
 //   transfers still in flight from before it carry no news.
 // - Never above the ceiling (the operator's cap, or the provider's), never below 1.
 //
-// An epoch measures one level: only transfers begun at that level count, and it ends once as
-// many of them as the level (at least MIN_SAMPLES) have ended. Its throughput is the work of the
-// transfers that ended after its first, over the time from the first end to the last. Work is
-// bytes plus FILE_COST per file, so that small files (where the round trips are the cost) and big
-// ones weigh alike. An epoch in which the lane did not keep its level busy (a queue running dry)
-// decides nothing.
+// An epoch measures one level: only transfers begun at that level with the level's number in
+// flight count, and it ends once as many of them as the level (at least MIN_SAMPLES) have ended.
+// Its throughput, by Little's law, is the level times the work of one transfer per unit of its
+// time: level x (their work / their time). Work is bytes plus FILE_COST per file, so that small
+// files (where the round trips are the cost) and big ones weigh alike. Measured so, transfers that
+// end together (a batch) give the same answer as a steady stream. An epoch in which the lane did
+// not keep its level busy (a queue running dry) decides nothing.
 //
 // Pure: fed with transfers and signals, on a clock the caller may replace (tests).
 
@@ -71,10 +72,9 @@ export class AdaptiveConcurrency {
   /** The epoch: its number, the transfers of it that ended, and when. */
   private epoch = 0;
   private ended = 0;
-  private busyEnds = 0;
-  private firstEndAt = 0;
-  private lastEndAt = 0;
+  private idleEnds = 0;
   private work = 0;
+  private time = 0;
   /** The last full epoch's level and throughput (work per second). */
   private prev: { level: number; rate: number } | undefined;
   private held = 0;
@@ -106,17 +106,16 @@ export class AdaptiveConcurrency {
   begin(): Transfer {
     const epoch = this.epoch;
     const at = this.now();
-    this.inflight++;
+    const load = ++this.inflight;
     let open = true;
     const end = (bytes: number | null) => {
       if (!open) return;
       open = false;
-      const busy = this.inflight >= this.lvl;
       this.inflight--;
       if (bytes === null) return;
-      const t = this.now();
-      this.transferMs = this.transferMs === undefined ? t - at : this.transferMs * 0.8 + (t - at) * 0.2;
-      if (epoch === this.epoch) this.count(bytes, busy, t);
+      const ms = this.now() - at;
+      this.transferMs = this.transferMs === undefined ? ms : this.transferMs * 0.8 + ms * 0.2;
+      if (epoch === this.epoch) this.count(bytes, ms, load);
     };
     return { done: (bytes) => end(Math.max(0, bytes)), failed: () => end(null) };
   }
@@ -128,15 +127,18 @@ export class AdaptiveConcurrency {
     this.cut(t, 'slow-down');
   }
 
-  private count(bytes: number, busy: boolean, t: number): void {
-    if (this.ended === 0) this.firstEndAt = t;
-    else this.work += bytes + FILE_COST;
+  /** One transfer of this epoch ended: `ms` after it began, with `load` in flight (it included) then. */
+  private count(bytes: number, ms: number, load: number): void {
+    const need = Math.max(MIN_SAMPLES, this.lvl);
+    if (load < this.lvl) {
+      // begun below the level (workers starting, a queue running dry): not a sample of it
+      if (++this.idleEnds >= 2 * need) this.decide(0, false);
+      return;
+    }
     this.ended++;
-    if (busy) this.busyEnds++;
-    this.lastEndAt = t;
-    if (this.ended < Math.max(MIN_SAMPLES, this.lvl)) return;
-    const rate = (this.work * 1000) / Math.max(1, this.lastEndAt - this.firstEndAt);
-    this.decide(rate, this.busyEnds * 2 >= this.ended);
+    this.work += bytes + FILE_COST;
+    this.time += ms;
+    if (this.ended >= need) this.decide((this.lvl * this.work * 1000) / Math.max(1, this.time), true);
   }
 
   private decide(rate: number, full: boolean): void {
@@ -209,7 +211,8 @@ export class AdaptiveConcurrency {
   private newEpoch(): void {
     this.epoch++;
     this.ended = 0;
-    this.busyEnds = 0;
+    this.idleEnds = 0;
     this.work = 0;
+    this.time = 0;
   }
 }
