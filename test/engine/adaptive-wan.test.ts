@@ -51,7 +51,7 @@ describe('adaptive concurrency through the WAN model', () => {
     expect(highest).toBeGreaterThan(START_CONCURRENCY);
     // the status says it, with the cap
     const st = engine.service<SyncService>('sync')!.status().targets.cloud!;
-    expect(st.sending).toEqual({ now: 0, chosen: lane.adapt.level, max: 16 });
+    expect(st.sending).toMatchObject({ chosen: lane.adapt.level, max: 16 });
 
     // every other upload is refused with 503 SlowDown
     await fault.setMode({ kind: 'http5xx', status: 503, every: 2, match: /^PUT / });
