@@ -93,8 +93,11 @@ const targetBase = {
 /** Restore workers and the scheduled verification / prune jobs (issue 5). */
 export const restoreSettingsSchema = z
   .object({
-    /** Files restored at once. */
-    concurrency: z.number().int().min(1).max(32).default(6),
+    /**
+     * Most files restored at once: the operator's cap. The restore workers choose how many below
+     * it from the throughput they measure (engine jobs/adaptive.ts); absent, RESTORE_CEILING.
+     */
+    concurrency: z.number().int().min(1).max(32).optional(),
     /** Verify every target this often: HEAD every copy, re-read a sample. 0 disables. */
     verifyIntervalHours: z.number().min(0).default(24),
     /** Bytes downloaded and re-hashed per target per verification (the rolling sample). */
@@ -104,6 +107,16 @@ export const restoreSettingsSchema = z
   })
   .strict();
 export type RestoreSettings = z.infer<typeof restoreSettingsSchema>;
+
+/** Files restored at once before anything is measured (the fixed number of old). */
+export const RESTORE_START = 6;
+/** Most files restored at once when the settings set no cap: a far cloud needs many in flight. */
+export const RESTORE_CEILING = 32;
+
+/** Most files restored at once: the operator's cap, else RESTORE_CEILING. */
+export function restoreCeiling(r: RestoreSettings): number {
+  return r.concurrency ?? RESTORE_CEILING;
+}
 
 export const s3TargetSchema = z
   .object({

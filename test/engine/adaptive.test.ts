@@ -140,6 +140,18 @@ describe('adaptive concurrency', () => {
     expect(a.level).toBe(32);
   });
 
+  it('a lower cap brings the level down at once; a higher one lets it grow again', () => {
+    const { a, clock, changes } = controller(4, 32);
+    run(a, clock, { durationMs: link(60, 1e9, 200 * KB) }, 2000);
+    expect(a.level).toBe(32);
+    a.setCeiling(10);
+    expect(a.level).toBe(10);
+    expect(changes.at(-1)).toBe('10 ceiling');
+    a.setCeiling(20);
+    run(a, clock, { durationMs: link(60, 1e9, 200 * KB) }, 2000);
+    expect(a.level).toBe(20);
+  });
+
   it('a transfer ended twice counts once, and a failed one carries no throughput', () => {
     const { a } = controller(4, 32);
     const t = a.begin();

@@ -89,19 +89,22 @@ export function migrateConfig(input: unknown): unknown {
   if (typeof o.version === 'number' && o.version > CONFIG_VERSION) {
     throw new ConfigError(`The config is version ${o.version}, written by a newer Triplicate. Install the newer version, or restore an older config.json.`);
   }
-  if (o.version === 1) o = { ...o, version: 2, targets: Array.isArray(o.targets) ? o.targets.map(toVersion2Target) : o.targets };
+  if (o.version === 1) {
+    o = { ...o, version: 2, targets: Array.isArray(o.targets) ? o.targets.map((t) => withoutOld(t, 4)) : o.targets };
+    if (o.restore !== undefined) o.restore = withoutOld(o.restore, 6);
+  }
   return o;
 }
 
 /**
- * Version 2: `targets[].concurrency` became the most files sent at once (the lane chooses below
- * it). Version 1 wrote its fixed default, 4, into every destination, where it would now pin the
- * lane at 4: that value goes, and the preset's ceiling applies. Any other value was chosen by
- * someone and stays, as the cap.
+ * Version 2: `targets[].concurrency` and `restore.concurrency` became the most files at once (the
+ * upload lane and the restore workers choose below them). Version 1 wrote their fixed defaults,
+ * 4 and 6, into every config, where they would now pin the number: such a value goes, and the
+ * ceiling applies. Any other value was chosen by someone and stays, as the cap.
  */
-function toVersion2Target(t: unknown): unknown {
-  if (!t || typeof t !== 'object' || (t as { concurrency?: unknown }).concurrency !== 4) return t;
-  const { concurrency: _old, ...rest } = t as Record<string, unknown>;
+function withoutOld(section: unknown, oldDefault: number): unknown {
+  if (!section || typeof section !== 'object' || (section as { concurrency?: unknown }).concurrency !== oldDefault) return section;
+  const { concurrency: _old, ...rest } = section as Record<string, unknown>;
   return rest;
 }
 

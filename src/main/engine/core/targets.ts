@@ -8,7 +8,7 @@
 // streams in flight on it have ended. Test connection is the exception: it tries unsaved settings
 // with a backend of its own.
 import type { TestConnectionResult } from '../../../shared/api';
-import type { Config, TargetConfig } from '../../../shared/config';
+import { restoreCeiling, type Config, type TargetConfig } from '../../../shared/config';
 import { createBackend } from '../backends';
 import { withAnswerDeadline } from '../backends/deadline';
 import { testConnection } from '../backends/probe';
@@ -253,13 +253,13 @@ export class TargetRegistry {
     return createBackend(t, {
       retry: false,
       bandwidth: { gets: true },
-      s3: { extraSockets: cfg.server.maxConcurrentDownloads + cfg.restore.concurrency },
+      s3: { extraSockets: cfg.server.maxConcurrentDownloads + restoreCeiling(cfg.restore) },
       folder: hasCopies ? { requireMarker: true } : {},
     });
   }
 
   private sigOf(t: TargetConfig, cfg: Config): string {
-    return JSON.stringify([t, cfg.server.maxConcurrentDownloads, cfg.restore.concurrency]);
+    return JSON.stringify([t, cfg.server.maxConcurrentDownloads, restoreCeiling(cfg.restore)]);
   }
 
   private follow(_prev: Config, next: Config): void {

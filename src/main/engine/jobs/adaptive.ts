@@ -52,7 +52,7 @@ export interface AdaptiveOptions {
   onChange?: (level: number, why: AdaptiveReason) => void;
 }
 
-export type AdaptiveReason = 'faster' | 'probe' | 'no-gain' | 'slow-down' | 'slower';
+export type AdaptiveReason = 'faster' | 'probe' | 'no-gain' | 'slow-down' | 'slower' | 'ceiling';
 
 /** One transfer begun with begin(): end it exactly once (later calls are ignored). */
 export interface Transfer {
@@ -101,6 +101,14 @@ export class AdaptiveConcurrency {
   /** Transfers begun and not yet ended. */
   get active(): number {
     return this.inflight;
+  }
+
+  /** The cap changed (a setting): the level stays at or below it, and may grow up to it. */
+  setCeiling(ceiling: number): void {
+    const cap = Math.max(1, Math.floor(ceiling));
+    if (cap === this.cap) return;
+    this.cap = cap;
+    if (this.lvl > cap) this.set(cap, 'ceiling');
   }
 
   begin(): Transfer {
