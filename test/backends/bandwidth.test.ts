@@ -228,7 +228,7 @@ function recordingGets(b: StorageBackend): { backend: StorageBackend; ranges: st
 
 describe('paced reads', () => {
   const KiB = 1024;
-  const PIECE = 256 * KiB; // a quarter second of 1 MiB/s is below the smallest piece
+  const PIECE = 128 * KiB; // an eighth of a second of 1 MiB/s is the smallest piece
 
   it('ask for one piece of the limit at a time and return exactly the bytes asked for', async () => {
     const dir = tempDir('bw-read');

@@ -9,7 +9,7 @@
 // they are read: the server sends as fast as the link allows until the TCP buffers between it and
 // the reader are full, megabytes ahead of a slow reader (10 MB on one connection, measured here),
 // and the site's link carries them at its full rate. So a read asks for one piece of the object
-// at a time (a Range of about a quarter second of the limit), each paid on the timeline before it
+// at a time (a Range of an eighth of a second of the limit), each paid on the timeline before it
 // is asked for: the link never carries bytes that were not paid for.
 import { pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
 import type { BandwidthConfig, Weekday } from '../../../shared/config';
@@ -23,8 +23,13 @@ import { isStorageError, StorageError, type BodySource, type GetOptions, type Ge
 export const REQUEST_OVERHEAD = 1024;
 /** About what one key of a listing costs in its XML answer: listings are paid as their keys come. */
 const LISTED_KEY_BYTES = 300;
-/** Pieces of a paced read: a quarter second of the limit, within these bounds. */
-const MIN_READ_PIECE = 256 * 1024;
+/**
+ * Pieces of a paced read: an eighth of a second of the limit, within these bounds. Each reader
+ * holds one piece on the shared timeline: 8 readers put a second of the limit ahead of everyone
+ * else's next turn (a visitor's download, an upload). A single reader asks for the next piece once
+ * it has read the last: on a link 100 ms away it still reads at 1.25x the limit, more at the minimum.
+ */
+const MIN_READ_PIECE = 128 * 1024;
 const MAX_READ_PIECE = 8 * 1024 * 1024;
 /** Tries of one piece of a paced read that fails for a passing reason (the read as a whole was tried already). */
 const PIECE_TRIES = 3;
@@ -133,7 +138,7 @@ export class Throttle {
   /** Size of one piece of a paced read (see the top of this file); Infinity when unlimited. */
   readPiece(): number {
     const rate = this.rate();
-    return rate > 0 ? Math.min(MAX_READ_PIECE, Math.max(MIN_READ_PIECE, Math.floor(rate / 4))) : Infinity;
+    return rate > 0 ? Math.min(MAX_READ_PIECE, Math.max(MIN_READ_PIECE, Math.floor(rate / 8))) : Infinity;
   }
 
   /** Reserve `n` bytes and wait for their slot. */

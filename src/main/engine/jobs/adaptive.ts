@@ -4,6 +4,7 @@
 //   throughput grows with it (a far link: each file waits a round trip, so twice the files in
 //   flight carry about twice the bytes).
 // - Once a doubling buys little (the link, the server or this computer is the limit), the level
+//   goes back to where it was (as fast, with fewer in flight: less memory, shorter queues) and
 //   holds; every few epochs it probes one step up (additive increase) and keeps the step only
 //   when the throughput grew with it.
 // - Halved (multiplicative decrease) when the server asks to slow down (503 SlowDown, 429), fails
@@ -32,8 +33,6 @@ const START_GAIN = 0.25;
 /** A probe (one step up) is kept when the throughput grew by at least half of what the step could buy, and 5 %. */
 const PROBE_GAIN = 0.5;
 const PROBE_MIN = 0.05;
-/** The throughput after a step fell below this share of the level before it: the step goes back. */
-const WORSE = 0.9;
 /** The throughput at a level fell below this share of its earlier measurement: transfers take twice as long; halve. */
 const SLOWER = 0.5;
 /** Epochs held before probing one step up. */
@@ -164,7 +163,7 @@ export class AdaptiveConcurrency {
     const could = stepped ? L / p.level - 1 : 0;
     if (this.phase === 'start') {
       if (!stepped || gain >= 1 + could * START_GAIN) return this.grow();
-      return gain < WORSE ? this.back(p, 'no-gain') : this.hold();
+      return this.back(p, 'no-gain');
     }
     if (this.phase === 'probe') {
       if (stepped && gain >= 1 + Math.max(PROBE_MIN, could * PROBE_GAIN)) return this.probe();
