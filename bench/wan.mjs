@@ -12,7 +12,7 @@
 // (e) a budget of --budget-mb MB/s on the `cloud` destination with uploads, a restore and a
 //     download served from it at once: the link's total rate (both directions, from the proxy's
 //     counters) while all three run / the budget
-// The engine runs as shipped (concurrency and restore workers at their defaults); rclone with
+// The engine runs as shipped (files at once chosen by the engine up to its defaults); rclone with
 // its defaults (4 transfers, 8 checkers) and with --transfers 32. s3rver and each proxy run in
 // processes of their own; all share this machine's CPUs (a real site's NAS and cloud do not).
 import { spawn } from 'node:child_process';
@@ -95,7 +95,9 @@ const cloud = await startWanProxyProcess(cloudS3.port, 'cloud');
 const dsl = await startWanProxyProcess(cloudS3.port, 'dsl');
 const lan = await startWanProxyProcess(nasS3.port, 'lan');
 
-const target = (id, endpoint, bucket, extra = {}) => ({ id, label: id, kind: 's3', preset: 'minio', endpoint, region: 'us-east-1', bucket, pathStyle: true, credentials: { ...creds }, ...extra });
+// the NAS as a MinIO, the cloud as a cloud service ("other": s3rver takes no R2 region): each
+// with its preset's ceiling of files at once (backends/presets.ts)
+const target = (id, endpoint, bucket, extra = {}) => ({ id, label: id, kind: 's3', preset: id === 'nas' ? 'minio' : 'other', endpoint, region: 'us-east-1', bucket, pathStyle: true, credentials: { ...creds }, ...extra });
 function configure(dataDir, rootPath, targets) {
   saveConfig(defaultConfigPath(dataDir), {
     roots: [{ id: 'media', label: 'Media', path: rootPath }],
@@ -121,10 +123,14 @@ async function upload(rootPath, targets, { waitFor = targets.map((t) => t.id), k
   silenceConsole();
   const synced = Object.fromEntries(targets.map((t) => [t.id, new Set()]));
   const doneAt = {};
+  // the most files at once each lane chose (jobs/adaptive.ts)
+  const levels = {};
+  const lanes = engine.service('sync').lanes;
   const t0 = now();
   const done = new Promise((resolve) => {
     engine.bus.on((e) => {
       if (e.type !== 'copy' || e.state !== 'synced' || !synced[e.target_id]) return;
+      levels[e.target_id] = Math.max(levels[e.target_id] ?? 0, lanes.get(e.target_id)?.adapt.level ?? 0);
       if (synced[e.target_id].add(e.file_key).size === n && doneAt[e.target_id] === undefined) {
         doneAt[e.target_id] = (now() - t0) / 1000;
         if (waitFor.every((id) => doneAt[id] !== undefined)) resolve();
@@ -136,7 +142,7 @@ async function upload(rootPath, targets, { waitFor = targets.map((t) => t.id), k
   await engine.stop();
   for (const id of waitFor) if (doneAt[id] === undefined) throw new Error(`only ${synced[id].size} of ${n} files synced to ${id}`);
   if (!keep) rm(dataDir);
-  return { doneAt, dataDir };
+  return { doneAt, dataDir, levels };
 }
 
 function rclone(args, endpoint) {
@@ -164,14 +170,18 @@ async function restore(catalogDir, cloudTarget, { prefix } = {}) {
   const svc = engine.service('restore');
   const t0 = now();
   const p = await svc.restoreMissing(prefix ? { prefix } : {});
+  // the most files at once the restore workers chose (undefined before they chose: a fixed number)
+  let level = 0;
+  const look = setInterval(() => (level = Math.max(level, svc.adapt?.level ?? 0)), 100);
   const r = await svc.waitFor(p.id);
+  clearInterval(look);
   const seconds = (now() - t0) / 1000;
   await engine.stop();
   if (r.files_done !== p.files_total) throw new Error(`restored ${r.files_done} of ${p.files_total}: ${r.message}`);
   const bytes = bytesUnder(dest);
   rm(dataDir);
   rm(dest);
-  return { seconds, files: r.files_done, bytes };
+  return { seconds, files: r.files_done, bytes, level };
 }
 
 const results = {};
@@ -189,14 +199,16 @@ if (ONLY.has('a') || ONLY.has('c')) {
       if (what !== 'ours' && !hasRclone) continue;
       const bucket = `a-${what}-${r}`;
       let seconds;
+      let note = '';
       if (what === 'ours') {
         const keep = catalogA === null && ONLY.has('c');
         const u = await upload(photos, [target('cloud', cloud.endpoint, bucket)], { keep });
         seconds = u.doneAt.cloud;
+        note = `  (up to ${u.levels.cloud} files at once)`;
         if (keep) [catalogA, bucketA] = [u.dataDir, bucket];
       } else seconds = await rclone([photos, `bench:${bucket}/media`, ...(what === 'rclone32' ? ['--transfers', '32'] : [])], cloud.endpoint);
       if (ONLY.has('a')) put(`a-${what}`, seconds);
-      console.log(`  (a) round ${r + 1}: ${what.padEnd(9)} ${seconds.toFixed(1)} s  ${mbps(photoBytes, seconds).toFixed(1)} MB/s`);
+      console.log(`  (a) round ${r + 1}: ${what.padEnd(9)} ${seconds.toFixed(1)} s  ${mbps(photoBytes, seconds).toFixed(1)} MB/s${note}`);
     }
   }
 }
@@ -207,10 +219,12 @@ if (ONLY.has('c')) {
     for (const what of order) {
       if (what !== 'ours' && !hasRclone) continue;
       let seconds;
+      let note = '';
       if (what === 'ours') {
         const o = await restore(catalogA, target('cloud', cloud.endpoint, bucketA));
         if (o.files !== PHOTOS || o.bytes !== photoBytes) throw new Error(`(c) restored ${o.files} files, ${o.bytes} bytes`);
         seconds = o.seconds;
+        if (o.level) note = `  (up to ${o.level} files at once)`;
       } else {
         const dest = tempDir('trip-bench-wan-rclone-');
         seconds = await rclone([`bench:${bucketA}/media`, dest, '--use-server-modtime', ...(what === 'rclone32' ? ['--transfers', '32'] : [])], cloud.endpoint);
@@ -218,7 +232,7 @@ if (ONLY.has('c')) {
         rm(dest);
       }
       put(`c-${what}`, seconds);
-      console.log(`  (c) round ${r + 1}: ${what.padEnd(9)} ${seconds.toFixed(1)} s  ${mbps(photoBytes, seconds).toFixed(1)} MB/s`);
+      console.log(`  (c) round ${r + 1}: ${what.padEnd(9)} ${seconds.toFixed(1)} s  ${mbps(photoBytes, seconds).toFixed(1)} MB/s${note}`);
     }
   }
 }

@@ -40,6 +40,13 @@ export interface TargetStatus {
   next_try_at?: number;
   /** Upload rate, bytes/s, averaged over a few seconds; 0 when nothing is being copied to it. */
   rate_bps: number;
+  /**
+   * Files being sent to it now (`now`); how many at once Triplicate chose for its link from the
+   * throughput it measures (`chosen`: it rises while the throughput does, halves when the server
+   * asks to slow down); the most it may choose (`max`: the destination's "at most" setting, else
+   * the provider's ceiling). Absent from an engine without it.
+   */
+  sending?: { now: number; chosen: number; max: number };
 }
 
 /** Copies by state, over every (file, enabled destination). */
@@ -271,6 +278,8 @@ export interface ProviderPresetInfo {
   objectLock?: 'retention' | 'bucket-rule' | 'unknown' | 'none';
   /** One sentence about Object Lock on this provider, for the form. */
   objectLockNote?: string;
+  /** Most files sent at once to such a destination when its settings set no cap (the engine chooses up to this). */
+  maxConcurrency?: number;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 // Pure TypeScript + zod: no Node or DOM APIs, so the UI validates forms with the same rules.
 import { z } from 'zod';
 
-export const CONFIG_VERSION = 1;
+export const CONFIG_VERSION = 2;
 
 /** Ids appear in object keys and URLs: keep them boring. */
 export const idSchema = z
@@ -77,8 +77,12 @@ const targetBase = {
   label: z.string().min(1).max(80),
   priority: z.number().int().min(0).max(1000).default(10),
   enabled: z.boolean().default(true),
-  /** Parallel uploads to this target. */
-  concurrency: z.number().int().min(1).max(64).default(4),
+  /**
+   * Most files sent to this target at once: the operator's cap. The upload lane chooses how many
+   * below it from the throughput it measures (engine jobs/adaptive.ts); absent, the provider
+   * preset's ceiling (32 for a cloud service, 8 for a NAS or a folder).
+   */
+  concurrency: z.number().int().min(1).max(64).optional(),
   bandwidth: bandwidthSchema.optional(),
   /** Where previous contents of changed or deleted files go, under the target prefix. */
   versionsPrefix: z.string().default('.triplicate/versions/'),
@@ -89,8 +93,11 @@ const targetBase = {
 /** Restore workers and the scheduled verification / prune jobs (issue 5). */
 export const restoreSettingsSchema = z
   .object({
-    /** Files restored at once. */
-    concurrency: z.number().int().min(1).max(32).default(6),
+    /**
+     * Most files restored at once: the operator's cap. The restore workers choose how many below
+     * it from the throughput they measure (engine jobs/adaptive.ts); absent, RESTORE_CEILING.
+     */
+    concurrency: z.number().int().min(1).max(32).optional(),
     /** Verify every target this often: HEAD every copy, re-read a sample. 0 disables. */
     verifyIntervalHours: z.number().min(0).default(24),
     /** Bytes downloaded and re-hashed per target per verification (the rolling sample). */
@@ -103,6 +110,15 @@ export type RestoreSettings = z.infer<typeof restoreSettingsSchema>;
 
 /** The longest Object Lock retention the config accepts (B2 allows 3,000 days; longer is rarely meant). */
 export const MAX_IMMUTABLE_DAYS = 3650;
+/** Files restored at once before anything is measured (the fixed number of old). */
+export const RESTORE_START = 6;
+/** Most files restored at once when the settings set no cap: a far cloud needs many in flight. */
+export const RESTORE_CEILING = 32;
+
+/** Most files restored at once: the operator's cap, else RESTORE_CEILING. */
+export function restoreCeiling(r: RestoreSettings): number {
+  return r.concurrency ?? RESTORE_CEILING;
+}
 
 export const s3TargetSchema = z
   .object({

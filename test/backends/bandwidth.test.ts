@@ -1,11 +1,17 @@
-// Bandwidth schedule (local time) and the shared throttle, measured on real streams.
+// Bandwidth schedule (local time) and the shared throttle, measured on real streams; paced reads
+// on a real s3rver behind a counting proxy (what the link carries).
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
-import { hasLimit, rateAt, scheduleThrottle, Throttle, throttleStream, withBandwidth } from '../../src/main/engine/backends/bandwidth';
+import { hasLimit, rateAt, REQUEST_OVERHEAD, scheduleThrottle, Throttle, throttleStream, withBandwidth } from '../../src/main/engine/backends/bandwidth';
 import { FolderBackend } from '../../src/main/engine/backends/folder';
 import { createBackend } from '../../src/main/engine/backends';
+import type { GetOptions, StorageBackend } from '../../src/main/engine/backends/types';
 import type { BandwidthConfig } from '../../src/shared/config';
+import { FaultProxy } from '../robustness/fault-proxy';
+import { startS3 } from '../helpers/s3';
 import { bufferBody, folderTarget, randomData, readAll, sha256, tempDir } from './helpers';
 
 const MB = 1_000_000;
@@ -200,3 +206,123 @@ describe('Throttle', () => {
   });
 });
 
+
+/** A throttle whose clock runs a second ahead at each look: its pacing never waits (these tests count requests, not time). */
+function racingThrottle(rate: number): Throttle {
+  let mono = 0;
+  return new Throttle(() => rate, { now: () => (mono += 1000) });
+}
+
+/** The backend with every get() (and its range) recorded. */
+function recordingGets(b: StorageBackend): { backend: StorageBackend; ranges: string[] } {
+  const ranges: string[] = [];
+  const backend: StorageBackend = {
+    ...b,
+    get: (key: string, opts?: GetOptions) => {
+      ranges.push(opts?.range ? `${opts.range.start}-${opts.range.end ?? ''}` : 'all');
+      return b.get(key, opts);
+    },
+  };
+  return { backend, ranges };
+}
+
+describe('paced reads', () => {
+  const KiB = 1024;
+  const PIECE = 128 * KiB; // an eighth of a second of 1 MiB/s is the smallest piece
+
+  it('ask for one piece of the limit at a time and return exactly the bytes asked for', async () => {
+    const dir = tempDir('bw-read');
+    try {
+      const folder = new FolderBackend(folderTarget(dir.path), { fsync: false });
+      const data = randomData(PIECE * 3 + 1000);
+      await folder.put('r/big.bin', bufferBody(data), { sha256: sha256(data), mtimeMs: 1 });
+      await folder.put('r/empty.bin', bufferBody(Buffer.alloc(0)), { sha256: sha256(Buffer.alloc(0)), mtimeMs: 1 });
+      const { backend, ranges } = recordingGets(folder);
+      const paced = withBandwidth(backend, racingThrottle(1024 * KiB), { gets: true });
+
+      const whole = await paced.get('r/big.bin');
+      expect(whole.contentLength).toBe(data.length);
+      expect((await readAll(whole.body)).equals(data)).toBe(true);
+      expect(ranges.splice(0)).toEqual([`0-${PIECE - 1}`, `${PIECE}-${2 * PIECE - 1}`, `${2 * PIECE}-${3 * PIECE - 1}`, `${3 * PIECE}-${data.length - 1}`]);
+
+      const part = await paced.get('r/big.bin', { range: { start: PIECE - 10, end: PIECE + 9 } });
+      expect(part.contentLength).toBe(20);
+      expect((await readAll(part.body)).equals(data.subarray(PIECE - 10, PIECE + 10))).toBe(true);
+      expect(ranges.splice(0)).toEqual([`${PIECE - 10}-${PIECE + 9}`]);
+
+      const tail = await paced.get('r/big.bin', { range: { start: 2 * PIECE + 5 } });
+      expect((await readAll(tail.body)).equals(data.subarray(2 * PIECE + 5))).toBe(true);
+      expect(ranges.splice(0)).toEqual([`${2 * PIECE + 5}-${3 * PIECE + 4}`, `${3 * PIECE + 5}-${data.length - 1}`]);
+
+      const empty = await paced.get('r/empty.bin');
+      expect(empty.contentLength).toBe(0);
+      expect((await readAll(empty.body)).length).toBe(0);
+    } finally {
+      dir.dispose();
+    }
+  });
+
+  it('an object replaced half-way through a read fails it with a sentence, never mixes two contents', async () => {
+    const dir = tempDir('bw-read2');
+    try {
+      const folder = new FolderBackend(folderTarget(dir.path), { fsync: false });
+      const data = randomData(PIECE * 2);
+      await folder.put('r/film.bin', bufferBody(data), { sha256: sha256(data), mtimeMs: 1 });
+      const paced = withBandwidth(folder, racingThrottle(1024 * KiB), { gets: true });
+      const got = await paced.get('r/film.bin');
+      // replaced (another size) after its first piece was asked for
+      writeFileSync(join(dir.path, 'r', 'film.bin'), randomData(PIECE * 3));
+      await expect(readAll(got.body)).rejects.toMatchObject({ kind: 'integrity', message: expect.stringMatching(/changed while it was being read/) });
+    } finally {
+      dir.dispose();
+    }
+  });
+
+  it('the link carries no more than the piece paid for while the reader waits (s3rver behind a counting proxy)', async () => {
+    const s3 = await startS3({ buckets: ['bw'] });
+    const proxy = new FaultProxy(s3.port);
+    await proxy.start();
+    try {
+      const target = { ...s3.target('bw'), endpoint: proxy.endpoint, bandwidth: { defaultBytesPerSecond: 1024 * KiB, schedule: [] } };
+      const backend = createBackend(target, { retry: false, bandwidth: { gets: true } });
+      const plain = createBackend({ ...s3.target('bw'), endpoint: proxy.endpoint }, { retry: false });
+      const data = randomData(8 * 1024 * KiB);
+      await plain.put('film.bin', bufferBody(data), { sha256: sha256(data), mtimeMs: 1 });
+      const before = proxy.stats.bytesDown;
+      const got = await backend.get('film.bin');
+      // the reader takes one chunk, then waits
+      const it = got.body[Symbol.asyncIterator]();
+      const firstChunk = (await it.next()).value as Buffer;
+      // until the link is quiet (bounded: a minute of looks)
+      let last = -1;
+      for (let still = 0, i = 0; still < 5 && i < 600; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        const now = proxy.stats.bytesDown;
+        still = now === last ? still + 1 : 0;
+        last = now;
+      }
+      // one piece (and its answer's headers) came, not the 8 MiB the server would send unasked
+      expect(last - before).toBeGreaterThan(0);
+      expect(last - before).toBeLessThanOrEqual(PIECE + REQUEST_OVERHEAD);
+      // and the rest follows, piece by piece, as it is read
+      const rest: Buffer[] = [firstChunk];
+      for (let r = await it.next(); !r.done; r = await it.next()) rest.push(r.value as Buffer);
+      expect(sha256(Buffer.concat(rest))).toBe(sha256(data));
+      backend.close?.();
+      plain.close?.();
+    } finally {
+      await proxy.stop();
+      await s3.dispose();
+    }
+  }, 60_000);
+});
+
+describe('Throttle.refund', () => {
+  it('gives back the slot of bytes reserved and not sent', () => {
+    const mono = 0;
+    const t = new Throttle(() => 1000, { now: () => mono, burstMs: 0 });
+    expect(t.reserve(500)).toBe(500);
+    t.refund(400);
+    expect(t.reserve(100)).toBe(200);
+  });
+});

@@ -85,6 +85,13 @@ describe('admin API', () => {
     const t = engine.cfg.targets[0]!;
     expect(t.label).toBe('The NAS');
     expect(t.kind === 's3' && t.credentials.secretAccessKey).toBe('S3RVER');
+    // "files at once, at most": a number caps the lane; null (the form's empty field) goes back to automatic
+    await client.call('updateTarget', { params: { id: 'nas' }, body: { concurrency: 2 } });
+    expect(engine.cfg.targets[0]!.concurrency).toBe(2);
+    expect((await client.call('status')).targets.nas!.sending).toMatchObject({ max: 2 });
+    await client.call('updateTarget', { params: { id: 'nas' }, body: { concurrency: null } });
+    expect(engine.cfg.targets[0]!.concurrency).toBeUndefined();
+    expect((await client.call('status')).targets.nas!.sending).toMatchObject({ max: 8 }); // MinIO: a NAS
     // removing a destination keeps its objects
     const cloud = td.add(await startS3({ buckets: ['cloud'] }));
     const added = await client.call('addTarget', { body: { ...cloud.target('x'), id: undefined, label: 'Cloud' } as Record<string, unknown> });

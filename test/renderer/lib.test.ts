@@ -1,7 +1,7 @@
 // Pure helpers of the operator UI: how numbers, times, reasons and the bandwidth week read.
 import { describe, expect, it } from 'vitest';
 import { bytesToMbit, describeLimit, limitAt, mbitToBytes, weekGrid, windowCovers } from '../../src/renderer/src/lib/bandwidth';
-import { formatBytes, formatCount, formatEta, formatRate, formatRelative, slugify } from '../../src/renderer/src/lib/format';
+import { formatBytes, formatCount, formatEta, formatRate, formatRelative, sendingSentence, slugify } from '../../src/renderer/src/lib/format';
 import { plainReason } from '../../src/renderer/src/lib/reasons';
 import type { BandwidthConfig } from '../../src/shared/config';
 
@@ -15,6 +15,13 @@ describe('format', () => {
     expect(formatBytes(271_000_000_000)).toBe('271 GB');
     expect(formatRate(0)).toBe('');
     expect(formatRate(12_300_000)).toBe('12.3 MB/s');
+  });
+  it('says how many files go to a destination at once, with the numbers of the status', () => {
+    expect(sendingSentence(undefined)).toBe('');
+    expect(sendingSentence({ now: 0, chosen: 12, max: 32 })).toBe('');
+    expect(sendingSentence({ now: 12, chosen: 12, max: 32 })).toBe('Sending 12 files at once, the number chosen for this link (at most 32).');
+    expect(sendingSentence({ now: 1, chosen: 12, max: 32 })).toBe('Sending 1 file at once (up to 12 on this link, at most 32).');
+    expect(sendingSentence({ now: 20, chosen: 10, max: 32 })).toBe('Sending 20 files at once, coming down to 10 for this link (at most 32).');
   });
   it('says how long in words', () => {
     expect(formatEta(30)).toBe('less than a minute');

@@ -1,13 +1,38 @@
-// Bandwidth limits: one throttle per target, shared by all of its parallel uploads, following a
-// weekly schedule in local time ("2 MB/s on weekdays 08:00-18:00, unlimited otherwise").
+// Bandwidth limits: one throttle per target, shared by all of its parallel uploads and reads,
+// following a weekly schedule in local time ("2 MB/s on weekdays 08:00-18:00, unlimited otherwise").
 //
 // The throttle is a GCRA-style token bucket: every piece of data reserves its slot on one shared
 // timeline (`tat`, the theoretical arrival time), so 4 uploads at once share the limit fairly in
 // the order they ask, and a short burst (burstMs worth of bytes) may go out unthrottled.
-import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
+//
+// Uploads are paced as they are written: nothing leaves before its slot. Reads cannot be paced as
+// they are read: the server sends as fast as the link allows until the TCP buffers between it and
+// the reader are full, megabytes ahead of a slow reader (10 MB on one connection, measured here),
+// and the site's link carries them at its full rate. So a read asks for one piece of the object
+// at a time (a Range of an eighth of a second of the limit), each paid on the timeline before it
+// is asked for: the link never carries bytes that were not paid for.
+import { pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
 import type { BandwidthConfig, Weekday } from '../../../shared/config';
 import { sleep } from './streams';
-import { optionalCalls, type BodySource, type GetOptions, type GetResult, type PutOptions, type StorageBackend } from './types';
+import { isStorageError, optionalCalls, StorageError, type BodySource, type GetOptions, type GetResult, type ListOptions, type ObjectInfo, type PutOptions, type StorageBackend } from './types';
+
+/**
+ * Bytes a request and its answer carry besides a body (request line, signed headers, answer
+ * headers), paid with each upload and each piece read so that the link's total stays within the limit.
+ */
+export const REQUEST_OVERHEAD = 1024;
+/** About what one key of a listing costs in its XML answer: listings are paid as their keys come. */
+const LISTED_KEY_BYTES = 300;
+/**
+ * Pieces of a paced read: an eighth of a second of the limit, within these bounds. Each reader
+ * holds one piece on the shared timeline: 8 readers put a second of the limit ahead of everyone
+ * else's next turn (a visitor's download, an upload). A single reader asks for the next piece once
+ * it has read the last: on a link 100 ms away it still reads at 1.25x the limit, more at the minimum.
+ */
+const MIN_READ_PIECE = 128 * 1024;
+const MAX_READ_PIECE = 8 * 1024 * 1024;
+/** Tries of one piece of a paced read that fails for a passing reason (the read as a whole was tried already). */
+const PIECE_TRIES = 3;
 
 const DAY_BY_INDEX: Weekday[] = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
 
@@ -98,10 +123,28 @@ export class Throttle {
     return Math.max(0, this.tat - now - this.burstMs);
   }
 
+  /** Give back `n` bytes reserved and not sent (a read that was shorter than paid for). */
+  refund(n: number): void {
+    const rate = this.current;
+    if (n > 0 && rate > 0) this.tat -= (n * 1000) / rate;
+  }
+
   /** Size of one throttled piece: about 50 ms of data, at least 1 KiB. */
   pieceSize(): number {
     const rate = this.rate();
     return rate > 0 ? Math.max(1024, Math.floor(rate / 20)) : Infinity;
+  }
+
+  /** Size of one piece of a paced read (see the top of this file); Infinity when unlimited. */
+  readPiece(): number {
+    const rate = this.rate();
+    return rate > 0 ? Math.min(MAX_READ_PIECE, Math.max(MIN_READ_PIECE, Math.floor(rate / 8))) : Infinity;
+  }
+
+  /** Reserve `n` bytes and wait for their slot. */
+  async pay(n: number, signal?: AbortSignal): Promise<void> {
+    const wait = this.reserve(n);
+    if (wait >= 1) await sleep(wait, signal);
   }
 }
 
@@ -120,8 +163,7 @@ export function throttleStream(throttle: Throttle, signal?: AbortSignal): Transf
         // Bounded: every pass moves `off` forward by at least one byte.
         while (off < chunk.length) {
           const piece = chunk.subarray(off, off + Math.min(chunk.length - off, throttle.pieceSize()));
-          const wait = throttle.reserve(piece.length);
-          if (wait >= 1) await sleep(wait, signal);
+          await throttle.pay(piece.length, signal);
           this.push(piece);
           off += piece.length;
         }
@@ -143,7 +185,7 @@ export interface BandwidthWrapOptions {
   gets?: boolean;
 }
 
-/** Wrap a backend so that every upload body (and optionally download) goes through `throttle`. */
+/** Wrap a backend so that every upload body (and optionally every read) goes through `throttle`. */
 export function withBandwidth(backend: StorageBackend, throttle: Throttle, opts: BandwidthWrapOptions = {}): StorageBackend {
   const wrapped: StorageBackend = {
     id: backend.id,
@@ -151,18 +193,101 @@ export function withBandwidth(backend: StorageBackend, throttle: Throttle, opts:
     description: backend.description,
     prefix: backend.prefix,
     put(key: string, body: BodySource, putOpts: PutOptions) {
-      const slow: BodySource = { size: body.size, open: () => throttled(body.open(), throttle, putOpts.signal) };
+      const slow: BodySource = {
+        size: body.size,
+        open: () => {
+          // each try (a retry opens the body again) pays for its request too
+          throttle.reserve(REQUEST_OVERHEAD);
+          return throttled(body.open(), throttle, putOpts.signal);
+        },
+      };
       return backend.put(key, slow, putOpts);
     },
-    async get(key: string, getOpts?: GetOptions): Promise<GetResult> {
-      const res = await backend.get(key, getOpts);
-      return opts.gets ? { ...res, body: throttled(res.body, throttle, getOpts?.signal) } : res;
-    },
+    get: (key: string, getOpts?: GetOptions) => (opts.gets ? pacedGet(backend, throttle, key, getOpts) : backend.get(key, getOpts)),
     head: (key, signal) => backend.head(key, signal),
-    list: (prefix, listOpts) => backend.list(prefix, listOpts),
+    list: (prefix, listOpts) => (opts.gets ? pacedList(backend, throttle, prefix, listOpts) : backend.list(prefix, listOpts)),
     delete: (key, signal) => backend.delete(key, signal),
     copy: (src, dst, signal) => backend.copy(src, dst, signal),
     close: () => backend.close?.(),
   };
   return Object.assign(wrapped, optionalCalls(backend));
+}
+
+/**
+ * A read of `key` (or of its range) asked for one piece at a time, each paid before it is asked
+ * for (see the top of this file). The pieces must come from one object: another ETag or size
+ * half-way (the object was replaced) fails the read.
+ */
+async function pacedGet(backend: StorageBackend, throttle: Throttle, key: string, opts: GetOptions = {}): Promise<GetResult> {
+  const piece = throttle.readPiece();
+  if (!Number.isFinite(piece)) {
+    // Unlimited now: one request, paced as it is read in case a limit begins meanwhile.
+    const res = await backend.get(key, opts);
+    return { ...res, body: throttled(res.body, throttle, opts.signal) };
+  }
+  const { signal } = opts;
+  const start = opts.range?.start ?? 0;
+  const last = opts.range?.end;
+  const firstEnd = last === undefined ? start + piece - 1 : Math.min(last, start + piece - 1);
+  const asked = firstEnd - start + 1;
+  await throttle.pay(asked + REQUEST_OVERHEAD, signal);
+  let first: GetResult;
+  try {
+    first = await backend.get(key, { signal, range: { start, end: firstEnd } });
+  } catch (e) {
+    throttle.refund(asked);
+    // An empty object has no byte 0 to ask for: read it whole (there is nothing to pace).
+    if (!opts.range && isStorageError(e) && e.kind === 'invalid') return backend.get(key, opts);
+    throw e;
+  }
+  throttle.refund(asked - first.contentLength);
+  const end = Math.min(last ?? first.totalSize - 1, first.totalSize - 1);
+  const contentLength = end - start + 1;
+  if (start + first.contentLength > end) return first;
+  const same = (r: GetResult) => r.totalSize === first.totalSize && r.info.etag === first.info.etag && r.info.lastModified === first.info.lastModified;
+  let current: Readable = first.body;
+  async function* pieces(): AsyncGenerator<Buffer> {
+    yield* first.body;
+    // Bounded: each pass moves `at` forward by at least one byte (or fails).
+    for (let at = start + first.contentLength; at <= end; ) {
+      const to = Math.min(end, at + throttle.readPiece() - 1);
+      await throttle.pay(to - at + 1 + REQUEST_OVERHEAD, signal);
+      const next = await getPiece(backend, key, at, to, signal);
+      current = next.body;
+      if (!same(next) || next.contentLength <= 0) {
+        throw new StorageError(
+          'integrity',
+          `"${key}" on ${backend.description} changed while it was being read. Triplicate reads it again.`,
+          `paced read at ${at}: size ${next.totalSize}, ETag ${next.info.etag} after ${first.totalSize}, ${first.info.etag}`,
+        );
+      }
+      yield* next.body;
+      at += next.contentLength;
+    }
+  }
+  const body = Readable.from(pieces(), { objectMode: false });
+  // a body dropped before it was read to the end lets go of the piece's connection
+  body.once('close', () => current.destroy());
+  return { body, contentLength, totalSize: first.totalSize, info: first.info };
+}
+
+/** One piece of a paced read, tried again a moment later when it fails for a passing reason. */
+async function getPiece(backend: StorageBackend, key: string, start: number, end: number, signal: AbortSignal | undefined): Promise<GetResult> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await backend.get(key, { signal, range: { start, end } });
+    } catch (e) {
+      if (attempt >= PIECE_TRIES || signal?.aborted || !(isStorageError(e) && e.transient)) throw e;
+      await sleep(250 * attempt, signal);
+    }
+  }
+}
+
+/** A listing whose answers are paid for as their keys come (after the fact: their size is not known before). */
+async function* pacedList(backend: StorageBackend, throttle: Throttle, prefix: string, opts?: ListOptions): AsyncGenerator<ObjectInfo> {
+  let n = 0;
+  for await (const o of backend.list(prefix, opts)) {
+    yield o;
+    if (++n % 100 === 0) await throttle.pay(100 * LISTED_KEY_BYTES, opts?.signal);
+  }
 }

@@ -2,7 +2,7 @@
 // "S3-compatible servers are not AWS"). The UI lists `PRESETS` (route `presets`); the S3 backend
 // asks `resolveS3Settings()` for the effective client settings of a target.
 import type { ProviderPresetInfo } from '../../../shared/api';
-import type { ProviderPreset, S3TargetConfig } from '../../../shared/config';
+import type { ProviderPreset, S3TargetConfig, TargetConfig } from '../../../shared/config';
 
 const MiB = 1024 * 1024;
 
@@ -24,6 +24,11 @@ export const DEFAULT_MULTIPART_THRESHOLD = 64 * MiB;
 export const DEFAULT_PART_SIZE = 8 * MiB;
 /** Parts of one multipart upload in flight at once. */
 export const DEFAULT_QUEUE_SIZE = 4;
+/** Files an upload lane sends at once before it has measured anything (the fixed level of old). */
+export const START_CONCURRENCY = 4;
+/** The ceilings of `maxConcurrency`: cloud services, and servers on the site's own network. */
+const CLOUD_CONCURRENCY = 32;
+const NEARBY_CONCURRENCY = 8;
 export const MIN_PART_SIZE = 5 * MiB;
 export const MAX_PARTS = 10_000;
 
@@ -38,6 +43,13 @@ export interface PresetQuirks extends ProviderPresetInfo {
   objectLockNote: string;
   /** The provider's recipe for a key that may write, read and list but not delete (Test connection links it). */
   keyRecipe?: { url: string; text: string };
+  /**
+   * Most files a destination's upload lane sends at once when the operator set no cap
+   * (`targets[].concurrency`): it starts at START_CONCURRENCY and rises while the throughput does
+   * (jobs/adaptive.ts). A far cloud needs many files in flight to fill its link with round trips;
+   * a NAS or disk nearby fills it with a few.
+   */
+  maxConcurrency: number;
 }
 
 export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
@@ -55,6 +67,7 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     equalPartSizes: true,
     endpointOptional: false,
     note: 'Region is always "auto". R2 has no object versioning; Triplicate keeps old versions itself.',
+    maxConcurrency: CLOUD_CONCURRENCY,
   },
   minio: {
     id: 'minio',
@@ -69,6 +82,7 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     equalPartSizes: false,
     endpointOptional: false,
     note: 'Use the S3 API port (usually 9000), not the web console port.',
+    maxConcurrency: NEARBY_CONCURRENCY,
   },
   rustfs: {
     id: 'rustfs',
@@ -83,6 +97,7 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     equalPartSizes: false,
     endpointOptional: false,
     note: 'Use the S3 API port (usually 9000).',
+    maxConcurrency: NEARBY_CONCURRENCY,
   },
   aws: {
     id: 'aws',
@@ -98,6 +113,7 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     equalPartSizes: false,
     endpointOptional: true,
     note: 'Pick the region the bucket was created in.',
+    maxConcurrency: CLOUD_CONCURRENCY,
   },
   b2: {
     id: 'b2',
@@ -113,6 +129,7 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     equalPartSizes: false,
     endpointOptional: false,
     note: 'The region is the part after "s3." in the endpoint shown on the bucket page.',
+    maxConcurrency: CLOUD_CONCURRENCY,
   },
   wasabi: {
     id: 'wasabi',
@@ -128,6 +145,7 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     equalPartSizes: false,
     endpointOptional: false,
     note: 'Wasabi bills every object for at least 90 days, deleted or not.',
+    maxConcurrency: CLOUD_CONCURRENCY,
   },
   other: {
     id: 'other',
@@ -145,6 +163,7 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     equalPartSizes: true,
     endpointOptional: false,
     note: 'Path-style addressing is the safe default; turn it off only if the provider asks.',
+    maxConcurrency: CLOUD_CONCURRENCY,
   },
   folder: {
     id: 'folder',
@@ -158,15 +177,21 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     equalPartSizes: false,
     endpointOptional: true,
     note: 'A mounted network share or a USB disk.',
+    maxConcurrency: NEARBY_CONCURRENCY,
   },
 };
+
+/** Most files a target's upload lane sends at once: the operator's cap, else its preset's ceiling. */
+export function concurrencyCeiling(target: TargetConfig): number {
+  return target.concurrency ?? PRESETS[target.kind === 'folder' ? 'folder' : target.preset].maxConcurrency;
+}
 
 /** The preset list for the UI, in display order. */
 export function listPresets(): ProviderPresetInfo[] {
   const order: (ProviderPreset | 'folder')[] = ['minio', 'rustfs', 'r2', 'aws', 'b2', 'wasabi', 'other', 'folder'];
   return order.map((id) => {
-    const { id: pid, label, pathStyle, region, endpointHint, storageUsdPerGbMonth, versioning, objectLock, objectLockNote } = PRESETS[id];
-    return { id: pid, label, pathStyle, region, endpointHint, storageUsdPerGbMonth, versioning, objectLock, objectLockNote };
+    const { id: pid, label, pathStyle, region, endpointHint, storageUsdPerGbMonth, versioning, objectLock, objectLockNote, maxConcurrency } = PRESETS[id];
+    return { id: pid, label, pathStyle, region, endpointHint, storageUsdPerGbMonth, versioning, objectLock, objectLockNote, maxConcurrency };
   });
 }
 

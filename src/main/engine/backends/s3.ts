@@ -34,7 +34,7 @@ import { createHash } from 'node:crypto';
 import { httpStatusOf, isNotFound, isUnreachable, mapS3Error, refusedDelete, sdkErrorName, type S3ErrorContext } from './s3-errors';
 import { outputFromHeaders, S3Http, type ObjectHeaders } from './s3-http';
 import { ioBuffers } from '../buffers';
-import { partSizeFor, resolveS3Settings, retainUntil, type EffectiveS3Settings } from './presets';
+import { concurrencyCeiling, partSizeFor, resolveS3Settings, retainUntil, type EffectiveS3Settings } from './presets';
 import { BodySizeError, localBodyError, meterBody, streamReader, throwIfAborted, wrapBody } from './streams';
 import {
   abortError,
@@ -137,9 +137,10 @@ export class S3Backend implements StorageBackend {
       endpoint: this.settings.endpoint,
       forcePathStyle: this.settings.forcePathStyle,
       credentials: { accessKeyId: target.credentials.accessKeyId, secretAccessKey: target.credentials.secretAccessKey },
-      // Every upload of this target may have `queueSize` parts in flight, plus heads and lists
-      // next to them, plus what the engine's other users of this backend need (extraSockets).
-      connections: Math.max(target.concurrency * 2, target.concurrency * this.settings.queueSize) + 8 + Math.max(0, Math.floor(opts.extraSockets ?? 0)),
+      // As many uploads as the lane may ever choose (its ceiling), each with `queueSize` parts in
+      // flight, plus heads and lists next to them, plus what the engine's other users of this
+      // backend need (extraSockets). A bound, not a count: sockets open as requests need them.
+      connections: uploadSockets(concurrencyCeiling(target), this.settings.queueSize) + Math.max(0, Math.floor(opts.extraSockets ?? 0)),
       connectTimeoutMs: this.opts.connectTimeoutMs,
       idleTimeoutMs: this.opts.idleTimeoutMs,
       onWarning: opts.onWarning,
@@ -870,4 +871,9 @@ function hostOf(endpoint: string | undefined): string | undefined {
   } catch {
     return endpoint;
   }
+}
+
+/** Sockets the uploads of a lane may hold at once: `uploads` files with `parts` parts in flight each, and 8 for heads and lists. */
+export function uploadSockets(uploads: number, parts: number): number {
+  return Math.max(uploads * 2, uploads * parts) + 8;
 }

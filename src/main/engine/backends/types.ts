@@ -160,6 +160,13 @@ export class StorageError extends Error {
   get targetLevel(): boolean {
     return TARGET_LEVEL.has(this.kind);
   }
+  /**
+   * The server is overloaded or asks to slow down (503 SlowDown, 429, another 5xx, no answer in
+   * time): fewer requests at once help, so the upload lane halves its level (jobs/adaptive.ts).
+   */
+  get congestion(): boolean {
+    return this.kind === 'throttled' || this.kind === 'server' || this.kind === 'timeout';
+  }
   /** Worth retrying the same call right away (a wrapper does, a few times, with jitter). */
   get transient(): boolean {
     return this.kind === 'network' || this.kind === 'timeout' || this.kind === 'server' || this.kind === 'throttled';

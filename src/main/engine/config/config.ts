@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import JSON5 from 'json5';
-import { configSchema, describeIssues, type Config, type ConfigInput } from '../../../shared/config';
+import { CONFIG_VERSION, configSchema, describeIssues, type Config, type ConfigInput } from '../../../shared/config';
 
 export class ConfigError extends Error {
   constructor(
@@ -82,15 +82,30 @@ export function parseConfig(input: unknown, source = 'the config', when: ConfigR
   return res.data;
 }
 
-/** Bring an older config shape up to date. Version 1 is the first; later versions add steps here. */
+/** Bring an older config shape up to date, one version at a time. */
 export function migrateConfig(input: unknown): unknown {
-  if (input && typeof input === 'object' && !Array.isArray(input)) {
-    const o = input as Record<string, unknown>;
-    if (typeof o.version === 'number' && o.version > 1) {
-      throw new ConfigError(`The config is version ${o.version}, written by a newer Triplicate. Install the newer version, or restore an older config.json.`);
-    }
+  if (!input || typeof input !== 'object' || Array.isArray(input)) return input;
+  let o = input as Record<string, unknown>;
+  if (typeof o.version === 'number' && o.version > CONFIG_VERSION) {
+    throw new ConfigError(`The config is version ${o.version}, written by a newer Triplicate. Install the newer version, or restore an older config.json.`);
   }
-  return input;
+  if (o.version === 1) {
+    o = { ...o, version: 2, targets: Array.isArray(o.targets) ? o.targets.map((t) => withoutOld(t, 4)) : o.targets };
+    if (o.restore !== undefined) o.restore = withoutOld(o.restore, 6);
+  }
+  return o;
+}
+
+/**
+ * Version 2: `targets[].concurrency` and `restore.concurrency` became the most files at once (the
+ * upload lane and the restore workers choose below them). Version 1 wrote their fixed defaults,
+ * 4 and 6, into every config, where they would now pin the number: such a value goes, and the
+ * ceiling applies. Any other value was chosen by someone and stays, as the cap.
+ */
+function withoutOld(section: unknown, oldDefault: number): unknown {
+  if (!section || typeof section !== 'object' || (section as { concurrency?: unknown }).concurrency !== oldDefault) return section;
+  const { concurrency: _old, ...rest } = section as Record<string, unknown>;
+  return rest;
 }
 
 /** The config file as it is on disk: its text, a hash of it and when it was written; null when there is none. */

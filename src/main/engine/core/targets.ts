@@ -8,7 +8,7 @@
 // streams in flight on it have ended. Test connection is the exception: it tries unsaved settings
 // with a backend of its own.
 import type { TestConnectionResult } from '../../../shared/api';
-import type { Config, TargetConfig } from '../../../shared/config';
+import { restoreCeiling, type Config, type TargetConfig } from '../../../shared/config';
 import { createBackend } from '../backends';
 import { withAnswerDeadline } from '../backends/deadline';
 import { testConnection } from '../backends/probe';
@@ -47,6 +47,8 @@ class Shared {
   constructor(
     readonly sig: string,
     private readonly backend: StorageBackend,
+    /** Every call that failed, each try on its own (this is below the retries). */
+    private readonly failed: (e: unknown) => void,
   ) {
     this.tracked = this.track();
   }
@@ -88,6 +90,9 @@ class Shared {
     const end = this.begin();
     try {
       return await fn();
+    } catch (e) {
+      this.failed(e);
+      throw e;
     } finally {
       end();
     }
@@ -102,6 +107,7 @@ class Shared {
       return got;
     } catch (e) {
       end();
+      this.failed(e);
       throw e;
     }
   }
@@ -110,6 +116,9 @@ class Shared {
     const end = this.begin();
     try {
       yield* this.backend.list(prefix, opts);
+    } catch (e) {
+      this.failed(e);
+      throw e;
     } finally {
       end();
     }
@@ -135,9 +144,13 @@ class Shared {
   }
 }
 
+/** Told of a failed call on a destination's backend (see TargetRegistry.onFailure). */
+export type FailureListener = (e: unknown) => void;
+
 export class TargetRegistry {
   private readonly shared = new Map<string, Shared>();
   private readonly built = new Map<string, number>();
+  private readonly failureListeners = new Map<string, Set<FailureListener>>();
 
   constructor(
     private readonly config: ConfigStore,
@@ -182,11 +195,27 @@ export class TargetRegistry {
       s = undefined;
     }
     if (!s) {
-      s = new Shared(sig, this.open(t, cfg));
+      s = new Shared(sig, this.open(t, cfg), (e) => {
+        for (const fn of this.failureListeners.get(id) ?? []) fn(e);
+      });
       this.shared.set(id, s);
       this.built.set(id, (this.built.get(id) ?? 0) + 1);
     }
     return s.view(use);
+  }
+
+  /**
+   * Every failed call on a target's backend, whichever use made it, each try on its own (the
+   * retries hide the tries that a later one made good): the upload lane hears the server's
+   * "slow down" there (sync/uploader.ts). Returns the unsubscribe.
+   */
+  onFailure(id: string, fn: FailureListener): () => void {
+    let set = this.failureListeners.get(id);
+    if (!set) this.failureListeners.set(id, (set = new Set()));
+    set.add(fn);
+    return () => {
+      set.delete(fn);
+    };
   }
 
   /** How many backends were built for a target since the engine started (one per settings in use). */
@@ -211,8 +240,9 @@ export class TargetRegistry {
   }
 
   /**
-   * One pool for every user of the target: its uploads (concurrency x parts, in S3Backend), plus
-   * the downloads the server lets run at once and the restore workers.
+   * One pool for every user of the target: its uploads (as many as the lane's ceiling may choose,
+   * x parts: backends/presets.ts concurrencyCeiling, in S3Backend), plus the downloads the server
+   * lets run at once and the restore workers.
    */
   private open(t: TargetConfig, cfg: Config): StorageBackend {
     // A folder destination that already holds our copies must show its marker file: an empty
@@ -221,13 +251,13 @@ export class TargetRegistry {
     return createBackend(t, {
       retry: false,
       bandwidth: { gets: true },
-      s3: { extraSockets: cfg.server.maxConcurrentDownloads + cfg.restore.concurrency },
+      s3: { extraSockets: cfg.server.maxConcurrentDownloads + restoreCeiling(cfg.restore) },
       folder: hasCopies ? { requireMarker: true } : {},
     });
   }
 
   private sigOf(t: TargetConfig, cfg: Config): string {
-    return JSON.stringify([t, cfg.server.maxConcurrentDownloads, cfg.restore.concurrency]);
+    return JSON.stringify([t, cfg.server.maxConcurrentDownloads, restoreCeiling(cfg.restore)]);
   }
 
   private follow(_prev: Config, next: Config): void {

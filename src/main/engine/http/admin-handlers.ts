@@ -98,6 +98,8 @@ function pickerStart(ctx: EngineContext): string {
 /** Merge a target edit over the stored one; a masked secret keeps the stored value. */
 function mergeTarget(stored: TargetConfig | undefined, patch: Record<string, unknown>): Record<string, unknown> {
   const merged: Record<string, unknown> = { ...(stored ?? {}), ...patch };
+  // A setting sent as null goes back to its default (an "at most" of files at once cleared: automatic).
+  for (const [k, v] of Object.entries(patch)) if (v === null) delete merged[k];
   if (stored?.kind === 's3' && patch.credentials && typeof patch.credentials === 'object') {
     const c = patch.credentials as { accessKeyId?: string; secretAccessKey?: string };
     merged.credentials = {

@@ -8,7 +8,7 @@ import { mkdirSync, statSync, type Stats } from 'node:fs';
 import { stat, unlink } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import type { GuardHold, PruneReport, RestoreProgress, RestoreRequest, VerifyReport, VerifyTargetReport, VersionInfo } from '../../../shared/api';
-import type { RootConfig, TargetConfig } from '../../../shared/config';
+import { RESTORE_START, restoreCeiling, type RootConfig, type TargetConfig } from '../../../shared/config';
 import { formatBytes, plural } from '../../../shared/format';
 import { KeyError, fileKey, parseFileKey } from '../../../shared/keys';
 import { heldFolderNote } from '../../../shared/status';
@@ -16,6 +16,7 @@ import { StorageError, isStorageError, type StorageBackend } from '../backends/t
 import type { BackendUse } from '../core/targets';
 import { diskRel, type FileRow, type JobRow } from '../catalog/catalog';
 import type { EngineContext, EngineService } from '../core/context';
+import { AdaptiveConcurrency, type Transfer } from '../jobs/adaptive';
 import { JobLane, type JobControl } from '../jobs/runner';
 import { badRequest, conflict, notFound, type ApiRegistry, type Handlers } from '../http/router';
 import type { Ingestor } from '../sync/ingest';
@@ -101,6 +102,12 @@ export class RestoreService implements EngineService {
   /** Aborts verification and prune when the service stops. */
   private stopAc = new AbortController();
   private readonly workers: JobLane;
+  /**
+   * Files restored at once: chosen from the throughput measured (jobs/adaptive.ts), from
+   * RESTORE_START up to `restore.concurrency` or RESTORE_CEILING; halved when a destination asks
+   * to slow down. A file counts until its bytes are in and checked (its hand-off).
+   */
+  readonly adapt: AdaptiveConcurrency;
   /** Jobs running; `finishing`: its content is in and checked, only fsync, rename and catalog are left. */
   private readonly inflight = new Map<number, { runId: string; ctl: JobControl; bytes: number; finishing: boolean }>();
   private readonly meters = new Map<string, RateMeter>();
@@ -120,14 +127,25 @@ export class RestoreService implements EngineService {
     private readonly opts: RestoreServiceOptions = {},
   ) {
     this.store = new RestoreStore(ctx.catalog);
+    this.adapt = new AdaptiveConcurrency({ start: RESTORE_START, ceiling: restoreCeiling(ctx.config.get().restore), onChange: () => this.workers.wake() });
     this.workers = new JobLane({
       lane: RESTORE_LANE,
       owner: OWNER,
       queue: ctx.catalog,
-      concurrency: () => ctx.config.get().restore.concurrency,
+      concurrency: () => {
+        this.adapt.setCeiling(restoreCeiling(ctx.config.get().restore));
+        return this.adapt.level;
+      },
       leaseMs: () => this.leaseMs(),
       pollMs: 5000,
-      run: (c) => this.runJob(c),
+      run: async (c) => {
+        const tr = this.adapt.begin();
+        try {
+          await this.runJob(c, tr);
+        } finally {
+          tr.failed(); // a no-op once its bytes were counted
+        }
+      },
       crashed: (job, e) => this.crashed(job, e),
     });
     api?.register(this.handlers());
@@ -565,7 +583,7 @@ export class RestoreService implements EngineService {
   }
 
   /** c.handOff() once the file's bytes are all in and checked (only its fsync, rename and catalog update are left). */
-  private async runJob(c: JobControl): Promise<void> {
+  private async runJob(c: JobControl, tr: Transfer): Promise<void> {
     const { catalog } = this.ctx;
     const { job, signal } = c;
     const p = parsePayload(job.payload);
@@ -635,6 +653,7 @@ export class RestoreService implements EngineService {
             fsync: true,
             onVerified: () => {
               slot.finishing = true;
+              tr.done(slot.bytes);
               c.handOff();
             },
             where: p.destRoot,
@@ -670,6 +689,7 @@ export class RestoreService implements EngineService {
               errors.push(`it is not on ${s.target.label}`);
               continue;
             }
+            if (e.congestion) this.adapt.congested();
             if (e.targetLevel) {
               this.downUntil.set(s.target.id, Date.now() + DOWN_MS);
               waitedForTarget = true;

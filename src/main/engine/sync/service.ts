@@ -9,6 +9,7 @@ import type { Config, RootConfig, TargetConfig } from '../../../shared/config';
 import { plural } from '../../../shared/format';
 import { normalizeRelPath, parseFileKey } from '../../../shared/keys';
 import { countFiles, heldPerTarget, summarize, type FileStateRow } from '../../../shared/status';
+import { concurrencyCeiling, START_CONCURRENCY } from '../backends/presets';
 import type { StorageBackend } from '../backends/types';
 import type { Catalog, FileRow } from '../catalog/catalog';
 import { ConfigError } from '../config/config';
@@ -190,6 +191,7 @@ export class SyncService implements EngineService {
         whenGone: (f, root, attempts) => this.hooks.whenGone?.(f, root, attempts),
         repairSources: () => [...this.lanes.values()].sort((a, b) => a.target.priority - b.target.priority).map((l) => ({ target: l.target, backend: l.backend })),
         held: (fileId) => this.guard.isHeld(fileId),
+        onFailure: (fn) => this.ctx.targets.onFailure(t.id, fn),
       },
       OWNER,
     );
@@ -448,6 +450,7 @@ export class SyncService implements EngineService {
     const h = this.health.view(t.id, t.enabled);
     const uploading = c('uploading')?.n ?? 0;
     const hold = heldPerTarget(held, t.id);
+    const lane = this.lanes.get(t.id);
     const st: TargetStatus = {
       label: t.label,
       synced_count: c('synced')?.n ?? 0,
@@ -459,7 +462,8 @@ export class SyncService implements EngineService {
       held: hold.held,
       state: h.state === 'unknown' && (c('synced')?.n ?? 0) > 0 ? 'online' : h.state,
       // the meter averages the last seconds: once nothing is copied, no rate stays on the card
-      rate_bps: uploading > 0 ? (this.lanes.get(t.id)?.meter.rate() ?? 0) : 0,
+      rate_bps: uploading > 0 ? (lane?.meter.rate() ?? 0) : 0,
+      sending: lane ? { now: lane.activeUploads, chosen: lane.adapt.level, max: lane.adapt.ceiling } : { now: 0, chosen: Math.min(START_CONCURRENCY, concurrencyCeiling(t)), max: concurrencyCeiling(t) },
     };
     if (h.reason) st.reason = h.reason;
     if (h.detail) st.detail = h.detail;

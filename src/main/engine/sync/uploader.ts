@@ -12,9 +12,10 @@ import { pipeline, Readable } from 'node:stream';
 import { join } from 'node:path';
 import type { RootConfig, TargetConfig } from '../../../shared/config';
 import { contentTypeOf, fileKey, objectKey, versionKey } from '../../../shared/keys';
-import { retainUntil } from '../backends/presets';
-import { StorageError, type BlockReader, type StorageBackend } from '../backends/types';
+import { concurrencyCeiling, retainUntil, START_CONCURRENCY } from '../backends/presets';
+import { StorageError, abortError, type BlockReader, type ObjectInfo, type StorageBackend } from '../backends/types';
 import { diskRel, REPAIR, uploadLane, type Catalog, type FileRow, type JobRow } from '../catalog/catalog';
+import { AdaptiveConcurrency, type Transfer } from '../jobs/adaptive';
 import { JobLane, type Gate, type JobControl } from '../jobs/runner';
 import type { EventBus } from '../events';
 import { clockTime, describeLocalError, errnoOf, errorText } from '../util';
@@ -42,6 +43,8 @@ export interface LaneContext {
   repairSources?(): RepairSource[];
   /** Held back by the burst guard (sync/guard.ts): its job is dropped, the destination keeps the previous object. */
   held?(fileId: number): boolean;
+  /** Every failed call on the target's backend, each try (core/targets.ts onFailure); returns the unsubscribe. */
+  onFailure?(listener: (e: unknown) => void): () => void;
 }
 
 /** A destination read to repair a damaged copy of a file that is gone from this computer. */
@@ -168,6 +171,59 @@ async function readAtMost(path: string, buf: Buffer): Promise<Buffer> {
   }
 }
 
+/**
+ * File bytes a lane holds in memory at once, whatever its level: a small file is read whole, a
+ * big one holds its parts in flight (4 x 8 MiB). 32 videos at once would otherwise hold 1 GiB;
+ * this is what the fixed 4 uploads of old could hold.
+ */
+const LANE_MEMORY = 128 * 1024 * 1024;
+/** What one file counts against LANE_MEMORY at most: its parts in flight. */
+const FILE_MEMORY = 32 * 1024 * 1024;
+
+/** A share of LANE_MEMORY, handed out in the order asked for. */
+class Room {
+  private free: number;
+  private readonly waiting: { n: number; go: () => void }[] = [];
+  constructor(private readonly size: number) {
+    this.free = size;
+  }
+
+  /** Wait for `n` bytes of room (at most the whole room); returns the function that gives them back. */
+  async take(n: number, signal: AbortSignal): Promise<() => void> {
+    const want = Math.min(n, this.size);
+    if (!this.waiting.length && want <= this.free) this.free -= want;
+    else {
+      await new Promise<void>((resolve, reject) => {
+        const w = {
+          n: want,
+          go: () => {
+            signal.removeEventListener('abort', quit);
+            resolve();
+          },
+        };
+        const quit = () => {
+          this.waiting.splice(this.waiting.indexOf(w), 1);
+          reject(abortError());
+        };
+        if (signal.aborted) return reject(abortError());
+        signal.addEventListener('abort', quit, { once: true });
+        this.waiting.push(w);
+      });
+    }
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      this.free += want;
+      while (this.waiting.length && this.waiting[0]!.n <= this.free) {
+        const w = this.waiting.shift()!;
+        this.free -= w.n;
+        w.go();
+      }
+    };
+  }
+}
+
 class RateMeter {
   private samples: { t: number; bytes: number }[] = [];
   add(bytes: number): void {
@@ -196,6 +252,14 @@ export class TargetLane {
   private readonly abort = new AbortController();
   private readonly runner: JobLane;
   readonly meter = new RateMeter();
+  /**
+   * Files in flight: chosen from the throughput measured (jobs/adaptive.ts), from
+   * START_CONCURRENCY up to the operator's cap or the preset's ceiling, halved when the server
+   * asks to slow down.
+   */
+  readonly adapt: AdaptiveConcurrency;
+  private readonly room = new Room(LANE_MEMORY);
+  private unlisten: (() => void) | undefined;
   /**
    * Keys listed on the target when the lane started (per root), so a new file's upload skips the
    * HEAD that asks "is it already there?": one LIST per 1,000 keys instead of one HEAD per file.
@@ -226,17 +290,24 @@ export class TargetLane {
     owner: string,
   ) {
     this.lane = uploadLane(target.id);
+    // a new level wakes the runner: more workers, or fewer claims
+    this.adapt = new AdaptiveConcurrency({ start: START_CONCURRENCY, ceiling: concurrencyCeiling(target), onChange: () => this.runner.wake() });
     this.runner = new JobLane({
       lane: this.lane,
       owner,
       queue: ctx.catalog,
-      concurrency: target.concurrency,
+      concurrency: () => this.adapt.level,
       leaseMs: ctx.leaseMs,
       pollMs: 10_000,
       mayRun: () => this.gate(),
       run: async (c) => {
-        const outcome = await this.runJob(c);
-        this.onOutcome?.(c.job.file_id, outcome);
+        const tr = this.adapt.begin();
+        try {
+          const outcome = await this.runJob(c, tr);
+          this.onOutcome?.(c.job.file_id, outcome);
+        } finally {
+          tr.failed(); // a no-op once runJob counted it done
+        }
       },
     });
   }
@@ -272,12 +343,17 @@ export class TargetLane {
   }
 
   start(): void {
+    this.unlisten ??= this.ctx.onFailure?.((e) => {
+      if (e instanceof StorageError && e.congestion) this.adapt.congested();
+    });
     this.runner.start();
   }
 
   /** Stop: abort in-flight uploads (multipart uploads are aborted on the server), release their jobs. */
   async stop(): Promise<void> {
     this.abort.abort();
+    this.unlisten?.();
+    this.unlisten = undefined;
     await this.runner.stop();
   }
 
@@ -306,7 +382,8 @@ export class TargetLane {
     this.ctx.bus.emit({ type: 'copy', file_key: fileKey(f.root_id, f.rel_path), target_id: this.target.id, state, ...(error ? { error } : {}) });
   }
 
-  private async runJob(c: JobControl): Promise<JobOutcome> {
+  /** Run one job; `tr` is told when its file went (or was already) there, with the bytes sent. */
+  private async runJob(c: JobControl, tr: Transfer): Promise<JobOutcome> {
     const { catalog } = this.ctx;
     const { job } = c;
     const f = catalog.fileById(job.file_id);
@@ -357,6 +434,7 @@ export class TargetLane {
       const existing = this.knownAbsent(f.root_id, key) ? null : await this.backend.head(key, c.signal);
       // A repair does not trust matching metadata: the damaged copy has it too.
       if (!repair && existing && existing.size === f.size && existing.sha256 === f.sha256 && !this.untrusted.has(key)) {
+        tr.done(0);
         return this.finish(job, f, 'already-there', existing.lockedUntil);
       }
       if (existing && existing.sha256 && existing.sha256 !== f.sha256) await this.preserveVersion(key, existing.sha256, existing.size, existing.mtimeMs, existing.lastModified, f, c.signal);
@@ -364,52 +442,58 @@ export class TargetLane {
       this.written.add(key);
       let lastEmit = 0;
       let lastBytes = 0;
-      const stored = await this.backend.put(
-        key,
-        {
-          size: f.size,
-          open: () => {
-            lastBytes = 0;
-            if (from) return (hasher = this.openCopy(from, f, c.signal));
-            if (f.size <= WHOLE_FILE_MAX) {
-              const whole = new WholeFileStream(abs, f.size);
-              hasher = whole;
-              return whole;
-            }
-            // No MD5 for a streamed (bigger) file: hashing it costs ~1.5 ms of CPU per MiB, the
-            // HEAD that verifies it instead one request, however big the file.
-            const h = new HashingStream();
-            hasher = h;
-            return createReadStream(abs, { highWaterMark: 1 << 20 }).on('error', (e) => h.destroy(e)).pipe(h);
+      const giveRoom = await this.room.take(Math.min(f.size, FILE_MEMORY), c.signal);
+      let stored: ObjectInfo;
+      try {
+        stored = await this.backend.put(
+          key,
+          {
+            size: f.size,
+            open: () => {
+              lastBytes = 0;
+              if (from) return (hasher = this.openCopy(from, f, c.signal));
+              if (f.size <= WHOLE_FILE_MAX) {
+                const whole = new WholeFileStream(abs, f.size);
+                hasher = whole;
+                return whole;
+              }
+              // No MD5 for a streamed (bigger) file: hashing it costs ~1.5 ms of CPU per MiB, the
+              // HEAD that verifies it instead one request, however big the file.
+              const h = new HashingStream();
+              hasher = h;
+              return createReadStream(abs, { highWaterMark: 1 << 20 }).on('error', (e) => h.destroy(e)).pipe(h);
+            },
+            // A copy read from another destination is streamed (the SDK cuts it into parts).
+            ...(from
+              ? {}
+              : {
+                  openReader: async () => {
+                    lastBytes = 0;
+                    const r = await FileBlockReader.open(abs, f.size);
+                    hasher = r;
+                    return r;
+                  },
+                }),
           },
-          // A copy read from another destination is streamed (the SDK cuts it into parts).
-          ...(from
-            ? {}
-            : {
-                openReader: async () => {
-                  lastBytes = 0;
-                  const r = await FileBlockReader.open(abs, f.size);
-                  hasher = r;
-                  return r;
-                },
-              }),
-        },
-        {
-          sha256: f.sha256,
-          mtimeMs: f.mtime_ms,
-          contentType: contentTypeOf(f.rel_path),
-          signal: c.signal,
-          onProgress: (sent) => {
-            this.meter.add(Math.max(0, sent - lastBytes));
-            lastBytes = sent;
-            const now = Date.now();
-            if (now - lastEmit > 250) {
-              lastEmit = now;
-              this.ctx.bus.emit({ type: 'progress', target_id: this.target.id, file_key: fileKey(f.root_id, f.rel_path), bytes: sent, total: f.size });
-            }
+          {
+            sha256: f.sha256,
+            mtimeMs: f.mtime_ms,
+            contentType: contentTypeOf(f.rel_path),
+            signal: c.signal,
+            onProgress: (sent) => {
+              this.meter.add(Math.max(0, sent - lastBytes));
+              lastBytes = sent;
+              const now = Date.now();
+              if (now - lastEmit > 250) {
+                lastEmit = now;
+                this.ctx.bus.emit({ type: 'progress', target_id: this.target.id, file_key: fileKey(f.root_id, f.rel_path), bytes: sent, total: f.size });
+              }
+            },
           },
-        },
-      );
+        );
+      } finally {
+        giveRoom();
+      }
       const h = hasher as BodyDigest | null;
       // The request was answered: its body's buffer can serve the next upload.
       if (h instanceof WholeFileStream) h.recycle();
@@ -457,6 +541,7 @@ export class TargetLane {
       }
       this.verifiedBy[byEtag ? 'etag' : 'head']++;
       this.untrusted.delete(key);
+      tr.done(f.size);
       const outcome = this.finish(job, f, 'synced', stored.lockedUntil);
       if (repair && outcome === 'synced') {
         const fk = fileKey(f.root_id, f.rel_path);

@@ -92,3 +92,17 @@ export function slugify(label: string, fallback = 'item'): string {
     .slice(0, 40);
   return /^[a-z0-9]/.test(s) ? s : fallback;
 }
+
+/**
+ * The line of a destination card while files go to it: how many are in flight, and the number
+ * Triplicate chose for the link (it rises while the throughput does and halves when the server
+ * asks to slow down), below its cap. '' when nothing is being sent.
+ */
+export function sendingSentence(s: { now: number; chosen: number; max: number } | undefined): string {
+  if (!s || s.now <= 0) return '';
+  const files = `${formatCount(s.now)} ${plural(s.now, 'file', 'files')}`;
+  const cap = `at most ${formatCount(s.max)}`;
+  if (s.now === s.chosen) return `Sending ${files} at once, the number chosen for this link (${cap}).`;
+  if (s.now < s.chosen) return `Sending ${files} at once (up to ${formatCount(s.chosen)} on this link, ${cap}).`;
+  return `Sending ${files} at once, coming down to ${formatCount(s.chosen)} for this link (${cap}).`;
+}

@@ -6,7 +6,7 @@ import { cardState, heldTargetNote } from '../../../shared/status';
 import { FolderPicker } from '../components/FolderPicker';
 import { ConfirmDialog, Dialog, EmptyState, ErrorNote, Field, Loading, PageHeader, ProgressBar, TARGET_STATE_WORDS } from '../components/ui';
 import { toShownError, type ShownError } from '../lib/errors';
-import { formatBytes, formatCount, formatRate, formatTime, plural, slugify } from '../lib/format';
+import { formatBytes, formatCount, formatRate, formatTime, plural, sendingSentence, slugify } from '../lib/format';
 import { api, useApp } from '../store';
 
 /** Used only when the engine has no `presets` route: names without prices. */
@@ -94,6 +94,7 @@ export function DestinationsPage() {
                       {st.pending + st.uploading > 0 ? ` · ${formatCount(st.pending + st.uploading)} to copy` : ''}
                       {st.failed > 0 ? ` · ${formatCount(st.failed)} failed` : ''}
                     </p>
+                    {sendingSentence(st.sending) ? <p className="muted sending">{sendingSentence(st.sending)}</p> : null}
                     {status ? <ProgressBar value={st.synced_count} max={status.total_files || 1} label={`Files on ${t.label}`} /> : null}
                     {t.enabled && status?.guard?.holds.length ? (
                       <p className="copy-warn">
@@ -252,7 +253,8 @@ type Form = {
   pathStyle: boolean;
   path: string;
   priority: number;
-  concurrency: number;
+  /** Most files at once, as typed; '' = automatic (the provider's ceiling). */
+  concurrency: string;
   enabled: boolean;
   immutableDays: number;
 };
@@ -271,14 +273,14 @@ function initialForm(t: TargetInfo | undefined, presets: ProviderPresetInfo[]): 
       pathStyle: t.pathStyle ?? presets.find((p) => p.id === t.preset)?.pathStyle ?? false,
       path: '',
       priority: t.priority,
-      concurrency: t.concurrency,
+      concurrency: t.concurrency === undefined ? '' : String(t.concurrency),
       enabled: t.enabled,
       immutableDays: t.immutableDays ?? 0,
     };
   if (t?.kind === 'folder')
-    return { preset: 'folder', label: t.label, endpoint: '', accessKeyId: '', secretAccessKey: '', bucket: '', region: '', prefix: t.prefix, pathStyle: false, path: t.path, priority: t.priority, concurrency: t.concurrency, enabled: t.enabled, immutableDays: 0 };
+    return { preset: 'folder', label: t.label, endpoint: '', accessKeyId: '', secretAccessKey: '', bucket: '', region: '', prefix: t.prefix, pathStyle: false, path: t.path, priority: t.priority, concurrency: t.concurrency === undefined ? '' : String(t.concurrency), enabled: t.enabled, immutableDays: 0 };
   const p = presets[0] ?? FALLBACK_PRESETS[0]!;
-  return { preset: p.id, label: '', endpoint: '', accessKeyId: '', secretAccessKey: '', bucket: '', region: p.region, prefix: '', pathStyle: p.pathStyle, path: '', priority: 10, concurrency: 4, enabled: true, immutableDays: 0 };
+  return { preset: p.id, label: '', endpoint: '', accessKeyId: '', secretAccessKey: '', bucket: '', region: p.region, prefix: '', pathStyle: p.pathStyle, path: '', priority: 10, concurrency: '', enabled: true, immutableDays: 0 };
 }
 
 function TargetDialog({ target, presets, onClose }: { target?: TargetInfo; presets: ProviderPresetInfo[]; onClose: () => void }) {
@@ -302,7 +304,8 @@ function TargetDialog({ target, presets, onClose }: { target?: TargetInfo; prese
   }, [target, f.label, preset, targets]);
 
   const body = (): Record<string, unknown> => {
-    const common = { id, label: f.label.trim() || preset?.label || 'Destination', priority: f.priority, concurrency: f.concurrency, enabled: f.enabled };
+    const cap = f.concurrency.trim();
+    const common = { id, label: f.label.trim() || preset?.label || 'Destination', priority: f.priority, concurrency: cap === '' ? undefined : Number(cap), enabled: f.enabled };
     if (isFolder) return { ...common, kind: 'folder', path: f.path.trim(), prefix: f.prefix };
     return {
       ...common,
@@ -353,7 +356,8 @@ function TargetDialog({ target, presets, onClose }: { target?: TargetInfo; prese
     if (!validate()) return;
     setBusy('save');
     try {
-      if (target) await api().call('updateTarget', { params: { id: target.id }, body: body() });
+      // null clears a saved "at most": the engine then chooses up to the provider's ceiling
+      if (target) await api().call('updateTarget', { params: { id: target.id }, body: { ...body(), concurrency: body().concurrency ?? null } });
       else await api().call('addTarget', { body: body() });
       useApp.getState().toast('success', target ? 'Destination saved.' : 'Destination added. Triplicate starts copying to it.');
       void useApp.getState().refreshTargets();
@@ -456,8 +460,8 @@ function TargetDialog({ target, presets, onClose }: { target?: TargetInfo; prese
               <Field label="Order" hint="Lower numbers are read first when restoring." error={errors.priority}>
                 {(p) => <input {...p} type="number" min={0} max={1000} value={f.priority} onChange={(e) => set('priority', Number(e.target.value))} />}
               </Field>
-              <Field label="Files at once" error={errors.concurrency}>
-                {(p) => <input {...p} type="number" min={1} max={64} value={f.concurrency} onChange={(e) => set('concurrency', Number(e.target.value))} />}
+              <Field label="Files at once, at most" hint={`Empty: Triplicate chooses, up to ${preset?.maxConcurrency ?? 'its limit'}.`} error={errors.concurrency}>
+                {(p) => <input {...p} type="number" min={1} max={64} placeholder="automatic" value={f.concurrency} onChange={(e) => set('concurrency', e.target.value)} />}
               </Field>
             </div>
             {!isFolder ? (
