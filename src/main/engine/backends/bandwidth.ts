@@ -13,6 +13,7 @@
 // is asked for: the link never carries bytes that were not paid for.
 import { pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
 import type { BandwidthConfig, Weekday } from '../../../shared/config';
+import { isRetryable } from './retry';
 import { sleep } from './streams';
 import { isStorageError, optionalCalls, StorageError, type BodySource, type GetOptions, type GetResult, type ListOptions, type ObjectInfo, type PutOptions, type StorageBackend } from './types';
 
@@ -277,7 +278,7 @@ async function getPiece(backend: StorageBackend, key: string, start: number, end
     try {
       return await backend.get(key, { signal, range: { start, end } });
     } catch (e) {
-      if (attempt >= PIECE_TRIES || signal?.aborted || !(isStorageError(e) && e.transient)) throw e;
+      if (attempt >= PIECE_TRIES || signal?.aborted || !isRetryable(e)) throw e;
       await sleep(250 * attempt, signal);
     }
   }
