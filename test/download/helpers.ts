@@ -14,6 +14,12 @@ import { cleanup, startEngine, tempDir, waitFor, waitForStatus, writeFile } from
 
 /** When the last raw() request started: lastAccess() waits for a log entry at least this new. */
 let lastRequestAt = 0;
+/**
+ * When the last raw() answer ended. The access log's times are in whole milliseconds, so the next
+ * request starts in a later one: else the entry of a request that ended in the same millisecond
+ * would pass lastAccess()'s filter too, and be found first while the last one's waits for its flush.
+ */
+let lastDoneAt = 0;
 
 export interface RawResponse {
   status: number;
@@ -27,11 +33,12 @@ export interface RawResponse {
  * Send one request on a fresh connection and read the whole answer (Connection: close).
  * `request` is the full raw text, or {method, path, headers} to build it.
  */
-export function raw(
+export async function raw(
   port: number,
   request: string | Buffer | { method?: string; path: string; headers?: Record<string, string> },
   timeoutMs = 15_000,
 ): Promise<RawResponse> {
+  if (Date.now() <= lastDoneAt) await new Promise((r) => setTimeout(r, 1));
   let text: string | Buffer;
   if (typeof request === 'string' || Buffer.isBuffer(request)) text = request;
   else {
@@ -52,6 +59,7 @@ export function raw(
     sock.on('error', () => undefined); // a reset after the answer is fine; parsed below
     sock.on('close', () => {
       clearTimeout(timer);
+      lastDoneAt = Date.now();
       const all = Buffer.concat(chunks);
       const end = all.indexOf('\r\n\r\n');
       if (end < 0) return reject(new Error(`no HTTP answer (got ${all.length} bytes)`));
