@@ -188,6 +188,31 @@ describe('Throttle', () => {
     }
   });
 
+  it('a body of at most one piece goes whole, its bytes and request paid before it is sent; a bigger one is streamed', async () => {
+    const RATE = 10 * MB; // a piece is 50 ms of it: 500 KB
+    const mono = 1000;
+    const t = new Throttle(() => RATE, { now: () => mono, burstMs: 0 });
+    const seen: { whole: boolean; bytes: number }[] = [];
+    const inner = {
+      put: async (key: string, body: import('../../src/main/engine/backends/types').BodySource) => {
+        const bytes = body.whole ? (await body.whole()).length : (await readAll(body.open())).length;
+        seen.push({ whole: !!body.whole, bytes });
+        return { key, size: body.size, sha256: '', mtimeMs: 1 };
+      },
+    } as unknown as StorageBackend;
+    const backend = withBandwidth(inner, t);
+    const small = randomData(100_000);
+    await backend.put('small.jpg', { ...bufferBody(small), whole: async () => small }, { sha256: sha256(small), mtimeMs: 1 });
+    // paid: the shared timeline moved by the body and its request, no more, no less
+    expect(t.reserve(0)).toBeCloseTo(((small.length + REQUEST_OVERHEAD) * 1000) / RATE, 6);
+    const big = randomData(600_000);
+    await backend.put('big.jpg', { ...bufferBody(big), whole: async () => big }, { sha256: sha256(big), mtimeMs: 1 });
+    expect(seen).toEqual([
+      { whole: true, bytes: small.length },
+      { whole: false, bytes: big.length },
+    ]);
+  });
+
   it('an abort stops a throttled upload promptly', async () => {
     const dir = tempDir('bw3');
     try {

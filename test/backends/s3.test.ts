@@ -631,6 +631,51 @@ describe('S3Backend requests signed by hand (GET, HEAD, single PUT without the S
     }
   });
 
+  it('a small body given whole (BodySource.whole) goes up as that one buffer, signed the same, its progress told once', async () => {
+    const heard: { headers: IncomingMessage['headers']; body: Buffer }[] = [];
+    const srv = await httpServer((req, res, body) => {
+      heard.push({ headers: req.headers, body });
+      res.writeHead(200, { etag: '"abc"' });
+      res.end();
+    });
+    const b = new S3Backend(target(srv.url), quick);
+    try {
+      const data = randomData(300 * 1024); // more than one body slice (256 KiB)
+      const progress: number[] = [];
+      const body = { size: data.length, open: () => { throw new Error('the stream was opened: whole() should have been used'); }, whole: async () => data };
+      const info = await b.put('a.jpg', body, { sha256: sha256(data), mtimeMs: 1, onProgress: (n) => progress.push(n) });
+      expect(info).toMatchObject({ size: data.length, etag: 'abc', singlePart: true });
+      expect(heard).toHaveLength(1);
+      expect(heard[0]!.body.equals(data)).toBe(true);
+      expect(heard[0]!.headers['content-length']).toBe(String(data.length));
+      expect(heard[0]!.headers['x-amz-content-sha256']).toBe(sha256(data));
+      expect(progress).toEqual([data.length]);
+    } finally {
+      b.close();
+      await srv.close();
+    }
+  });
+
+  it('a whole body of another length than announced (the file grew), or one that cannot be read, fails as local before any request', async () => {
+    const srv = await httpServer((_req, res) => {
+      res.writeHead(200, { etag: '"abc"' });
+      res.end();
+    });
+    const b = new S3Backend(target(srv.url), quick);
+    try {
+      const data = randomData(1001);
+      const grew = await failure(b.put('a.jpg', { size: 1000, open: () => bufferBody(data).open(), whole: async () => data }, { sha256: sha256(data), mtimeMs: 1 }));
+      expect(grew.kind).toBe('local');
+      const gone = Object.assign(new Error("ENOENT: no such file or directory, open '/media/a.jpg'"), { code: 'ENOENT' });
+      const unreadable = await failure(b.put('a.jpg', { size: 1000, open: () => bufferBody(data).open(), whole: () => Promise.reject(gone) }, { sha256: sha256(data), mtimeMs: 1 }));
+      expect(unreadable.kind).toBe('local');
+      expect(srv.requests).toEqual([]);
+    } finally {
+      b.close();
+      await srv.close();
+    }
+  });
+
   it('signed headers are reused for the very same GET or HEAD only: each range, key and method is signed as itself', async () => {
     const data = randomData(1000);
     const heard: { what: string; range?: string; auth: string; date: string }[] = [];

@@ -202,6 +202,15 @@ export function withBandwidth(backend: StorageBackend, throttle: Throttle, opts:
           return throttled(body.open(), throttle, putOpts.signal);
         },
       };
+      // A body no bigger than one throttled piece goes whole, paid before it is sent.
+      const { whole } = body;
+      if (whole && body.size <= throttle.pieceSize()) {
+        slow.whole = async () => {
+          const buf = await whole();
+          await throttle.pay(buf.length + REQUEST_OVERHEAD, putOpts.signal);
+          return buf;
+        };
+      }
       return backend.put(key, slow, putOpts);
     },
     get: (key: string, getOpts?: GetOptions) => (opts.gets ? pacedGet(backend, throttle, key, getOpts) : backend.get(key, getOpts)),

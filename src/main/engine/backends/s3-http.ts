@@ -43,8 +43,8 @@ export interface SignedRequest {
   key: string;
   /** Lower-case names. */
   headers?: Record<string, string>;
-  /** PUT body with its exact length (sent as Content-Length). */
-  body?: Readable;
+  /** PUT body with its exact length (sent as Content-Length): a stream, or a small file's bytes. */
+  body?: Readable | Buffer;
   contentLength?: number;
   /** x-amz-content-sha256 for a body: its SHA-256 hex (the server checks it), or UNSIGNED-PAYLOAD. */
   payloadHash?: string;
@@ -216,7 +216,7 @@ export class S3Http {
     if (r.signal?.aborted) throw abortError();
     // undici's errors (UND_ERR_CONNECT_TIMEOUT, UND_ERR_SOCKET, …, or the signal's AbortError) go
     // out as they are: s3-errors.ts maps their codes.
-    const res = await this.pool.request({ origin: base.origin, method: r.method, path, headers: signed, body: r.body, signal: r.signal, reset: keepAlive(r.method) });
+    const res = await this.pool.request({ origin: base.origin, method: r.method, path, headers: signed, body: bodyOf(r.body), signal: r.signal, reset: keepAlive(r.method) });
     // undici's body emits an error when destroyed without one, and a caller may destroy a body it
     // no longer wants: never an uncaught error for that. The caller's listeners see every error.
     res.body.on('error', () => undefined);

@@ -155,6 +155,7 @@ export class S3Backend implements StorageBackend {
     this.checkKey(key);
     throwIfAborted(opts.signal);
     if (body.size > this.settings.multipartThreshold) return this.putParts(key, body, opts);
+    if (body.whole) return this.putWhole(key, body.size, body.whole, opts);
     let src: Readable;
     try {
       src = body.open();
@@ -164,28 +165,10 @@ export class S3Backend implements StorageBackend {
     const metered = meterBody(src, body.size, opts.onProgress);
     const contentType = opts.contentType ?? 'application/octet-stream';
     const lock = this.lockFor(opts);
-    let etag: string | undefined;
+    let etag: string;
     let versionId: string | undefined;
     try {
-      const res = await this.http.send({
-        method: 'PUT',
-        key,
-        headers: {
-          'content-type': contentType,
-          'x-amz-meta-sha256': opts.sha256,
-          'x-amz-meta-mtime': String(Math.round(opts.mtimeMs)),
-          ...(lock?.headers ? lockHeaders(lock.until, opts.sha256) : {}),
-        },
-        body: metered.stream,
-        contentLength: body.size,
-        // The SHA-256 of the content: S3, R2 and MinIO refuse a body that does not match it.
-        payloadHash: /^[0-9a-f]{64}$/.test(opts.sha256) ? opts.sha256 : 'UNSIGNED-PAYLOAD',
-        signal: opts.signal,
-      });
-      // S3 always returns an ETag for a stored object; a 200 without one is some other server.
-      etag = res.headers.etag;
-      if (!etag) throw this.notS3('put', key, 'PutObject answered 200 without an ETag');
-      versionId = headerOf(res.headers['x-amz-version-id']);
+      ({ etag, versionId } = await this.putObject(key, metered.stream, body.size, contentType, lock, opts));
     } catch (e) {
       metered.stream.destroy();
       if (opts.signal?.aborted) throw abortError();
@@ -194,6 +177,59 @@ export class S3Backend implements StorageBackend {
       throw this.mapError(e, 'put', key);
     }
     return { key, size: body.size, sha256: opts.sha256, mtimeMs: Math.round(opts.mtimeMs), etag: stripQuotes(etag), contentType, singlePart: true, versionId, lockedUntil: lock?.until };
+  }
+
+  /** put() of a body read whole (BodySource.whole): one buffer, no stream. */
+  private async putWhole(key: string, size: number, whole: () => Promise<Buffer>, opts: PutOptions): Promise<ObjectInfo> {
+    let buf: Buffer;
+    try {
+      buf = await whole();
+    } catch (e) {
+      if (opts.signal?.aborted) throw abortError(); // waited for the bandwidth budget, then stopped
+      throw localBodyError(e as Error, key);
+    }
+    if (buf.length !== size) throw localBodyError(new BodySizeError(size, buf.length), key);
+    const contentType = opts.contentType ?? 'application/octet-stream';
+    const lock = this.lockFor(opts);
+    let sent: { etag: string; versionId: string | undefined };
+    try {
+      sent = await this.putObject(key, buf, size, contentType, lock, opts);
+    } catch (e) {
+      if (opts.signal?.aborted) throw abortError();
+      throw this.mapError(e, 'put', key);
+    }
+    opts.onProgress?.(size);
+    return { key, size, sha256: opts.sha256, mtimeMs: Math.round(opts.mtimeMs), etag: stripQuotes(sent.etag), contentType, singlePart: true, versionId: sent.versionId, lockedUntil: lock?.until };
+  }
+
+  /** One PutObject, signed here; its ETag and version id. */
+  private async putObject(
+    key: string,
+    body: Readable | Buffer,
+    size: number,
+    contentType: string,
+    lock: { until: number; headers: boolean } | undefined,
+    opts: PutOptions,
+  ): Promise<{ etag: string; versionId: string | undefined }> {
+    const res = await this.http.send({
+      method: 'PUT',
+      key,
+      headers: {
+        'content-type': contentType,
+        'x-amz-meta-sha256': opts.sha256,
+        'x-amz-meta-mtime': String(Math.round(opts.mtimeMs)),
+        ...(lock?.headers ? lockHeaders(lock.until, opts.sha256) : {}),
+      },
+      body,
+      contentLength: size,
+      // The SHA-256 of the content: S3, R2 and MinIO refuse a body that does not match it.
+      payloadHash: /^[0-9a-f]{64}$/.test(opts.sha256) ? opts.sha256 : 'UNSIGNED-PAYLOAD',
+      signal: opts.signal,
+    });
+    // S3 always returns an ETag for a stored object; a 200 without one is some other server.
+    const etag = res.headers.etag;
+    if (!etag) throw this.notS3('put', key, 'PutObject answered 200 without an ETag');
+    return { etag, versionId: headerOf(res.headers['x-amz-version-id']) };
   }
 
   /**

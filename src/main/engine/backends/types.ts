@@ -35,6 +35,12 @@ export interface BodySource {
    * part) instead of gluing stream chunks together into parts, which cost more CPU than sending.
    */
   openReader?(): Promise<BlockReader>;
+  /**
+   * Optional: the whole body as one buffer (a small file, read at once). Sent as it is: a stream
+   * per small upload costs more memory and CPU than the bytes it carries. The buffer is the
+   * caller's; the backend does not keep it once put() returns. A retry asks for it again.
+   */
+  whole?(): Promise<Buffer>;
 }
 
 /** Sequential reads of a body (see BodySource.openReader). */

@@ -60,7 +60,7 @@ export type JobOutcome = 'synced' | 'already-there' | 'requeued' | 'retry' | 'fa
 const LISTING_MAX_KEYS = 500_000;
 
 /**
- * Files up to this size are read in one call and hashed as one buffer (see WholeFileStream), with
+ * Files up to this size are read in one call and hashed as one buffer (see WholeFile), with
  * the MD5 that checks their ETag; bigger ones are streamed and verified with a HEAD.
  */
 const WHOLE_FILE_MAX = 8 * 1024 * 1024;
@@ -74,40 +74,50 @@ interface BodyDigest {
 }
 
 /**
- * The body of a small file: one read into one pooled buffer (buffers.ts), hashed, pushed as one
- * chunk. A stream of a 256 KB photo otherwise allocates a 1 MiB read buffer, copies it, and sends
- * it through a hashing Transform: garbage and stream hops that cost more CPU than the upload.
+ * The body of a small file: one read into one pooled buffer (buffers.ts), hashed as one buffer.
+ * A stream of a 256 KB photo otherwise allocates a 1 MiB read buffer, copies it, and sends it
+ * through a hashing Transform: garbage and stream hops that cost more CPU than the upload.
+ * read() gives the bytes (one more than announced when the file grew, which fails the upload's
+ * size check); stream() the same as one chunk, for a backend that wants a stream.
  * recycle() gives the buffer back once the request that sent it was answered.
  */
-class WholeFileStream extends Readable implements BodyDigest {
+class WholeFile implements BodyDigest {
   bytes = 0;
   sha256: string | undefined;
   md5: string | undefined;
-  private started = false;
   private buf: Buffer | undefined;
   constructor(
     private readonly path: string,
     private readonly size: number,
-  ) {
-    super();
-  }
-  override _read(): void {
-    if (this.started) return;
-    this.started = true;
+  ) {}
+
+  async read(): Promise<Buffer> {
     const pooled = ioBuffers.take(this.size + 1);
-    readAtMost(this.path, pooled.subarray(0, this.size + 1)).then(
-      (buf) => {
-        this.buf = pooled;
-        if (this.destroyed) return;
-        this.bytes = buf.length;
-        this.sha256 = createHash('sha256').update(buf).digest('hex');
-        this.md5 = createHash('md5').update(buf).digest('hex');
-        // One byte more than announced (the file grew) fails the upload's size check.
-        if (buf.length) this.push(buf);
-        this.push(null);
+    const buf = await readAtMost(this.path, pooled.subarray(0, this.size + 1));
+    this.buf = pooled;
+    this.bytes = buf.length;
+    this.sha256 = createHash('sha256').update(buf).digest('hex');
+    this.md5 = createHash('md5').update(buf).digest('hex');
+    return buf;
+  }
+
+  stream(): Readable {
+    let started = false;
+    const r = new Readable({
+      read: () => {
+        if (started) return;
+        started = true;
+        this.read().then(
+          (buf) => {
+            if (r.destroyed) return;
+            if (buf.length) r.push(buf);
+            r.push(null);
+          },
+          (e: Error) => r.destroy(e),
+        );
       },
-      (e: Error) => this.destroy(e),
-    );
+    });
+    return r;
   }
 
   /** The request that sent the body was answered: nothing reads the buffer any more. */
@@ -453,9 +463,9 @@ export class TargetLane {
               lastBytes = 0;
               if (from) return (hasher = this.openCopy(from, f, c.signal));
               if (f.size <= WHOLE_FILE_MAX) {
-                const whole = new WholeFileStream(abs, f.size);
+                const whole = new WholeFile(abs, f.size);
                 hasher = whole;
-                return whole;
+                return whole.stream();
               }
               // No MD5 for a streamed (bigger) file: hashing it costs ~1.5 ms of CPU per MiB, the
               // HEAD that verifies it instead one request, however big the file.
@@ -463,6 +473,17 @@ export class TargetLane {
               hasher = h;
               return createReadStream(abs, { highWaterMark: 1 << 20 }).on('error', (e) => h.destroy(e)).pipe(h);
             },
+            // A small file goes whole where the backend can take a buffer (the S3 PUT).
+            ...(!from && f.size <= WHOLE_FILE_MAX
+              ? {
+                  whole: () => {
+                    lastBytes = 0;
+                    const whole = new WholeFile(abs, f.size);
+                    hasher = whole;
+                    return whole.read();
+                  },
+                }
+              : {}),
             // A copy read from another destination is streamed (the SDK cuts it into parts).
             ...(from
               ? {}
@@ -496,7 +517,7 @@ export class TargetLane {
       }
       const h = hasher as BodyDigest | null;
       // The request was answered: its body's buffer can serve the next upload.
-      if (h instanceof WholeFileStream) h.recycle();
+      if (h instanceof WholeFile) h.recycle();
       // The bytes sent must be the bytes hashed, and the file must not have moved under us.
       const after = from ? undefined : await stat(abs).catch(() => null);
       const moved = after !== undefined && (!after || after.size !== f.size || Math.trunc(after.mtimeMs) !== f.mtime_ms);
