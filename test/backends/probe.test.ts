@@ -204,6 +204,7 @@ describe('testConnection', () => {
           level: 'warn',
           message: 'Anyone with this key can delete every backup in "triplicate": ransomware that finds it on this computer can erase the copies too. Give Triplicate a key that may write, read and list, but not delete.',
           link: { url: 'https://min.io/docs/minio/linux/administration/identity-access-management/policy-based-access-control.html', text: 'MinIO policies (mc admin policy)' },
+          short: 'This key can delete the backups. Make a key that cannot:',
         },
       ]);
       expect(keys).toEqual([]);
@@ -244,6 +245,7 @@ describe('testConnection', () => {
       expect(r.findings?.[0]?.message).toBe(
         'This key can delete, but Object Lock keeps every copy in "triplicate" for 30 days after it is written: a stolen copy of the key cannot erase them before then. A key that cannot delete is safer still.',
       );
+      expect(r.findings?.[0]?.short).toBe('This key can delete the backups once their 30 days of Object Lock are over. Make a key that cannot:');
       expect(keys).toEqual([]);
     });
 
@@ -275,6 +277,10 @@ describe('testConnection', () => {
         'Anyone with this key can delete every backup in "triplicate": Cloudflare R2 has no key that may write but not delete, so protect the copies with a bucket lock rule.',
       ]);
       expect(r.findings?.[0]?.link?.url).toBe('https://developers.cloudflare.com/r2/buckets/bucket-locks/');
+      // no R2 key can do better, and a lock rule is asked for: nothing stays on the card
+      expect(r.findings?.some((f) => f.short)).toBe(false);
+      const unlocked = await run({ preset: 'r2', region: 'auto' });
+      expect(unlocked.r.findings?.map((f) => f.short)).toEqual(['This key can delete the backups. Protect them with a bucket lock rule:']);
     });
   });
 });
