@@ -47,6 +47,19 @@ export interface TargetStatus {
    * the provider's ceiling). Absent from an engine without it.
    */
   sending?: { now: number; chosen: number; max: number };
+  /**
+   * What the last Test connection of these settings found (issue 19): kept across restarts, and
+   * dropped when the key, the address or the bucket change (it no longer describes them). A finding
+   * with a `short` line stays on the destination's card until a test says otherwise.
+   */
+  tested?: TargetTested;
+}
+
+export interface TargetTested {
+  /** When the test ran (ms). */
+  at: number;
+  can_delete?: 'yes' | 'hide' | 'no';
+  findings: TestFinding[];
 }
 
 /** Copies by state, over every (file, enabled destination). */
@@ -227,6 +240,11 @@ export interface TestFinding {
   message: string;
   /** The provider's own recipe (a key that cannot delete, a bucket lock rule). */
   link?: { url: string; text: string };
+  /**
+   * The line the destination's card keeps showing after the test (before `link`), while the test
+   * of these settings is the last one: "This key can delete the backups. Make a key that cannot:".
+   */
+  short?: string;
 }
 
 export interface EventRecord {

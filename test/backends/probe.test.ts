@@ -7,6 +7,7 @@ import { FolderBackend } from '../../src/main/engine/backends/folder';
 import { testConnection } from '../../src/main/engine/backends/probe';
 import { S3Backend } from '../../src/main/engine/backends/s3';
 import type { StorageBackend } from '../../src/main/engine/backends/types';
+import type { TestConnectionResult } from '../../src/shared/api';
 import { startS3, type TestS3 } from '../helpers/s3';
 import { startSigV4Proxy, type ProxyOptions, type SigV4Proxy } from '../helpers/sigv4-proxy';
 import { folderTarget, tempDir } from './helpers';
@@ -163,9 +164,10 @@ describe('testConnection', () => {
     }
   });
 
-  // Issue 19: what the key could do to the backups, and Object Lock. s3rver checks no policy and
-  // answers GetObjectLockConfiguration with 501 NotImplemented, so the SigV4 proxy (signatures
-  // checked) answers those requests itself where a test needs another answer.
+  // Issue 19: what the key could do to the backups, and Object Lock. s3rver checks no policy, keeps
+  // no versions and answers GetObjectLockConfiguration with 501 NotImplemented, so the SigV4 proxy
+  // (signatures checked) answers those requests itself, or adds a version id to s3rver's answer,
+  // where a test needs another answer.
   describe('what a stolen key could do, and Object Lock', () => {
     const proxies: SigV4Proxy[] = [];
     afterAll(async () => {
@@ -182,6 +184,18 @@ describe('testConnection', () => {
       (status: number, body: string): ProxyOptions['answer'] =>
       (req) =>
         req.method === 'GET' && /[?&]object-lock(=|&|$)/.test(req.url) ? { status, body } : undefined;
+    /** Every step worked, and the test file was not erased: the delete step says why. */
+    const passedKeepingProbe = (r: TestConnectionResult, can: 'no' | 'hide', note: string) => {
+      expect(r.ok, r.message).toBe(true);
+      expect(r.can_delete).toBe(can);
+      expect(r.steps.map((x) => [x.step, x.ok, x.note])).toEqual([
+        ['put', true, undefined],
+        ['head', true, undefined],
+        ['get', true, undefined],
+        ['delete', true, note],
+      ]);
+      expect(r.message).toMatch(/^NAS \(.*\) works: Triplicate wrote and read back a test file in \d+ ms\.$/);
+    };
     let runs = 0;
     /** Each run under its own prefix: a probe a key could not delete stays. */
     const run = async (extra: Parameters<TestS3['target']>[1], proxy?: SigV4Proxy) => {
@@ -204,6 +218,7 @@ describe('testConnection', () => {
           level: 'warn',
           message: 'Anyone with this key can delete every backup in "triplicate": ransomware that finds it on this computer can erase the copies too. Give Triplicate a key that may write, read and list, but not delete.',
           link: { url: 'https://min.io/docs/minio/linux/administration/identity-access-management/policy-based-access-control.html', text: 'MinIO policies (mc admin policy)' },
+          short: 'This key can delete the backups. Make a key that cannot:',
         },
       ]);
       expect(keys).toEqual([]);
@@ -212,15 +227,7 @@ describe('testConnection', () => {
     it('a key that may not delete passes: the test says so, and its probe stays in .triplicate/', async () => {
       const proxy = await via({ answer: refuseDeletes });
       const { r, keys, prefix } = await run({}, proxy);
-      expect(r.ok, r.message).toBe(true);
-      expect(r.can_delete).toBe('no');
-      expect(r.steps.map((x) => [x.step, x.ok, x.note])).toEqual([
-        ['put', true, undefined],
-        ['head', true, undefined],
-        ['get', true, undefined],
-        ['delete', true, 'refused: this key cannot delete'],
-      ]);
-      expect(r.message).toMatch(/^NAS \(.*\) works: Triplicate wrote and read back a test file in \d+ ms\.$/);
+      passedKeepingProbe(r, 'no', 'refused: this key cannot delete');
       expect(keys).toHaveLength(1);
       expect(keys[0]).toMatch(/^p19-\d+\/\.triplicate\/probe-[0-9a-f]{16}$/);
       expect(r.findings).toEqual([
@@ -230,6 +237,49 @@ describe('testConnection', () => {
         },
       ]);
       expect(proxy.refused).toEqual([]);
+    });
+
+    it('a key that can only hide files (a versioned bucket, no DeleteObjectVersion) passes: its versions stay', async () => {
+      // s3rver keeps no versions: the proxy gives the probe's PUT the version id a versioned bucket
+      // returns, refuses the delete of that version (the key may not), and answers the delete by
+      // name as such a bucket does: 204 with a delete marker (the object's version stays).
+      const version = '3HL4kqtJlcpXroDTDmJ-rmSpXd3dIbrH';
+      const proxy = await via({
+        addHeaders: (req) => (req.method === 'PUT' && /\/probe-[0-9a-f]{16}(\?|$)/.test(req.url) ? { 'x-amz-version-id': version } : undefined),
+        answer: (req) => {
+          if (req.method !== 'DELETE') return undefined;
+          if (/[?&]versionId=/.test(req.url)) return { status: 403, body: xml('AccessDenied', 'Access Denied') };
+          return { status: 204, headers: { 'x-amz-delete-marker': 'true', 'x-amz-version-id': 'marker-1' } };
+        },
+      });
+      const { r } = await run({ preset: 'b2', region: 'eu-central-003' }, proxy);
+      passedKeepingProbe(r, 'hide', 'hidden only: its version stays');
+      const put = proxy.seen.find((x) => x.method === 'PUT' && x.url.includes('/probe-'))!;
+      const key = decodeURIComponent(put.url.split('?')[0]!).replace(/^\/triplicate\//, '');
+      expect(key).toMatch(/^p19-\d+\/\.triplicate\/probe-[0-9a-f]{16}$/);
+      expect(r.findings).toEqual([
+        {
+          level: 'good',
+          message: `This key can only hide files in "triplicate" (a delete marker): their earlier versions stay, so a stolen copy of it cannot erase the backups. The hidden test file stays at "${key}".`,
+        },
+      ]);
+      // as a stolen key would: the version for good first, then by name
+      const deletes = proxy.seen.filter((x) => x.method === 'DELETE').map((x) => new URL(x.url, 'http://x').searchParams.get('versionId'));
+      expect(deletes).toEqual([version, null]);
+      expect(proxy.refused).toEqual([]);
+    });
+
+    it('in a versioned bucket, a key that may erase the version can delete: the warning, and nothing left', async () => {
+      const version = 'v-erasable';
+      const proxy = await via({ addHeaders: (req) => (req.method === 'PUT' && /\/probe-[0-9a-f]{16}(\?|$)/.test(req.url) ? { 'x-amz-version-id': version } : undefined) });
+      const { r, keys } = await run({ preset: 'b2', region: 'eu-central-003' }, proxy);
+      expect(r.ok, r.message).toBe(true);
+      expect(r.can_delete).toBe('yes');
+      expect(r.findings?.[0]).toMatchObject({ level: 'warn', short: 'This key can delete the backups. Make a key that cannot:' });
+      // the version itself was deleted (s3rver, which keeps none, removed the object): no delete by name
+      const deletes = proxy.seen.filter((x) => x.method === 'DELETE').map((x) => new URL(x.url, 'http://x').searchParams.get('versionId'));
+      expect(deletes).toEqual([version]);
+      expect(keys).toEqual([]);
     });
 
     it('with immutableDays, a bucket with Object Lock on passes the lock step, and the probe itself is written unlocked', async () => {
@@ -244,6 +294,7 @@ describe('testConnection', () => {
       expect(r.findings?.[0]?.message).toBe(
         'This key can delete, but Object Lock keeps every copy in "triplicate" for 30 days after it is written: a stolen copy of the key cannot erase them before then. A key that cannot delete is safer still.',
       );
+      expect(r.findings?.[0]?.short).toBe('This key can delete the backups once their 30 days of Object Lock are over. Make a key that cannot:');
       expect(keys).toEqual([]);
     });
 
@@ -275,6 +326,10 @@ describe('testConnection', () => {
         'Anyone with this key can delete every backup in "triplicate": Cloudflare R2 has no key that may write but not delete, so protect the copies with a bucket lock rule.',
       ]);
       expect(r.findings?.[0]?.link?.url).toBe('https://developers.cloudflare.com/r2/buckets/bucket-locks/');
+      // no R2 key can do better, and a lock rule is asked for: nothing stays on the card
+      expect(r.findings?.some((f) => f.short)).toBe(false);
+      const unlocked = await run({ preset: 'r2', region: 'auto' });
+      expect(unlocked.r.findings?.map((f) => f.short)).toEqual(['This key can delete the backups. Protect them with a bucket lock rule:']);
     });
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { iconFor, linkFor, menuModel, TOOLTIP_MAX, trayState, truncate, type MenuItemModel } from '../../src/main/desktop/logic/tray';
+import { missingToOffer } from '../../src/shared/status';
 import { status, target } from './fixtures';
 
 const actions = (items: MenuItemModel[]) => items.filter((i): i is Extract<MenuItemModel, { kind: 'action' }> => i.kind === 'action');
@@ -93,12 +94,39 @@ describe('tray menu', () => {
     expect(one.label).toBe('Bring back 1 missing file');
   });
 
-  it('does not offer to bring back missing files while the burst guard holds a folder', () => {
+  describe('while the burst guard holds a folder', () => {
     const counts = { rewritten: 0, suspicious_new: 0, renamed: 14, deleted: 0, extension: 'locked' };
-    const hold = { id: 1, root_id: 'media', root_label: 'Media', tripped_at: 0, since: 0, files: 14, missing: 14, counts, summary: 'At 21:02, in Media, …' };
-    const held = actions(menuModel(status({ missing_local_files: 14, guard: { holds: [hold] } }), { state: 'connected' })).find((a) => a.id === 'restore-missing')!;
-    expect(held.enabled).toBe(false);
-    expect(held.label).not.toMatch(/Bring back|No files are missing/);
+    const hold = (root_label: string, missing: number) => ({ id: 1, root_id: root_label.toLowerCase(), root_label, tripped_at: 0, since: 0, files: 14, missing, counts, summary: `At 21:02, in ${root_label}, …` });
+    const menu = (missing: number, holds: ReturnType<typeof hold>[]) => menuModel(status({ missing_local_files: missing, guard: { holds } }), { state: 'connected' });
+    const bringBack = (m: MenuItemModel[]) => actions(m).find((a) => a.id === 'restore-missing')!;
+
+    it('offers what the Restore page offers: the missing files of the other folders, the held one named as left out', () => {
+      // 14 of Media's files are missing (held), 3 of other folders: the Restore page offers those 3
+      const s = status({ missing_local_files: 17, guard: { holds: [hold('Media', 14)] } });
+      const m = menuModel(s, { state: 'connected' });
+      expect(missingToOffer(s)).toBe(3);
+      expect(bringBack(m)).toEqual({ kind: 'action', id: 'restore-missing', label: 'Bring back 3 missing files of the other folders', enabled: true });
+      const i = m.findIndex((x) => x.kind === 'action' && x.id === 'restore-missing');
+      expect(m[i - 1]).toEqual({ kind: 'label', label: 'Media: holding changes, see Overview' });
+      expect(bringBack(menu(15, [hold('Media', 14)])).label).toBe('Bring back 1 missing file of the other folders');
+    });
+
+    it('greys the item when every missing file is in held folders, and names each held folder', () => {
+      const m = menu(20, [hold('Media', 14), hold('Archive', 6)]);
+      expect(bringBack(m)).toMatchObject({ label: 'No other files are missing', enabled: false });
+      expect(m.filter((x) => x.kind === 'label').map((x) => x.label)).toEqual(expect.arrayContaining(['Media: holding changes, see Overview', 'Archive: holding changes, see Overview']));
+    });
+
+    it('a held folder with nothing missing changes nothing in the count', () => {
+      expect(bringBack(menu(2, [hold('Media', 0)]))).toMatchObject({ label: 'Bring back 2 missing files', enabled: true });
+      expect(bringBack(menu(0, [hold('Media', 0)]))).toMatchObject({ label: 'No files are missing', enabled: false });
+    });
+
+    it('says nothing of holds while disconnected', () => {
+      const m = menuModel(status({ missing_local_files: 17, guard: { holds: [hold('Media', 14)] } }), { state: 'lost', since: 0 });
+      expect(m.some((x) => x.kind === 'label' && /holding/.test(x.label))).toBe(false);
+      expect(bringBack(m).enabled).toBe(false);
+    });
   });
 
   it('disables engine commands while disconnected but keeps open and quit', () => {

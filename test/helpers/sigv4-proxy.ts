@@ -36,6 +36,11 @@ export interface ProxyOptions {
    * Return undefined to pass the request on.
    */
   answer?: (req: SeenRequest, body: Buffer) => { status: number; body?: string; headers?: Record<string, string> } | undefined;
+  /**
+   * Headers added to s3rver's answer to a request passed on: for what s3rver stores but does not
+   * say, such as the x-amz-version-id of a versioned bucket (it keeps no versions).
+   */
+  addHeaders?: (req: SeenRequest) => Record<string, string> | undefined;
 }
 
 function xmlError(res: ServerResponse, status: number, code: string, message: string): void {
@@ -143,7 +148,7 @@ export async function startSigV4Proxy(upstream: string, secrets: Record<string, 
             return;
           }
           const fwd = request({ hostname: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
-            res.writeHead(ur.statusCode ?? 502, ur.headers);
+            res.writeHead(ur.statusCode ?? 502, { ...ur.headers, ...opts.addHeaders?.(seen) });
             ur.pipe(res);
           });
           fwd.on('error', () => {

@@ -1,23 +1,16 @@
 // The operator UI while the burst guard holds a folder, rendered as React renders it (server
 // rendering, no browser): the Restore badge, the Restore page and the Destinations page say what is
 // held and where to answer, and every number agrees with the sentence beside it.
-import { createElement } from 'react';
-import { renderToStaticMarkup } from 'react-dom/server';
-import { afterEach, describe, expect, it } from 'vitest';
-import type { GuardHold, SyncStatus, TargetInfo, TargetStatus } from '../../src/shared/api';
-import { targetSchema } from '../../src/shared/config';
+import { describe, expect, it } from 'vitest';
+import type { AppState } from '../../src/renderer/src/store';
+import type { GuardHold, SyncStatus } from '../../src/shared/api';
 import { guardSentence, heldFolderNote } from '../../src/shared/status';
-import { App } from '../../src/renderer/src/App';
 import { formatTime } from '../../src/renderer/src/lib/format';
-import { useApp, type AppState } from '../../src/renderer/src/store';
+import { NAS_AND_CLOUD, renderApp, targetStatus as target, words } from './app.render';
 
 const NOW = Date.now();
 const TRIPPED = NOW - 20 * 60_000;
 const SINCE = TRIPPED - 60_000;
-
-function target(id: string, label: string, over: Partial<TargetStatus> = {}): TargetStatus {
-  return { synced_count: 20, synced_bytes: 40_000, pending: 0, uploading: 0, failed: 0, skipped: 0, held: 0, state: 'online', label, rate_bps: 0, ...over };
-}
 
 /** Media (20 files) is held after 12 photos were rewritten and 1 deleted; Other (3 files) has `otherMissing` gone. */
 function heldStatus(otherMissing: number): SyncStatus {
@@ -29,45 +22,20 @@ function heldStatus(otherMissing: number): SyncStatus {
     pending: 0, uploading: 0, synced: 11, failed: 0, skipped: 0, held: 12, total_files: 23, total_size_bytes: 46_000, synced_size_bytes: 22_000,
     copies: { pending: 24, uploading: 0, synced: 22, failed: 0, skipped: 0 },
     safe_files: 11, missing_local_files: missing, missing_safe_files: missing,
-    targets: { nas: target('nas', 'NAS', { held: 12 }), cloud: target('cloud', 'Cloud', { held: 12 }) },
+    targets: { nas: target('NAS', { held: 12 }), cloud: target('Cloud', { held: 12 }) },
     scanning: false, paused: false, summary: hold.summary, health: 'failing',
     guard: { holds: [hold] },
     started_at: NOW - 3_600_000, now: NOW,
   };
 }
 
-const TARGETS = [
-  { id: 'nas', label: 'NAS', priority: 1, endpoint: 'http://127.0.0.1:9000' },
-  { id: 'cloud', label: 'Cloud', priority: 2, endpoint: 'http://127.0.0.1:9001' },
-].map((t) => targetSchema.parse({ ...t, kind: 's3', bucket: t.id, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } }) as TargetInfo);
-
-// Server rendering reads the store's initial state (useSyncExternalStore's server snapshot).
-const initial = useApp.getInitialState();
-const saved = { ...initial };
-
 function render(state: Partial<AppState>): string {
-  Object.assign(initial, { phase: 'online', targets: TARGETS, ...state });
-  return renderToStaticMarkup(createElement(App));
-}
-
-/** The words a person reads, tags and React's text separators gone. */
-function words(html: string): string {
-  return html
-    .replace(/<!-- -->/g, '')
-    .replace(/<[^>]+>/g, ' ')
-    .replace(/&#x27;/g, "'")
-    .replace(/&quot;/g, '"')
-    .replace(/&amp;/g, '&')
-    .replace(/\s+/g, ' ');
+  return renderApp({ targets: NAS_AND_CLOUD, ...state });
 }
 
 function badge(html: string): string | undefined {
   return /<a href="#\/restore"[^>]*>.*?<span class="nav-count" aria-label="([^"]*)">(\d+)<\/span>/.exec(html)?.slice(1, 3).join(' = ');
 }
-
-afterEach(() => {
-  Object.assign(initial, saved);
-});
 
 describe('while the burst guard holds a folder', () => {
   it('Restore: the badge, the sentence, the button and the list count only the other folders; the held folder points to the Overview', () => {
@@ -103,7 +71,7 @@ describe('while the burst guard holds a folder', () => {
   });
 
   it('with no hold, the badge counts every missing file and nothing speaks of holds', () => {
-    const status: SyncStatus = { ...heldStatus(2), held: 0, guard: undefined, summary: 'x', health: 'behind', targets: { nas: target('nas', 'NAS'), cloud: target('cloud', 'Cloud') } };
+    const status: SyncStatus = { ...heldStatus(2), held: 0, guard: undefined, summary: 'x', health: 'behind', targets: { nas: target('NAS'), cloud: target('Cloud') } };
     const restore = render({ page: 'restore', status });
     expect(badge(restore)).toBe('3 missing files to bring back = 3');
     expect(words(restore)).toContain('3 files are no longer on this computer. Each comes back from the first destination that has a good copy.');

@@ -1,6 +1,7 @@
 // What the tray shows: pure functions from the engine's status to an icon, a tooltip and a menu.
 // No electron import: the shell (../tray.ts) turns the model into native objects; tests run under Node.
 import type { SyncStatus } from '../../../shared/api';
+import { missingToOffer } from '../../../shared/status';
 import type { EngineState } from './supervisor';
 
 /** One icon per state; `offline` is "the engine does not answer", not a target being offline. */
@@ -108,18 +109,18 @@ export function menuModel(status: SyncStatus | null, link: EngineLink, opts: Men
   if (connected && status.paused) items.push({ kind: 'action', id: 'resume', label: 'Resume backups', enabled: true });
   else items.push({ kind: 'action', id: 'pause', label: 'Pause backups', enabled: connected });
   items.push({ kind: 'action', id: 'sync-now', label: 'Back up now', enabled: connected && !status.paused });
-  const missing = connected ? status.missing_local_files : 0;
-  if (connected && status.guard?.holds.length) {
-    // a held folder is answered first, with the Overview's two buttons (the rest waits behind the red state)
-    items.push({ kind: 'action', id: 'restore-missing', label: 'Changes are held back: open Triplicate to answer', enabled: false });
-  } else {
-    items.push({
-      kind: 'action',
-      id: 'restore-missing',
-      label: missing > 0 ? `Bring back ${formatCount(missing)} missing ${missing === 1 ? 'file' : 'files'}` : 'No files are missing',
-      enabled: connected && missing > 0,
-    });
-  }
+  // What the Restore page offers: the bulk restore leaves a held folder out (its missing files come
+  // back with the Overview's "Put everything back"), so the count is the same as the page's.
+  const holds = connected ? (status.guard?.holds ?? []) : [];
+  const missing = connected ? missingToOffer(status) : 0;
+  const others = holds.some((h) => h.missing > 0) ? ' of the other folders' : '';
+  for (const h of holds) items.push({ kind: 'label', label: truncate(`${h.root_label}: holding changes, see Overview`, 80) });
+  items.push({
+    kind: 'action',
+    id: 'restore-missing',
+    label: missing > 0 ? `Bring back ${formatCount(missing)} missing ${missing === 1 ? 'file' : 'files'}${others}` : others ? 'No other files are missing' : 'No files are missing',
+    enabled: missing > 0,
+  });
   items.push({ kind: 'separator' });
   items.push({ kind: 'action', id: 'quit', label: opts.embedded ? 'Quit Triplicate (backups stop)' : 'Quit Triplicate', enabled: true });
   return items;

@@ -147,7 +147,7 @@ export async function testConnection(backend: StorageBackend, arg?: AbortSignal 
         throw problem(`${backend.description} still shows the test file after deleting it. Check the bucket's settings (object lock, retention).`);
       }
     });
-    findings.push(deleteFinding(canDelete!, { key, bucket, lockDays, lockOn, preset, prefix }));
+    findings.push(deleteFinding(canDelete!, { key, bucket, lockDays, lockOn, preset, prefix, keyed: t?.kind === 's3' }));
     const total = Math.round(performance.now() - started);
     const did = canDelete === 'yes' ? 'wrote, read back and deleted a test file' : 'wrote and read back a test file';
     return { ok: true, steps, message: `${backend.description} works: Triplicate ${did} in ${total} ms.`, findings, can_delete: canDelete };
@@ -185,9 +185,13 @@ async function deleteProbe(backend: StorageBackend, key: string, versionId: stri
 
 function deleteFinding(
   can: 'yes' | 'hide' | 'no',
-  o: { key: string; bucket?: string; lockDays: number; lockOn: boolean; preset?: (typeof PRESETS)[keyof typeof PRESETS]; prefix: string },
+  o: { key: string; bucket?: string; lockDays: number; lockOn: boolean; preset?: (typeof PRESETS)[keyof typeof PRESETS]; prefix: string; keyed: boolean },
 ): TestFinding {
   const where = o.bucket ? `"${o.bucket}"` : 'this destination';
+  const recipe = o.preset?.keyRecipe;
+  // The card's lasting line (S3 keys only: a folder has no key to change), before the recipe's link.
+  const short = (s: string): { short?: string } => (o.keyed ? { short: s } : {});
+  const makeOne = recipe ? 'Make a key that cannot:' : 'Make a key that may write, read and list, but not delete.';
   if (can === 'no') {
     return {
       level: 'good',
@@ -204,20 +208,24 @@ function deleteFinding(
     return {
       level: 'warn',
       message: `This key can delete, but Object Lock keeps every copy in ${where} for ${plural(o.lockDays, 'day')} after it is written: a stolen copy of the key cannot erase them before then. A key that cannot delete is safer still.`,
-      link: o.preset?.keyRecipe,
+      link: recipe,
+      ...short(`This key can delete the backups once their ${plural(o.lockDays, 'day')} of Object Lock are over. ${makeOne}`),
     };
   }
   if (o.preset?.objectLock === 'bucket-rule') {
     return {
       level: 'warn',
       message: `Anyone with this key can delete every backup in ${where}: ${o.preset.label} has no key that may write but not delete, so protect the copies with a bucket lock rule.`,
-      link: o.preset.keyRecipe,
+      link: recipe,
+      // No key of this provider can do better: with "Undeletable for" set, the lock rule is the answer, not a lasting warning.
+      ...(o.lockDays === 0 ? short(`This key can delete the backups. Protect them with a bucket lock rule${recipe ? ':' : '.'}`) : {}),
     };
   }
   return {
     level: 'warn',
     message: `Anyone with this key can delete every backup in ${where}: ransomware that finds it on this computer can erase the copies too. Give Triplicate a key that may write, read and list, but not delete.`,
-    link: o.preset?.keyRecipe,
+    link: recipe,
+    ...short(`This key can delete the backups. ${makeOne}`),
   };
 }
 

@@ -18,6 +18,7 @@ import type { Catalog } from '../catalog/catalog';
 import { ConfigError } from '../config/config';
 import { log } from '../log';
 import type { ConfigStore } from './config-store';
+import { KeyChecks } from './key-checks';
 
 /**
  * How each use retries (RetryOptions of backends/retry.ts) and how long it waits for an answer:
@@ -151,11 +152,14 @@ export class TargetRegistry {
   private readonly shared = new Map<string, Shared>();
   private readonly built = new Map<string, number>();
   private readonly failureListeners = new Map<string, Set<FailureListener>>();
+  /** What the last Test connection of each destination found (its key can delete…), kept across restarts. */
+  readonly checks: KeyChecks;
 
   constructor(
     private readonly config: ConfigStore,
     private readonly catalog: Catalog,
   ) {
+    this.checks = new KeyChecks(config, catalog);
     // Registered before the services that follow the config: they find the new backends.
     config.onChange((prev, next) => this.follow(prev, next));
   }
@@ -223,11 +227,16 @@ export class TargetRegistry {
     return this.built.get(id) ?? 0;
   }
 
-  /** Try a destination's settings, saved or not: a backend of its own, closed after (no retries: the first answer counts). */
+  /**
+   * Try a destination's settings, saved or not: a backend of its own, closed after (no retries: the
+   * first answer counts). What it finds is kept for these settings (`checks`).
+   */
   async test(t: TargetConfig, signal?: AbortSignal): Promise<TestConnectionResult> {
     const backend = createBackend(t, { retry: false });
     try {
-      return await testConnection(backend, { signal, target: t });
+      const r = await testConnection(backend, { signal, target: t });
+      this.checks.record(t, r);
+      return r;
     } finally {
       backend.close?.();
     }
@@ -261,6 +270,7 @@ export class TargetRegistry {
   }
 
   private follow(_prev: Config, next: Config): void {
+    this.checks.follow(next);
     for (const [id, s] of this.shared) {
       const t = next.targets.find((x) => x.id === id && x.enabled);
       if (!t || this.sigOf(t, next) !== s.sig) {

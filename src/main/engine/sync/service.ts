@@ -98,6 +98,8 @@ export class SyncService implements EngineService {
       this.scheduleStatus();
     });
     config.onChange((prev, next) => this.follow(prev, next));
+    // a Test connection's finding goes on the destination's card at once
+    targets.checks.onChange(() => this.scheduleStatus());
   }
 
   private get cfg(): Config {
@@ -469,6 +471,8 @@ export class SyncService implements EngineService {
     if (h.detail) st.detail = h.detail;
     if (h.offline_since) st.offline_since = h.offline_since;
     if (h.next_try_at) st.next_try_at = h.next_try_at;
+    const tested = this.ctx.targets.checks.of(t);
+    if (tested) st.tested = tested;
     return st;
   }
 

@@ -1,6 +1,6 @@
 import { useMemo, useState } from 'react';
 import { useShallow } from 'zustand/react/shallow';
-import type { ProviderPresetInfo, TargetInfo, TargetStatus, TestConnectionResult } from '../../../shared/api';
+import type { ProviderPresetInfo, TargetInfo, TargetStatus, TargetTested, TestConnectionResult, TestFinding } from '../../../shared/api';
 import { isMasked, s3TargetSchema, folderTargetSchema } from '../../../shared/config';
 import { cardState, heldTargetNote } from '../../../shared/status';
 import { FolderPicker } from '../components/FolderPicker';
@@ -101,6 +101,7 @@ export function DestinationsPage() {
                         {heldTargetNote(st, status.guard.holds, formatTime)} <a href="#/overview">See the Overview</a>
                       </p>
                     ) : null}
+                    {st.tested ? <KeyWarnings tested={st.tested} /> : null}
                     {st.state === 'offline' && st.reason ? (
                       <div className="copy-reason">
                         <p>{st.reason}</p>
@@ -177,6 +178,42 @@ export function DestinationsPage() {
   );
 }
 
+/** What the last Test connection found that stays true until the key changes: "This key can delete the backups." */
+function KeyWarnings({ tested }: { tested: TargetTested }) {
+  return (
+    <>
+      {tested.findings
+        .filter((f) => f.short)
+        .map((f) => (
+          <div key={f.message} className="key-warn" role="note">
+            <p>
+              <span aria-hidden="true">⚠</span> {f.short}
+              <RecipeLink link={f.link} />
+            </p>
+            <details>
+              <summary>Why</summary>
+              <p>{f.message}</p>
+              <p className="muted">Found by Test connection at {formatTime(tested.at)}. This stays until the key or the settings change, or a new test finds otherwise.</p>
+            </details>
+          </div>
+        ))}
+    </>
+  );
+}
+
+/** The provider's recipe after a finding's sentence, opened in the browser. */
+function RecipeLink({ link }: { link?: TestFinding['link'] }) {
+  if (!link) return null;
+  return (
+    <>
+      {' '}
+      <a href={link.url} target="_blank" rel="noreferrer">
+        {link.text}
+      </a>
+    </>
+  );
+}
+
 function hostOf(url: string): string {
   try {
     return new URL(url).host;
@@ -209,14 +246,7 @@ export function TestSteps({ result }: { result: TestConnectionResult }) {
             // A warning, not a failure: the backup works (amber, like a copy that is behind).
             <li key={f.message} className={`finding-${f.level}`}>
               <span aria-hidden="true">{f.level === 'warn' ? '⚠' : '✓'}</span> {f.message}
-              {f.link ? (
-                <>
-                  {' '}
-                  <a href={f.link.url} target="_blank" rel="noreferrer">
-                    {f.link.text}
-                  </a>
-                </>
-              ) : null}
+              <RecipeLink link={f.link} />
             </li>
           ))}
         </ul>
