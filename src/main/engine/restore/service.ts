@@ -16,7 +16,7 @@ import { StorageError, isStorageError, type StorageBackend } from '../backends/t
 import type { BackendUse } from '../core/targets';
 import { diskRel, type FileRow, type JobRow } from '../catalog/catalog';
 import type { EngineContext, EngineService } from '../core/context';
-import { AdaptiveConcurrency, type Transfer } from '../jobs/adaptive';
+import type { AdaptiveConcurrency } from '../jobs/adaptive';
 import { JobLane, type JobControl } from '../jobs/runner';
 import { badRequest, conflict, notFound, type ApiRegistry, type Handlers } from '../http/router';
 import type { Ingestor } from '../sync/ingest';
@@ -103,7 +103,7 @@ export class RestoreService implements EngineService {
   private stopAc = new AbortController();
   private readonly workers: JobLane;
   /**
-   * Files restored at once: chosen from the throughput measured (jobs/adaptive.ts), from
+   * Files restored at once: chosen by the runner from the throughput measured (jobs/adaptive.ts), from
    * RESTORE_START up to `restore.concurrency` or RESTORE_CEILING; halved when a destination asks
    * to slow down. A file counts until its bytes are in and checked (its hand-off).
    */
@@ -127,27 +127,17 @@ export class RestoreService implements EngineService {
     private readonly opts: RestoreServiceOptions = {},
   ) {
     this.store = new RestoreStore(ctx.catalog);
-    this.adapt = new AdaptiveConcurrency({ start: RESTORE_START, ceiling: restoreCeiling(ctx.config.get().restore), onChange: () => this.workers.wake() });
     this.workers = new JobLane({
       lane: RESTORE_LANE,
       owner: OWNER,
       queue: ctx.catalog,
-      concurrency: () => {
-        this.adapt.setCeiling(restoreCeiling(ctx.config.get().restore));
-        return this.adapt.level;
-      },
+      adaptive: { start: RESTORE_START, ceiling: () => restoreCeiling(ctx.config.get().restore) },
       leaseMs: () => this.leaseMs(),
       pollMs: 5000,
-      run: async (c) => {
-        const tr = this.adapt.begin();
-        try {
-          await this.runJob(c, tr);
-        } finally {
-          tr.failed(); // a no-op once its bytes were counted
-        }
-      },
+      run: (c) => this.runJob(c),
       crashed: (job, e) => this.crashed(job, e),
     });
+    this.adapt = this.workers.adaptive!;
     api?.register(this.handlers());
   }
 
@@ -583,7 +573,7 @@ export class RestoreService implements EngineService {
   }
 
   /** c.handOff() once the file's bytes are all in and checked (only its fsync, rename and catalog update are left). */
-  private async runJob(c: JobControl, tr: Transfer): Promise<void> {
+  private async runJob(c: JobControl): Promise<void> {
     const { catalog } = this.ctx;
     const { job, signal } = c;
     const p = parsePayload(job.payload);
@@ -653,7 +643,7 @@ export class RestoreService implements EngineService {
             fsync: true,
             onVerified: () => {
               slot.finishing = true;
-              tr.done(slot.bytes);
+              c.transfer.done(slot.bytes);
               c.handOff();
             },
             where: p.destRoot,
