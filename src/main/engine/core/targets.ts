@@ -132,7 +132,17 @@ class Shared {
       kind: b.kind,
       description: b.description,
       prefix: b.prefix,
-      put: (key: string, body: BodySource, opts: PutOptions) => this.hold(() => b.put(key, body, opts)),
+      // a part of a multipart upload sent again is a failed try too
+      put: (key: string, body: BodySource, opts: PutOptions) =>
+        this.hold(() =>
+          b.put(key, body, {
+            ...opts,
+            onRetry: (e) => {
+              this.failed(e);
+              opts.onRetry?.(e);
+            },
+          }),
+        ),
       get: (key: string, opts?: GetOptions) => this.getCounted(key, opts),
       head: (key: string, signal?: AbortSignal): Promise<ObjectInfo | null> => this.hold(() => b.head(key, signal)),
       list: (prefix: string, opts?: ListOptions) => this.listCounted(prefix, opts),
@@ -206,7 +216,8 @@ export class TargetRegistry {
 
   /**
    * Every failed call on a target's backend, whichever use made it, each try on its own (the
-   * retries hide the tries that a later one made good): the upload lane hears the server's
+   * retries hide the tries that a later one made good; a multipart upload's parts sent again
+   * included): the upload lane hears the server's
    * "slow down" there (sync/uploader.ts). Returns the unsubscribe.
    */
   onFailure(id: string, fn: FailureListener): () => void {
