@@ -105,7 +105,7 @@ export class RestoreService implements EngineService {
   /**
    * Files restored at once: chosen by the runner from the throughput measured (jobs/adaptive.ts), from
    * RESTORE_START up to `restore.concurrency` or RESTORE_CEILING; halved when a destination asks
-   * to slow down. A file counts until its bytes are in and checked (its hand-off).
+   * a restore's read to slow down. A file counts until its bytes are in and checked (its hand-off).
    */
   readonly adapt: AdaptiveConcurrency;
   /** Jobs running; `finishing`: its content is in and checked, only fsync, rename and catalog are left. */
@@ -115,6 +115,7 @@ export class RestoreService implements EngineService {
   private readonly downUntil = new Map<string, number>();
   private dirCache = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
+  private unlisten: (() => void) | undefined;
   private maintenance: Promise<void> = Promise.resolve();
   private readonly locks = new Map<string, Promise<unknown>>();
   /** Tests: the outcome of each file. */
@@ -153,6 +154,10 @@ export class RestoreService implements EngineService {
     this.running = true;
     this.stopAc = new AbortController();
     for (const r of this.store.activeRuns()) this.maybeFinishRun(r.id);
+    // each try of a restore's reads that the server refused as too many (core/targets.ts)
+    this.unlisten = this.ctx.targets.onFailure('restore', (e) => {
+      if (e instanceof StorageError && e.congestion) this.adapt.congested();
+    });
     this.workers.start();
     if (scheduled) {
       this.timer = setInterval(() => this.tickMaintenance(), 60_000);
@@ -167,6 +172,8 @@ export class RestoreService implements EngineService {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.stopAc.abort();
+    this.unlisten?.();
+    this.unlisten = undefined;
     await this.workers.stop();
     await this.maintenance.catch(() => undefined);
     await Promise.allSettled([...this.locks.values()]);
@@ -679,7 +686,6 @@ export class RestoreService implements EngineService {
               errors.push(`it is not on ${s.target.label}`);
               continue;
             }
-            if (e.congestion) this.adapt.congested();
             if (e.targetLevel) {
               this.downUntil.set(s.target.id, Date.now() + DOWN_MS);
               waitedForTarget = true;

@@ -43,7 +43,7 @@ export interface LaneContext {
   repairSources?(): RepairSource[];
   /** Held back by the burst guard (sync/guard.ts): its job is dropped, the destination keeps the previous object. */
   held?(fileId: number): boolean;
-  /** Every failed call on the target's backend, each try (core/targets.ts onFailure); returns the unsubscribe. */
+  /** Every failed call of the target's uploads (its 'sync' use), each try (core/targets.ts onFailure); returns the unsubscribe. */
   onFailure?(listener: (e: unknown) => void): () => void;
 }
 
