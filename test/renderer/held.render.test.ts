@@ -1,15 +1,13 @@
 // The operator UI while the burst guard holds a folder, rendered as React renders it (server
 // rendering, no browser): the Restore badge, the Restore page and the Destinations page say what is
 // held and where to answer, and every number agrees with the sentence beside it.
-import { createElement } from 'react';
-import { renderToStaticMarkup } from 'react-dom/server';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { GuardHold, SyncStatus, TargetInfo, TargetStatus } from '../../src/shared/api';
 import { targetSchema } from '../../src/shared/config';
 import { guardSentence, heldFolderNote } from '../../src/shared/status';
-import { App } from '../../src/renderer/src/App';
 import { formatTime } from '../../src/renderer/src/lib/format';
-import { useApp, type AppState } from '../../src/renderer/src/store';
+import type { AppState } from '../../src/renderer/src/store';
+import { render as renderWith, words } from './app.render';
 
 const NOW = Date.now();
 const TRIPPED = NOW - 20 * 60_000;
@@ -41,33 +39,13 @@ const TARGETS = [
   { id: 'cloud', label: 'Cloud', priority: 2, endpoint: 'http://127.0.0.1:9001' },
 ].map((t) => targetSchema.parse({ ...t, kind: 's3', bucket: t.id, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } }) as TargetInfo);
 
-// Server rendering reads the store's initial state (useSyncExternalStore's server snapshot).
-const initial = useApp.getInitialState();
-const saved = { ...initial };
-
 function render(state: Partial<AppState>): string {
-  Object.assign(initial, { phase: 'online', targets: TARGETS, ...state });
-  return renderToStaticMarkup(createElement(App));
-}
-
-/** The words a person reads, tags and React's text separators gone. */
-function words(html: string): string {
-  return html
-    .replace(/<!-- -->/g, '')
-    .replace(/<[^>]+>/g, ' ')
-    .replace(/&#x27;/g, "'")
-    .replace(/&quot;/g, '"')
-    .replace(/&amp;/g, '&')
-    .replace(/\s+/g, ' ');
+  return renderWith({ targets: TARGETS, ...state });
 }
 
 function badge(html: string): string | undefined {
   return /<a href="#\/restore"[^>]*>.*?<span class="nav-count" aria-label="([^"]*)">(\d+)<\/span>/.exec(html)?.slice(1, 3).join(' = ');
 }
-
-afterEach(() => {
-  Object.assign(initial, saved);
-});
 
 describe('while the burst guard holds a folder', () => {
   it('Restore: the badge, the sentence, the button and the list count only the other folders; the held folder points to the Overview', () => {

@@ -223,7 +223,12 @@ export class RestoreService implements EngineService {
 
   private progressOf(r: RestoreRunRow): RestoreProgress {
     let inflight = 0;
-    for (const j of this.inflight.values()) if (j.runId === r.id) inflight += j.bytes;
+    let fetching = 0;
+    for (const j of this.inflight.values()) {
+      if (j.runId !== r.id) continue;
+      inflight += j.bytes;
+      if (!j.finishing) fetching++;
+    }
     const rate = FINAL.has(r.state) ? 0 : (this.meters.get(r.id)?.rate() ?? 0);
     const bytesDone = Math.min(r.bytes_total || Infinity, r.bytes_done + inflight);
     const p: RestoreProgress = {
@@ -238,6 +243,7 @@ export class RestoreService implements EngineService {
       rate_bps: rate,
       created_at: r.created_at,
     };
+    if (r.state === 'running') p.restoring = { now: fetching, chosen: this.adapt.level, max: this.adapt.ceiling };
     if (rate > 0) p.eta_seconds = Math.max(0, Math.round((r.bytes_total - p.bytes_done) / rate));
     if (r.message) p.message = r.message;
     if (r.finished_at) p.finished_at = r.finished_at;
