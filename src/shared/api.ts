@@ -333,6 +333,13 @@ export interface RestoreProgress {
   files_skipped?: number;
   /** What was asked, in words: "12 missing files", "Photos/2024/ as it was on 3 May". */
   what?: string;
+  /**
+   * While it runs: its files being fetched now (`now`, a file counting until its bytes are in and
+   * checked); how many at once Triplicate chose for the link from the throughput it measures
+   * (`chosen`: it rises while the throughput does, halves when a destination asks to slow down);
+   * the most it may choose (`max`: `restore.concurrency`, else 32).
+   */
+  restoring?: { now: number; chosen: number; max: number };
   created_at?: number;
   finished_at?: number;
 }

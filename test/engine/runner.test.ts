@@ -1,5 +1,6 @@
 // The job-lane runner (jobs/runner.ts) on a real catalog: claims, concurrency, wake-one and
-// wake-all, the gate and its trial, the lease kept and lost, a job's hand-off, a crash, and stop.
+// wake-all, the gate and its trial, the lease kept and lost, a job's hand-off, a crash, stop, and
+// an adaptive lane (its transfers, its level and its ceiling).
 import { afterEach, describe, expect, it } from 'vitest';
 import { Catalog, type JobRow } from '../../src/main/engine/catalog/catalog';
 import { JobLane, type Gate, type JobControl, type LaneSpec } from '../../src/main/engine/jobs/runner';
@@ -46,9 +47,22 @@ function setup(spec: Partial<LaneSpec> & Pick<LaneSpec, 'run'>, leaseMs = 30_000
     release: (job: JobRow, at: number, err: string | null, charge: boolean) => catalog.release(job, at, err, charge),
     nextRunAfter: (lane: string) => catalog.nextRunAfter(lane),
   };
-  const lane = new JobLane({ lane: LANE, owner: 'test-owner', queue, concurrency: 1, leaseMs: () => leaseMs, pollMs: POLL, ...spec });
+  const lane = new JobLane({ lane: LANE, owner: 'test-owner', queue, leaseMs: () => leaseMs, pollMs: POLL, ...(spec.adaptive ? {} : { concurrency: 1 }), ...spec } as LaneSpec);
   lanes.push(lane);
   return { lane, claims };
+}
+
+/** A run() that waits for `hold(c)`, then completes its job; `at` counts the jobs running now, the most at once, and those done. */
+function counting(hold: (c: JobControl) => Promise<unknown> | undefined) {
+  const at = { now: 0, most: 0, done: [] as number[] };
+  const run = async (c: JobControl) => {
+    at.most = Math.max(at.most, ++at.now);
+    await hold(c);
+    at.now--;
+    catalog.complete(c.job);
+    at.done.push(c.job.file_id);
+  };
+  return { at, run };
 }
 
 const enqueue = (...ids: number[]) => {
@@ -189,32 +203,88 @@ describe('job-lane runner', () => {
 
   it('follows a concurrency that changes: more workers on wake, fewer claims when it shrinks', async () => {
     let concurrency = 1;
-    let now = 0;
-    let most = 0;
+    const held = gate();
+    const { at, run } = counting(() => held.promise);
+    const { lane } = setup({ concurrency: () => concurrency, run });
+    enqueue(1, 2, 3, 4);
+    lane.start();
+    await waitFor(() => at.now === 1, 30_000, 'one job running');
+    await turns();
+    expect(at.most).toBe(1);
+    concurrency = 3;
+    lane.wake();
+    await waitFor(() => at.now === 3, 30_000, 'three jobs running');
+    concurrency = 1;
+    held.open();
+    await waitFor(() => at.done.length === 4, 30_000, 'all jobs');
+    expect(at.most).toBe(3);
+  });
+
+  it('ends the transfer of a job whose run() did not count it done: it is no sample, and the level stays', async () => {
     const held = gate();
     const done: number[] = [];
     const { lane } = setup({
-      concurrency: () => concurrency,
+      adaptive: { start: 1, ceiling: () => 4 },
       run: async (c) => {
-        most = Math.max(most, ++now);
-        await held.promise;
-        now--;
-        catalog.complete(c.job);
+        if (c.job.file_id === 1) await held.promise;
+        if (c.job.file_id === 3) throw new Error('boom');
+        catalog.complete(c.job); // and never c.transfer.done()
         done.push(c.job.file_id);
       },
     });
-    enqueue(1, 2, 3, 4);
+    const a = lane.adaptive!;
+    enqueue(1, 2, 3, 4, 5, 6);
     lane.start();
-    await waitFor(() => now === 1, 30_000, 'one job running');
-    await turns();
-    expect(most).toBe(1);
-    concurrency = 3;
-    lane.wake();
-    await waitFor(() => now === 3, 30_000, 'three jobs running');
-    concurrency = 1;
+    await waitFor(() => a.active === 1, 30_000, 'the first transfer begun');
     held.open();
-    await waitFor(() => done.length === 4, 30_000, 'all jobs');
-    expect(most).toBe(3);
+    await waitFor(() => done.length === 5 && lane.active === 0, 30_000, 'every job ended');
+    expect(a.active).toBe(0);
+    // five transfers counted done would have been a measured epoch: the level would have doubled
+    expect(a.level).toBe(1);
+  });
+
+  it('runs as many jobs at once as the adaptive level, and wakes itself when the level rises', async () => {
+    const held = gate();
+    // jobs 1-4 go through at once: one measured epoch at level 1, after which it doubles
+    const { at, run } = counting((c) => (c.job.file_id > 4 ? held.promise : void c.transfer.done(1000)));
+    const { lane } = setup({ adaptive: { start: 1, ceiling: () => 4 }, run });
+    const a = lane.adaptive!;
+    enqueue(1, 2, 3, 4, 5, 6, 7, 8);
+    lane.start();
+    await waitFor(() => at.now === 2, 30_000, 'two jobs at once');
+    expect(a.level).toBe(2);
+    expect(at.done).toEqual([1, 2, 3, 4]);
+    await turns();
+    expect(at.now).toBe(2);
+    expect(at.most).toBe(2);
+    // the server asks to slow down: back to one; the jobs running end, and only one runs after
+    a.congested();
+    expect(a.level).toBe(1);
+    held.open();
+    await waitFor(() => at.done.length === 8, 30_000, 'all jobs');
+    expect(at.most).toBe(2);
+  });
+
+  it('reads the ceiling of an adaptive lane again at each claim', async () => {
+    let cap = 4;
+    let held = gate();
+    const { at, run } = counting(() => held.promise);
+    const { lane } = setup({ adaptive: { start: 4, ceiling: () => cap }, run });
+    enqueue(1, 2, 3, 4, 5, 6, 7, 8);
+    lane.start();
+    await waitFor(() => at.now === 4, 30_000, 'four jobs at once');
+    cap = 2;
+    const first = held;
+    held = gate();
+    first.open();
+    await waitFor(() => at.done.length === 4 && at.now === 2, 30_000, 'the next two jobs running');
+    await turns();
+    expect(at.now).toBe(2);
+    expect(lane.adaptive!.ceiling).toBe(2);
+    expect(lane.adaptive!.level).toBe(2);
+    held.open();
+    await waitFor(() => at.done.length === 8, 30_000, 'all jobs');
+    expect(at.most).toBe(4);
   });
 
   it('keeps the lease alive while a job runs, and aborts the job once its lease is lost', async () => {

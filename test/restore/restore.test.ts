@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EngineEvent, RestoreProgress } from '../../src/shared/api';
 import { ApiClient } from '../../src/shared/client';
+import { RESTORE_START, restoreCeiling } from '../../src/shared/config';
 import { bytes, sha256, waitFor, waitForStatus } from '../helpers/engine';
 import { MiB, backendOf, engineFor, listAll, mtimeOf, readAll, restoreOf, rig, s3rverObjectPath, synced, teardown, tree, writeAll } from './helpers';
 
@@ -46,6 +47,8 @@ describe('restore what is missing', () => {
     const started = await client.call('bulkRestore'); // the seed's POST /api/admin/media-sync/restore, empty body
     expect(started.state).toBe('running');
     expect(started.files_total).toBe(gone.length);
+    // how many files at once: none fetched yet, the lane's start, below its ceiling
+    expect(started.restoring).toEqual({ now: 0, chosen: RESTORE_START, max: restoreCeiling(engine.cfg.restore) });
     const done = await restoreOf(engine).waitFor(started.id, { timeoutMs: 60_000 });
     off();
     expect(done.state).toBe('done');
@@ -68,6 +71,9 @@ describe('restore what is missing', () => {
     const progress = events.filter((e): e is Extract<EngineEvent, { type: 'restore' }> => e.type === 'restore').map((e) => e.progress);
     expect(progress.length).toBeGreaterThan(1);
     expect(progress[progress.length - 1]!.state).toBe('done');
+    // no files at once once done (while it runs: pipeline.test.ts)
+    expect(progress[progress.length - 1]!.restoring).toBeUndefined();
+    expect(done.restoring).toBeUndefined();
     const status = await client.call('restoreStatus');
     expect(status.current).toBeUndefined();
     expect(status.recent[0]!.id).toBe(started.id);

@@ -327,6 +327,8 @@ export class S3Backend implements StorageBackend {
                 abortSignal: signal,
               }),
             signal,
+            key,
+            opts.onRetry,
           );
           if (!out.ETag) throw this.notS3('put', key, `UploadPart ${n + 1} answered without an ETag`);
           parts[n] = { PartNumber: n + 1, ETag: out.ETag };
@@ -357,6 +359,8 @@ export class S3Backend implements StorageBackend {
       const done = await this.sendRetrying(
         () => this.client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } }), { abortSignal: signal }),
         signal,
+        key,
+        opts.onRetry,
       );
       etag = done.ETag;
       versionId = done.VersionId;
@@ -376,18 +380,21 @@ export class S3Backend implements StorageBackend {
   /**
    * Send a part (or the completion) of a multipart upload, again where it failed for a passing
    * reason (5xx, throttling, a reset): one part is sent again, not the whole file. Without this a
-   * server that refuses 1% of requests would never take a video of a few hundred parts.
+   * server that refuses 1% of requests would never take a video of a few hundred parts. Each
+   * failure sent again is told to `onRetry` (the one that ends the upload is put()'s own error).
    */
-  private async sendRetrying<T>(send: () => Promise<T>, signal: AbortSignal): Promise<T> {
+  private async sendRetrying<T>(send: () => Promise<T>, signal: AbortSignal, key: string, onRetry: PutOptions['onRetry']): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await send();
       } catch (e) {
         if (attempt >= PART_ATTEMPTS || signal.aborted) throw e;
-        if (!this.mapError(e, 'put').transient) throw e;
+        const err = this.mapError(e, 'put', key);
+        if (!err.transient) throw e;
         // A server that is not there at all (switched off, unplugged) is the target's outage, for
         // the lane's health to handle: a few seconds of tries, not the full series.
         if (attempt >= PART_ATTEMPTS_UNREACHABLE && isUnreachable(e)) throw e;
+        onRetry?.(err);
         await delay(Math.min(4000, 250 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2));
         if (signal.aborted) throw e;
       }

@@ -59,6 +59,11 @@ export interface PutOptions {
   onProgress?: (sentBytes: number) => void;
   /** Write without Object Lock retention even when the target asks for it (Test connection's probe must stay deletable). */
   unlocked?: boolean;
+  /**
+   * A request inside this upload failed and is sent again (a part of a multipart upload, its
+   * completion): the server's "slow down" is heard even when the upload goes through in the end.
+   */
+  onRetry?: (e: StorageError) => void;
 }
 
 export interface ByteRange {

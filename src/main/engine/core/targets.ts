@@ -43,22 +43,19 @@ class Shared {
   private retired = false;
   private closed = false;
   private readonly views = new Map<BackendUse, StorageBackend>();
-  readonly tracked: StorageBackend;
 
   constructor(
     readonly sig: string,
     private readonly backend: StorageBackend,
-    /** Every call that failed, each try on its own (this is below the retries). */
-    private readonly failed: (e: unknown) => void,
-  ) {
-    this.tracked = this.track();
-  }
+    /** Every call that failed, each try on its own (this is below the retries), with the use that made it. */
+    private readonly failed: (e: unknown, use: BackendUse) => void,
+  ) {}
 
   view(use: BackendUse): StorageBackend {
     let v = this.views.get(use);
     if (!v) {
       const u: { retry: RetryOptions; answerMs?: number } = USES[use];
-      v = withRetry(this.tracked, u.retry);
+      v = withRetry(this.track(use), u.retry);
       if (u.answerMs) v = withAnswerDeadline(v, u.answerMs);
       this.views.set(use, v);
     }
@@ -87,71 +84,84 @@ class Shared {
     };
   }
 
-  private async hold<T>(fn: () => Promise<T>): Promise<T> {
+  private async hold<T>(use: BackendUse, fn: () => Promise<T>): Promise<T> {
     const end = this.begin();
     try {
       return await fn();
     } catch (e) {
-      this.failed(e);
+      this.failed(e, use);
       throw e;
     } finally {
       end();
     }
   }
 
-  private async getCounted(key: string, opts?: GetOptions): Promise<GetResult> {
+  private async getCounted(use: BackendUse, key: string, opts?: GetOptions): Promise<GetResult> {
     const end = this.begin();
     try {
       const got = await this.backend.get(key, opts);
       got.body.once('close', end);
+      // a body that breaks half-way (the server stalled, a paced read's piece refused) failed too
+      got.body.once('error', (e) => this.failed(e, use));
       if (got.body.destroyed) end();
       return got;
     } catch (e) {
       end();
-      this.failed(e);
+      this.failed(e, use);
       throw e;
     }
   }
 
-  private async *listCounted(prefix: string, opts?: ListOptions): AsyncGenerator<ObjectInfo> {
+  private async *listCounted(use: BackendUse, prefix: string, opts?: ListOptions): AsyncGenerator<ObjectInfo> {
     const end = this.begin();
     try {
       yield* this.backend.list(prefix, opts);
     } catch (e) {
-      this.failed(e);
+      this.failed(e, use);
       throw e;
     } finally {
       end();
     }
   }
 
-  /** The backend with its work counted (a GET until its body ends); close() is the registry's. */
-  private track(): StorageBackend {
+  /** The backend with its work counted (a GET until its body ends) and its failures told as `use`'s; close() is the registry's. */
+  private track(use: BackendUse): StorageBackend {
     const b = this.backend;
+    const hold = <T>(fn: () => Promise<T>) => this.hold(use, fn);
     const view: StorageBackend = {
       id: b.id,
       kind: b.kind,
       description: b.description,
       prefix: b.prefix,
-      put: (key: string, body: BodySource, opts: PutOptions) => this.hold(() => b.put(key, body, opts)),
-      get: (key: string, opts?: GetOptions) => this.getCounted(key, opts),
-      head: (key: string, signal?: AbortSignal): Promise<ObjectInfo | null> => this.hold(() => b.head(key, signal)),
-      list: (prefix: string, opts?: ListOptions) => this.listCounted(prefix, opts),
-      delete: (key, signal) => this.hold(() => b.delete(key, signal)),
-      copy: (src, dst, signal) => this.hold(() => b.copy(src, dst, signal)),
+      // a part of a multipart upload sent again is a failed try too
+      put: (key: string, body: BodySource, opts: PutOptions) =>
+        hold(() =>
+          b.put(key, body, {
+            ...opts,
+            onRetry: (e) => {
+              this.failed(e, use);
+              opts.onRetry?.(e);
+            },
+          }),
+        ),
+      get: (key: string, opts?: GetOptions) => this.getCounted(use, key, opts),
+      head: (key: string, signal?: AbortSignal): Promise<ObjectInfo | null> => hold(() => b.head(key, signal)),
+      list: (prefix: string, opts?: ListOptions) => this.listCounted(use, prefix, opts),
+      delete: (key, signal) => hold(() => b.delete(key, signal)),
+      copy: (src, dst, signal) => hold(() => b.copy(src, dst, signal)),
       close: () => undefined,
     };
-    return Object.assign(view, optionalCalls(b, (_op, _key, _signal, fn) => this.hold(fn)));
+    return Object.assign(view, optionalCalls(b, (_op, _key, _signal, fn) => hold(fn)));
   }
 }
 
-/** Told of a failed call on a destination's backend (see TargetRegistry.onFailure). */
-export type FailureListener = (e: unknown) => void;
+/** Told of a failed call on a destination's backend, with the destination (see TargetRegistry.onFailure). */
+export type FailureListener = (e: unknown, targetId: string) => void;
 
 export class TargetRegistry {
   private readonly shared = new Map<string, Shared>();
   private readonly built = new Map<string, number>();
-  private readonly failureListeners = new Map<string, Set<FailureListener>>();
+  private readonly failureListeners = new Map<BackendUse, Set<FailureListener>>();
   /** What the last Test connection of each destination found (its key can delete…), kept across restarts. */
   readonly checks: KeyChecks;
 
@@ -199,8 +209,8 @@ export class TargetRegistry {
       s = undefined;
     }
     if (!s) {
-      s = new Shared(sig, this.open(t, cfg), (e) => {
-        for (const fn of this.failureListeners.get(id) ?? []) fn(e);
+      s = new Shared(sig, this.open(t, cfg), (e, use) => {
+        for (const fn of this.failureListeners.get(use) ?? []) fn(e, id);
       });
       this.shared.set(id, s);
       this.built.set(id, (this.built.get(id) ?? 0) + 1);
@@ -209,13 +219,15 @@ export class TargetRegistry {
   }
 
   /**
-   * Every failed call on a target's backend, whichever use made it, each try on its own (the
-   * retries hide the tries that a later one made good): the upload lane hears the server's
-   * "slow down" there (sync/uploader.ts). Returns the unsubscribe.
+   * Every failed call that `use` made on a destination's backend, each try on its own (the
+   * retries hide the tries that a later one made good; a multipart upload's parts sent again and
+   * a read that broke half-way included). Per use, so that a server's "slow down" slows the lane
+   * that was told: an upload lane hears 'sync' (sync/uploader.ts), the restore workers 'restore';
+   * a visitor's download cuts neither. Returns the unsubscribe.
    */
-  onFailure(id: string, fn: FailureListener): () => void {
-    let set = this.failureListeners.get(id);
-    if (!set) this.failureListeners.set(id, (set = new Set()));
+  onFailure(use: BackendUse, fn: FailureListener): () => void {
+    let set = this.failureListeners.get(use);
+    if (!set) this.failureListeners.set(use, (set = new Set()));
     set.add(fn);
     return () => {
       set.delete(fn);

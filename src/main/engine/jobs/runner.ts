@@ -5,7 +5,12 @@
 // and what becomes of it (complete, release with a backoff, drop), is the service's; the runner
 // only frees a job whose run() threw, and aborts a job when its lease is lost or the lane stops
 // (the service then puts it back untouched: it runs again at the next start).
+//
+// A lane's concurrency is fixed (a setting, read at each claim) or adaptive: the runner then owns
+// the lane's AdaptiveConcurrency (jobs/adaptive.ts), so every adaptive lane measures its jobs the
+// same way: one Transfer per job, ended as failed when run() did not count it done.
 import type { Catalog, JobRow } from '../catalog/catalog';
+import { AdaptiveConcurrency, type Transfer } from './adaptive';
 import { log } from '../log';
 import { errorText } from '../util';
 
@@ -34,16 +39,28 @@ export interface JobControl {
    * claims its next job meanwhile. At most one tail per worker, so still `concurrency` transfers.
    */
   handOff(): void;
+  /**
+   * The job's transfer, for the lane's adaptive concurrency: run() calls done(bytes) once the
+   * job's bytes went (or were found already there); otherwise it counts as failed when run()
+   * ends. A no-op on a lane of fixed concurrency.
+   */
+  readonly transfer: Transfer;
 }
 
-export interface LaneSpec {
+/** An adaptive lane's bounds (see jobs/adaptive.ts). */
+export interface AdaptiveLane {
+  /** Jobs at once to start at. */
+  start: number;
+  /** The most jobs at once; read again at each claim (a setting that changes while running). */
+  ceiling(): number;
+}
+
+interface LaneCommon {
   /** The lane's name in the job queue ('upload:nas', 'restore', 'transcode'). */
   lane: string;
   /** Who holds the leases (host:pid…), for the queue and a reader of it. */
   owner: string;
   queue: JobQueue;
-  /** Workers; a function is read again at each claim (a setting that changes while running). */
-  concurrency: number | (() => number);
   leaseMs(): number;
   /** Longest idle with nothing runnable: work queued by another process, or due later, is found by then. */
   pollMs: number;
@@ -57,12 +74,31 @@ export interface LaneSpec {
   crashed?(job: JobRow, e: unknown): void;
 }
 
+export type LaneSpec = LaneCommon &
+  (
+    | {
+        /** Workers; a function is read again at each claim (a setting that changes while running). */
+        concurrency: number | (() => number);
+        adaptive?: undefined;
+      }
+    | {
+        /** Workers chosen from the throughput the lane's jobs measure (see `adaptive`). */
+        adaptive: AdaptiveLane;
+        concurrency?: undefined;
+      }
+  );
+
+const NO_TRANSFER: Transfer = { done: () => undefined, failed: () => undefined };
+
 class Control implements JobControl {
   readonly ac = new AbortController();
   fenced = false;
   stopping = false;
   handOff: () => void = () => undefined;
-  constructor(readonly job: JobRow) {}
+  constructor(
+    readonly job: JobRow,
+    readonly transfer: Transfer,
+  ) {}
   get signal(): AbortSignal {
     return this.ac.signal;
   }
@@ -83,8 +119,14 @@ export class JobLane {
   private held: (() => void)[] = [];
   private trialOut = false;
   private readonly jobs = new Map<number, Control>();
+  /** How many jobs at once, on an adaptive lane (its level and ceiling are in the status). */
+  readonly adaptive: AdaptiveConcurrency | undefined;
 
-  constructor(private readonly spec: LaneSpec) {}
+  constructor(private readonly spec: LaneSpec) {
+    const a = spec.adaptive;
+    // a new level wakes the lane: more workers, or fewer claims
+    this.adaptive = a ? new AdaptiveConcurrency({ start: a.start, ceiling: a.ceiling(), onChange: () => this.wake() }) : undefined;
+  }
 
   get lane(): string {
     return this.spec.lane;
@@ -132,7 +174,12 @@ export class JobLane {
   }
 
   private concurrency(): number {
-    const c = this.spec.concurrency;
+    const { spec, adaptive } = this;
+    if (spec.adaptive && adaptive) {
+      adaptive.setCeiling(spec.adaptive.ceiling());
+      return adaptive.level;
+    }
+    const c = spec.concurrency ?? 0;
     return Math.max(0, Math.floor(typeof c === 'function' ? c() : c));
   }
 
@@ -189,7 +236,7 @@ export class JobLane {
           await this.wait(this.idle, next ? Math.min(next - Date.now(), spec.pollMs) : spec.pollMs);
           continue;
         }
-        const ctl = new Control(job);
+        const ctl = new Control(job, this.adaptive?.begin() ?? NO_TRANSFER);
         const handedOff = new Promise<void>((r) => (ctl.handOff = r));
         const run = this.runOne(ctl).finally(() => {
           if (gate.trial) this.trialOut = false;
@@ -230,6 +277,7 @@ export class JobLane {
         log.error(`job ${job.id} on ${spec.lane}: ${errorText(e2)}`); // its lease runs out: it runs again
       }
     } finally {
+      ctl.transfer.failed(); // a no-op once run() counted it done
       clearInterval(hb);
       this.jobs.delete(job.id);
     }

@@ -16,7 +16,7 @@ import { StorageError, isStorageError, type StorageBackend } from '../backends/t
 import type { BackendUse } from '../core/targets';
 import { diskRel, type FileRow, type JobRow } from '../catalog/catalog';
 import type { EngineContext, EngineService } from '../core/context';
-import { AdaptiveConcurrency, type Transfer } from '../jobs/adaptive';
+import type { AdaptiveConcurrency } from '../jobs/adaptive';
 import { JobLane, type JobControl } from '../jobs/runner';
 import { badRequest, conflict, notFound, type ApiRegistry, type Handlers } from '../http/router';
 import type { Ingestor } from '../sync/ingest';
@@ -103,9 +103,9 @@ export class RestoreService implements EngineService {
   private stopAc = new AbortController();
   private readonly workers: JobLane;
   /**
-   * Files restored at once: chosen from the throughput measured (jobs/adaptive.ts), from
+   * Files restored at once: chosen by the runner from the throughput measured (jobs/adaptive.ts), from
    * RESTORE_START up to `restore.concurrency` or RESTORE_CEILING; halved when a destination asks
-   * to slow down. A file counts until its bytes are in and checked (its hand-off).
+   * a restore's read to slow down. A file counts until its bytes are in and checked (its hand-off).
    */
   readonly adapt: AdaptiveConcurrency;
   /** Jobs running; `finishing`: its content is in and checked, only fsync, rename and catalog are left. */
@@ -115,6 +115,7 @@ export class RestoreService implements EngineService {
   private readonly downUntil = new Map<string, number>();
   private dirCache = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
+  private unlisten: (() => void) | undefined;
   private maintenance: Promise<void> = Promise.resolve();
   private readonly locks = new Map<string, Promise<unknown>>();
   /** Tests: the outcome of each file. */
@@ -127,27 +128,17 @@ export class RestoreService implements EngineService {
     private readonly opts: RestoreServiceOptions = {},
   ) {
     this.store = new RestoreStore(ctx.catalog);
-    this.adapt = new AdaptiveConcurrency({ start: RESTORE_START, ceiling: restoreCeiling(ctx.config.get().restore), onChange: () => this.workers.wake() });
     this.workers = new JobLane({
       lane: RESTORE_LANE,
       owner: OWNER,
       queue: ctx.catalog,
-      concurrency: () => {
-        this.adapt.setCeiling(restoreCeiling(ctx.config.get().restore));
-        return this.adapt.level;
-      },
+      adaptive: { start: RESTORE_START, ceiling: () => restoreCeiling(ctx.config.get().restore) },
       leaseMs: () => this.leaseMs(),
       pollMs: 5000,
-      run: async (c) => {
-        const tr = this.adapt.begin();
-        try {
-          await this.runJob(c, tr);
-        } finally {
-          tr.failed(); // a no-op once its bytes were counted
-        }
-      },
+      run: (c) => this.runJob(c),
       crashed: (job, e) => this.crashed(job, e),
     });
+    this.adapt = this.workers.adaptive!;
     api?.register(this.handlers());
   }
 
@@ -163,6 +154,10 @@ export class RestoreService implements EngineService {
     this.running = true;
     this.stopAc = new AbortController();
     for (const r of this.store.activeRuns()) this.maybeFinishRun(r.id);
+    // each try of a restore's reads that the server refused as too many (core/targets.ts)
+    this.unlisten = this.ctx.targets.onFailure('restore', (e) => {
+      if (e instanceof StorageError && e.congestion) this.adapt.congested();
+    });
     this.workers.start();
     if (scheduled) {
       this.timer = setInterval(() => this.tickMaintenance(), 60_000);
@@ -177,6 +172,8 @@ export class RestoreService implements EngineService {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.stopAc.abort();
+    this.unlisten?.();
+    this.unlisten = undefined;
     await this.workers.stop();
     await this.maintenance.catch(() => undefined);
     await Promise.allSettled([...this.locks.values()]);
@@ -226,7 +223,12 @@ export class RestoreService implements EngineService {
 
   private progressOf(r: RestoreRunRow): RestoreProgress {
     let inflight = 0;
-    for (const j of this.inflight.values()) if (j.runId === r.id) inflight += j.bytes;
+    let fetching = 0;
+    for (const j of this.inflight.values()) {
+      if (j.runId !== r.id) continue;
+      inflight += j.bytes;
+      if (!j.finishing) fetching++;
+    }
     const rate = FINAL.has(r.state) ? 0 : (this.meters.get(r.id)?.rate() ?? 0);
     const bytesDone = Math.min(r.bytes_total || Infinity, r.bytes_done + inflight);
     const p: RestoreProgress = {
@@ -241,6 +243,7 @@ export class RestoreService implements EngineService {
       rate_bps: rate,
       created_at: r.created_at,
     };
+    if (r.state === 'running') p.restoring = { now: fetching, chosen: this.adapt.level, max: this.adapt.ceiling };
     if (rate > 0) p.eta_seconds = Math.max(0, Math.round((r.bytes_total - p.bytes_done) / rate));
     if (r.message) p.message = r.message;
     if (r.finished_at) p.finished_at = r.finished_at;
@@ -583,7 +586,7 @@ export class RestoreService implements EngineService {
   }
 
   /** c.handOff() once the file's bytes are all in and checked (only its fsync, rename and catalog update are left). */
-  private async runJob(c: JobControl, tr: Transfer): Promise<void> {
+  private async runJob(c: JobControl): Promise<void> {
     const { catalog } = this.ctx;
     const { job, signal } = c;
     const p = parsePayload(job.payload);
@@ -653,7 +656,7 @@ export class RestoreService implements EngineService {
             fsync: true,
             onVerified: () => {
               slot.finishing = true;
-              tr.done(slot.bytes);
+              c.transfer.done(slot.bytes);
               c.handOff();
             },
             where: p.destRoot,
@@ -689,7 +692,6 @@ export class RestoreService implements EngineService {
               errors.push(`it is not on ${s.target.label}`);
               continue;
             }
-            if (e.congestion) this.adapt.congested();
             if (e.targetLevel) {
               this.downUntil.set(s.target.id, Date.now() + DOWN_MS);
               waitedForTarget = true;

@@ -193,7 +193,10 @@ export class SyncService implements EngineService {
         whenGone: (f, root, attempts) => this.hooks.whenGone?.(f, root, attempts),
         repairSources: () => [...this.lanes.values()].sort((a, b) => a.target.priority - b.target.priority).map((l) => ({ target: l.target, backend: l.backend })),
         held: (fileId) => this.guard.isHeld(fileId),
-        onFailure: (fn) => this.ctx.targets.onFailure(t.id, fn),
+        onFailure: (fn) =>
+          this.ctx.targets.onFailure('sync', (e, id) => {
+            if (id === t.id) fn(e);
+          }),
       },
       OWNER,
     );

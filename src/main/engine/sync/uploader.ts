@@ -15,7 +15,7 @@ import { contentTypeOf, fileKey, objectKey, versionKey } from '../../../shared/k
 import { concurrencyCeiling, retainUntil, START_CONCURRENCY } from '../backends/presets';
 import { StorageError, abortError, type BlockReader, type ObjectInfo, type StorageBackend } from '../backends/types';
 import { diskRel, REPAIR, uploadLane, type Catalog, type FileRow, type JobRow } from '../catalog/catalog';
-import { AdaptiveConcurrency, type Transfer } from '../jobs/adaptive';
+import type { AdaptiveConcurrency } from '../jobs/adaptive';
 import { JobLane, type Gate, type JobControl } from '../jobs/runner';
 import type { EventBus } from '../events';
 import { clockTime, describeLocalError, errnoOf, errorText } from '../util';
@@ -43,7 +43,7 @@ export interface LaneContext {
   repairSources?(): RepairSource[];
   /** Held back by the burst guard (sync/guard.ts): its job is dropped, the destination keeps the previous object. */
   held?(fileId: number): boolean;
-  /** Every failed call on the target's backend, each try (core/targets.ts onFailure); returns the unsubscribe. */
+  /** Every failed call of the target's uploads (its 'sync' use), each try (core/targets.ts onFailure); returns the unsubscribe. */
   onFailure?(listener: (e: unknown) => void): () => void;
 }
 
@@ -263,7 +263,7 @@ export class TargetLane {
   private readonly runner: JobLane;
   readonly meter = new RateMeter();
   /**
-   * Files in flight: chosen from the throughput measured (jobs/adaptive.ts), from
+   * Files in flight: chosen by the runner from the throughput measured (jobs/adaptive.ts), from
    * START_CONCURRENCY up to the operator's cap or the preset's ceiling, halved when the server
    * asks to slow down.
    */
@@ -300,26 +300,20 @@ export class TargetLane {
     owner: string,
   ) {
     this.lane = uploadLane(target.id);
-    // a new level wakes the runner: more workers, or fewer claims
-    this.adapt = new AdaptiveConcurrency({ start: START_CONCURRENCY, ceiling: concurrencyCeiling(target), onChange: () => this.runner.wake() });
     this.runner = new JobLane({
       lane: this.lane,
       owner,
       queue: ctx.catalog,
-      concurrency: () => this.adapt.level,
+      adaptive: { start: START_CONCURRENCY, ceiling: () => concurrencyCeiling(target) },
       leaseMs: ctx.leaseMs,
       pollMs: 10_000,
       mayRun: () => this.gate(),
       run: async (c) => {
-        const tr = this.adapt.begin();
-        try {
-          const outcome = await this.runJob(c, tr);
-          this.onOutcome?.(c.job.file_id, outcome);
-        } finally {
-          tr.failed(); // a no-op once runJob counted it done
-        }
+        const outcome = await this.runJob(c);
+        this.onOutcome?.(c.job.file_id, outcome);
       },
     });
+    this.adapt = this.runner.adaptive!;
   }
 
   get activeUploads(): number {
@@ -392,9 +386,10 @@ export class TargetLane {
     this.ctx.bus.emit({ type: 'copy', file_key: fileKey(f.root_id, f.rel_path), target_id: this.target.id, state, ...(error ? { error } : {}) });
   }
 
-  /** Run one job; `tr` is told when its file went (or was already) there, with the bytes sent. */
-  private async runJob(c: JobControl, tr: Transfer): Promise<JobOutcome> {
+  /** Run one job; its transfer is told when its file went (or was already) there, with the bytes sent. */
+  private async runJob(c: JobControl): Promise<JobOutcome> {
     const { catalog } = this.ctx;
+    const tr = c.transfer;
     const { job } = c;
     const f = catalog.fileById(job.file_id);
     if (!f || !f.sha256 || this.ctx.held?.(f.id)) {

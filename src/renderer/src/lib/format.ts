@@ -93,16 +93,28 @@ export function slugify(label: string, fallback = 'item'): string {
   return /^[a-z0-9]/.test(s) ? s : fallback;
 }
 
+/** Files moving now (`now`), the number Triplicate chose for the link (`chosen`), its cap (`max`). */
+export type AtOnce = { now: number; chosen: number; max: number };
+
 /**
  * The line of a destination card while files go to it: how many are in flight, and the number
  * Triplicate chose for the link (it rises while the throughput does and halves when the server
  * asks to slow down), below its cap. '' when nothing is being sent.
  */
-export function sendingSentence(s: { now: number; chosen: number; max: number } | undefined): string {
+export function sendingSentence(s: AtOnce | undefined): string {
+  return atOnceSentence('Sending', s);
+}
+
+/** The same line for a restore that runs ("Restoring 12 files at once, …"); '' when no file is being fetched. */
+export function restoringSentence(s: AtOnce | undefined): string {
+  return atOnceSentence('Restoring', s);
+}
+
+function atOnceSentence(verb: string, s: AtOnce | undefined): string {
   if (!s || s.now <= 0) return '';
   const files = `${formatCount(s.now)} ${plural(s.now, 'file', 'files')}`;
   const cap = `at most ${formatCount(s.max)}`;
-  if (s.now === s.chosen) return `Sending ${files} at once, the number chosen for this link (${cap}).`;
-  if (s.now < s.chosen) return `Sending ${files} at once (up to ${formatCount(s.chosen)} on this link, ${cap}).`;
-  return `Sending ${files} at once, coming down to ${formatCount(s.chosen)} for this link (${cap}).`;
+  if (s.now === s.chosen) return `${verb} ${files} at once, the number chosen for this link (${cap}).`;
+  if (s.now < s.chosen) return `${verb} ${files} at once (up to ${formatCount(s.chosen)} on this link, ${cap}).`;
+  return `${verb} ${files} at once, coming down to ${formatCount(s.chosen)} for this link (${cap}).`;
 }

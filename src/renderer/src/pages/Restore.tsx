@@ -7,7 +7,7 @@ import { downloadUrl, dragOutProps } from '../components/DragOut';
 import { FolderPicker } from '../components/FolderPicker';
 import { ErrorNote, Field, NotAvailable, PageHeader, ProgressBar } from '../components/ui';
 import { isNotAvailable, toShownError, type ShownError } from '../lib/errors';
-import { fileName, formatBytes, formatCount, formatEta, formatRate, formatTime, plural } from '../lib/format';
+import { fileName, formatBytes, formatCount, formatEta, formatRate, formatTime, plural, restoringSentence } from '../lib/format';
 import { subscribeEvents } from '../lib/live';
 import { usePagedList } from '../lib/paged';
 import { isElectron } from '../lib/transport';
@@ -145,6 +145,7 @@ function RestoreProgressView({ p }: { p: RestoreProgress }) {
         {active && p.eta_seconds ? ` · ${formatEta(p.eta_seconds)} left` : ''}
       </p>
       <ProgressBar value={p.bytes_done} max={p.bytes_total || 1} label="Restore progress" />
+      {active && restoringSentence(p.restoring) ? <p className="muted restoring">{restoringSentence(p.restoring)}</p> : null}
       {p.message ? <p>{p.message}</p> : null}
       {active ? (
         <button type="button" className="btn btn-small" onClick={() => void run((c) => c.call('cancelRestore', { params: { id: p.id } }), 'Restore stopped. Files already back stay back.')}>
