@@ -16,8 +16,8 @@
 // its defaults (4 transfers, 8 checkers) and with --transfers 32. s3rver and each proxy run in
 // processes of their own; all share this machine's CPUs (a real site's NAS and cloud do not).
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -252,16 +252,36 @@ if (ONLY.has('b')) {
   }
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux); NaN elsewhere. */
+function cpuSeconds(pid) {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  } catch {
+    return NaN;
+  }
+}
+
 // ---- (d) a NAS on `lan` alone, then with a cloud on `cloud` at once: the NAS's time
+// and where this machine's CPU went meanwhile: at a site the NAS and the cloud are other machines,
+// here the two s3rvers and the proxies share the 2 cores with the engine.
 if (ONLY.has('d')) {
+  const others = { 'NAS s3rver': nasS3.pid, 'cloud s3rver': cloudS3.pid, proxies: [lan.pid, cloud.pid] };
+  const cpuNow = () => ({ engine: process.cpuUsage(), ...Object.fromEntries(Object.entries(others).map(([k, p]) => [k, [p].flat().reduce((n, x) => n + cpuSeconds(x), 0)])) });
   for (let r = 0; r < ROUNDS; r++) {
     const order = r % 2 ? ['both', 'alone'] : ['alone', 'both'];
     for (const what of order) {
       const nas = target('nas', lan.endpoint, `d-${what}-${r}`, { priority: 1 });
       const targets = what === 'alone' ? [nas] : [nas, target('cloud', cloud.endpoint, `d-cloud-${r}`, { priority: 2 })];
+      const c0 = cpuNow();
       const u = await upload(photos, targets, { waitFor: ['nas'] });
+      const c1 = cpuNow();
+      const e = process.cpuUsage(c0.engine);
+      const used = { engine: (e.user + e.system) / 1e6, ...Object.fromEntries(Object.keys(others).map((k) => [k, c1[k] - c0[k]])) };
+      const total = Object.values(used).reduce((a, b) => a + b, 0);
       put(`d-${what}`, u.doneAt.nas);
-      console.log(`  (d) round ${r + 1}: NAS ${what === 'alone' ? 'alone    ' : '+ cloud  '} ${u.doneAt.nas.toFixed(1)} s`);
+      const cpu = Object.entries(used).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ');
+      console.log(`  (d) round ${r + 1}: NAS ${what === 'alone' ? 'alone    ' : '+ cloud  '} ${u.doneAt.nas.toFixed(1)} s; CPU s: ${cpu} (${(total / u.doneAt.nas).toFixed(2)} of ${availableParallelism()} cores busy)`);
     }
   }
 }

@@ -56,7 +56,7 @@ let engineSeq = 0;
 export async function startEngine({ root, dataDir, port, logDir }) {
   mkdirSync(logDir, { recursive: true });
   const log = createWriteStream(join(logDir, `engine-${++engineSeq}.log`));
-  const proc = spawn(process.execPath, [join(root, 'bin', 'triplicate.mjs'), 'serve', '--data-dir', dataDir, '--admin-port', String(port)], {
+  const proc = spawn(process.execPath, ['--min-semi-space-size=16', join(root, 'bin', 'triplicate.mjs'), 'serve', '--data-dir', dataDir, '--admin-port', String(port)], {
     cwd: root,
     env: { ...process.env, TRIPLICATE_WEB_ROOT: join(root, 'out', 'renderer'), AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -11,6 +11,7 @@ import { createBackend } from '../../src/main/engine/backends';
 import type { StorageBackend } from '../../src/main/engine/backends/types';
 import type { S3TargetConfig } from '../../src/shared/config';
 import { ApiClient } from '../../src/shared/client';
+import { ENGINE_NODE_FLAGS } from '../../src/shared/engine-flags';
 import { nodeAsUnprivileged, type ReadableBundle } from '../helpers/unprivileged';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
@@ -217,9 +218,9 @@ export class ServeChild {
   constructor(
     readonly dataDir: string,
     /** asNobody: run as `nobody` (when we are root) from this bundle's `triplicate` entry. */
-    opts: { asNobody?: ReadableBundle; args?: string[]; env?: Record<string, string>; nodeArgs?: string[] } = {},
+    opts: { asNobody?: ReadableBundle; args?: string[]; env?: Record<string, string>; nodeArgs?: string[]; /** Default: the engine's own (src/shared/engine-flags.ts). */ engineFlags?: readonly string[] } = {},
   ) {
-    const args = [...(opts.nodeArgs ?? []), opts.asNobody?.path('triplicate') ?? BIN, 'serve', '--data-dir', dataDir, ...(opts.args ?? [])];
+    const args = [...(opts.engineFlags ?? ENGINE_NODE_FLAGS), ...(opts.nodeArgs ?? []), opts.asNobody?.path('triplicate') ?? BIN, 'serve', '--data-dir', dataDir, ...(opts.args ?? [])];
     const env = { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...(opts.env ?? {}) };
     const run = opts.asNobody ? nodeAsUnprivileged(args) : { cmd: process.execPath, args };
     this.child = spawn(run.cmd, run.args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.asNobody?.dir, env: opts.asNobody ? { ...env, HOME: '/tmp' } : env });

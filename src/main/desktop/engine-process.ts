@@ -5,6 +5,7 @@
 // better-sqlite3 and sharp from app.asar.unpacked (electron-builder.yml: asarUnpack), rebuilt for
 // Electron's ABI by electron-builder (npmRebuild).
 import { utilityProcess } from 'electron';
+import { ENGINE_NODE_FLAGS } from '../../shared/engine-flags';
 import { engineArgs, runEngineChild, type EngineChildOptions } from './engine-child';
 import type { LaunchEngine } from './logic/supervisor';
 import { log } from './log';
@@ -18,7 +19,7 @@ export function engineLauncher(o: EngineProcessOptions): LaunchEngine {
   return ({ adminPort }, events) => {
     const args = engineArgs(o, adminPort);
     log.info(`starting the engine: ${args.filter((a) => a !== o.dataDir).join(' ')}`);
-    const p = utilityProcess.fork(o.modulePath, args, { stdio: 'pipe', serviceName: 'Triplicate engine' });
+    const p = utilityProcess.fork(o.modulePath, args, { stdio: 'pipe', serviceName: 'Triplicate engine', execArgv: [...ENGINE_NODE_FLAGS] });
     return runEngineChild(
       {
         get pid() {

@@ -1,4 +1,5 @@
 // `GET /metrics` in Prometheus text format: what a remote admin's Grafana wants to alert on.
+import { getHeapSpaceStatistics } from 'node:v8';
 import type { SyncStatus } from '../../../shared/api';
 
 function esc(v: string): string {
@@ -41,6 +42,11 @@ export function metricsText(s: SyncStatus, lanes: { lane: string; state: string;
   metric('nodejs_heap_size_used_bytes', 'JavaScript heap in use, bytes.', 'gauge', [[{}, mem.heapUsed]]);
   metric('nodejs_heap_size_total_bytes', 'JavaScript heap reserved, bytes.', 'gauge', [[{}, mem.heapTotal]]);
   metric('nodejs_external_memory_bytes', 'Memory of C++ objects bound to JavaScript (buffers, SQLite statements), bytes.', 'gauge', [[{}, mem.external]]);
+  // per space, as prom-client names them: the young generation's size shows the engine's Node
+  // options took (src/shared/engine-flags.ts)
+  const spaces = getHeapSpaceStatistics().map((sp) => [sp.space_name.replace(/_space$/, ''), sp] as const);
+  metric('nodejs_heap_space_size_total_bytes', 'JavaScript heap reserved per space, bytes.', 'gauge', spaces.map(([space, sp]) => [{ space }, sp.space_size]));
+  metric('nodejs_heap_space_size_used_bytes', 'JavaScript heap in use per space, bytes.', 'gauge', spaces.map(([space, sp]) => [{ space }, sp.space_used_size]));
   const cpu = process.cpuUsage();
   metric('process_cpu_seconds_total', 'User and system CPU time spent, seconds.', 'counter', [[{}, (cpu.user + cpu.system) / 1e6]]);
   return `${out.join('\n')}\n`;
