@@ -6,8 +6,10 @@
 //
 //   node bench/run.mjs [name ...]        e.g. node bench/run.mjs queue scale
 //
-// Benchmarks run with `node --import tsx` (they import the engine's TypeScript). A benchmark that
-// fails still shows what it wrote; the exit code is 1 when one failed or a goal was missed.
+// Benchmarks run with `node --import tsx` (they import the engine's TypeScript), with the engine
+// process's Node options (src/shared/engine-flags.ts), since several run the engine in their own
+// process. A benchmark that fails still shows what it wrote; the exit code is 1 when one failed or
+// a goal was missed.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -57,7 +59,7 @@ for (const name of todo) {
   for (const f of readdirSync(dir)) if (f.startsWith(`results.${name}`)) rmSync(join(dir, f), { force: true });
   console.log(`\n=== bench/${name}.mjs`);
   const t0 = Date.now();
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(here, `${name}.mjs`)], {
+  const r = spawnSync(process.execPath, ['--min-semi-space-size=16', '--import', 'tsx', join(here, `${name}.mjs`)], {
     cwd: root,
     stdio: 'inherit',
     env: { ...process.env, TRIPLICATE_BENCH_RESULTS: base, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },

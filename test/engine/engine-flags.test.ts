@@ -13,6 +13,7 @@ const launchers = [
   'docs/SERVICE.md',
   'package.json',
   'test/e2e/lib.mjs',
+  'bench/run.mjs',
   'src/main/desktop/engine-process.ts',
 ];
 
