@@ -94,8 +94,9 @@ const targetBase = {
 export const restoreSettingsSchema = z
   .object({
     /**
-     * Most files restored at once: the operator's cap. The restore workers choose how many below
-     * it from the throughput they measure (engine jobs/adaptive.ts); absent, RESTORE_CEILING.
+     * Most files restored at once: the operator's cap, and where a restore starts. The restore
+     * workers go below it when a destination asks them to slow down (engine jobs/adaptive.ts);
+     * absent, RESTORE_CEILING.
      */
     concurrency: z.number().int().min(1).max(32).optional(),
     /** Verify every target this often: HEAD every copy, re-read a sample. 0 disables. */
@@ -110,9 +111,10 @@ export type RestoreSettings = z.infer<typeof restoreSettingsSchema>;
 
 /** The longest Object Lock retention the config accepts (B2 allows 3,000 days; longer is rarely meant). */
 export const MAX_IMMUTABLE_DAYS = 3650;
-/** Files restored at once before anything is measured (the fixed number of old). */
-export const RESTORE_START = 6;
-/** Most files restored at once when the settings set no cap: a far cloud needs many in flight. */
+/**
+ * Most files restored at once when the settings set no cap: a far cloud needs many in flight. A
+ * restore starts here (an operator waits for it; the controller only goes down from the cap).
+ */
 export const RESTORE_CEILING = 32;
 
 /** Most files restored at once: the operator's cap, else RESTORE_CEILING. */

@@ -131,6 +131,18 @@ describe('adaptive concurrency', () => {
     expect(changes[0]).toBe('4 slower');
   });
 
+  it('one slow epoch (a stall every transfer in flight shares) does not halve; two in a row do', () => {
+    const { a, clock, changes } = controller(8, 8);
+    // 100 ms per file, but a pause of the server holds 8 files (an epoch at 8) for 250 ms
+    let begun = 0;
+    const levels = run(a, clock, { durationMs: () => (++begun > 200 && begun <= 208 ? 250 : 100) }, 400);
+    expect(levels.every((l) => l === 8)).toBe(true);
+    expect(changes).toEqual([]);
+    // every file slower for good: halved after the second slow epoch
+    run(a, clock, { durationMs: () => 300 }, 100);
+    expect(changes[0]).toBe('4 slower');
+  });
+
   it('a step up that buys nothing goes back to the level before it', () => {
     const { a, clock, changes } = controller(16, 64);
     // the link is full with fewer than 16: the doubling to 32 buys nothing and goes back; so does

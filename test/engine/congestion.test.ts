@@ -10,7 +10,7 @@ import type { Engine } from '../../src/main/engine/engine';
 import type { RestoreService } from '../../src/main/engine/restore/service';
 import type { TargetLane } from '../../src/main/engine/sync/uploader';
 import type { SyncService } from '../../src/main/engine/sync/service';
-import { RESTORE_START } from '../../src/shared/config';
+import { RESTORE_CEILING } from '../../src/shared/config';
 import { bytes, FAST_SYNC, sha256, startEngine, waitForStatus, writeFile } from '../helpers/engine';
 import { startS3 } from '../helpers/s3';
 import { startSigV4Proxy, type SeenRequest } from '../helpers/sigv4-proxy';
@@ -66,7 +66,7 @@ describe('congestion heard by the lanes', () => {
     await r.engine.scanAll();
     await waitForStatus(r.engine, (s) => s.missing_local_files === 2, 30_000, 'two files missing here');
     const levels = () => ({ upload: r.lane.adapt.level, restore: r.restore.adapt.level });
-    expect(levels()).toEqual({ upload: START_CONCURRENCY, restore: RESTORE_START });
+    expect(levels()).toEqual({ upload: START_CONCURRENCY, restore: RESTORE_CEILING });
     // each request below is refused once, then taken
     r.rule.refuse = (req) => (req.method === 'GET' && req.url.startsWith('/nas/media/')) || (req.method === 'PUT' && req.url.includes('/u/up.bin'));
 
@@ -74,17 +74,17 @@ describe('congestion heard by the lanes', () => {
     expect(res.status).toBe(200);
     expect(sha256(Buffer.from(await res.arrayBuffer()))).toBe(sha256(files['d/share.bin']));
     expect(r.refused).toEqual([expect.stringMatching(/^GET \/nas\/media\/d\/share\.bin/)]);
-    expect(levels()).toEqual({ upload: START_CONCURRENCY, restore: RESTORE_START });
+    expect(levels()).toEqual({ upload: START_CONCURRENCY, restore: RESTORE_CEILING });
 
     const run = r.restore.restoreFiles({ keys: ['media/r/back.bin'] });
     expect((await r.restore.waitFor(run.id, { timeoutMs: 60_000 })).state).toBe('done');
     expect(r.refused[1]).toMatch(/^GET \/nas\/media\/r\/back\.bin/);
-    expect(levels()).toEqual({ upload: START_CONCURRENCY, restore: RESTORE_START / 2 });
+    expect(levels()).toEqual({ upload: START_CONCURRENCY, restore: RESTORE_CEILING / 2 });
 
     writeFile(r.media, 'u/up.bin', bytes(64 * 1024, 3));
     await r.engine.scanAll();
     await waitForStatus(r.engine, (s) => s.safe_files === 3, 60_000, 'the new file backed up');
     expect(r.refused.filter((x) => x.startsWith('PUT '))).toHaveLength(1);
-    expect(levels()).toEqual({ upload: START_CONCURRENCY / 2, restore: RESTORE_START / 2 });
+    expect(levels()).toEqual({ upload: START_CONCURRENCY / 2, restore: RESTORE_CEILING / 2 });
   }, 120_000);
 });

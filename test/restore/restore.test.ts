@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EngineEvent, RestoreProgress } from '../../src/shared/api';
 import { ApiClient } from '../../src/shared/client';
-import { RESTORE_START, restoreCeiling } from '../../src/shared/config';
+import { restoreCeiling } from '../../src/shared/config';
 import { bytes, sha256, waitFor, waitForStatus } from '../helpers/engine';
 import { MiB, backendOf, engineFor, listAll, mtimeOf, readAll, restoreOf, rig, s3rverObjectPath, synced, teardown, tree, writeAll } from './helpers';
 
@@ -47,8 +47,8 @@ describe('restore what is missing', () => {
     const started = await client.call('bulkRestore'); // the seed's POST /api/admin/media-sync/restore, empty body
     expect(started.state).toBe('running');
     expect(started.files_total).toBe(gone.length);
-    // how many files at once: none fetched yet, the lane's start, below its ceiling
-    expect(started.restoring).toEqual({ now: 0, chosen: RESTORE_START, max: restoreCeiling(engine.cfg.restore) });
+    // how many files at once: none fetched yet; a restore starts at its ceiling
+    expect(started.restoring).toEqual({ now: 0, chosen: restoreCeiling(engine.cfg.restore), max: restoreCeiling(engine.cfg.restore) });
     const done = await restoreOf(engine).waitFor(started.id, { timeoutMs: 60_000 });
     off();
     expect(done.state).toBe('done');
@@ -155,6 +155,31 @@ describe('restore what is missing', () => {
     // the NAS gets the good bytes again
     await waitForStatus(engine, (s) => s.safe_files === 2 && s.pending === 0 && s.uploading === 0, 30_000, 'NAS repaired');
     expect(sha256(await readAll(backendOf(r.nasT), 'media/a.jpg'))).toBe(sha256(files['a.jpg']));
+  });
+
+  it('passes over a damaged copy whether the file is read whole (up to 4 MiB) or streamed, and leaves no temp file', async () => {
+    const r = await rig();
+    const files = { 'small.jpg': bytes(200_000, 31), 'edge.jpg': bytes(4 * MiB, 32), 'big.mp4': bytes(5 * MiB, 33) };
+    writeAll(r.media, files);
+    const engine = await engineFor(r, { watch: false });
+    await synced(engine, 3);
+    // the NAS's copies: same size and metadata, one byte flipped near the end
+    for (const k of Object.keys(files)) {
+      const objPath = s3rverObjectPath(r.nas, `media/${k}`);
+      const bad = readFileSync(objPath);
+      bad[bad.length - 10] = bad[bad.length - 10]! ^ 0xff;
+      writeFileSync(objPath, bad);
+      rmSync(`${objPath}.md5`, { force: true });
+      unlinkSync(join(r.media, k));
+    }
+    await engine.scanAll();
+    const done = await restoreOf(engine).waitFor((await restoreOf(engine).restoreMissing({})).id, { timeoutMs: 60_000 });
+    expect(done.files_done).toBe(3);
+    const now = tree(r.media);
+    expect(Object.keys(now).sort()).toEqual(Object.keys(files).sort()); // no temp file left
+    for (const [k, c] of Object.entries(files)) expect(sha256(now[k]!), k).toBe(sha256(c));
+    const damaged = engine.catalog.events(0, 500).filter((e) => e.kind === 'restore-damaged' && e.target_id === 'nas');
+    expect(damaged.map((e) => e.file_key).sort()).toEqual(['media/big.mp4', 'media/edge.jpg', 'media/small.jpg']);
   });
 
   it('detects an object whose bytes were replaced with the sha256 metadata kept (PUT)', async () => {

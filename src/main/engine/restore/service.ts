@@ -8,7 +8,7 @@ import { mkdirSync, statSync, type Stats } from 'node:fs';
 import { stat, unlink } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import type { GuardHold, PruneReport, RestoreProgress, RestoreRequest, VerifyReport, VerifyTargetReport, VersionInfo } from '../../../shared/api';
-import { RESTORE_START, restoreCeiling, type RootConfig, type TargetConfig } from '../../../shared/config';
+import { restoreCeiling, type RootConfig, type TargetConfig } from '../../../shared/config';
 import { formatBytes, plural } from '../../../shared/format';
 import { KeyError, fileKey, parseFileKey } from '../../../shared/keys';
 import { heldFolderNote } from '../../../shared/status';
@@ -103,9 +103,10 @@ export class RestoreService implements EngineService {
   private stopAc = new AbortController();
   private readonly workers: JobLane;
   /**
-   * Files restored at once: chosen by the runner from the throughput measured (jobs/adaptive.ts), from
-   * RESTORE_START up to `restore.concurrency` or RESTORE_CEILING; halved when a destination asks
-   * a restore's read to slow down. A file counts until its bytes are in and checked (its hand-off).
+   * Files restored at once: chosen by the runner from the throughput measured (jobs/adaptive.ts),
+   * starting at `restore.concurrency` or RESTORE_CEILING, the most it may; halved when a destination
+   * asks a restore's read to slow down, and climbing back from there. A file counts until its bytes
+   * are in and checked (its hand-off).
    */
   readonly adapt: AdaptiveConcurrency;
   /** Jobs running; `finishing`: its content is in and checked, only fsync, rename and catalog are left. */
@@ -132,7 +133,11 @@ export class RestoreService implements EngineService {
       lane: RESTORE_LANE,
       owner: OWNER,
       queue: ctx.catalog,
-      adaptive: { start: RESTORE_START, ceiling: () => restoreCeiling(ctx.config.get().restore) },
+      // Restores start at the cap, not low as uploads do: doubling up from a few, each step opens
+      // cold connections whose first files take several round trips (TCP slow start), so the step
+      // measures as no gain and goes back; 5,000 photos over a 60 ms link then spent most of the
+      // restore climbing back one step at a time (docs/benchmarks.md).
+      adaptive: { start: restoreCeiling(ctx.config.get().restore), ceiling: () => restoreCeiling(ctx.config.get().restore) },
       leaseMs: () => this.leaseMs(),
       pollMs: 5000,
       run: (c) => this.runJob(c),
@@ -828,7 +833,7 @@ export class RestoreService implements EngineService {
   private maybeFinishRun(id: string): void {
     const r = this.store.run(id);
     if (!r || FINAL.has(r.state)) return;
-    if (this.store.jobsLeft(id) > 0) return;
+    if (this.store.hasJobsLeft(id)) return;
     const state = r.files_failed > 0 && r.files_done === 0 ? 'failed' : 'done';
     const parts = [`Restored ${plural(r.files_done, 'file')} (${formatBytes(r.bytes_done)}).`];
     if (r.files_failed) parts.push(`${plural(r.files_failed, 'file')} could not be restored: see Activity for why.`);

@@ -69,7 +69,8 @@ export class RestoreStore {
            bytes_done = bytes_done + @bytes, updated_at = @now WHERE id = @id`,
       ),
       setTotals: db.prepare<[number, number, number, string]>('UPDATE restores SET files_total = ?, bytes_total = ?, updated_at = ? WHERE id = ?'),
-      jobsLeft: db.prepare<[string, string], { n: number }>('SELECT count(*) AS n FROM jobs WHERE lane = ? AND kind = ?'),
+      // EXISTS, not count(*): asked after every file, a count would walk the run's remaining jobs each time
+      jobsLeft: db.prepare<[string, string], { n: number }>('SELECT EXISTS (SELECT 1 FROM jobs WHERE lane = ? AND kind = ?) AS n'),
       queuedJobsOf: db.prepare<[string, string], JobRow>(`SELECT * FROM jobs WHERE lane = ? AND kind = ? AND state = 'queued'`),
       deleteQueuedOf: db.prepare<[string, string]>(`DELETE FROM jobs WHERE lane = ? AND kind = ? AND state = 'queued'`),
       deleteAllOf: db.prepare<[string, string]>(`DELETE FROM jobs WHERE lane = ? AND kind = ?`),
@@ -146,8 +147,9 @@ export class RestoreStore {
     this.s.countRun.run({ id, done: outcome === 'done' ? 1 : 0, failed: outcome === 'failed' ? 1 : 0, skipped: outcome === 'skipped' ? 1 : 0, bytes, now });
   }
 
-  jobsLeft(runId: string): number {
-    return this.s.jobsLeft.get(RESTORE_LANE, runId)!.n;
+  /** Whether the run still has a job (queued or running). */
+  hasJobsLeft(runId: string): boolean {
+    return this.s.jobsLeft.get(RESTORE_LANE, runId)!.n === 1;
   }
 
   queuedJobsOf(runId: string): JobRow[] {
