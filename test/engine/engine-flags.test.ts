@@ -11,6 +11,7 @@ const launchers = [
   'build/linux/triplicate.service',
   'build/macos/org.triplicate.engine.plist',
   'docs/SERVICE.md',
+  'README.md',
   'package.json',
   'test/e2e/lib.mjs',
   'bench/run.mjs',
