@@ -72,6 +72,9 @@ describe('testConnection', () => {
     try {
       const ok = await testConnection(new FolderBackend(folderTarget(dir.path)), AbortSignal.timeout(10_000));
       expect(ok.ok, ok.message).toBe(true);
+      // a folder has no key: the finding says what can delete there instead
+      expect(ok.findings?.map((f) => f.message)).toEqual([expect.stringMatching(/^Any program on this computer can delete the backups in this folder/)]);
+      expect(JSON.stringify(ok.findings)).not.toMatch(/key can delete|Anyone with this key/);
       expect((await keysUnder(new FolderBackend(folderTarget(dir.path)), '')).length).toBe(0);
       const gone = await testConnection(new FolderBackend(folderTarget(`${dir.path}/missing`)));
       expect(gone.ok).toBe(false);

@@ -212,6 +212,13 @@ function deleteFinding(
       ...short(`This key can delete the backups once their ${plural(o.lockDays, 'day')} of Object Lock are over. ${makeOne}`),
     };
   }
+  if (!o.keyed) {
+    // A folder (a USB disk, a mounted share) has no key: whatever runs here can delete in it.
+    return {
+      level: 'warn',
+      message: `Any program on this computer can delete the backups in this folder: ransomware that reaches it can erase these copies too. Keep another copy where it cannot: a bucket whose key cannot delete, or with "Undeletable for" set.`,
+    };
+  }
   if (o.preset?.objectLock === 'bucket-rule') {
     return {
       level: 'warn',
