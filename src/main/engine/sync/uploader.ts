@@ -447,6 +447,13 @@ export class TargetLane {
       this.written.add(key);
       let lastEmit = 0;
       let lastBytes = 0;
+      // each try reads the small file again; its digest is what the checks below read
+      const openWhole = (): WholeFile => {
+        lastBytes = 0;
+        const w = new WholeFile(abs, f.size);
+        hasher = w;
+        return w;
+      };
       const giveRoom = await this.room.take(Math.min(f.size, FILE_MEMORY), c.signal);
       let stored: ObjectInfo;
       try {
@@ -457,11 +464,7 @@ export class TargetLane {
             open: () => {
               lastBytes = 0;
               if (from) return (hasher = this.openCopy(from, f, c.signal));
-              if (f.size <= WHOLE_FILE_MAX) {
-                const whole = new WholeFile(abs, f.size);
-                hasher = whole;
-                return whole.stream();
-              }
+              if (f.size <= WHOLE_FILE_MAX) return openWhole().stream();
               // No MD5 for a streamed (bigger) file: hashing it costs ~1.5 ms of CPU per MiB, the
               // HEAD that verifies it instead one request, however big the file.
               const h = new HashingStream();
@@ -471,12 +474,7 @@ export class TargetLane {
             // A small file goes whole where the backend can take a buffer (the S3 PUT).
             ...(!from && f.size <= WHOLE_FILE_MAX
               ? {
-                  whole: () => {
-                    lastBytes = 0;
-                    const whole = new WholeFile(abs, f.size);
-                    hasher = whole;
-                    return whole.read();
-                  },
+                  whole: () => openWhole().read(),
                 }
               : {}),
             // A copy read from another destination is streamed (the SDK cuts it into parts).
