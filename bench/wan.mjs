@@ -123,14 +123,16 @@ async function upload(rootPath, targets, { waitFor = targets.map((t) => t.id), k
   silenceConsole();
   const synced = Object.fromEntries(targets.map((t) => [t.id, new Set()]));
   const doneAt = {};
-  // the most files at once each lane chose (jobs/adaptive.ts)
-  const levels = {};
+  // the files at once each lane chose (jobs/adaptive.ts), as it changed
+  const levels = Object.fromEntries(targets.map((t) => [t.id, levelSteps()]));
   const lanes = engine.service('sync').lanes;
   const t0 = now();
+  const look = setInterval(() => {
+    for (const t of targets) levels[t.id].note(lanes.get(t.id)?.adapt.level ?? 0, t0);
+  }, 100);
   const done = new Promise((resolve) => {
     engine.bus.on((e) => {
       if (e.type !== 'copy' || e.state !== 'synced' || !synced[e.target_id]) return;
-      levels[e.target_id] = Math.max(levels[e.target_id] ?? 0, lanes.get(e.target_id)?.adapt.level ?? 0);
       if (synced[e.target_id].add(e.file_key).size === n && doneAt[e.target_id] === undefined) {
         doneAt[e.target_id] = (now() - t0) / 1000;
         if (waitFor.every((id) => doneAt[id] !== undefined)) resolve();
@@ -139,10 +141,27 @@ async function upload(rootPath, targets, { waitFor = targets.map((t) => t.id), k
   });
   await engine.start();
   await Promise.race([done, sleep(MAX_WAIT_MS)]);
+  clearInterval(look);
   await engine.stop();
   for (const id of waitFor) if (doneAt[id] === undefined) throw new Error(`only ${synced[id].size} of ${n} files synced to ${id}`);
   if (!keep) rm(dataDir);
   return { doneAt, dataDir, levels };
+}
+
+/** A lane's files at once as it changed: "8 16@0.4 32@1.1" (level@seconds in), and the most. */
+function levelSteps() {
+  const steps = [];
+  return {
+    note(l, t0) {
+      if (l && l !== steps.at(-1)?.l) steps.push({ l, t: (now() - t0) / 1000 });
+    },
+    get max() {
+      return Math.max(0, ...steps.map((x) => x.l));
+    },
+    toString() {
+      return steps.map((x, i) => (i ? `${x.l}@${x.t.toFixed(1)}` : `${x.l}`)).join(' ');
+    },
+  };
 }
 
 function rclone(args, endpoint) {
@@ -150,12 +169,20 @@ function rclone(args, endpoint) {
   delete env.AWS_CA_BUNDLE; // breaks rclone 1.60 against http endpoints
   const t0 = now();
   return new Promise((resolve, reject) => {
-    const c = spawn('rclone', ['copy', ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    // through bash, whose `times` says the CPU rclone used (its last line: the children's user and system time)
+    const c = spawn('bash', ['-c', 'rclone "$@"; s=$?; times >&2; exit $s', 'bash', 'copy', ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     c.stderr.on('data', (d) => (err += d));
-    c.once('exit', (code) => (code === 0 ? resolve((now() - t0) / 1000) : reject(new Error(`rclone failed: ${err}`))));
+    c.once('exit', (code) => {
+      if (code !== 0) return reject(new Error(`rclone failed: ${err}`));
+      const times = err.trim().split('\n').at(-1).match(/(\d+)m([\d.]+)s (\d+)m([\d.]+)s/);
+      lastRcloneCpu = times ? Number(times[1]) * 60 + Number(times[2]) + Number(times[3]) * 60 + Number(times[4]) : NaN;
+      resolve((now() - t0) / 1000);
+    });
   });
 }
+/** CPU seconds the last rclone run used. */
+let lastRcloneCpu = NaN;
 
 /** An engine with the catalog of `catalogDir` and an empty folder: restore-missing (prefix), timed. */
 async function restore(catalogDir, cloudTarget, { prefix } = {}) {
@@ -169,20 +196,44 @@ async function restore(catalogDir, cloudTarget, { prefix } = {}) {
   await engine.initialScanDone();
   const svc = engine.service('restore');
   const t0 = now();
+  const cpu0 = process.cpuUsage();
   const p = await svc.restoreMissing(prefix ? { prefix } : {});
-  // the most files at once the restore workers chose (undefined before they chose: a fixed number)
-  let level = 0;
-  const look = setInterval(() => (level = Math.max(level, svc.adapt?.level ?? 0)), 100);
+  // the files at once the restore workers chose, as it changed
+  const level = levelSteps();
+  const look = setInterval(() => level.note(svc.adapt?.level ?? 0, t0), 100);
   const r = await svc.waitFor(p.id);
   clearInterval(look);
   const seconds = (now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   await engine.stop();
   if (r.files_done !== p.files_total) throw new Error(`restored ${r.files_done} of ${p.files_total}: ${r.message}`);
   const bytes = bytesUnder(dest);
   rm(dataDir);
   rm(dest);
-  return { seconds, files: r.files_done, bytes, level };
+  return { seconds, files: r.files_done, bytes, level, cpu: (cpu.user + cpu.system) / 1e6 };
 }
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux); NaN elsewhere. */
+function cpuSeconds(pid) {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  } catch {
+    return NaN;
+  }
+}
+
+/** CPU seconds used from now on by this process (the engine) and the processes named: call the result to read them. */
+function cpuFrom(others) {
+  const read = () => ({ engine: process.cpuUsage(), ...Object.fromEntries(Object.entries(others).map(([k, p]) => [k, [p].flat().reduce((n, x) => n + cpuSeconds(x), 0)])) });
+  const c0 = read();
+  return () => {
+    const c1 = read();
+    const e = process.cpuUsage(c0.engine);
+    return { engine: (e.user + e.system) / 1e6, ...Object.fromEntries(Object.keys(others).map((k) => [k, c1[k] - c0[k]])) };
+  };
+}
+const cpuText = (used) => Object.entries(used).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ');
 
 const results = {};
 const put = (k, v) => (results[k] ??= []).push(v);
@@ -195,7 +246,8 @@ if (ONLY.has('a') || ONLY.has('c')) {
     const order = ['ours', 'rclone', 'rclone32'];
     if (r % 2) order.reverse();
     for (const what of order) {
-      if (!ONLY.has('a') && what !== 'ours') continue;
+      // (c) alone needs the photos up once
+      if (!ONLY.has('a') && (what !== 'ours' || catalogA)) continue;
       if (what !== 'ours' && !hasRclone) continue;
       const bucket = `a-${what}-${r}`;
       let seconds;
@@ -204,7 +256,7 @@ if (ONLY.has('a') || ONLY.has('c')) {
         const keep = catalogA === null && ONLY.has('c');
         const u = await upload(photos, [target('cloud', cloud.endpoint, bucket)], { keep });
         seconds = u.doneAt.cloud;
-        note = `  (up to ${u.levels.cloud} files at once)`;
+        note = `  (files at once: ${u.levels.cloud})`;
         if (keep) [catalogA, bucketA] = [u.dataDir, bucket];
       } else seconds = await rclone([photos, `bench:${bucket}/media`, ...(what === 'rclone32' ? ['--transfers', '32'] : [])], cloud.endpoint);
       if (ONLY.has('a')) put(`a-${what}`, seconds);
@@ -220,19 +272,23 @@ if (ONLY.has('c')) {
       if (what !== 'ours' && !hasRclone) continue;
       let seconds;
       let note = '';
+      const cpu = cpuFrom({ s3rver: cloudS3.pid, proxy: cloud.pid });
       if (what === 'ours') {
         const o = await restore(catalogA, target('cloud', cloud.endpoint, bucketA));
         if (o.files !== PHOTOS || o.bytes !== photoBytes) throw new Error(`(c) restored ${o.files} files, ${o.bytes} bytes`);
         seconds = o.seconds;
-        if (o.level) note = `  (up to ${o.level} files at once)`;
+        note = `  (files at once: ${o.level}); the restore itself ${o.cpu.toFixed(1)} s of CPU`;
       } else {
         const dest = tempDir('trip-bench-wan-rclone-');
         seconds = await rclone([`bench:${bucketA}/media`, dest, '--use-server-modtime', ...(what === 'rclone32' ? ['--transfers', '32'] : [])], cloud.endpoint);
         if (bytesUnder(dest) !== photoBytes) throw new Error(`(c) rclone restored ${bytesUnder(dest)} bytes`);
         rm(dest);
       }
+      // CPU seconds meanwhile: ours is the engine (this process), rclone's its own
+      const used = cpu();
+      if (what !== 'ours') used.engine = lastRcloneCpu;
       put(`c-${what}`, seconds);
-      console.log(`  (c) round ${r + 1}: ${what.padEnd(9)} ${seconds.toFixed(1)} s  ${mbps(photoBytes, seconds).toFixed(1)} MB/s${note}`);
+      console.log(`  (c) round ${r + 1}: ${what.padEnd(9)} ${seconds.toFixed(1)} s  ${mbps(photoBytes, seconds).toFixed(1)} MB/s${note}; CPU s: ${cpuText(used).replace('engine', what === 'ours' ? 'engine' : 'rclone')}`);
     }
   }
 }
@@ -252,36 +308,23 @@ if (ONLY.has('b')) {
   }
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc (Linux); NaN elsewhere. */
-function cpuSeconds(pid) {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
-  } catch {
-    return NaN;
-  }
-}
-
 // ---- (d) a NAS on `lan` alone, then with a cloud on `cloud` at once: the NAS's time
 // and where this machine's CPU went meanwhile: at a site the NAS and the cloud are other machines,
 // here the two s3rvers and the proxies share the 2 cores with the engine.
 if (ONLY.has('d')) {
   const others = { 'NAS s3rver': nasS3.pid, 'cloud s3rver': cloudS3.pid, proxies: [lan.pid, cloud.pid] };
-  const cpuNow = () => ({ engine: process.cpuUsage(), ...Object.fromEntries(Object.entries(others).map(([k, p]) => [k, [p].flat().reduce((n, x) => n + cpuSeconds(x), 0)])) });
   for (let r = 0; r < ROUNDS; r++) {
     const order = r % 2 ? ['both', 'alone'] : ['alone', 'both'];
     for (const what of order) {
       const nas = target('nas', lan.endpoint, `d-${what}-${r}`, { priority: 1 });
       const targets = what === 'alone' ? [nas] : [nas, target('cloud', cloud.endpoint, `d-cloud-${r}`, { priority: 2 })];
-      const c0 = cpuNow();
+      const cpu = cpuFrom(others);
       const u = await upload(photos, targets, { waitFor: ['nas'] });
-      const c1 = cpuNow();
-      const e = process.cpuUsage(c0.engine);
-      const used = { engine: (e.user + e.system) / 1e6, ...Object.fromEntries(Object.keys(others).map((k) => [k, c1[k] - c0[k]])) };
+      const used = cpu();
       const total = Object.values(used).reduce((a, b) => a + b, 0);
       put(`d-${what}`, u.doneAt.nas);
-      const cpu = Object.entries(used).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ');
-      console.log(`  (d) round ${r + 1}: NAS ${what === 'alone' ? 'alone    ' : '+ cloud  '} ${u.doneAt.nas.toFixed(1)} s; CPU s: ${cpu} (${(total / u.doneAt.nas).toFixed(2)} of ${availableParallelism()} cores busy)`);
+      console.log(`  (d) round ${r + 1}: NAS ${what === 'alone' ? 'alone    ' : '+ cloud  '} ${u.doneAt.nas.toFixed(1)} s; CPU s: ${cpuText(used)} (${(total / u.doneAt.nas).toFixed(2)} of ${availableParallelism()} cores busy)`);
+      console.log(`      files at once: NAS ${u.levels.nas}${u.levels.cloud ? `; cloud ${u.levels.cloud}` : ''}`);
     }
   }
 }

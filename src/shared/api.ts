@@ -337,7 +337,7 @@ export interface RestoreProgress {
    * While it runs: its files being fetched now (`now`, a file counting until its bytes are in and
    * checked); how many at once Triplicate chose for the link from the throughput it measures
    * (`chosen`: it rises while the throughput does, halves when a destination asks to slow down);
-   * the most it may choose (`max`: `restore.concurrency`, else 32).
+   * the most it may choose (`max`: `restore.concurrency`, else 64).
    */
   restoring?: { now: number; chosen: number; max: number };
   created_at?: number;

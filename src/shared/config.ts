@@ -98,7 +98,7 @@ export const restoreSettingsSchema = z
      * workers go below it when a destination asks them to slow down (engine jobs/adaptive.ts);
      * absent, RESTORE_CEILING.
      */
-    concurrency: z.number().int().min(1).max(32).optional(),
+    concurrency: z.number().int().min(1).max(64).optional(),
     /** Verify every target this often: HEAD every copy, re-read a sample. 0 disables. */
     verifyIntervalHours: z.number().min(0).default(24),
     /** Bytes downloaded and re-hashed per target per verification (the rolling sample). */
@@ -112,10 +112,11 @@ export type RestoreSettings = z.infer<typeof restoreSettingsSchema>;
 /** The longest Object Lock retention the config accepts (B2 allows 3,000 days; longer is rarely meant). */
 export const MAX_IMMUTABLE_DAYS = 3650;
 /**
- * Most files restored at once when the settings set no cap: a far cloud needs many in flight. A
+ * Most files restored at once when the settings set no cap: a far cloud needs many in flight (64
+ * fill a 60 ms, 500 Mbit/s link with 200 KB photos; 32 left 5 % of it: docs/benchmarks.md). A
  * restore starts here (an operator waits for it; the controller only goes down from the cap).
  */
-export const RESTORE_CEILING = 32;
+export const RESTORE_CEILING = 64;
 
 /** Most files restored at once: the operator's cap, else RESTORE_CEILING. */
 export function restoreCeiling(r: RestoreSettings): number {

@@ -206,9 +206,9 @@ async function writeAll(fd: number, bufs: Buffer[], n: number): Promise<void> {
 
 /**
  * Objects up to this size are read whole (hashed as the chunks come), checked, and written with
- * one call: a stream pipeline per photo costs more CPU than its bytes. 32 at once hold 128 MiB at most.
+ * one call: a stream pipeline per photo costs more CPU than its bytes. 64 at once hold 128 MiB at most.
  */
-const WHOLE_MAX = 4 * 1024 * 1024;
+const WHOLE_MAX = 2 * 1024 * 1024;
 
 /** The whole body as its chunks, hashed into `hash`; an IntegrityError when it holds more or fewer than `size` bytes. */
 async function readWhole(body: NodeJS.ReadableStream, size: number, hash: Hash, alive: () => void): Promise<Buffer[]> {
