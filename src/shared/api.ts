@@ -44,9 +44,11 @@ export interface TargetStatus {
    * Files being sent to it now (`now`); how many at once Triplicate chose for its link from the
    * throughput it measures (`chosen`: it rises while the throughput does, halves when the server
    * asks to slow down); the most it may choose (`max`: the destination's "at most" setting, else
-   * the provider's ceiling). Absent from an engine without it.
+   * the provider's ceiling). `after`: the nearby destination (its name) this one gives way to now,
+   * sending one file at a time, because this computer cannot keep up with both (the NAS first).
+   * Absent from an engine without it.
    */
-  sending?: { now: number; chosen: number; max: number };
+  sending?: { now: number; chosen: number; max: number; after?: string };
   /**
    * What the last Test connection of these settings found (issue 19): kept across restarts, and
    * dropped when the key, the address or the bucket change (it no longer describes them). A finding

@@ -1,5 +1,5 @@
 // The job-lane runner (jobs/runner.ts) on a real catalog: claims, concurrency, wake-one and
-// wake-all, the gate and its trial, the lease kept and lost, a job's hand-off, a crash, stop, and
+// wake-all, the gate and its trial, a limit below the concurrency, the lease kept and lost, a job's hand-off, a crash, stop, and
 // an adaptive lane (its transfers, its level and its ceiling).
 import { afterEach, describe, expect, it } from 'vitest';
 import { Catalog, type JobRow } from '../../src/main/engine/catalog/catalog';
@@ -218,6 +218,25 @@ describe('job-lane runner', () => {
     held.open();
     await waitFor(() => at.done.length === 4, 30_000, 'all jobs');
     expect(at.most).toBe(3);
+  });
+
+  it('runs no more jobs at once than its limit while there is one, and more once it lifts, without a wake', async () => {
+    let limit: number | undefined = 1;
+    const held = gate();
+    const { at, run } = counting(() => held.promise);
+    const { lane } = setup({ concurrency: 4, limit: () => limit, run });
+    enqueue(1, 2, 3, 4, 5, 6);
+    lane.start();
+    await waitFor(() => at.now === 1, 30_000, 'one job running');
+    await turns();
+    expect(at.most).toBe(1);
+    // no wake(): the workers held by the limit look again by themselves
+    limit = undefined;
+    await waitFor(() => at.now === 4, 30_000, 'four jobs running');
+    limit = 2;
+    held.open();
+    await waitFor(() => at.done.length === 6, 30_000, 'all jobs');
+    expect(at.most).toBe(4);
   });
 
   it('ends the transfer of a job whose run() did not count it done: it is no sample, and the level stays', async () => {

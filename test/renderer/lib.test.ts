@@ -22,6 +22,7 @@ describe('format', () => {
     expect(sendingSentence({ now: 12, chosen: 12, max: 32 })).toBe('Sending 12 files at once, the number chosen for this link (at most 32).');
     expect(sendingSentence({ now: 1, chosen: 12, max: 32 })).toBe('Sending 1 file at once (up to 12 on this link, at most 32).');
     expect(sendingSentence({ now: 20, chosen: 10, max: 32 })).toBe('Sending 20 files at once, coming down to 10 for this link (at most 32).');
+    expect(sendingSentence({ now: 1, chosen: 16, max: 32, after: 'NAS' })).toBe('Sending 1 file at once while NAS goes first: this computer cannot keep up with both. Then up to 16 on this link (at most 32).');
   });
   it('says how long in words', () => {
     expect(formatEta(30)).toBe('less than a minute');

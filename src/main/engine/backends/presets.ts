@@ -50,6 +50,11 @@ export interface PresetQuirks extends ProviderPresetInfo {
    * a NAS or disk nearby fills it with a few.
    */
   maxConcurrency: number;
+  /**
+   * A server on the site's own network (a NAS, a disk): its uploads are limited by this computer,
+   * not by a link, and go first while this computer cannot keep up with every destination.
+   */
+  nearby: boolean;
 }
 
 export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
@@ -68,6 +73,7 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     endpointOptional: false,
     note: 'Region is always "auto". R2 has no object versioning; Triplicate keeps old versions itself.',
     maxConcurrency: CLOUD_CONCURRENCY,
+    nearby: false,
   },
   minio: {
     id: 'minio',
@@ -83,6 +89,7 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     endpointOptional: false,
     note: 'Use the S3 API port (usually 9000), not the web console port.',
     maxConcurrency: NEARBY_CONCURRENCY,
+    nearby: true,
   },
   rustfs: {
     id: 'rustfs',
@@ -98,6 +105,7 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     endpointOptional: false,
     note: 'Use the S3 API port (usually 9000).',
     maxConcurrency: NEARBY_CONCURRENCY,
+    nearby: true,
   },
   aws: {
     id: 'aws',
@@ -114,6 +122,7 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     endpointOptional: true,
     note: 'Pick the region the bucket was created in.',
     maxConcurrency: CLOUD_CONCURRENCY,
+    nearby: false,
   },
   b2: {
     id: 'b2',
@@ -130,6 +139,7 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     endpointOptional: false,
     note: 'The region is the part after "s3." in the endpoint shown on the bucket page.',
     maxConcurrency: CLOUD_CONCURRENCY,
+    nearby: false,
   },
   wasabi: {
     id: 'wasabi',
@@ -146,6 +156,7 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     endpointOptional: false,
     note: 'Wasabi bills every object for at least 90 days, deleted or not.',
     maxConcurrency: CLOUD_CONCURRENCY,
+    nearby: false,
   },
   other: {
     id: 'other',
@@ -164,6 +175,7 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     endpointOptional: false,
     note: 'Path-style addressing is the safe default; turn it off only if the provider asks.',
     maxConcurrency: CLOUD_CONCURRENCY,
+    nearby: false,
   },
   folder: {
     id: 'folder',
@@ -178,12 +190,18 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     endpointOptional: true,
     note: 'A mounted network share or a USB disk.',
     maxConcurrency: NEARBY_CONCURRENCY,
+    nearby: true,
   },
 };
 
 /** Most files a target's upload lane sends at once: the operator's cap, else its preset's ceiling. */
 export function concurrencyCeiling(target: TargetConfig): number {
   return target.concurrency ?? PRESETS[target.kind === 'folder' ? 'folder' : target.preset].maxConcurrency;
+}
+
+/** Whether a target is on the site's own network (its preset's `nearby`). */
+export function isNearby(target: TargetConfig): boolean {
+  return PRESETS[target.kind === 'folder' ? 'folder' : target.preset].nearby;
 }
 
 /** The preset list for the UI, in display order. */

@@ -66,6 +66,11 @@ interface LaneCommon {
   pollMs: number;
   /** Closed: paused, a destination that is down, a tool that is missing. Default: always open. */
   mayRun?(): Gate;
+  /**
+   * Fewer jobs at once than the concurrency for now (another lane goes first); read at each claim.
+   * Workers above it look again every LIMIT_RECHECK_MS. Default: no limit.
+   */
+  limit?(): number | undefined;
   /** Awaited before a worker's first claim and after each wait on a closed gate. */
   ready?(): Promise<unknown>;
   /** Do the job: complete, release or drop it through the queue. */
@@ -109,6 +114,8 @@ class Control implements JobControl {
 
 /** The shortest idle, so a worker never spins. */
 const MIN_IDLE_MS = 10;
+/** How soon a worker held by the lane's limit looks again (the limit lifts without a wake). */
+const LIMIT_RECHECK_MS = 200;
 
 export class JobLane {
   private running = false;
@@ -209,6 +216,11 @@ export class JobLane {
       while (this.running) {
         if (index >= this.concurrency()) {
           await this.wait(this.held, spec.pollMs);
+          continue;
+        }
+        const limit = spec.limit?.();
+        if (limit !== undefined && index >= Math.max(1, limit)) {
+          await this.wait(this.held, LIMIT_RECHECK_MS);
           continue;
         }
         const gate = spec.mayRun?.() ?? { run: true };

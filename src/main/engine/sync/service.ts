@@ -9,11 +9,12 @@ import type { Config, RootConfig, TargetConfig } from '../../../shared/config';
 import { plural } from '../../../shared/format';
 import { normalizeRelPath, parseFileKey } from '../../../shared/keys';
 import { countFiles, heldPerTarget, summarize, type FileStateRow } from '../../../shared/status';
-import { concurrencyCeiling, START_CONCURRENCY } from '../backends/presets';
+import { concurrencyCeiling, isNearby, START_CONCURRENCY } from '../backends/presets';
 import type { StorageBackend } from '../backends/types';
 import type { Catalog, FileRow } from '../catalog/catalog';
 import { ConfigError } from '../config/config';
 import type { EngineContext, EngineService } from '../core/context';
+import { LoopLoad } from '../jobs/loop-load';
 import { log } from '../log';
 import { errorText } from '../util';
 import { BurstGuard } from './guard';
@@ -54,6 +55,8 @@ export class SyncService implements EngineService {
   readonly startedAt = Date.now();
   paused: boolean;
   private readonly watchers = new Map<string, RootWatcher>();
+  /** How busy the engine's thread is: a cloud lane gives way to a nearby one while it is saturated. */
+  private readonly loop = new LoopLoad();
   private timers: NodeJS.Timeout[] = [];
   private scanning = 0;
   private statusCache: { at: number; value: SyncStatus } | null = null;
@@ -146,6 +149,7 @@ export class SyncService implements EngineService {
   /** Scans, watchers and uploads stop (in-flight uploads are aborted and resumed next start). */
   async stop(): Promise<void> {
     this.running = false;
+    this.loop.stop();
     this.scanAbort.abort();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
@@ -197,12 +201,27 @@ export class SyncService implements EngineService {
           this.ctx.targets.onFailure('sync', (e, id) => {
             if (id === t.id) fn(e);
           }),
+        givesWayTo: () => this.givesWayTo(t),
       },
       OWNER,
     );
     this.lanes.set(t.id, lane);
     this.catalog.queueMissingCopies(t.id);
     return lane;
+  }
+
+  /**
+   * The nearby destination (a NAS, a disk) a cloud destination's uploads give way to: one that is
+   * sending while the engine's thread is saturated. Its uploads are limited by this computer, the
+   * cloud's by its link; both share the one thread, so the cloud keeps a few files in flight
+   * (GIVE_WAY_LEVEL) and the NAS finishes as fast as it would alone.
+   */
+  private givesWayTo(t: TargetConfig): TargetConfig | undefined {
+    if (isNearby(t)) return undefined;
+    for (const l of this.lanes.values()) {
+      if (l.activeUploads > 0 && isNearby(l.target) && this.loop.busy()) return l.target;
+    }
+    return undefined;
   }
 
   private async closeLane(id: string): Promise<void> {
@@ -470,6 +489,8 @@ export class SyncService implements EngineService {
       rate_bps: uploading > 0 ? (lane?.meter.rate() ?? 0) : 0,
       sending: lane ? { now: lane.activeUploads, chosen: lane.adapt.level, max: lane.adapt.ceiling } : { now: 0, chosen: Math.min(START_CONCURRENCY, concurrencyCeiling(t)), max: concurrencyCeiling(t) },
     };
+    const after = lane && this.givesWayTo(t);
+    if (after && st.sending) st.sending.after = after.label;
     if (h.reason) st.reason = h.reason;
     if (h.detail) st.detail = h.detail;
     if (h.offline_since) st.offline_since = h.offline_since;

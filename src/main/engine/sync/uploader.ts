@@ -45,7 +45,17 @@ export interface LaneContext {
   held?(fileId: number): boolean;
   /** Every failed call of the target's uploads (its 'sync' use), each try (core/targets.ts onFailure); returns the unsubscribe. */
   onFailure?(listener: (e: unknown) => void): () => void;
+  /** The destination this lane gives way to now (it sends GIVE_WAY_LEVEL files at once meanwhile), if any. */
+  givesWayTo?(): TargetConfig | undefined;
 }
+
+/**
+ * Files at once of a lane that gives way to a nearby destination while this computer cannot keep
+ * up with both: the cloud goes on at a file per round trip, and the engine's thread, which both
+ * share, goes to the NAS (bench/wan.mjs (d): with 2 the NAS took 1.20-1.28x its time alone, with
+ * 1 0.97-1.01x; docs/benchmarks.md).
+ */
+export const GIVE_WAY_LEVEL = 1;
 
 /** A destination read to repair a damaged copy of a file that is gone from this computer. */
 export interface RepairSource {
@@ -308,6 +318,7 @@ export class TargetLane {
       leaseMs: ctx.leaseMs,
       pollMs: 10_000,
       mayRun: () => this.gate(),
+      limit: () => (this.ctx.givesWayTo?.() ? GIVE_WAY_LEVEL : undefined),
       run: async (c) => {
         const outcome = await this.runJob(c);
         this.onOutcome?.(c.job.file_id, outcome);

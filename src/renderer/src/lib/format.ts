@@ -94,7 +94,7 @@ export function slugify(label: string, fallback = 'item'): string {
 }
 
 /** Files moving now (`now`), the number Triplicate chose for the link (`chosen`), its cap (`max`). */
-export type AtOnce = { now: number; chosen: number; max: number };
+export type AtOnce = { now: number; chosen: number; max: number; after?: string };
 
 /**
  * The line of a destination card while files go to it: how many are in flight, and the number
@@ -114,6 +114,7 @@ function atOnceSentence(verb: string, s: AtOnce | undefined): string {
   if (!s || s.now <= 0) return '';
   const files = `${formatCount(s.now)} ${plural(s.now, 'file', 'files')}`;
   const cap = `at most ${formatCount(s.max)}`;
+  if (s.after) return `${verb} ${files} at once while ${s.after} goes first: this computer cannot keep up with both. Then up to ${formatCount(s.chosen)} on this link (${cap}).`;
   if (s.now === s.chosen) return `${verb} ${files} at once, the number chosen for this link (${cap}).`;
   if (s.now < s.chosen) return `${verb} ${files} at once (up to ${formatCount(s.chosen)} on this link, ${cap}).`;
   return `${verb} ${files} at once, coming down to ${formatCount(s.chosen)} for this link (${cap}).`;
