@@ -57,3 +57,10 @@ export function syncStatus(over: Partial<SyncStatus> = {}): SyncStatus {
     ...over,
   };
 }
+
+/** The card of one destination on the Destinations page: from its heading to the next card. */
+export function card(html: string, label: string): string {
+  const start = html.indexOf(`<h2>${label}</h2>`);
+  const end = html.indexOf('<li ', start);
+  return html.slice(start, end < 0 ? undefined : end);
+}

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import type { SyncStatus, TargetTested } from '../../src/shared/api';
 import { formatTime } from '../../src/renderer/src/lib/format';
-import { NAS_AND_CLOUD, renderApp, syncStatus, targetStatus, words } from './app.render';
+import { card, NAS_AND_CLOUD, renderApp, syncStatus, targetStatus, words } from './app.render';
 
 const NOW = Date.now();
 const TESTED_AT = NOW - 5 * 60_000;
@@ -29,13 +29,6 @@ function statusWith(nas: TargetTested | undefined, cloud: TargetTested | undefin
 
 function render(status: SyncStatus): string {
   return renderApp({ targets: NAS_AND_CLOUD, page: 'destinations', status });
-}
-
-/** The card of one destination: from its heading to the next card. */
-function card(html: string, label: string): string {
-  const start = html.indexOf(`<h2>${label}</h2>`);
-  const end = html.indexOf('<li ', start);
-  return html.slice(start, end < 0 ? undefined : end);
 }
 
 describe('Destinations: what the last Test connection found about the key', () => {
