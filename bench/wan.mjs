@@ -199,6 +199,7 @@ async function restore(catalogDir, cloudTarget, { prefix } = {}) {
   const t0 = now();
   const cpu0 = process.cpuUsage();
   const p = await svc.restoreMissing(prefix ? { prefix } : {});
+  const planned = (now() - t0) / 1000;
   // the files at once the restore workers chose, as it changed
   const level = levelSteps();
   const look = setInterval(() => level.note(svc.adapt?.level ?? 0, t0), 100);
@@ -211,7 +212,7 @@ async function restore(catalogDir, cloudTarget, { prefix } = {}) {
   const bytes = bytesUnder(dest);
   rm(dataDir);
   rm(dest);
-  return { seconds, files: r.files_done, bytes, level, cpu: (cpu.user + cpu.system) / 1e6 };
+  return { seconds, files: r.files_done, bytes, level, planned, cpu: (cpu.user + cpu.system) / 1e6 };
 }
 
 /** CPU seconds (user + system) a process has used so far, from /proc (Linux); NaN elsewhere. */
@@ -278,7 +279,7 @@ if (ONLY.has('c')) {
         const o = await restore(catalogA, target('cloud', cloud.endpoint, bucketA));
         if (o.files !== PHOTOS || o.bytes !== photoBytes) throw new Error(`(c) restored ${o.files} files, ${o.bytes} bytes`);
         seconds = o.seconds;
-        note = `  (files at once: ${o.level}); the restore itself ${o.cpu.toFixed(1)} s of CPU`;
+        note = `  (files at once: ${o.level}; planned in ${o.planned.toFixed(2)} s); the restore itself ${o.cpu.toFixed(1)} s of CPU`;
       } else {
         const dest = tempDir('trip-bench-wan-rclone-');
         seconds = await rclone([`bench:${bucketA}/media`, dest, '--use-server-modtime', ...(what === 'rclone32' ? ['--transfers', '32'] : [])], cloud.endpoint);

@@ -22,7 +22,7 @@ import { badRequest, conflict, notFound, type ApiRegistry, type Handlers } from 
 import type { Ingestor } from '../sync/ingest';
 import { log } from '../log';
 import { sha256File } from '../sync/hash';
-import { errnoOf, errorText, forEachLimit } from '../util';
+import { errorText } from '../util';
 import { pruneLeftNote, pruneTarget } from './prune';
 import { rebuildFromTarget, type RebuildReport } from './rebuild';
 import { currentKey, fileExistedAt, sourcesFor, type Source, type Want } from './sources';
@@ -77,6 +77,8 @@ const FINAL = new Set(['done', 'failed', 'cancelled']);
 const DOWN_MS = 60_000;
 /** Times a file waits for a target that is down before it counts as failed. */
 const MAX_WAITS = 6;
+/** Files looked at on disk between two turns of the event loop while a restore of what is missing is planned. */
+const STAT_BATCH = 1000;
 
 /** What restores ask of the sync service (wired by the composition root). */
 export interface RestoreDeps {
@@ -301,14 +303,19 @@ export class RestoreService implements EngineService {
       }
       const { where: w2, args: a2 } = this.selection({ root: root.id, prefix: body.prefix });
       const present = this.ctx.catalog.db.prepare(`SELECT f.* FROM files f WHERE f.local_state = 'present' AND ${w2} ORDER BY f.rel_path`).all(...a2) as FileRow[];
-      await forEachLimit(present, 64, async (f) => {
-        if (seen.has(f.id)) return;
+      // A plain stat that does not throw for "not there" (as destinationState): no error object, no
+      // thread-pool round trip; 5,000 took 0.48 s through fs.promises, all before the first fetch.
+      // The engine's other work runs between batches.
+      for (let i = 0; i < present.length; i++) {
+        const f = present[i]!;
+        if (i % STAT_BATCH === STAT_BATCH - 1) await new Promise<void>((r) => setImmediate(r));
+        if (seen.has(f.id)) continue;
         try {
-          await stat(safeJoinRaw(root.path, diskRel(f)));
-        } catch (e) {
-          if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') rows.push(f);
+          if (destinationState(safeJoinRaw(root.path, diskRel(f))).kind === 'none') rows.push(f);
+        } catch {
+          // unreadable (permissions): not known to be missing
         }
-      });
+      }
     }
     const items: PlanItem[] = [];
     let noBackup = 0;
