@@ -213,8 +213,8 @@ export class SyncService implements EngineService {
   /**
    * The nearby destination (a NAS, a disk) a cloud destination's uploads give way to: one that is
    * sending while the engine's thread is saturated. Its uploads are limited by this computer, the
-   * cloud's by its link; both share the one thread, so the cloud keeps a few files in flight
-   * (GIVE_WAY_LEVEL) and the NAS finishes as fast as it would alone.
+   * cloud's by its link; both share the one thread, so the cloud keeps one file in flight
+   * (GIVE_WAY_LEVEL) and the NAS finishes about as fast as it would alone.
    */
   private givesWayTo(t: TargetConfig): TargetConfig | undefined {
     if (isNearby(t)) return undefined;

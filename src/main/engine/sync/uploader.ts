@@ -53,7 +53,7 @@ export interface LaneContext {
  * Files at once of a lane that gives way to a nearby destination while this computer cannot keep
  * up with both: the cloud goes on at a file per round trip, and the engine's thread, which both
  * share, goes to the NAS (bench/wan.mjs (d): with 2 the NAS took 1.20-1.28x its time alone, with
- * 1 0.97-1.01x; docs/benchmarks.md).
+ * 1 about 1.0x; docs/benchmarks.md).
  */
 export const GIVE_WAY_LEVEL = 1;
 
