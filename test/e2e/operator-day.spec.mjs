@@ -346,6 +346,9 @@ export default async function operatorDay(t) {
         const card = page.locator('.target-card', { hasText: 'Second NAS' });
         await card.waitFor();
         await waitFor(async () => /Working/.test(await card.innerText()), { timeout: 60_000, what: 'the new destination working' });
+        // s3rver lets any key delete: what the test found stays on the card (issue 19)
+        await card.getByText('This key can delete the backups.').waitFor({ timeout: 10_000 });
+        await shot(page, shots, '26-destination-key-can-delete');
         // and remove it again: nothing is deleted, the confirmation says so
         await card.getByRole('button', { name: 'Remove' }).click();
         const confirm = page.getByRole('dialog', { name: /Remove Second NAS/ });
