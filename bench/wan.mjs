@@ -141,12 +141,22 @@ async function upload(rootPath, targets, { waitFor = targets.map((t) => t.id), k
     });
   });
   await engine.start();
+  // while the NAS runs, how often the cloud gives way to it (its card's "while NAS goes first"),
+  // read from the status as the console reads it, twice a second
+  const gaveWay = { asked: 0, yes: 0 };
+  const gw = setInterval(() => {
+    const s = doneAt.nas === undefined ? engine.service('sync').status().targets.cloud?.sending : undefined;
+    if (!s) return;
+    gaveWay.asked++;
+    if (s.after) gaveWay.yes++;
+  }, 500);
   await Promise.race([done, sleep(MAX_WAIT_MS)]);
+  clearInterval(gw);
   clearInterval(look);
   await engine.stop();
   for (const id of waitFor) if (doneAt[id] === undefined) throw new Error(`only ${synced[id].size} of ${n} files synced to ${id}`);
   if (!keep) rm(dataDir);
-  return { doneAt, dataDir, levels };
+  return { doneAt, dataDir, levels, gaveWay };
 }
 
 /** A lane's files at once as it changed: "8 16@0.4 32@1.1" (level@seconds in), and the most. */
@@ -330,7 +340,7 @@ if (ONLY.has('d')) {
       const total = Object.values(used).reduce((a, b) => a + b, 0);
       put(`d-${what}`, u.doneAt.nas);
       console.log(`  (d) round ${r + 1}: NAS ${what === 'alone' ? 'alone    ' : '+ cloud  '} ${u.doneAt.nas.toFixed(1)} s; CPU s: ${cpuText(used)} (${(total / u.doneAt.nas).toFixed(2)} of ${availableParallelism()} cores busy)`);
-      if (u.doneAt.cloud) console.log(`      the cloud done at ${u.doneAt.cloud.toFixed(1)} s`);
+      if (u.doneAt.cloud) console.log(`      the cloud done at ${u.doneAt.cloud.toFixed(1)} s; it gave way to the NAS in ${u.gaveWay.yes} of ${u.gaveWay.asked} looks at the status while the NAS ran`);
       console.log(`      files at once: NAS ${u.levels.nas}${u.levels.cloud ? `; cloud ${u.levels.cloud}` : ''}`);
     }
   }
