@@ -141,15 +141,17 @@ async function upload(rootPath, targets, { waitFor = targets.map((t) => t.id), k
     });
   });
   await engine.start();
-  // while the NAS runs, how often the cloud gives way to it (its card's "while NAS goes first"),
-  // read from the status as the console reads it, twice a second
+  // with a NAS and a cloud ((d)): while the NAS runs, how often the cloud gives way to it (its
+  // card's "while NAS goes first"), read from the status as the console reads it, twice a second
   const gaveWay = { asked: 0, yes: 0 };
-  const gw = setInterval(() => {
-    const s = doneAt.nas === undefined ? engine.service('sync').status().targets.cloud?.sending : undefined;
-    if (!s) return;
-    gaveWay.asked++;
-    if (s.after) gaveWay.yes++;
-  }, 500);
+  const gw = synced.nas && synced.cloud
+    ? setInterval(() => {
+        const s = doneAt.nas === undefined ? engine.service('sync').status().targets.cloud?.sending : undefined;
+        if (!s) return;
+        gaveWay.asked++;
+        if (s.after) gaveWay.yes++;
+      }, 500)
+    : undefined;
   await Promise.race([done, sleep(MAX_WAIT_MS)]);
   clearInterval(gw);
   clearInterval(look);
@@ -159,15 +161,12 @@ async function upload(rootPath, targets, { waitFor = targets.map((t) => t.id), k
   return { doneAt, dataDir, levels, gaveWay };
 }
 
-/** A lane's files at once as it changed: "8 16@0.4 32@1.1" (level@seconds in), and the most. */
+/** A lane's files at once as it changed: "8 16@0.4 32@1.1" (level@seconds in). */
 function levelSteps() {
   const steps = [];
   return {
     note(l, t0) {
       if (l && l !== steps.at(-1)?.l) steps.push({ l, t: (now() - t0) / 1000 });
-    },
-    get max() {
-      return Math.max(0, ...steps.map((x) => x.l));
     },
     toString() {
       return steps.map((x, i) => (i ? `${x.l}@${x.t.toFixed(1)}` : `${x.l}`)).join(' ');
@@ -344,9 +343,6 @@ if (ONLY.has('d')) {
       console.log(`      files at once: NAS ${u.levels.nas}${u.levels.cloud ? `; cloud ${u.levels.cloud}` : ''}`);
     }
   }
-}
-
-if (ONLY.has('d')) {
   try {
     setPriority(cloudS3.pid, 0); // back, for (e) (only a privileged user may raise it again)
   } catch {}

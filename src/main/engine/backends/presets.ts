@@ -26,9 +26,12 @@ export const DEFAULT_PART_SIZE = 8 * MiB;
 export const DEFAULT_QUEUE_SIZE = 4;
 /** Files an upload lane sends at once before it has measured anything (the fixed level of old). */
 export const START_CONCURRENCY = 4;
-/** The ceilings of `maxConcurrency`: cloud services, and servers on the site's own network. */
-const CLOUD_CONCURRENCY = 32;
-const NEARBY_CONCURRENCY = 8;
+/**
+ * Where a preset's server is, and what follows from it: a cloud service needs many files in flight
+ * to fill its link; a server on the site's own network fills it with a few, and goes first.
+ */
+const CLOUD = { maxConcurrency: 32, nearby: false } as const;
+const NEARBY = { maxConcurrency: 8, nearby: true } as const;
 export const MIN_PART_SIZE = 5 * MiB;
 export const MAX_PARTS = 10_000;
 
@@ -72,8 +75,7 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     equalPartSizes: true,
     endpointOptional: false,
     note: 'Region is always "auto". R2 has no object versioning; Triplicate keeps old versions itself.',
-    maxConcurrency: CLOUD_CONCURRENCY,
-    nearby: false,
+    ...CLOUD,
   },
   minio: {
     id: 'minio',
@@ -88,8 +90,7 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     equalPartSizes: false,
     endpointOptional: false,
     note: 'Use the S3 API port (usually 9000), not the web console port.',
-    maxConcurrency: NEARBY_CONCURRENCY,
-    nearby: true,
+    ...NEARBY,
   },
   rustfs: {
     id: 'rustfs',
@@ -104,8 +105,7 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     equalPartSizes: false,
     endpointOptional: false,
     note: 'Use the S3 API port (usually 9000).',
-    maxConcurrency: NEARBY_CONCURRENCY,
-    nearby: true,
+    ...NEARBY,
   },
   aws: {
     id: 'aws',
@@ -121,8 +121,7 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     equalPartSizes: false,
     endpointOptional: true,
     note: 'Pick the region the bucket was created in.',
-    maxConcurrency: CLOUD_CONCURRENCY,
-    nearby: false,
+    ...CLOUD,
   },
   b2: {
     id: 'b2',
@@ -138,8 +137,7 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     equalPartSizes: false,
     endpointOptional: false,
     note: 'The region is the part after "s3." in the endpoint shown on the bucket page.',
-    maxConcurrency: CLOUD_CONCURRENCY,
-    nearby: false,
+    ...CLOUD,
   },
   wasabi: {
     id: 'wasabi',
@@ -155,8 +153,7 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     equalPartSizes: false,
     endpointOptional: false,
     note: 'Wasabi bills every object for at least 90 days, deleted or not.',
-    maxConcurrency: CLOUD_CONCURRENCY,
-    nearby: false,
+    ...CLOUD,
   },
   other: {
     id: 'other',
@@ -174,8 +171,7 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     equalPartSizes: true,
     endpointOptional: false,
     note: 'Path-style addressing is the safe default; turn it off only if the provider asks.',
-    maxConcurrency: CLOUD_CONCURRENCY,
-    nearby: false,
+    ...CLOUD,
   },
   folder: {
     id: 'folder',
@@ -189,8 +185,7 @@ export const PRESETS: Record<ProviderPreset | 'folder', PresetQuirks> = {
     equalPartSizes: false,
     endpointOptional: true,
     note: 'A mounted network share or a USB disk.',
-    maxConcurrency: NEARBY_CONCURRENCY,
-    nearby: true,
+    ...NEARBY,
   },
 };
 
